@@ -1,0 +1,169 @@
+package registry
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+)
+
+// AssignmentCheck is everything the stage rules look at. The store fills
+// it inside the write transaction, so the decision and the write see the
+// same data.
+type AssignmentCheck struct {
+	Stage string
+	// Policy is the model's policy for Stage, nil when there is none.
+	Policy *StagePolicy
+	// Version is the version to assign.
+	Version *ModelVersion
+	// Current is the version holding Stage now, nil when unassigned.
+	Current *ModelVersion
+	// RequiredHistory is the history of Policy.RequireStage, oldest first.
+	RequiredHistory []StageHistoryEntry
+	Now             time.Time
+}
+
+// CheckAssignment applies the rules for assigning a version to a stage:
+// a flagged version is never promoted, then each rule of the stage policy
+// in a fixed order. The first failure is returned as a policy_violation
+// error whose Rule names it.
+func CheckAssignment(c AssignmentCheck) error {
+	v := c.Version
+	if v.Flagged {
+		reason := ""
+		if v.FlagReason != "" {
+			reason = " (" + v.FlagReason + ")"
+		}
+		return PolicyError("flagged", "version %d of %q is flagged%s and cannot be assigned to stage %q", v.Version, v.Model, reason, c.Stage)
+	}
+	p := c.Policy
+	if p == nil {
+		return nil
+	}
+	if p.RequireStage != "" {
+		held, longest := StageHold(c.RequiredHistory, v.Version, c.Now)
+		if !held {
+			return PolicyError("require_stage", "version %d must hold or have held stage %q before it can be assigned to %q", v.Version, p.RequireStage, c.Stage)
+		}
+		if p.MinSoak != "" {
+			soak, err := time.ParseDuration(p.MinSoak)
+			if err != nil {
+				return PolicyError("min_soak", "policy has an invalid min_soak %q", p.MinSoak)
+			}
+			if longest < soak {
+				return PolicyError("min_soak", "version %d held stage %q for %s, policy for %q needs at least %s", v.Version, p.RequireStage, longest.Truncate(time.Second), c.Stage, p.MinSoak)
+			}
+		}
+	}
+	for _, name := range sortedKeys(p.MinMetrics) {
+		min := p.MinMetrics[name]
+		got, ok := v.Metrics[name]
+		if !ok {
+			return PolicyError("min_metrics", "version %d has no metric %q, policy for %q needs %s >= %g", v.Version, name, c.Stage, name, min)
+		}
+		if got < min {
+			return PolicyError("min_metrics", "version %d has %s = %g, policy for %q needs >= %g", v.Version, name, got, c.Stage, min)
+		}
+	}
+	for _, name := range sortedKeys(p.MaxMetrics) {
+		max := p.MaxMetrics[name]
+		got, ok := v.Metrics[name]
+		if !ok {
+			return PolicyError("max_metrics", "version %d has no metric %q, policy for %q needs %s <= %g", v.Version, name, c.Stage, name, max)
+		}
+		if got > max {
+			return PolicyError("max_metrics", "version %d has %s = %g, policy for %q needs <= %g", v.Version, name, got, c.Stage, max)
+		}
+	}
+	if p.RequireSignatureMatch && c.Current != nil && c.Current.Version != v.Version {
+		if !SignaturesEqual(c.Current.Signature, v.Signature) {
+			return PolicyError("require_signature_match", "version %d's signature differs from version %d, which holds %q now: %s", v.Version, c.Current.Version, c.Stage, signatureDiff(c.Current.Signature, v.Signature))
+		}
+	}
+	return nil
+}
+
+// StageHold walks a stage's history (oldest first) and reports whether
+// version ever held the stage and its longest uninterrupted hold, counting
+// a hold that continues now up to now.
+func StageHold(history []StageHistoryEntry, version int64, now time.Time) (held bool, longest time.Duration) {
+	entries := append([]StageHistoryEntry(nil), history...)
+	sort.SliceStable(entries, func(i, j int) bool {
+		if entries[i].AssignedAt.Equal(entries[j].AssignedAt) {
+			return entries[i].ID < entries[j].ID
+		}
+		return entries[i].AssignedAt.Before(entries[j].AssignedAt)
+	})
+	var holder int64
+	var since time.Time
+	closeHold := func(at time.Time) {
+		if holder == version {
+			held = true
+			if d := at.Sub(since); d > longest {
+				longest = d
+			}
+		}
+	}
+	for _, e := range entries {
+		next := int64(0)
+		if e.Action != StageActionUnassign {
+			next = e.Version
+		}
+		if next == holder {
+			continue
+		}
+		closeHold(e.AssignedAt)
+		holder, since = next, e.AssignedAt
+	}
+	closeHold(now)
+	if longest < 0 {
+		longest = 0
+	}
+	return held, longest
+}
+
+func normSig(s *Signature) Signature {
+	if s == nil {
+		return Signature{}
+	}
+	n := Signature{}
+	for _, t := range s.Inputs {
+		if len(t.Shape) == 0 {
+			t.Shape = nil
+		}
+		n.Inputs = append(n.Inputs, t)
+	}
+	for _, t := range s.Outputs {
+		if len(t.Shape) == 0 {
+			t.Shape = nil
+		}
+		n.Outputs = append(n.Outputs, t)
+	}
+	return n
+}
+
+// SignaturesEqual compares two signatures; nil equals empty.
+func SignaturesEqual(a, b *Signature) bool {
+	return reflect.DeepEqual(normSig(a), normSig(b))
+}
+
+func describeTensors(ts []TensorSpec) string {
+	parts := make([]string, 0, len(ts))
+	for _, t := range ts {
+		dims := make([]string, 0, len(t.Shape))
+		for _, d := range t.Shape {
+			dims = append(dims, fmt.Sprint(d))
+		}
+		parts = append(parts, fmt.Sprintf("%s:%s[%s]", t.Name, t.DType, strings.Join(dims, ",")))
+	}
+	return "(" + strings.Join(parts, " ") + ")"
+}
+
+func signatureDiff(cur, next *Signature) string {
+	a, b := normSig(cur), normSig(next)
+	if !reflect.DeepEqual(a.Inputs, b.Inputs) {
+		return "inputs " + describeTensors(b.Inputs) + " != " + describeTensors(a.Inputs)
+	}
+	return "outputs " + describeTensors(b.Outputs) + " != " + describeTensors(a.Outputs)
+}

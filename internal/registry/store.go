@@ -1,0 +1,170 @@
+package registry
+
+import (
+	"context"
+	"time"
+)
+
+// Actor identifies who makes a change; it lands in the audit event and in
+// created_by / assigned_by fields.
+type Actor struct {
+	// Name is the token name ("system" for the gateway's guard).
+	Name string
+	// RequestID ties the event to the HTTP request that caused it.
+	RequestID string
+}
+
+// ListOptions pages through a list. PageToken is opaque: whatever the store
+// returned as NextPageToken.
+type ListOptions struct {
+	PageSize  int
+	PageToken string
+}
+
+// VersionFilter narrows and orders a version list.
+type VersionFilter struct {
+	ListOptions
+	// Stage keeps versions that hold this stage now.
+	Stage string
+	// Tag keeps versions with this tag, "key" (any value) or "key=value".
+	Tag string
+	// Flagged, when set, keeps versions whose flag equals it.
+	Flagged *bool
+	// OrderBy is "version", "version desc", "metrics.<name>" or
+	// "metrics.<name> desc". Default "version". Versions without the metric
+	// come last in both directions.
+	OrderBy string
+}
+
+// EventFilter narrows the audit log. Events come oldest first.
+type EventFilter struct {
+	ListOptions
+	Model    string
+	Endpoint string
+	// Since keeps events at or after this time (zero: all).
+	Since time.Time
+}
+
+// Precondition is an optional optimistic concurrency check: when
+// IfRevision is > 0 the write fails with precondition_failed unless the
+// stored revision equals it.
+type Precondition struct {
+	IfRevision int64
+}
+
+// DeleteModelOptions controls DeleteModel.
+type DeleteModelOptions struct {
+	Precondition
+	// Force deletes the model's versions and stage assignments too.
+	// Without it, a model with versions cannot be deleted.
+	Force bool
+}
+
+// AssignOptions controls AssignStage.
+type AssignOptions struct {
+	Precondition
+	// DryRun runs every check and writes nothing.
+	DryRun bool
+}
+
+// IdempotencyKey identifies an idempotent request: the same token, key,
+// method and path. RequestHash is the SHA-256 of the body and decides
+// whether a replay is the same request.
+type IdempotencyKey struct {
+	TokenID     int64
+	Key         string
+	Method      string
+	Path        string
+	RequestHash string
+}
+
+// IdempotencyRecord is the stored outcome of an idempotent request.
+type IdempotencyRecord struct {
+	// Completed is false while the first request is still in flight.
+	Completed   bool
+	RequestHash string
+	StatusCode  int
+	// Headers holds the replayed response headers (Content-Type, ETag, Location).
+	Headers   map[string]string
+	Body      []byte
+	CreatedAt time.Time
+}
+
+// Store is the registry's persistence. Every write runs in one transaction
+// together with its audit event; every rule that needs stored data (stage
+// policies, checksum uniqueness, version numbering, revisions) is decided
+// inside that transaction. Errors are *Error values with registry codes.
+type Store interface {
+	// Models.
+	CreateModel(ctx context.Context, actor Actor, m ModelCreate) (*Model, error)
+	GetModel(ctx context.Context, name string) (*Model, error)
+	ListModels(ctx context.Context, opts ListOptions) (*Page[Model], error)
+	UpdateModel(ctx context.Context, actor Actor, name string, p ModelPatch, pre Precondition) (*Model, error)
+	// DeleteModel fails with conflict while versions exist (unless Force)
+	// or while an endpoint refers to the model.
+	DeleteModel(ctx context.Context, actor Actor, name string, opts DeleteModelOptions) error
+
+	// Versions. CreateVersion assigns the next number, never reused, and
+	// fails with already_exists naming the live version with the same
+	// checksum.
+	CreateVersion(ctx context.Context, actor Actor, model string, v ModelVersionCreate) (*ModelVersion, error)
+	GetVersion(ctx context.Context, model string, version int64) (*ModelVersion, error)
+	ListVersions(ctx context.Context, model string, f VersionFilter) (*Page[ModelVersion], error)
+	UpdateVersion(ctx context.Context, actor Actor, model string, version int64, p ModelVersionPatch, pre Precondition) (*ModelVersion, error)
+	// DeleteVersion fails with conflict while the version holds a stage or
+	// an endpoint routes to it.
+	DeleteVersion(ctx context.Context, actor Actor, model string, version int64, pre Precondition) error
+
+	// Stages. AssignStage enforces CheckAssignment inside the transaction.
+	// With DryRun it returns the assignment that would be written.
+	AssignStage(ctx context.Context, actor Actor, model, stage string, req StageAssign, opts AssignOptions) (*StageAssignment, error)
+	GetStage(ctx context.Context, model, stage string) (*StageAssignment, error)
+	ListStages(ctx context.Context, model string) ([]StageAssignment, error)
+	UnassignStage(ctx context.Context, actor Actor, model, stage string, pre Precondition) error
+	// StageHistory lists a stage's changes, newest first.
+	StageHistory(ctx context.Context, model, stage string, opts ListOptions) (*Page[StageHistoryEntry], error)
+
+	// Endpoints. Create and update check that the model exists and every
+	// route's version exists and is not flagged.
+	CreateEndpoint(ctx context.Context, actor Actor, e EndpointCreate) (*Endpoint, error)
+	GetEndpoint(ctx context.Context, name string) (*Endpoint, error)
+	ListEndpoints(ctx context.Context, opts ListOptions) (*Page[Endpoint], error)
+	UpdateEndpoint(ctx context.Context, actor Actor, name string, p EndpointPatch, pre Precondition) (*Endpoint, error)
+	DeleteEndpoint(ctx context.Context, actor Actor, name string, pre Precondition) error
+	// RecordGuardRollback stores routes observed after the guard moved
+	// traffic, sets status rolled_back with message, and writes an
+	// endpoint.guard_rollback event, all in one transaction. It fails with
+	// precondition_failed when the endpoint's revision is no longer
+	// expectedRevision (someone changed it meanwhile).
+	RecordGuardRollback(ctx context.Context, actor Actor, name string, expectedRevision int64, routes []Route, message string) (*Endpoint, error)
+
+	// Events.
+	ListEvents(ctx context.Context, f EventFilter) (*Page[Event], error)
+	// LatestEventID is a cheap change marker: it grows on every write.
+	LatestEventID(ctx context.Context) (int64, error)
+
+	// Tokens. The secret itself is never stored; t.Hash is.
+	CreateToken(ctx context.Context, actor Actor, t Token) (*Token, error)
+	// TokenByHash returns an unrevoked token, or not_found.
+	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	ListTokens(ctx context.Context) ([]Token, error)
+	RevokeToken(ctx context.Context, actor Actor, name string) error
+	// TouchToken records the token's last use (best effort, may be coarse).
+	TouchToken(ctx context.Context, id int64, at time.Time) error
+
+	// Idempotency. BeginIdempotent claims the key: when no live record
+	// exists it stores an in-flight record and returns (nil, nil); else it
+	// returns the existing record (completed or in flight). Records older
+	// than ttl are replaced. An in-flight record older than a minute is
+	// considered abandoned and is claimed again.
+	BeginIdempotent(ctx context.Context, k IdempotencyKey, ttl time.Duration) (*IdempotencyRecord, error)
+	CompleteIdempotent(ctx context.Context, k IdempotencyKey, rec IdempotencyRecord) error
+	// AbandonIdempotent drops an in-flight record (the request failed
+	// before writing anything), so a retry can run again.
+	AbandonIdempotent(ctx context.Context, k IdempotencyKey) error
+	PurgeIdempotency(ctx context.Context, olderThan time.Time) (int64, error)
+
+	// Ping checks the database (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}

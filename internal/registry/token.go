@@ -1,0 +1,31 @@
+package registry
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"strings"
+)
+
+// TokenPrefix starts every token secret, so leaked tokens are easy to spot
+// by secret scanners.
+const TokenPrefix = "mlr_"
+
+var tokenEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// NewTokenSecret returns a fresh random secret (160 bits) and its hash. The
+// secret is shown to the user once; only the hash is stored.
+func NewTokenSecret() (secret string, hash []byte, err error) {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, err
+	}
+	secret = TokenPrefix + strings.ToLower(tokenEncoding.EncodeToString(b[:]))
+	return secret, HashToken(secret), nil
+}
+
+// HashToken returns the SHA-256 of a token secret.
+func HashToken(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}

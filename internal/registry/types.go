@@ -1,0 +1,331 @@
+package registry
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Model is a registered model. Name is its identity.
+type Model struct {
+	Name          string                 `json:"name"`
+	Description   string                 `json:"description"`
+	Owner         string                 `json:"owner"`
+	Tags          map[string]string      `json:"tags"`
+	StagePolicies map[string]StagePolicy `json:"stage_policies"`
+	CreatedAt     time.Time              `json:"created_at"`
+	UpdatedAt     time.Time              `json:"updated_at"`
+	Revision      int64                  `json:"revision"`
+}
+
+// StagePolicy is what a version must satisfy before it may be assigned to a
+// stage. The zero value allows everything.
+type StagePolicy struct {
+	// RequireStage is a stage the version must hold now or have held.
+	RequireStage string `json:"require_stage,omitempty"`
+	// MinSoak is how long (Go duration, e.g. "24h") the version must have
+	// held RequireStage, counting its longest uninterrupted hold.
+	MinSoak string `json:"min_soak,omitempty"`
+	// MinMetrics: each named metric must be present and >= the value.
+	MinMetrics map[string]float64 `json:"min_metrics,omitempty"`
+	// MaxMetrics: each named metric must be present and <= the value.
+	MaxMetrics map[string]float64 `json:"max_metrics,omitempty"`
+	// RequireSignatureMatch: the version's signature must equal that of the
+	// version holding the stage now (if any).
+	RequireSignatureMatch bool `json:"require_signature_match,omitempty"`
+}
+
+// ModelCreate is the body of POST /api/v1/models.
+type ModelCreate struct {
+	Name          string                 `json:"name"`
+	Description   string                 `json:"description,omitempty"`
+	Owner         string                 `json:"owner,omitempty"`
+	Tags          map[string]string      `json:"tags,omitempty"`
+	StagePolicies map[string]StagePolicy `json:"stage_policies,omitempty"`
+}
+
+// ModelPatch is the body of PATCH /api/v1/models/{model}. A nil field is
+// left unchanged; a non-nil field replaces the stored value whole.
+type ModelPatch struct {
+	Description   *string                 `json:"description,omitempty"`
+	Owner         *string                 `json:"owner,omitempty"`
+	Tags          *map[string]string      `json:"tags,omitempty"`
+	StagePolicies *map[string]StagePolicy `json:"stage_policies,omitempty"`
+}
+
+// Artifact formats a version may declare.
+var Formats = []string{"onnx", "safetensors", "pytorch", "tensorflow", "sklearn", "xgboost", "pickle", "custom"}
+
+// Lineage records where a version came from.
+type Lineage struct {
+	RunID     string `json:"run_id,omitempty"`
+	GitCommit string `json:"git_commit,omitempty"`
+	Dataset   string `json:"dataset,omitempty"`
+	CodeURI   string `json:"code_uri,omitempty"`
+}
+
+// TensorSpec describes one input or output of a model signature.
+// A shape dimension of -1 means "any size".
+type TensorSpec struct {
+	Name  string  `json:"name"`
+	DType string  `json:"dtype"`
+	Shape []int64 `json:"shape"`
+}
+
+// Signature is a version's input/output contract.
+type Signature struct {
+	Inputs  []TensorSpec `json:"inputs"`
+	Outputs []TensorSpec `json:"outputs"`
+}
+
+// ModelVersion is one immutable artifact of a model. The artifact identity
+// (source, checksum, format, parameters, metrics, lineage, signature) never
+// changes after creation; description, tags and the flag may.
+type ModelVersion struct {
+	Model      string             `json:"model"`
+	Version    int64              `json:"version"`
+	Source     string             `json:"source"`
+	Checksum   string             `json:"checksum"`
+	Format     string             `json:"format"`
+	Parameters map[string]string  `json:"parameters"`
+	Metrics    map[string]float64 `json:"metrics"`
+	Lineage    *Lineage           `json:"lineage,omitempty"`
+	Signature  *Signature         `json:"signature,omitempty"`
+
+	Description string            `json:"description"`
+	Tags        map[string]string `json:"tags"`
+	Flagged     bool              `json:"flagged"`
+	FlagReason  string            `json:"flag_reason"`
+
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Stages lists the stages pointing at this version, sorted.
+	Stages   []string `json:"stages"`
+	Revision int64    `json:"revision"`
+}
+
+// ModelVersionCreate is the body of POST /api/v1/models/{model}/versions.
+type ModelVersionCreate struct {
+	Source      string             `json:"source"`
+	Checksum    string             `json:"checksum"`
+	Format      string             `json:"format"`
+	Parameters  map[string]string  `json:"parameters,omitempty"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+	Lineage     *Lineage           `json:"lineage,omitempty"`
+	Signature   *Signature         `json:"signature,omitempty"`
+	Description string             `json:"description,omitempty"`
+	Tags        map[string]string  `json:"tags,omitempty"`
+	Flagged     bool               `json:"flagged,omitempty"`
+	FlagReason  string             `json:"flag_reason,omitempty"`
+}
+
+// ModelVersionPatch is the body of PATCH .../versions/{version}. Only the
+// mutable fields exist here; the server rejects artifact fields by name.
+type ModelVersionPatch struct {
+	Description *string            `json:"description,omitempty"`
+	Tags        *map[string]string `json:"tags,omitempty"`
+	Flagged     *bool              `json:"flagged,omitempty"`
+	FlagReason  *string            `json:"flag_reason,omitempty"`
+}
+
+// StageAssignment says which version a model's stage points at.
+type StageAssignment struct {
+	Model   string `json:"model"`
+	Stage   string `json:"stage"`
+	Version int64  `json:"version"`
+	// PreviousVersion is the version the stage pointed at before this
+	// assignment, 0 when it was unassigned.
+	PreviousVersion int64     `json:"previous_version"`
+	AssignedAt      time.Time `json:"assigned_at"`
+	AssignedBy      string    `json:"assigned_by"`
+	Reason          string    `json:"reason"`
+	Revision        int64     `json:"revision"`
+}
+
+// StageAssign is the body of PUT .../stages/{stage}.
+type StageAssign struct {
+	Version int64  `json:"version"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Stage history actions.
+const (
+	StageActionAssign   = "assign"
+	StageActionUnassign = "unassign"
+)
+
+// StageHistoryEntry is one change of a stage. For an unassign, Version is 0
+// and PreviousVersion is the version that lost the stage.
+type StageHistoryEntry struct {
+	ID              int64     `json:"id"`
+	Model           string    `json:"model"`
+	Stage           string    `json:"stage"`
+	Action          string    `json:"action"`
+	Version         int64     `json:"version"`
+	PreviousVersion int64     `json:"previous_version"`
+	AssignedAt      time.Time `json:"assigned_at"`
+	AssignedBy      string    `json:"assigned_by"`
+	Reason          string    `json:"reason"`
+}
+
+// StageDryRun is the answer of PUT .../stages/{stage}?dry_run=true when the
+// assignment would be allowed.
+type StageDryRun struct {
+	Allowed         bool   `json:"allowed"`
+	Model           string `json:"model"`
+	Stage           string `json:"stage"`
+	Version         int64  `json:"version"`
+	PreviousVersion int64  `json:"previous_version"`
+}
+
+// Endpoint statuses.
+const (
+	EndpointStatusHealthy    = "healthy"
+	EndpointStatusRolledBack = "rolled_back"
+)
+
+// Route is one weighted target of an endpoint.
+type Route struct {
+	Name        string `json:"name"`
+	Version     int64  `json:"version"`
+	UpstreamURL string `json:"upstream_url"`
+	Weight      int    `json:"weight"`
+}
+
+// Guard configures automatic rollback of a failing route.
+type Guard struct {
+	MaxErrorRate float64 `json:"max_error_rate"`
+	MinRequests  int64   `json:"min_requests"`
+	Window       string  `json:"window"`
+}
+
+// Endpoint serves a model's versions under /serve/{name}/.
+type Endpoint struct {
+	Name         string  `json:"name"`
+	Model        string  `json:"model"`
+	Routes       []Route `json:"routes"`
+	StickyHeader string  `json:"sticky_header"`
+	Guard        *Guard  `json:"guard,omitempty"`
+	// Status is healthy, or rolled_back after the guard moved traffic.
+	Status        string    `json:"status"`
+	StatusMessage string    `json:"status_message"`
+	URL           string    `json:"url"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	Revision      int64     `json:"revision"`
+}
+
+// EndpointCreate is the body of POST /api/v1/endpoints.
+type EndpointCreate struct {
+	Name         string  `json:"name"`
+	Model        string  `json:"model"`
+	Routes       []Route `json:"routes"`
+	StickyHeader string  `json:"sticky_header,omitempty"`
+	Guard        *Guard  `json:"guard,omitempty"`
+}
+
+// EndpointPatch is the body of PATCH /api/v1/endpoints/{endpoint}. Setting
+// routes resets a rolled_back status to healthy. Guard: a JSON null is not
+// distinguishable from absent, so ClearGuard removes it.
+type EndpointPatch struct {
+	Routes       *[]Route `json:"routes,omitempty"`
+	StickyHeader *string  `json:"sticky_header,omitempty"`
+	Guard        *Guard   `json:"guard,omitempty"`
+	ClearGuard   bool     `json:"clear_guard,omitempty"`
+}
+
+// Event is one audit log entry. Events are append-only and written in the
+// same transaction as the change they describe.
+type Event struct {
+	ID          int64           `json:"id"`
+	Time        time.Time       `json:"time"`
+	Actor       string          `json:"actor"`
+	Action      string          `json:"action"`
+	SubjectType string          `json:"subject_type"`
+	Subject     string          `json:"subject"`
+	Model       string          `json:"model,omitempty"`
+	Endpoint    string          `json:"endpoint,omitempty"`
+	Before      json.RawMessage `json:"before,omitempty"`
+	After       json.RawMessage `json:"after,omitempty"`
+	RequestID   string          `json:"request_id,omitempty"`
+}
+
+// Event actions.
+const (
+	ActionModelCreate           = "model.create"
+	ActionModelUpdate           = "model.update"
+	ActionModelDelete           = "model.delete"
+	ActionVersionCreate         = "version.create"
+	ActionVersionUpdate         = "version.update"
+	ActionVersionDelete         = "version.delete"
+	ActionStageAssign           = "stage.assign"
+	ActionStageUnassign         = "stage.unassign"
+	ActionEndpointCreate        = "endpoint.create"
+	ActionEndpointUpdate        = "endpoint.update"
+	ActionEndpointDelete        = "endpoint.delete"
+	ActionEndpointGuardRollback = "endpoint.guard_rollback"
+	ActionTokenCreate           = "token.create"
+	ActionTokenRevoke           = "token.revoke"
+)
+
+// Scope is what a token may do. Scopes are ordered: admin > write > read.
+type Scope string
+
+// Token scopes.
+const (
+	ScopeRead  Scope = "read"
+	ScopeWrite Scope = "write"
+	ScopeAdmin Scope = "admin"
+)
+
+// Allows reports whether a token of scope s may do what needs scope need.
+func (s Scope) Allows(need Scope) bool { return s.rank() >= need.rank() && s.rank() > 0 }
+
+func (s Scope) rank() int {
+	switch s {
+	case ScopeRead:
+		return 1
+	case ScopeWrite:
+		return 2
+	case ScopeAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Token is an API credential. Only the SHA-256 of its secret is stored.
+type Token struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Scope Scope  `json:"scope"`
+	// Stages, when not empty, are the only stages this token may assign or
+	// unassign.
+	Stages     []string   `json:"stages"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// Hash is the SHA-256 of the secret; never serialised.
+	Hash []byte `json:"-"`
+}
+
+// MayAssignStage reports whether the token may change the given stage.
+func (t *Token) MayAssignStage(stage string) bool {
+	if !t.Scope.Allows(ScopeWrite) {
+		return false
+	}
+	if len(t.Stages) == 0 {
+		return true
+	}
+	for _, s := range t.Stages {
+		if s == stage {
+			return true
+		}
+	}
+	return false
+}
+
+// Page is one page of a list answer.
+type Page[T any] struct {
+	Items         []T    `json:"items"`
+	NextPageToken string `json:"next_page_token"`
+}

@@ -1,0 +1,471 @@
+package registry
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Patterns of names. They are exported so the provider's validators say the
+// same rule with the same words.
+var (
+	NamePattern     = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+	StagePattern    = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	ChecksumPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	// RouteNamePattern: route names share the stage syntax.
+	RouteNamePattern = StagePattern
+	// TokenNamePattern: token names share the model name syntax.
+	TokenNamePattern = NamePattern
+)
+
+// Limits on sizes of free-form fields.
+const (
+	MaxDescriptionLen = 4096
+	MaxTags           = 64
+	MaxTagKeyLen      = 128
+	MaxTagValueLen    = 1024
+	MaxMapEntries     = 256
+	MaxRoutes         = 16
+	MaxReasonLen      = 1024
+	DefaultPageSize   = 100
+	MaxPageSize       = 1000
+)
+
+// Rule descriptions, shared by server messages and provider validators.
+const (
+	NameRule     = "must match ^[a-z0-9][a-z0-9._-]{0,127}$ (lower-case letters, digits, '.', '_', '-'; start with a letter or digit; at most 128 characters)"
+	StageRule    = "must match ^[a-z][a-z0-9-]{0,62}$ (start with a lower-case letter; lower-case letters, digits, '-'; at most 63 characters)"
+	ChecksumRule = "must be sha256:<64 lower-case hex digits>"
+)
+
+// ValidateName checks a model, endpoint or token name.
+func ValidateName(field, v string) error {
+	if v == "" {
+		return FieldError(field, "required", "is required")
+	}
+	if !NamePattern.MatchString(v) {
+		return FieldError(field, "pattern", "%q %s", v, NameRule)
+	}
+	return nil
+}
+
+// ValidateStage checks a stage name.
+func ValidateStage(field, v string) error {
+	if v == "" {
+		return FieldError(field, "required", "is required")
+	}
+	if !StagePattern.MatchString(v) {
+		return FieldError(field, "pattern", "%q %s", v, StageRule)
+	}
+	return nil
+}
+
+// ValidateChecksum checks an artifact checksum.
+func ValidateChecksum(field, v string) error {
+	if v == "" {
+		return FieldError(field, "required", "is required")
+	}
+	if !ChecksumPattern.MatchString(v) {
+		return FieldError(field, "pattern", "%q %s", v, ChecksumRule)
+	}
+	return nil
+}
+
+// ValidateFormat checks an artifact format.
+func ValidateFormat(field, v string) error {
+	if v == "" {
+		return FieldError(field, "required", "is required")
+	}
+	if !slices.Contains(Formats, v) {
+		return FieldError(field, "enum", "%q must be one of %s", v, strings.Join(Formats, ", "))
+	}
+	return nil
+}
+
+// ValidateSource checks an artifact URI: absolute, with a scheme and a path
+// or host, at most 2048 bytes.
+func ValidateSource(field, v string) error {
+	if v == "" {
+		return FieldError(field, "required", "is required")
+	}
+	if len(v) > 2048 {
+		return FieldError(field, "max_length", "must be at most 2048 characters")
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" || (u.Host == "" && u.Path == "" && u.Opaque == "") {
+		return FieldError(field, "uri", "%q must be an absolute URI such as s3://bucket/key, gs://..., https://... or file:///...", v)
+	}
+	return nil
+}
+
+// ValidateUpstreamURL checks a route's upstream: http or https with a host.
+func ValidateUpstreamURL(field, v string) error {
+	if v == "" {
+		return FieldError(field, "required", "is required")
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return FieldError(field, "url", "%q must be an http:// or https:// URL with a host", v)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return FieldError(field, "url", "%q must not have a query or fragment", v)
+	}
+	return nil
+}
+
+// ValidateDuration checks a Go duration string that must be > 0.
+func ValidateDuration(field, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, FieldError(field, "duration", "%q must be a duration such as 30m, 24h or 1h30m", v)
+	}
+	if d <= 0 {
+		return 0, FieldError(field, "positive", "%q must be greater than zero", v)
+	}
+	return d, nil
+}
+
+func validateText(field, v string, maxLen int) error {
+	if len(v) > maxLen {
+		return FieldError(field, "max_length", "must be at most %d bytes", maxLen)
+	}
+	return nil
+}
+
+// ValidateTags checks a tag map.
+func ValidateTags(field string, tags map[string]string) error {
+	if len(tags) > MaxTags {
+		return FieldError(field, "max_items", "must have at most %d entries", MaxTags)
+	}
+	for _, k := range sortedKeys(tags) {
+		if k == "" || len(k) > MaxTagKeyLen {
+			return FieldError(field, "key_length", "key %q must be 1 to %d bytes", k, MaxTagKeyLen)
+		}
+		if len(tags[k]) > MaxTagValueLen {
+			return FieldError(fmt.Sprintf("%s.%s", field, k), "max_length", "must be at most %d bytes", MaxTagValueLen)
+		}
+	}
+	return nil
+}
+
+func validateMetrics(field string, m map[string]float64) error {
+	if len(m) > MaxMapEntries {
+		return FieldError(field, "max_items", "must have at most %d entries", MaxMapEntries)
+	}
+	for _, k := range sortedKeys(m) {
+		if k == "" || len(k) > MaxTagKeyLen {
+			return FieldError(field, "key_length", "key %q must be 1 to %d bytes", k, MaxTagKeyLen)
+		}
+		if math.IsNaN(m[k]) || math.IsInf(m[k], 0) {
+			return FieldError(field+"."+k, "finite", "must be a finite number")
+		}
+	}
+	return nil
+}
+
+// ValidateStagePolicies checks a model's stage policies.
+func ValidateStagePolicies(field string, p map[string]StagePolicy) error {
+	for _, stage := range sortedKeys(p) {
+		f := field + "." + stage
+		if err := ValidateStage(field+" key", stage); err != nil {
+			return err
+		}
+		pol := p[stage]
+		if pol.RequireStage != "" {
+			if err := ValidateStage(f+".require_stage", pol.RequireStage); err != nil {
+				return err
+			}
+			if pol.RequireStage == stage {
+				return FieldError(f+".require_stage", "self", "must name a stage other than %q", stage)
+			}
+		}
+		if pol.MinSoak != "" {
+			if pol.RequireStage == "" {
+				return FieldError(f+".min_soak", "requires", "needs require_stage: min_soak is measured on the required stage")
+			}
+			if _, err := ValidateDuration(f+".min_soak", pol.MinSoak); err != nil {
+				return err
+			}
+		}
+		if err := validateMetrics(f+".min_metrics", pol.MinMetrics); err != nil {
+			return err
+		}
+		if err := validateMetrics(f+".max_metrics", pol.MaxMetrics); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks a model create request.
+func (m *ModelCreate) Validate() error {
+	if err := ValidateName("name", m.Name); err != nil {
+		return err
+	}
+	if err := validateText("description", m.Description, MaxDescriptionLen); err != nil {
+		return err
+	}
+	if err := validateText("owner", m.Owner, 256); err != nil {
+		return err
+	}
+	if err := ValidateTags("tags", m.Tags); err != nil {
+		return err
+	}
+	return ValidateStagePolicies("stage_policies", m.StagePolicies)
+}
+
+// Validate checks a model patch.
+func (p *ModelPatch) Validate() error {
+	if p.Description != nil {
+		if err := validateText("description", *p.Description, MaxDescriptionLen); err != nil {
+			return err
+		}
+	}
+	if p.Owner != nil {
+		if err := validateText("owner", *p.Owner, 256); err != nil {
+			return err
+		}
+	}
+	if p.Tags != nil {
+		if err := ValidateTags("tags", *p.Tags); err != nil {
+			return err
+		}
+	}
+	if p.StagePolicies != nil {
+		return ValidateStagePolicies("stage_policies", *p.StagePolicies)
+	}
+	return nil
+}
+
+func validateTensors(field string, ts []TensorSpec) error {
+	seen := map[string]bool{}
+	for i, t := range ts {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if t.Name == "" {
+			return FieldError(f+".name", "required", "is required")
+		}
+		if seen[t.Name] {
+			return FieldError(f+".name", "unique", "%q is used twice", t.Name)
+		}
+		seen[t.Name] = true
+		if t.DType == "" {
+			return FieldError(f+".dtype", "required", "is required")
+		}
+		for j, d := range t.Shape {
+			if d < -1 {
+				return FieldError(fmt.Sprintf("%s.shape[%d]", f, j), "min", "must be -1 (any) or >= 0")
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks a version create request.
+func (v *ModelVersionCreate) Validate() error {
+	if err := ValidateSource("source", v.Source); err != nil {
+		return err
+	}
+	if err := ValidateChecksum("checksum", v.Checksum); err != nil {
+		return err
+	}
+	if err := ValidateFormat("format", v.Format); err != nil {
+		return err
+	}
+	if len(v.Parameters) > MaxMapEntries {
+		return FieldError("parameters", "max_items", "must have at most %d entries", MaxMapEntries)
+	}
+	for _, k := range sortedKeys(v.Parameters) {
+		if k == "" || len(k) > MaxTagKeyLen {
+			return FieldError("parameters", "key_length", "key %q must be 1 to %d bytes", k, MaxTagKeyLen)
+		}
+		if len(v.Parameters[k]) > MaxTagValueLen {
+			return FieldError("parameters."+k, "max_length", "must be at most %d bytes", MaxTagValueLen)
+		}
+	}
+	if err := validateMetrics("metrics", v.Metrics); err != nil {
+		return err
+	}
+	if v.Signature != nil {
+		if err := validateTensors("signature.inputs", v.Signature.Inputs); err != nil {
+			return err
+		}
+		if err := validateTensors("signature.outputs", v.Signature.Outputs); err != nil {
+			return err
+		}
+	}
+	if err := validateText("description", v.Description, MaxDescriptionLen); err != nil {
+		return err
+	}
+	if err := ValidateTags("tags", v.Tags); err != nil {
+		return err
+	}
+	if !v.Flagged && v.FlagReason != "" {
+		return FieldError("flag_reason", "requires", "may only be set when flagged is true")
+	}
+	return validateText("flag_reason", v.FlagReason, MaxReasonLen)
+}
+
+// Validate checks a version patch.
+func (p *ModelVersionPatch) Validate() error {
+	if p.Description != nil {
+		if err := validateText("description", *p.Description, MaxDescriptionLen); err != nil {
+			return err
+		}
+	}
+	if p.Tags != nil {
+		if err := ValidateTags("tags", *p.Tags); err != nil {
+			return err
+		}
+	}
+	if p.FlagReason != nil {
+		return validateText("flag_reason", *p.FlagReason, MaxReasonLen)
+	}
+	return nil
+}
+
+// Validate checks a stage assignment request.
+func (s *StageAssign) Validate() error {
+	if s.Version <= 0 {
+		return FieldError("version", "min", "must be a version number >= 1")
+	}
+	return validateText("reason", s.Reason, MaxReasonLen)
+}
+
+// ValidateRoutes checks an endpoint's routes: 1..16 routes, unique names,
+// versions >= 1, http(s) upstreams, weights 0..100 summing to 100.
+func ValidateRoutes(field string, routes []Route) error {
+	if len(routes) == 0 {
+		return FieldError(field, "min_items", "must have at least one route")
+	}
+	if len(routes) > MaxRoutes {
+		return FieldError(field, "max_items", "must have at most %d routes", MaxRoutes)
+	}
+	sum := 0
+	seen := map[string]bool{}
+	for i, r := range routes {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if r.Name == "" {
+			return FieldError(f+".name", "required", "is required")
+		}
+		if !RouteNamePattern.MatchString(r.Name) {
+			return FieldError(f+".name", "pattern", "%q %s", r.Name, StageRule)
+		}
+		if seen[r.Name] {
+			return FieldError(f+".name", "unique", "%q is used by another route", r.Name)
+		}
+		seen[r.Name] = true
+		if r.Version <= 0 {
+			return FieldError(f+".version", "min", "must be a version number >= 1")
+		}
+		if err := ValidateUpstreamURL(f+".upstream_url", r.UpstreamURL); err != nil {
+			return err
+		}
+		if r.Weight < 0 || r.Weight > 100 {
+			return FieldError(f+".weight", "range", "%d must be between 0 and 100", r.Weight)
+		}
+		sum += r.Weight
+	}
+	if sum != 100 {
+		return FieldError(field, "weights_sum", "weights must sum to 100, they sum to %d", sum)
+	}
+	return nil
+}
+
+// Validate checks an endpoint guard.
+func (g *Guard) Validate(field string) error {
+	if g == nil {
+		return nil
+	}
+	if math.IsNaN(g.MaxErrorRate) || g.MaxErrorRate <= 0 || g.MaxErrorRate > 1 {
+		return FieldError(field+".max_error_rate", "range", "must be greater than 0 and at most 1")
+	}
+	if g.MinRequests < 1 {
+		return FieldError(field+".min_requests", "min", "must be at least 1")
+	}
+	d, err := ValidateDuration(field+".window", g.Window)
+	if err != nil {
+		return err
+	}
+	if d < time.Second || d > 24*time.Hour {
+		return FieldError(field+".window", "range", "must be between 1s and 24h")
+	}
+	return nil
+}
+
+var headerNamePattern = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+
+// ValidateStickyHeader checks an HTTP header name ("" means not sticky).
+func ValidateStickyHeader(field, v string) error {
+	if v != "" && !headerNamePattern.MatchString(v) {
+		return FieldError(field, "header_name", "%q must be an HTTP header name", v)
+	}
+	return nil
+}
+
+// Validate checks an endpoint create request.
+func (e *EndpointCreate) Validate() error {
+	if err := ValidateName("name", e.Name); err != nil {
+		return err
+	}
+	if err := ValidateName("model", e.Model); err != nil {
+		return err
+	}
+	if err := ValidateRoutes("routes", e.Routes); err != nil {
+		return err
+	}
+	if err := ValidateStickyHeader("sticky_header", e.StickyHeader); err != nil {
+		return err
+	}
+	return e.Guard.Validate("guard")
+}
+
+// Validate checks an endpoint patch.
+func (p *EndpointPatch) Validate() error {
+	if p.Routes != nil {
+		if err := ValidateRoutes("routes", *p.Routes); err != nil {
+			return err
+		}
+	}
+	if p.StickyHeader != nil {
+		if err := ValidateStickyHeader("sticky_header", *p.StickyHeader); err != nil {
+			return err
+		}
+	}
+	if p.ClearGuard && p.Guard != nil {
+		return FieldError("clear_guard", "exclusive", "cannot be combined with guard")
+	}
+	return p.Guard.Validate("guard")
+}
+
+// ValidateScope checks a token scope.
+func ValidateScope(field string, s Scope) error {
+	if s.rank() == 0 {
+		return FieldError(field, "enum", "%q must be one of read, write, admin", s)
+	}
+	return nil
+}
+
+// NormalizePageSize applies the default and checks the maximum.
+func NormalizePageSize(n int) (int, error) {
+	if n == 0 {
+		return DefaultPageSize, nil
+	}
+	if n < 0 || n > MaxPageSize {
+		return 0, FieldError("page_size", "range", "must be between 1 and %d", MaxPageSize)
+	}
+	return n, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
