@@ -1,0 +1,287 @@
+// Package app wires the registry together: configuration -> store ->
+// API server, gateway (and later the UI). It is the only package that
+// knows every piece; the CLI and the end-to-end tests both boot Main.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/server"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/sqlstore"
+)
+
+// Defaults used by the CLI and by New when a field is empty.
+const (
+	DefaultListen = "127.0.0.1:8080"
+	DefaultDB     = "sqlite://./mlregistry.db"
+)
+
+// Config is everything Main needs. The zero value serves on DefaultListen
+// with DefaultDB.
+type Config struct {
+	// Listen is the TCP address; "127.0.0.1:0" picks a free port.
+	Listen string
+	// DB is sqlite://path, a bare path, or postgres://...
+	DB string
+	// PublicURL is the base URL clients reach this replica at; it is used
+	// for endpoint URLs. Default: http://<listen address>.
+	PublicURL string
+	// InsecureNoAuth turns authentication off; refused unless Listen is a
+	// loopback address.
+	InsecureNoAuth bool
+	Logger         *slog.Logger
+	// Now is the clock of store and server; tests inject a fake one.
+	Now     func() time.Time
+	Version string
+	// ShutdownTimeout bounds graceful shutdown in Close. Default 15s.
+	ShutdownTimeout time.Duration
+	// GatewayPollInterval: how often other replicas' endpoint changes are
+	// looked for. Default 250ms.
+	GatewayPollInterval time.Duration
+}
+
+// Main is a running registry: store, API server and gateway on one
+// listener.
+type Main struct {
+	cfg Config
+
+	store   *sqlstore.Store
+	server  *server.Server
+	gateway *gateway.Gateway
+	http    *http.Server
+	ln      net.Listener
+	url     string
+
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	serveErr chan error
+	closeMu  sync.Mutex
+	closed   bool
+}
+
+// New returns a Main that Run starts.
+func New(cfg Config) *Main {
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.DB == "" {
+		cfg.DB = DefaultDB
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	return &Main{cfg: cfg, serveErr: make(chan error, 1)}
+}
+
+// CheckListen refuses --insecure-no-auth on a non-loopback address.
+func CheckListen(listen string, insecureNoAuth bool) error {
+	if !insecureNoAuth {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--insecure-no-auth is only allowed on a loopback listen address (127.0.0.1, ::1 or localhost), not %q", listen)
+	}
+	return nil
+}
+
+// Run opens the store (applying migrations), starts listening and serving
+// in the background, and returns once requests are accepted. Call Close to
+// stop; Err reports a serving failure.
+func (m *Main) Run(ctx context.Context) (err error) {
+	if err := CheckListen(m.cfg.Listen, m.cfg.InsecureNoAuth); err != nil {
+		return err
+	}
+	log := m.cfg.Logger
+	defer func() {
+		if err != nil {
+			_ = m.Close()
+		}
+	}()
+
+	m.store, err = sqlstore.Open(ctx, m.cfg.DB, sqlstore.Options{Now: m.cfg.Now, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+
+	m.ln, err = net.Listen("tcp", m.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.url = "http://" + m.ln.Addr().String()
+	publicURL := strings.TrimRight(m.cfg.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = m.url
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	bg, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+
+	m.gateway, err = gateway.New(gateway.Options{
+		Source:       m.store,
+		Logger:       log.With("component", "gateway"),
+		Now:          m.cfg.Now,
+		Registerer:   reg,
+		PollInterval: m.cfg.GatewayPollInterval,
+		WriteProblem: func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string) {
+			server.WriteProblem(w, r, &registry.Error{Code: code, Message: detail})
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if err := m.gateway.Refresh(ctx); err != nil {
+		return fmt.Errorf("gateway: load endpoints: %w", err)
+	}
+
+	m.server, err = server.New(server.Options{
+		Store:          m.store,
+		Logger:         log,
+		Now:            m.cfg.Now,
+		PublicURL:      publicURL,
+		InsecureNoAuth: m.cfg.InsecureNoAuth,
+		Registry:       reg,
+		Version:        m.cfg.Version,
+		OnChange: func(kind, _ string) {
+			if kind == "endpoint" || kind == "model" || kind == "model_version" {
+				// The writer's own replica applies endpoint changes to the
+				// very next request; other replicas poll.
+				if err := m.gateway.Refresh(bg); err != nil {
+					log.Warn("gateway refresh failed", "err", err)
+				}
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	m.server.Handle("/serve/", registry.ScopeRead, m.gateway)
+
+	m.http = &http.Server{
+		Handler:           m.server.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	m.wg.Add(3)
+	go func() {
+		defer m.wg.Done()
+		if err := m.http.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.serveErr <- err
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		if err := m.gateway.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("gateway poller stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.purgeLoop(bg)
+	}()
+	log.Info("mlregistry serving", "addr", m.url, "db", redactDSN(m.cfg.DB), "public_url", publicURL, "auth", !m.cfg.InsecureNoAuth)
+	return nil
+}
+
+// purgeLoop drops idempotency records past their 24 h life every hour.
+func (m *Main) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := m.store.PurgeIdempotency(ctx, m.cfg.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			m.cfg.Logger.Warn("idempotency purge failed", "err", err)
+		} else if n > 0 {
+			m.cfg.Logger.Info("idempotency records purged", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// URL is the base URL the listener answers on, e.g. http://127.0.0.1:41234.
+func (m *Main) URL() string { return m.url }
+
+// Store is the open store (nil before Run).
+func (m *Main) Store() registry.Store { return m.store }
+
+// Err delivers a serving failure (the listener died).
+func (m *Main) Err() <-chan error { return m.serveErr }
+
+// Close shuts down gracefully: in-flight requests finish (within
+// ShutdownTimeout), background loops stop, the database closes.
+func (m *Main) Close() error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+		if err := m.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+	} else if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// redactDSN hides a password in a postgres:// DSN before it is logged.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	cred := dsn[scheme+3 : at]
+	if i := strings.Index(cred, ":"); i >= 0 {
+		return dsn[:scheme+3] + cred[:i] + ":xxxxx" + dsn[at:]
+	}
+	return dsn
+}
