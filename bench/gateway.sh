@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# bench/gateway.sh: the gateway against nginx, side by side, one load
+# generator (wrk). Two upstreams (bench/upstream) serve a 64-byte body;
+# nginx and our gateway (bench/gatewayserver: gateway.New on a SQLite
+# registry, routes 90/10 with a guard) split traffic 90/10 across them.
+#
+# It prints requests/s at 32 connections and the median latency at one
+# connection for (a) the upstream directly, (b) nginx, (c) the gateway,
+# and the two ratios of issue 5 with PASS/FAIL:
+#   throughput      gateway / nginx               target >= 0.9
+#   added latency   (gateway - direct) / (nginx - direct) at p50   target <= 1.3
+#
+# Environment: BENCH_DURATION (default 10s per measurement), BENCH_WARMUP
+# (2s), BENCH_ROUNDS (1; with more, each figure is the median of the
+# rounds), BENCH_PORT_BASE (18080: uses base..base+3), BENCH_STRICT=1 to
+# exit 1 on FAIL, BENCH_GATEWAY_BIN to bench a prebuilt gateway server
+# taking the same flags.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+ROUNDS=${BENCH_ROUNDS:-1}
+BASE=${BENCH_PORT_BASE:-18080}
+GO=${GO:-go}
+NGINX_PORT=$BASE
+UP1_PORT=$((BASE + 1))
+UP2_PORT=$((BASE + 2))
+GW_PORT=$((BASE + 3))
+
+log() { printf '%s\n' "$*" >&2; }
+
+# --- tools -----------------------------------------------------------------
+find_nginx() { command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true; }
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+[ -n "$(find_nginx)" ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]} (apt-get)"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+fi
+NGINX=$(find_nginx)
+
+# --- processes ---------------------------------------------------------------
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$NGINX_PORT" "$UP1_PORT" "$UP2_PORT" "$GW_PORT"; do
+	if port_busy "$p"; then
+		log "port $p is in use; set BENCH_PORT_BASE"
+		exit 1
+	fi
+done
+
+# wait_http PORT PATH: poll until a GET answers 200 (deadline 30 s).
+wait_http() {
+	local deadline=$((SECONDS + 30)) status
+	while [ $SECONDS -lt $deadline ]; do
+		status=$( (exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+			printf 'GET %s HTTP/1.0\r\nHost: bench\r\n\r\n' "$2" >&3 &&
+			head -n1 <&3) 2>/dev/null || true)
+		case $status in *" 200 "*) return 0 ;; esac
+		sleep 0.1
+	done
+	log "nothing answers 200 on 127.0.0.1:$1$2"
+	return 1
+}
+
+log "building bench/upstream and bench/gatewayserver"
+$GO build -o "$tmp/upstream" ./bench/upstream
+GW_BIN=${BENCH_GATEWAY_BIN:-}
+if [ -z "$GW_BIN" ]; then
+	$GO build -o "$tmp/gatewayserver" ./bench/gatewayserver
+	GW_BIN=$tmp/gatewayserver
+fi
+
+"$tmp/upstream" -listen "127.0.0.1:$UP1_PORT" &
+pids+=($!)
+"$tmp/upstream" -listen "127.0.0.1:$UP2_PORT" &
+pids+=($!)
+
+mkdir -p "$tmp/nginx/logs"
+cat >"$tmp/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    upstream models {
+        server 127.0.0.1:$UP1_PORT weight=90;
+        server 127.0.0.1:$UP2_PORT weight=10;
+        keepalive 128;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location /serve/bench/ {
+            proxy_pass http://models/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            # Stream like the gateway does.
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }
+    }
+}
+EOF
+"$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
+pids+=($!)
+
+"$GW_BIN" -listen "127.0.0.1:$GW_PORT" -db "$tmp/registry.db" \
+	-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT" 2>"$tmp/gateway.log" &
+pids+=($!)
+
+wait_http "$UP1_PORT" /
+wait_http "$UP2_PORT" /
+wait_http "$NGINX_PORT" /serve/bench/
+wait_http "$GW_PORT" /serve/bench/
+
+# --- measurements --------------------------------------------------------------
+DIRECT_URL=http://127.0.0.1:$UP1_PORT/
+NGINX_URL=http://127.0.0.1:$NGINX_PORT/serve/bench/
+GW_URL=http://127.0.0.1:$GW_PORT/serve/bench/
+
+# to_us VALUE: wrk latency ("812.00us", "1.23ms", "2.00s") in microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+		if (u == "ms") n *= 1000; else if (u == "s") n *= 1000000; else if (u == "m") n *= 60000000
+		printf "%.1f", n }'
+}
+
+# measure CONNS THREADS URL -> "req/s p50_us"
+measure() {
+	local out rps p50
+	out=$(wrk -t"$2" -c"$1" -d"$DURATION" --latency "$3")
+	if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
+		log "wrk reported errors for $3:"
+		log "$out"
+	fi
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+	echo "$rps $(to_us "$p50")"
+}
+
+median() { tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+declare -A RPS P50
+for name in direct nginx gateway; do RPS[$name]=""; P50[$name]=""; done
+url_of() { case $1 in direct) echo "$DIRECT_URL" ;; nginx) echo "$NGINX_URL" ;; gateway) echo "$GW_URL" ;; esac; }
+
+log "warming up ($WARMUP each)"
+for name in direct nginx gateway; do
+	wrk -t2 -c32 -d"$WARMUP" "$(url_of "$name")" >/dev/null
+done
+
+for round in $(seq "$ROUNDS"); do
+	for name in direct nginx gateway; do
+		log "round $round: $name, 32 connections, $DURATION"
+		read -r rps _ <<<"$(measure 32 2 "$(url_of "$name")")"
+		RPS[$name]="${RPS[$name]} $rps"
+	done
+	for name in direct nginx gateway; do
+		log "round $round: $name, 1 connection, $DURATION"
+		read -r _ p50 <<<"$(measure 1 1 "$(url_of "$name")")"
+		P50[$name]="${P50[$name]} $p50"
+	done
+done
+
+for name in direct nginx gateway; do
+	RPS[$name]=$(median <<<"${RPS[$name]# }")
+	P50[$name]=$(median <<<"${P50[$name]# }")
+done
+
+# --- report -------------------------------------------------------------------
+awk -v dr="${RPS[direct]}" -v nr="${RPS[nginx]}" -v gr="${RPS[gateway]}" \
+	-v dl="${P50[direct]}" -v nl="${P50[nginx]}" -v gl="${P50[gateway]}" \
+	-v dur="$DURATION" -v rounds="$ROUNDS" -v procs="$(nproc)" '
+BEGIN {
+	printf "\ngateway benchmark: %s cpus, wrk, %s per measurement, %s round(s), 64-byte responses, 90/10 split\n\n", procs, dur, rounds
+	printf "%-10s %14s %14s %16s\n", "target", "req/s (c=32)", "p50 us (c=1)", "added p50 us"
+	printf "%-10s %14.0f %14.1f %16s\n", "direct", dr, dl, "-"
+	printf "%-10s %14.0f %14.1f %16.1f\n", "nginx", nr, nl, nl - dl
+	printf "%-10s %14.0f %14.1f %16.1f\n", "gateway", gr, gl, gl - dl
+	tput = gr / nr
+	na = nl - dl; ga = gl - dl
+	if (na < 1) na = 1
+	lat = ga / na
+	tok = tput >= 0.9; lok = lat <= 1.3
+	printf "\nthroughput    gateway/nginx = %.2fx   (target >= 0.90x)  %s\n", tput, tok ? "PASS" : "FAIL"
+	printf "added latency gateway/nginx = %.2fx   (target <= 1.30x)  %s\n", lat, lok ? "PASS" : "FAIL"
+	exit !(tok && lok)
+}' && ok=1 || ok=0
+
+if [ "$ok" -eq 0 ] && [ "${BENCH_STRICT:-0}" = 1 ]; then
+	exit 1
+fi

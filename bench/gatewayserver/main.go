@@ -1,0 +1,116 @@
+// Command gatewayserver serves the gateway alone, for bench/gateway.sh: it
+// opens (or creates) a SQLite registry, makes sure the model "bench", two
+// versions and the endpoint "bench" (routes 90/10 to the two upstreams,
+// with a guard) exist, and serves gateway.New directly on -listen, so the
+// benchmark measures the gateway itself rather than the whole app.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/sqlstore"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:18090", "address to serve the gateway on")
+	db := flag.String("db", "", "SQLite file of the registry (created when missing)")
+	upstreams := flag.String("upstreams", "http://127.0.0.1:18081,http://127.0.0.1:18082", "the two route upstreams, comma-separated")
+	flag.Parse()
+	if *db == "" {
+		log.Fatal("gatewayserver: -db is required")
+	}
+	ups := strings.Split(*upstreams, ",")
+	if len(ups) != 2 {
+		log.Fatal("gatewayserver: -upstreams takes two URLs")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	store, err := sqlstore.Open(ctx, "sqlite://"+*db, sqlstore.Options{})
+	if err != nil {
+		log.Fatalf("gatewayserver: open store: %v", err)
+	}
+	defer store.Close()
+	if err := seed(ctx, store, ups); err != nil {
+		log.Fatalf("gatewayserver: seed: %v", err)
+	}
+
+	gw, err := gateway.New(gateway.Options{
+		Source:     store,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := gw.Refresh(ctx); err != nil {
+		log.Fatalf("gatewayserver: load endpoints: %v", err)
+	}
+	go func() { _ = gw.Run(ctx) }()
+
+	srv := &http.Server{Addr: *listen, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatal(err)
+	}
+}
+
+// seed creates what the benchmark routes to; it is idempotent so the
+// script can run against a kept database.
+func seed(ctx context.Context, s *sqlstore.Store, ups []string) error {
+	actor := registry.Actor{Name: "bench"}
+	if _, err := s.CreateModel(ctx, actor, registry.ModelCreate{Name: "bench", Owner: "bench"}); err != nil && !errors.Is(err, registry.ErrAlreadyExists) {
+		return err
+	}
+	var versions []int64
+	for i := range 2 {
+		v, err := s.CreateVersion(ctx, actor, "bench", registry.ModelVersionCreate{
+			Source:   fmt.Sprintf("file:///m/%d", i+1),
+			Checksum: "sha256:" + strings.Repeat(fmt.Sprintf("%x", i+1), 64),
+			Format:   "onnx",
+		})
+		if errors.Is(err, registry.ErrAlreadyExists) {
+			versions = append(versions, int64(i+1))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		versions = append(versions, v.Version)
+	}
+	_, err := s.CreateEndpoint(ctx, actor, registry.EndpointCreate{
+		Name:  "bench",
+		Model: "bench",
+		Routes: []registry.Route{
+			{Name: "stable", Version: versions[0], UpstreamURL: ups[0], Weight: 90},
+			{Name: "canary", Version: versions[1], UpstreamURL: ups[1], Weight: 10},
+		},
+		// A guard that watches every request but never trips on a healthy
+		// upstream: the benchmark measures the gateway with its guard on.
+		Guard: &registry.Guard{MaxErrorRate: 0.5, MinRequests: 1000, Window: "1m"},
+	})
+	if err != nil && !errors.Is(err, registry.ErrAlreadyExists) {
+		return err
+	}
+	return nil
+}

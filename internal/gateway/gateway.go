@@ -1,0 +1,326 @@
+// Package gateway is the endpoint traffic router behind /serve/{endpoint}/:
+// a weighted reverse proxy with sticky routing and a rollback guard.
+//
+// It keeps an immutable routing table compiled from the store's endpoints
+// and swaps it atomically when they change (Refresh on this replica, Run's
+// poll of the event log for changes made by other replicas). Requests read
+// the table without locks. The guard counts each route's requests and
+// errors in a sliding window and, when a route fails too often, moves its
+// weight to the healthiest other route and records that through the
+// Source, so the next terraform plan shows the drift.
+//
+// The package imports registry only; it must not import the server, the
+// store implementations or the app. Authentication happens outside it.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// Source is where the gateway reads endpoints and records guard actions.
+// *sqlstore.Store satisfies it.
+type Source interface {
+	ListEndpoints(ctx context.Context, opts registry.ListOptions) (*registry.Page[registry.Endpoint], error)
+	LatestEventID(ctx context.Context) (int64, error)
+	RecordGuardRollback(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, routes []registry.Route, message string) (*registry.Endpoint, error)
+}
+
+// Options configures a Gateway. Only Source is required.
+type Options struct {
+	Source Source
+	// Logger gets guard actions and refresh failures; nil discards.
+	Logger *slog.Logger
+	// Now is the clock of the guard's windows and of latency metrics; nil
+	// means time.Now.
+	Now func() time.Time
+	// Registerer gets the gateway's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// PollInterval is how often Run checks LatestEventID to pick up
+	// changes made by other replicas; 0 means 250ms.
+	PollInterval time.Duration
+	// Transport carries requests upstream; nil means the gateway's own
+	// tuned transport. A custom transport brings its own dial and TLS
+	// settings; the gateway still enforces UpstreamTimeout.
+	Transport http.RoundTripper
+	// UpstreamTimeout bounds the wait for an upstream's response headers
+	// (504 when it passes); 0 means 30s. Streaming bodies are not bounded.
+	UpstreamTimeout time.Duration
+	// WriteProblem writes error answers; nil means a built-in
+	// application/problem+json writer in the server's format.
+	WriteProblem func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string)
+}
+
+// GuardActor is the actor name of the events the guard records.
+const GuardActor = "gateway-guard"
+
+// Gateway routes /serve/{endpoint}/{path...} to the endpoint's routes.
+type Gateway struct {
+	src             Source
+	log             *slog.Logger
+	now             func() time.Time
+	pollInterval    time.Duration
+	upstreamTimeout time.Duration
+	problem         func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string)
+	metrics         *metrics
+
+	// transport is used for every request when Options.Transport is set,
+	// else for what the lean client does not take (TLS, upgrades, large or
+	// unknown-length request bodies).
+	transport http.RoundTripper
+	// ownTransport: transport is ours and enforces UpstreamTimeout itself.
+	ownTransport bool
+	// pools are the lean client's connections (nil with a custom Transport).
+	pools *pools
+
+	table atomic.Pointer[table]
+	// mu serialises writers of the table (Refresh and the guard); readers
+	// never take it.
+	mu sync.Mutex
+	// seenEvent is the LatestEventID the current table reflects (-1 before
+	// the first Refresh).
+	seenEvent atomic.Int64
+	// bg tracks the guard's background writes.
+	bg sync.WaitGroup
+}
+
+// New builds a Gateway. Its table is empty until the first Refresh (which
+// ServeHTTP does itself if nobody did) or Run.
+func New(opts Options) (*Gateway, error) {
+	if opts.Source == nil {
+		return nil, errors.New("gateway: Options.Source is required")
+	}
+	g := &Gateway{
+		src:             opts.Source,
+		log:             opts.Logger,
+		now:             opts.Now,
+		pollInterval:    opts.PollInterval,
+		upstreamTimeout: opts.UpstreamTimeout,
+		problem:         opts.WriteProblem,
+		transport:       opts.Transport,
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.pollInterval <= 0 {
+		g.pollInterval = 250 * time.Millisecond
+	}
+	if g.upstreamTimeout <= 0 {
+		g.upstreamTimeout = 30 * time.Second
+	}
+	if g.problem == nil {
+		g.problem = writeProblem
+	}
+	if g.transport == nil {
+		g.transport = newTransport(g.upstreamTimeout)
+		g.ownTransport = true
+		g.pools = newPools()
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	g.metrics = m
+	g.seenEvent.Store(-1)
+	return g, nil
+}
+
+// newTransport is the transport for upstreams: many idle connections per
+// host (a gateway talks to few hosts, hard), no transparent gzip (bodies
+// pass through untouched), HTTP/1.1 only for http upstreams, a short dial
+// timeout so a dead upstream fails fast.
+func newTransport(headerTimeout time.Duration) *http.Transport {
+	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           4096,
+		MaxIdleConnsPerHost:    1024,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    5 * time.Second,
+		ResponseHeaderTimeout:  headerTimeout,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      true, // only negotiated over TLS
+		WriteBufferSize:        32 << 10,
+		ReadBufferSize:         32 << 10,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+}
+
+// Refresh reloads every endpoint from the Source and swaps the routing
+// table. The server calls it after an endpoint write, so the change
+// applies to the next request on this replica.
+func (g *Gateway) Refresh(ctx context.Context) error {
+	// Read the marker first: a write that lands while we list makes the
+	// marker move past what we saw, and Run refreshes once more.
+	id, err := g.src.LatestEventID(ctx)
+	if err != nil {
+		return err
+	}
+	var eps []registry.Endpoint
+	opts := registry.ListOptions{PageSize: registry.MaxPageSize}
+	for {
+		page, err := g.src.ListEndpoints(ctx, opts)
+		if err != nil {
+			return err
+		}
+		eps = append(eps, page.Items...)
+		if page.NextPageToken == "" {
+			break
+		}
+		opts.PageToken = page.NextPageToken
+	}
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.install(eps)
+	if id > g.seenEvent.Load() {
+		g.seenEvent.Store(id)
+	}
+	return nil
+}
+
+// install compiles eps into a new table and publishes it. Callers hold mu.
+func (g *Gateway) install(eps []registry.Endpoint) {
+	var old map[string]*endpoint
+	if t := g.table.Load(); t != nil {
+		old = t.endpoints
+	}
+	nt := &table{endpoints: make(map[string]*endpoint, len(eps))}
+	for _, e := range eps {
+		prev := old[e.Name]
+		if prev != nil && prev.revision == e.Revision && prev.createdAt.Equal(e.CreatedAt) {
+			// Unchanged (or changed by the guard here and not yet stored).
+			nt.endpoints[e.Name] = prev
+			continue
+		}
+		ce, err := g.compile(e, prev, false)
+		if err != nil {
+			// The store validates endpoints, so this is a bug or a
+			// hand-edited database; skip the endpoint rather than the table.
+			g.log.Error("gateway: skipping endpoint", "endpoint", e.Name, "err", err)
+			continue
+		}
+		nt.endpoints[e.Name] = ce
+	}
+	g.forgetGone(old, nt.endpoints)
+	g.table.Store(nt)
+	if g.pools != nil {
+		keep := map[string]bool{}
+		for _, e := range nt.endpoints {
+			for _, r := range e.routes {
+				if r.pool != nil {
+					keep[r.host] = true
+				}
+			}
+		}
+		g.pools.retain(keep)
+	}
+}
+
+// forgetGone drops the metric series of routes that left the table.
+func (g *Gateway) forgetGone(old, cur map[string]*endpoint) {
+	for name, oe := range old {
+		ne := cur[name]
+		for _, r := range oe.routes {
+			if ne == nil || ne.route(r.name) == nil {
+				g.metrics.forget(name, r.name)
+			}
+		}
+	}
+}
+
+func (e *endpoint) route(name string) *route {
+	for _, r := range e.routes {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// Run polls LatestEventID every PollInterval and refreshes when it moved,
+// so changes made through other replicas apply within a second. It
+// returns nil when ctx is done.
+func (g *Gateway) Run(ctx context.Context) error {
+	t := time.NewTicker(g.pollInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		if err := g.poll(ctx); err != nil && ctx.Err() == nil {
+			if !failing {
+				g.log.Warn("gateway: cannot load endpoints", "err", err)
+			}
+			failing = true
+		} else {
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if g.pools != nil {
+			g.pools.prune(time.Now())
+		}
+	}
+}
+
+func (g *Gateway) poll(ctx context.Context) error {
+	id, err := g.src.LatestEventID(ctx)
+	if err != nil {
+		return err
+	}
+	if id == g.seenEvent.Load() && g.table.Load() != nil {
+		return nil
+	}
+	return g.Refresh(ctx)
+}
+
+// lookup returns the current table, loading it on first use.
+func (g *Gateway) current(ctx context.Context) (*table, error) {
+	if t := g.table.Load(); t != nil {
+		return t, nil
+	}
+	if err := g.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return g.table.Load(), nil
+}
+
+// copyBody streams src to dst through a pooled buffer, flushing after
+// every write when flush is set. It reports which side failed.
+func copyBody(dst io.Writer, src io.Reader, buf []byte, flush func()) (readErr, writeErr error) {
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+			if flush != nil {
+				flush()
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return nil, nil
+			}
+			return rerr, nil
+		}
+	}
+}

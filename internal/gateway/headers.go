@@ -1,0 +1,114 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"strings"
+)
+
+// isHopHeader reports whether k (canonical form) is a hop-by-hop header
+// (RFC 9110 section 7.6.1), which a proxy must not forward. It is a switch
+// on the length first because it runs for every header of every request.
+func isHopHeader(k string) bool {
+	switch len(k) {
+	case 2:
+		return k == "Te"
+	case 7:
+		return k == "Trailer" || k == "Upgrade"
+	case 10:
+		return k == "Connection" || k == "Keep-Alive"
+	case 16:
+		return k == "Proxy-Connection"
+	case 17:
+		return k == "Transfer-Encoding"
+	case 18:
+		return k == "Proxy-Authenticate"
+	case 19:
+		return k == "Proxy-Authorization"
+	}
+	return false
+}
+
+// connectionListed reports whether k is named in a Connection header,
+// which makes it hop-by-hop too.
+func connectionListed(conn []string, k string) bool {
+	for _, v := range conn {
+		if containsToken(v, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardable reports whether request header k with values vv goes
+// upstream.
+func forwardable(k string, vv []string, conn []string) bool {
+	if isHopHeader(k) {
+		// "TE: trailers" is end-to-end in practice (gRPC needs it).
+		return k == "Te" && len(vv) == 1 && strings.EqualFold(vv[0], "trailers")
+	}
+	switch k {
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+		return false // rewritten by the gateway
+	case "Authorization":
+		// A registry token authenticates the caller to the registry; it
+		// must not leak to model servers. Other credentials pass through.
+		return len(vv) != 1 || !isRegistryToken(vv[0])
+	}
+	return len(conn) == 0 || !connectionListed(conn, k)
+}
+
+func isRegistryToken(v string) bool {
+	return len(v) > 11 && strings.EqualFold(v[:7], "Bearer ") && strings.HasPrefix(v[7:], "mlr_")
+}
+
+// outHeader builds the upstream request's header: r's end-to-end headers
+// (value slices shared, never modified) plus X-Forwarded-For/Proto/Host.
+func outHeader(r *http.Request) http.Header {
+	conn := r.Header["Connection"]
+	h := make(http.Header, len(r.Header)+3)
+	for k, vv := range r.Header {
+		if forwardable(k, vv, conn) {
+			h[k] = vv
+		}
+	}
+	h["X-Forwarded-For"] = []string{forwardedFor(r)}
+	if r.TLS != nil {
+		h["X-Forwarded-Proto"] = protoHTTPS
+	} else {
+		h["X-Forwarded-Proto"] = protoHTTP
+	}
+	if r.Host != "" {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	return h
+}
+
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
+// forwardedFor appends the client's address to an incoming
+// X-Forwarded-For chain.
+func forwardedFor(r *http.Request) string {
+	ip := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		return strings.Join(prior, ", ") + ", " + ip
+	}
+	return ip
+}
+
+// copyResponseHeader copies the upstream's end-to-end response headers.
+func copyResponseHeader(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, vv := range src {
+		if isHopHeader(k) || (len(conn) > 0 && connectionListed(conn, k)) {
+			continue
+		}
+		dst[k] = vv
+	}
+}

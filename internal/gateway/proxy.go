@@ -1,0 +1,303 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+const servePrefix = "/serve/"
+
+// ServeHTTP proxies /serve/{endpoint}/{path...} to one of the endpoint's
+// routes: the rest of the path and the query go to the route's
+// upstream_url. Responses carry X-Model-Version and X-Route.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.now()
+	name, ok := endpointName(r.URL.Path)
+	if !ok {
+		g.problem(w, r, http.StatusNotFound, registry.CodeNotFound, "gateway paths look like /serve/{endpoint}/{path}")
+		return
+	}
+	t, err := g.current(r.Context())
+	if err != nil {
+		g.log.Warn("gateway: cannot load endpoints", "err", err)
+		g.problem(w, r, http.StatusServiceUnavailable, registry.CodeUnavailable, "the gateway cannot load its endpoints")
+		return
+	}
+	ep := t.endpoints[name]
+	if ep == nil {
+		g.problem(w, r, http.StatusNotFound, registry.CodeNotFound, "endpoint "+quote(name)+" not found")
+		return
+	}
+	rt := ep.pick(r)
+	if rt == nil {
+		g.problem(w, r, http.StatusServiceUnavailable, registry.CodeUnavailable, "endpoint "+quote(name)+" has no route with weight > 0")
+		return
+	}
+	g.forward(w, r, ep, rt, start)
+}
+
+// endpointName cuts the endpoint name out of /serve/{endpoint}[/...].
+func endpointName(p string) (string, bool) {
+	if !strings.HasPrefix(p, servePrefix) {
+		return "", false
+	}
+	p = p[len(servePrefix):]
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		p = p[:i]
+	}
+	return p, p != ""
+}
+
+func quote(s string) string { return `"` + s + `"` }
+
+// outcome is how a proxied request ended, for metrics and the guard.
+type outcome struct {
+	status int
+	// failed: a transport error, a timeout or a 5xx answer.
+	failed bool
+	// upstreamErr: no usable answer from the upstream (subset of failed).
+	upstreamErr bool
+	// clientGone: the client went away; the guard ignores the request.
+	clientGone bool
+	// abort: the upstream broke off mid-body after the status line was
+	// sent; the client connection must be aborted so the truncated body
+	// cannot pass for a complete one.
+	abort bool
+}
+
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, start time.Time) {
+	if isUpgrade(r.Header) {
+		g.finish(ep, rt, start, g.forwardUpgrade(w, r, rt))
+		return
+	}
+	var o outcome
+	if rt.pool != nil && r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		o = g.forwardLean(w, r, ep, rt)
+	} else {
+		o = g.forwardTransport(w, r, ep, rt)
+	}
+	g.finish(ep, rt, start, o)
+	if o.abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// finish records the outcome in metrics and in the guard's window.
+func (g *Gateway) finish(ep *endpoint, rt *route, start time.Time, o outcome) {
+	end := g.now()
+	st := rt.st
+	m := st.metrics
+	class := o.status / 100
+	if class < 1 || class > 5 {
+		class = 5
+	}
+	m.requests[class].Inc()
+	if o.failed {
+		m.upErrors.Inc()
+	}
+	m.duration.Observe(end.Sub(start).Seconds())
+	if st.win != nil && !o.clientGone {
+		st.win.record(end, o.failed)
+		g.checkGuard(ep, rt, end, o.failed)
+	}
+}
+
+// targetPath joins the route's upstream path and the part of the request
+// path after /serve/{endpoint}, both in escaped form.
+func targetPath(r *http.Request, nameLen int, base string) string {
+	p := r.URL.EscapedPath()
+	rest := p[len(servePrefix)+nameLen:]
+	if base == "" {
+		if rest == "" {
+			return "/"
+		}
+		return rest
+	}
+	return base + rest
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// forwardTransport proxies through an http.RoundTripper.
+func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route) outcome {
+	ctx := r.Context()
+	var timedOut atomic.Bool
+	var timer *time.Timer
+	if !g.ownTransport {
+		// Our transport has ResponseHeaderTimeout; a foreign one gets a
+		// timer that cancels the request if headers take too long.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		timer = time.AfterFunc(g.upstreamTimeout, func() { timedOut.Store(true); cancel() })
+	}
+
+	out := r.WithContext(ctx)
+	out.URL = &url.URL{Scheme: rt.scheme, Host: rt.hostHdr}
+	path := targetPath(r, len(ep.name), rt.basePath)
+	if up, err := url.PathUnescape(path); err == nil {
+		out.URL.Path = up
+		if up != path {
+			out.URL.RawPath = path
+		}
+	} else {
+		out.URL.Path = path
+	}
+	out.URL.RawQuery = r.URL.RawQuery
+	out.Host = ""
+	out.RequestURI = ""
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil // lets the transport retry on a stale idle connection
+	}
+	out.Header = outHeader(r)
+
+	res, err := g.transport.RoundTrip(out)
+	if timer != nil {
+		timer.Stop()
+	}
+	if err != nil {
+		return g.upstreamFailed(w, r, rt, err, timedOut.Load())
+	}
+	defer res.Body.Close()
+
+	h := w.Header()
+	copyResponseHeader(h, res.Header)
+	h["X-Model-Version"] = rt.hdrVersion
+	h["X-Route"] = rt.hdrRoute
+	if len(res.Trailer) > 0 {
+		keys := make([]string, 0, len(res.Trailer))
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		h["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+	w.WriteHeader(res.StatusCode)
+	o := outcome{status: res.StatusCode, failed: res.StatusCode >= 500}
+
+	var flush func()
+	if streaming(res) {
+		rc := http.NewResponseController(w)
+		flush = func() { _ = rc.Flush() }
+		flush()
+	}
+	bp := bufPool.Get().(*[]byte)
+	rerr, werr := copyBody(w, res.Body, *bp, flush)
+	bufPool.Put(bp)
+	if werr != nil || ctx.Err() != nil && rerr != nil {
+		o.clientGone = true
+		return o
+	}
+	if rerr != nil {
+		g.log.Debug("gateway: upstream body failed", "endpoint", ep.name, "route", rt.name, "err", rerr)
+		o.failed, o.upstreamErr, o.abort = true, true, true
+		return o
+	}
+	for k, vv := range res.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+	return o
+}
+
+// streaming reports whether the response should reach the client as it
+// arrives rather than when buffers fill: unknown length (chunked, SSE,
+// token streams) means flush after every read.
+func streaming(res *http.Response) bool {
+	if res.ContentLength == -1 {
+		return true
+	}
+	return strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream")
+}
+
+// upstreamFailed answers a request whose upstream gave no response.
+func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *route, err error, timedOut bool) outcome {
+	if r.Context().Err() != nil {
+		// The client went away first; nobody reads the answer.
+		return outcome{status: 499, clientGone: true}
+	}
+	var ne net.Error
+	if timedOut || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		g.problem(w, r, http.StatusGatewayTimeout, registry.CodeUnavailable,
+			"route "+quote(rt.name)+": upstream did not answer in time")
+		return outcome{status: http.StatusGatewayTimeout, failed: true, upstreamErr: true}
+	}
+	g.problem(w, r, http.StatusBadGateway, registry.CodeUnavailable,
+		"route "+quote(rt.name)+": upstream unreachable: "+errText(err))
+	return outcome{status: http.StatusBadGateway, failed: true, upstreamErr: true}
+}
+
+// errText strips the request URL net/http wraps around transport errors.
+func errText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+// forwardUpgrade hands protocol upgrades (WebSocket) to
+// httputil.ReverseProxy, which splices the two connections. It is the
+// rare path and is not tuned.
+func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *route) outcome {
+	o := outcome{}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(rt.target)
+			pr.Out.URL.Path = strings.TrimSuffix(rt.target.Path, "/") + r.URL.Path[len(servePrefix)+strings.IndexByte(r.URL.Path[len(servePrefix):]+"/", '/'):]
+			pr.Out.URL.RawPath = ""
+			pr.Out.URL.RawQuery = r.URL.RawQuery
+			pr.SetXForwarded()
+		},
+		Transport: g.transport,
+		ModifyResponse: func(res *http.Response) error {
+			res.Header["X-Model-Version"] = rt.hdrVersion
+			res.Header["X-Route"] = rt.hdrRoute
+			o.status = res.StatusCode
+			o.failed = res.StatusCode >= 500
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			o = g.upstreamFailed(w, r, rt, err, false)
+		},
+	}
+	rp.ServeHTTP(w, r)
+	if o.status == 0 {
+		o.status = http.StatusSwitchingProtocols
+	}
+	return o
+}
+
+func isUpgrade(h http.Header) bool {
+	if _, ok := h["Upgrade"]; !ok {
+		return false
+	}
+	for _, v := range h["Connection"] {
+		if containsToken(v, "upgrade") {
+			return true
+		}
+	}
+	return false
+}
+
+// containsToken reports whether the comma-separated list v holds token
+// (ASCII case-insensitive).
+func containsToken(v, token string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// table is one immutable routing table. A new one is built by Refresh (or
+// by the guard) and swapped in with an atomic pointer store, so the
+// request path reads it without any lock.
+type table struct {
+	endpoints map[string]*endpoint
+}
+
+// endpoint is an Endpoint compiled for routing. It is never modified after
+// it is published; the only mutable parts are the counters inside each
+// route's shared state.
+type endpoint struct {
+	name      string
+	revision  int64
+	createdAt time.Time
+	// sticky is the canonical form of the sticky header ("" = not sticky).
+	sticky string
+	guard  *guardConfig
+	// routes keeps the configured order, which the sticky hash relies on.
+	routes []*route
+	// total is the sum of the weights (100 when configured, 0 when no route
+	// may get traffic).
+	total uint64
+	// spec is the endpoint as compiled, for the guard to derive the routes
+	// it persists.
+	spec registry.Endpoint
+}
+
+type guardConfig struct {
+	maxErrorRate float64
+	minRequests  int64
+	window       time.Duration
+	windowText   string
+}
+
+// route is one compiled route.
+type route struct {
+	name    string
+	version int64
+	weight  uint64
+	// upper is the cumulative weight up to and including this route: the
+	// route owns the points [upper-weight, upper) of [0, total).
+	upper uint64
+
+	target   *url.URL
+	scheme   string
+	host     string // host:port as dialled
+	hostHdr  string // Host header sent upstream
+	basePath string // upstream path without a trailing slash ("" for "/")
+	https    bool
+
+	// Header values are built once and shared by every response; net/http
+	// only reads them.
+	hdrVersion []string
+	hdrRoute   []string
+
+	// pool is the lean client's connection pool (nil for https upstreams
+	// or when a custom Transport is configured).
+	pool *connPool
+
+	st *routeState
+}
+
+// routeState is what outlives a recompile of the endpoint: metric
+// children, the guard's window and whether the guard already acted on the
+// route. It is keyed by the route's identity (name, version, upstream and
+// guard settings), so a weight change keeps the evidence the window holds.
+type routeState struct {
+	key     string
+	metrics *routeMetrics
+	win     *window // nil without a guard
+	// tripped is set when the guard acted on the route (or found nothing to
+	// move), so it acts once until the endpoint's configuration changes.
+	tripped atomic.Bool
+	// lastEval is when the guard last evaluated the window (unix nanos).
+	lastEval atomic.Int64
+}
+
+func stateKey(e *registry.Endpoint, r *registry.Route) string {
+	k := r.Name + "\x00" + strconv.FormatInt(r.Version, 10) + "\x00" + r.UpstreamURL
+	if g := e.Guard; g != nil {
+		k += "\x00" + strconv.FormatFloat(g.MaxErrorRate, 'g', -1, 64) + "\x00" + strconv.FormatInt(g.MinRequests, 10) + "\x00" + g.Window
+	}
+	return k
+}
+
+// compile builds the routing form of e. prev is the endpoint of the same
+// name in the current table (nil if none): route states with the same
+// identity are carried over, except those the guard had tripped, which
+// start over because the configuration they were tripped under is gone.
+// keepTripped carries tripped states too; the guard uses it when it
+// applies its own change.
+func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool) (*endpoint, error) {
+	ce := &endpoint{
+		name:      e.Name,
+		revision:  e.Revision,
+		createdAt: e.CreatedAt,
+		spec:      e,
+	}
+	ce.spec.Routes = append([]registry.Route(nil), e.Routes...)
+	if e.StickyHeader != "" {
+		ce.sticky = http.CanonicalHeaderKey(e.StickyHeader)
+	}
+	if e.Guard != nil {
+		d, err := time.ParseDuration(e.Guard.Window)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("endpoint %s: guard window %q: not a positive duration", e.Name, e.Guard.Window)
+		}
+		ce.guard = &guardConfig{
+			maxErrorRate: e.Guard.MaxErrorRate,
+			minRequests:  e.Guard.MinRequests,
+			window:       d,
+			windowText:   e.Guard.Window,
+		}
+	}
+	old := map[string]*routeState{}
+	if prev != nil {
+		for _, r := range prev.routes {
+			old[r.st.key] = r.st
+		}
+	}
+	for i := range e.Routes {
+		rc := &e.Routes[i]
+		if rc.Weight < 0 {
+			return nil, fmt.Errorf("endpoint %s: route %s: negative weight", e.Name, rc.Name)
+		}
+		u, err := url.Parse(rc.UpstreamURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("endpoint %s: route %s: upstream_url %q is not an http(s) URL", e.Name, rc.Name, rc.UpstreamURL)
+		}
+		r := &route{
+			name:       rc.Name,
+			version:    rc.Version,
+			weight:     uint64(rc.Weight),
+			target:     u,
+			scheme:     u.Scheme,
+			host:       hostPort(u),
+			hostHdr:    u.Host,
+			basePath:   strings.TrimSuffix(u.EscapedPath(), "/"),
+			https:      u.Scheme == "https",
+			hdrVersion: []string{strconv.FormatInt(rc.Version, 10)},
+			hdrRoute:   []string{rc.Name},
+		}
+		if g.pools != nil && !r.https {
+			r.pool = g.pools.get(r.host)
+		}
+		ce.total += r.weight
+		r.upper = ce.total
+		key := stateKey(&e, rc)
+		if st := old[key]; st != nil && (keepTripped || !st.tripped.Load()) {
+			r.st = st
+		} else {
+			r.st = &routeState{key: key, metrics: g.metrics.forRoute(e.Name, rc.Name)}
+			if ce.guard != nil {
+				r.st.win = newWindow(ce.guard.window)
+			}
+		}
+		ce.routes = append(ce.routes, r)
+	}
+	return ce, nil
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return u.Host + ":443"
+	}
+	return u.Host + ":80"
+}
+
+// pick chooses the route for a request, or nil when no route has weight.
+//
+// Sticky requests hash the header value to a point of [0, total) and take
+// the route owning that point, walking the routes in their configured
+// order. Weighted rendezvous hashing would also work; this was chosen
+// because it is exactly minimal for the case that matters most, a canary
+// next to its stable route: moving weight between two neighbouring routes
+// (stable 90 -> 50, canary 10 -> 50) moves only the keys between the old
+// and the new boundary, i.e. precisely the 40% that must move, while
+// rendezvous hashing with three or more routes also reshuffles keys
+// between routes whose weights did not change. Its cost is one FNV hash
+// and a walk over at most 16 routes. A reordering of routes reshuffles
+// keys; the provider keeps the configured order, so that is a deliberate
+// change of the configuration. The hash is fixed (not seeded per process)
+// so every replica sends a key to the same route.
+//
+// Other requests draw a point at random from the per-thread generator of
+// math/rand/v2, which takes no lock.
+func (e *endpoint) pick(r *http.Request) *route {
+	if e.total == 0 {
+		return nil
+	}
+	var h uint64
+	if e.sticky != "" {
+		if v := r.Header[e.sticky]; len(v) > 0 {
+			h = stickyHash(v[0])
+		} else {
+			h = rand.Uint64()
+		}
+	} else {
+		h = rand.Uint64()
+	}
+	// Lemire's multiply-shift maps h uniformly onto [0, total).
+	p, _ := bits.Mul64(h, e.total)
+	for _, rt := range e.routes {
+		if p < rt.upper {
+			return rt
+		}
+	}
+	return e.routes[len(e.routes)-1]
+}
+
+// stickyHash is 64-bit FNV-1a followed by a murmur3-style finaliser, which
+// spreads FNV's weak high bits (the multiply-shift above uses them).
+func stickyHash(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}

@@ -1,0 +1,185 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// Null versus empty.
+//
+// The registry answers "" for an unset string, {} for an unset map, [] for
+// an unset list and omits false booleans in policies. Terraform tells null
+// (attribute left out) from empty (attribute set to "" or {}), and a
+// resource whose state says {} while the configuration says nothing shows
+// a diff forever. The one rule, used by every resource and data source:
+//
+//	an empty value from the registry is stored as null, unless the value
+//	Terraform already had for it (the plan after create/update, the state
+//	on read) is a known empty value, which is then kept.
+//
+// So `tags` left out stays null, `tags = {}` stays {}, an import (nothing
+// known yet) yields null, and a value set outside Terraform shows up as
+// drift against a configuration that leaves it out.
+
+// objectAsOptions converts objects strictly: null and unknown objects
+// are checked by the callers before As.
+var objectAsOptions = basetypes.ObjectAsOptions{}
+
+func isKnown(v attr.Value) bool { return !v.IsNull() && !v.IsUnknown() }
+
+func stringValue(s string, prior types.String) types.String {
+	if s == "" && !isKnown(prior) {
+		return types.StringNull()
+	}
+	return types.StringValue(s)
+}
+
+func boolValue(b bool, prior types.Bool) types.Bool {
+	if !b && !isKnown(prior) {
+		return types.BoolNull()
+	}
+	return types.BoolValue(b)
+}
+
+func stringMapValue(ctx context.Context, m map[string]string, prior types.Map) (types.Map, diag.Diagnostics) {
+	if len(m) == 0 && !isKnown(prior) {
+		return types.MapNull(types.StringType), nil
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	return types.MapValueFrom(ctx, types.StringType, m)
+}
+
+func float64MapValue(ctx context.Context, m map[string]float64, prior types.Map) (types.Map, diag.Diagnostics) {
+	if len(m) == 0 && !isKnown(prior) {
+		return types.MapNull(types.Float64Type), nil
+	}
+	if m == nil {
+		m = map[string]float64{}
+	}
+	return types.MapValueFrom(ctx, types.Float64Type, m)
+}
+
+func stringListValue(ctx context.Context, s []string, prior types.List) (types.List, diag.Diagnostics) {
+	if len(s) == 0 && !isKnown(prior) {
+		return types.ListNull(types.StringType), nil
+	}
+	if s == nil {
+		s = []string{}
+	}
+	return types.ListValueFrom(ctx, types.StringType, s)
+}
+
+// stringMapFrom converts a Terraform map to Go; null becomes an empty map
+// (a patch that clears).
+func stringMapFrom(ctx context.Context, m types.Map) (map[string]string, diag.Diagnostics) {
+	out := map[string]string{}
+	if !isKnown(m) {
+		return out, nil
+	}
+	diags := m.ElementsAs(ctx, &out, false)
+	return out, diags
+}
+
+func float64MapFrom(ctx context.Context, m types.Map) (map[string]float64, diag.Diagnostics) {
+	out := map[string]float64{}
+	if !isKnown(m) {
+		return out, nil
+	}
+	diags := m.ElementsAs(ctx, &out, false)
+	return out, diags
+}
+
+// timeValue formats a server time for state; the zero time is null.
+func timeValue(t time.Time) types.String {
+	if t.IsZero() {
+		return types.StringNull()
+	}
+	return types.StringValue(t.UTC().Format(time.RFC3339Nano))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// providerClient extracts the client the provider configured; nil (and no
+// error) while the provider configuration is still unknown.
+func providerClient(data any, diags *diag.Diagnostics) *client.Client {
+	if data == nil {
+		return nil
+	}
+	c, ok := data.(*client.Client)
+	if !ok {
+		diags.AddError("Unexpected provider data", fmt.Sprintf("Expected *client.Client, got %T. Please report this issue to the provider developers.", data))
+		return nil
+	}
+	return c
+}
+
+// notConfigured reports an operation that needs the registry while the
+// provider has no client (its configuration depended on unknown values).
+func notConfigured(diags *diag.Diagnostics) {
+	diags.AddError("Provider not configured",
+		"The mlregistry provider's configuration was not known when this operation ran, so it has no registry connection. "+
+			"Make the provider's address and token known at plan time (variables or environment variables rather than values from resources being created).")
+}
+
+func asRegistryError(err error, target **registry.Error) bool { return errors.As(err, target) }
+
+// addAPIError turns a client error into a diagnostic whose words say what
+// happened and what to do. what names the object, e.g. `model "churn"`.
+func addAPIError(diags *diag.Diagnostics, action, what string, err error, attrPath ...path.Path) {
+	summary := fmt.Sprintf("Could not %s %s", action, what)
+	detail := err.Error()
+	switch {
+	case errors.Is(err, registry.ErrPreconditionFailed):
+		summary = fmt.Sprintf("%s changed outside this plan", capitalize(what))
+		detail = fmt.Sprintf("The registry refused to %s %s because it was changed (by someone or something else) since Terraform last read it, "+
+			"so applying this plan would overwrite a change it has not seen.\n\n"+
+			"Run `terraform plan` (or `terraform apply -refresh-only`) again to read the current state, review the new plan, then apply it.\n\nRegistry answer: %s",
+			action, what, err)
+	case errors.Is(err, registry.ErrPolicyViolation):
+		summary = fmt.Sprintf("Stage policy violation: could not %s %s", action, what)
+	case errors.Is(err, registry.ErrUnauthenticated):
+		summary = "Registry token rejected"
+	case errors.Is(err, registry.ErrPermissionDenied):
+		summary = fmt.Sprintf("Permission denied: could not %s %s", action, what)
+		detail += "\n\nThe token's scope (read, write, admin) or its stage restriction does not allow this."
+	case errors.Is(err, registry.ErrUnavailable):
+		summary = "Registry unavailable"
+	}
+	if len(attrPath) > 0 {
+		diags.AddAttributeError(attrPath[0], summary, detail)
+		return
+	}
+	diags.AddError(summary, detail)
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	b := []byte(s)
+	if b[0] >= 'a' && b[0] <= 'z' {
+		b[0] -= 'a' - 'A'
+	}
+	return string(b)
+}

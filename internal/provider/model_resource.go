@@ -1,0 +1,414 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+var (
+	_ resource.Resource                = (*modelResource)(nil)
+	_ resource.ResourceWithConfigure   = (*modelResource)(nil)
+	_ resource.ResourceWithImportState = (*modelResource)(nil)
+)
+
+// NewModelResource is the mlregistry_model resource.
+func NewModelResource() resource.Resource { return &modelResource{} }
+
+type modelResource struct {
+	client *client.Client
+}
+
+type modelResourceModel struct {
+	ID            types.String `tfsdk:"id"`
+	Name          types.String `tfsdk:"name"`
+	Description   types.String `tfsdk:"description"`
+	Owner         types.String `tfsdk:"owner"`
+	Tags          types.Map    `tfsdk:"tags"`
+	StagePolicies types.Map    `tfsdk:"stage_policies"`
+	ForceDestroy  types.Bool   `tfsdk:"force_destroy"`
+	CreatedAt     types.String `tfsdk:"created_at"`
+	UpdatedAt     types.String `tfsdk:"updated_at"`
+	Revision      types.Int64  `tfsdk:"revision"`
+}
+
+// stagePolicyModel is one value of stage_policies.
+type stagePolicyModel struct {
+	RequireStage          types.String `tfsdk:"require_stage"`
+	MinSoak               types.String `tfsdk:"min_soak"`
+	MinMetrics            types.Map    `tfsdk:"min_metrics"`
+	MaxMetrics            types.Map    `tfsdk:"max_metrics"`
+	RequireSignatureMatch types.Bool   `tfsdk:"require_signature_match"`
+}
+
+var stagePolicyAttrTypes = map[string]attr.Type{
+	"require_stage":           types.StringType,
+	"min_soak":                types.StringType,
+	"min_metrics":             types.MapType{ElemType: types.Float64Type},
+	"max_metrics":             types.MapType{ElemType: types.Float64Type},
+	"require_signature_match": types.BoolType,
+}
+
+var stagePolicyObjectType = types.ObjectType{AttrTypes: stagePolicyAttrTypes}
+
+func (r *modelResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_model"
+}
+
+func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A registered model: the named container of model versions, with an owner, tags and the stage policies " +
+			"(rules a version must satisfy before it may be assigned to a stage) that the registry enforces on every promotion.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The model's name.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"name": schema.StringAttribute{
+				MarkdownDescription: describe("Name of the model, unique in the registry. Changing it replaces the model.", registry.NameRule),
+				Required:            true,
+				Validators:          []validator.String{nameValidator()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"description": schema.StringAttribute{
+				MarkdownDescription: fmt.Sprintf("Free-form description (at most %d bytes).", registry.MaxDescriptionLen),
+				Optional:            true,
+				Validators:          []validator.String{stringvalidator.LengthAtMost(registry.MaxDescriptionLen)},
+			},
+			"owner": schema.StringAttribute{
+				MarkdownDescription: "Team or person that owns the model (at most 256 bytes).",
+				Optional:            true,
+				Validators:          []validator.String{stringvalidator.LengthAtMost(256)},
+			},
+			"tags": schema.MapAttribute{
+				MarkdownDescription: fmt.Sprintf("Key/value tags (at most %d).", registry.MaxTags),
+				ElementType:         types.StringType,
+				Optional:            true,
+				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxTags)},
+			},
+			"stage_policies": schema.MapNestedAttribute{
+				MarkdownDescription: "Rules per stage (the map key, e.g. `production`) that a version must satisfy before it may be assigned to that stage. " +
+					"The registry checks them on every assignment, and `mlregistry_stage_assignment` checks them at plan time. A flagged version can never be assigned.",
+				Optional: true,
+				Validators: []validator.Map{
+					mapvalidator.KeysAre(stageValidator()),
+				},
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"require_stage": schema.StringAttribute{
+							MarkdownDescription: "A stage the version must hold now or have held before, e.g. `staging` for `production`.",
+							Optional:            true,
+							Validators:          []validator.String{stageValidator()},
+						},
+						"min_soak": schema.StringAttribute{
+							MarkdownDescription: "How long the version must have held `require_stage` (its longest uninterrupted hold), as a duration such as `24h`. Needs `require_stage`.",
+							Optional:            true,
+							Validators: []validator.String{
+								durationValidator{},
+								stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("require_stage")),
+							},
+						},
+						"min_metrics": schema.MapAttribute{
+							MarkdownDescription: "Each named metric must be present on the version and at least this value, e.g. `{ auc = 0.85 }`.",
+							ElementType:         types.Float64Type,
+							Optional:            true,
+						},
+						"max_metrics": schema.MapAttribute{
+							MarkdownDescription: "Each named metric must be present on the version and at most this value, e.g. `{ latency_p99_ms = 50 }`.",
+							ElementType:         types.Float64Type,
+							Optional:            true,
+						},
+						"require_signature_match": schema.BoolAttribute{
+							MarkdownDescription: "The version's signature must equal the signature of the version holding the stage now (if any).",
+							Optional:            true,
+						},
+					},
+				},
+			},
+			"force_destroy": schema.BoolAttribute{
+				MarkdownDescription: "Destroy the model even when it still has versions, deleting them and their stage assignments too (needs an `admin` token). " +
+					"Only Terraform reads this; it is not stored in the registry. Defaults to `false`.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
+			},
+			"created_at": schema.StringAttribute{
+				MarkdownDescription: "When the model was registered (RFC 3339).",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"updated_at": schema.StringAttribute{
+				MarkdownDescription: "When the model was last changed (RFC 3339).",
+				Computed:            true,
+			},
+			"revision": schema.Int64Attribute{
+				MarkdownDescription: "The model's revision (its ETag). Updates send it as `If-Match`, so a change made outside Terraform after the plan makes the apply fail instead of being overwritten.",
+				Computed:            true,
+			},
+		},
+	}
+}
+
+func (r *modelResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *modelResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var plan modelResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	in := registry.ModelCreate{
+		Name:        plan.Name.ValueString(),
+		Description: plan.Description.ValueString(),
+		Owner:       plan.Owner.ValueString(),
+	}
+	var diags diag.Diagnostics
+	in.Tags, diags = stringMapFrom(ctx, plan.Tags)
+	resp.Diagnostics.Append(diags...)
+	in.StagePolicies, diags = stagePoliciesFrom(ctx, plan.StagePolicies)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	m, err := r.client.CreateModel(ctx, in)
+	if err != nil {
+		what := fmt.Sprintf("model %q", in.Name)
+		if errors.Is(err, registry.ErrAlreadyExists) {
+			resp.Diagnostics.AddAttributeError(path.Root("name"), "Model already exists",
+				fmt.Sprintf("%s\n\nTo manage the existing model with Terraform, import it: terraform import <address> %s", err, in.Name))
+			return
+		}
+		addAPIError(&resp.Diagnostics, "create", what, err)
+		return
+	}
+	tflog.Debug(ctx, "created model", map[string]any{"name": m.Name, "revision": m.Revision})
+	resp.Diagnostics.Append(plan.fromAPI(ctx, m, plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *modelResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var state modelResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := state.ID.ValueString()
+	m, err := r.client.GetModel(ctx, name)
+	if errors.Is(err, registry.ErrNotFound) {
+		tflog.Info(ctx, "model not found in the registry, removing it from state", map[string]any{"name": name})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "read", fmt.Sprintf("model %q", name), err)
+		return
+	}
+	resp.Diagnostics.Append(state.fromAPI(ctx, m, state)...)
+	if state.ForceDestroy.IsNull() {
+		state.ForceDestroy = types.BoolValue(false) // after import
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *modelResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var plan, state modelResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := state.ID.ValueString()
+
+	// force_destroy lives only in Terraform: a change of it alone needs no
+	// call, and the server's fields stay as they are.
+	if plan.Description.Equal(state.Description) && plan.Owner.Equal(state.Owner) &&
+		plan.Tags.Equal(state.Tags) && plan.StagePolicies.Equal(state.StagePolicies) {
+		state.ForceDestroy = plan.ForceDestroy
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		return
+	}
+
+	desc, owner := plan.Description.ValueString(), plan.Owner.ValueString()
+	tags, diags := stringMapFrom(ctx, plan.Tags)
+	resp.Diagnostics.Append(diags...)
+	policies, diags := stagePoliciesFrom(ctx, plan.StagePolicies)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if policies == nil {
+		policies = map[string]registry.StagePolicy{}
+	}
+	patch := registry.ModelPatch{Description: &desc, Owner: &owner, Tags: &tags, StagePolicies: &policies}
+	m, err := r.client.UpdateModel(ctx, name, patch, state.Revision.ValueInt64())
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "update", fmt.Sprintf("model %q", name), err)
+		return
+	}
+	resp.Diagnostics.Append(plan.fromAPI(ctx, m, plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *modelResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var state modelResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := state.ID.ValueString()
+	err := r.client.DeleteModel(ctx, name, state.ForceDestroy.ValueBool(), 0)
+	switch {
+	case err == nil, errors.Is(err, registry.ErrNotFound):
+		return
+	case errors.Is(err, registry.ErrConflict) && !state.ForceDestroy.ValueBool():
+		resp.Diagnostics.AddError(fmt.Sprintf("Model %q still has versions", name),
+			fmt.Sprintf("%s\n\nDestroy its versions first, or set force_destroy = true (and apply) to delete them with the model.", err))
+	default:
+		addAPIError(&resp.Diagnostics, "delete", fmt.Sprintf("model %q", name), err)
+	}
+}
+
+func (r *modelResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if !registry.NamePattern.MatchString(req.ID) {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("The import ID of mlregistry_model is the model name, which %s; got %q.", registry.NameRule, req.ID))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("force_destroy"), false)...)
+}
+
+// fromAPI writes the registry's answer into m; prior is what Terraform
+// had (plan or state) and decides null versus empty.
+func (m *modelResourceModel) fromAPI(ctx context.Context, in *registry.Model, prior modelResourceModel) diag.Diagnostics {
+	var diags, d diag.Diagnostics
+	m.ID = types.StringValue(in.Name)
+	m.Name = types.StringValue(in.Name)
+	m.Description = stringValue(in.Description, prior.Description)
+	m.Owner = stringValue(in.Owner, prior.Owner)
+	m.Tags, d = stringMapValue(ctx, in.Tags, prior.Tags)
+	diags.Append(d...)
+	m.StagePolicies, d = stagePoliciesValue(ctx, in.StagePolicies, prior.StagePolicies)
+	diags.Append(d...)
+	m.CreatedAt = timeValue(in.CreatedAt)
+	m.UpdatedAt = timeValue(in.UpdatedAt)
+	m.Revision = types.Int64Value(in.Revision)
+	return diags
+}
+
+// stagePoliciesFrom converts the stage_policies attribute to the API's
+// map; null becomes nil.
+func stagePoliciesFrom(ctx context.Context, v types.Map) (map[string]registry.StagePolicy, diag.Diagnostics) {
+	if !isKnown(v) {
+		return nil, nil
+	}
+	var models map[string]stagePolicyModel
+	diags := v.ElementsAs(ctx, &models, false)
+	if diags.HasError() {
+		return nil, diags
+	}
+	out := make(map[string]registry.StagePolicy, len(models))
+	for stage, pm := range models {
+		p := registry.StagePolicy{
+			RequireStage:          pm.RequireStage.ValueString(),
+			MinSoak:               pm.MinSoak.ValueString(),
+			RequireSignatureMatch: pm.RequireSignatureMatch.ValueBool(),
+		}
+		var d diag.Diagnostics
+		if isKnown(pm.MinMetrics) {
+			p.MinMetrics, d = float64MapFrom(ctx, pm.MinMetrics)
+			diags.Append(d...)
+		}
+		if isKnown(pm.MaxMetrics) {
+			p.MaxMetrics, d = float64MapFrom(ctx, pm.MaxMetrics)
+			diags.Append(d...)
+		}
+		out[stage] = p
+	}
+	return out, diags
+}
+
+// stagePoliciesValue converts the API's policies to the attribute, keeping
+// null versus empty per field as the prior value had it, and min_soak as
+// written when it means the same duration.
+func stagePoliciesValue(ctx context.Context, in map[string]registry.StagePolicy, prior types.Map) (types.Map, diag.Diagnostics) {
+	if len(in) == 0 && !isKnown(prior) {
+		return types.MapNull(stagePolicyObjectType), nil
+	}
+	priorModels := map[string]stagePolicyModel{}
+	var diags diag.Diagnostics
+	if isKnown(prior) {
+		diags.Append(prior.ElementsAs(ctx, &priorModels, false)...)
+	}
+	out := make(map[string]attr.Value, len(in))
+	for _, stage := range sortedKeys(in) {
+		p, pp := in[stage], priorModels[stage]
+		var d diag.Diagnostics
+		pm := stagePolicyModel{
+			RequireStage:          stringValue(p.RequireStage, pp.RequireStage),
+			MinSoak:               durationValue(p.MinSoak, pp.MinSoak),
+			RequireSignatureMatch: boolValue(p.RequireSignatureMatch, pp.RequireSignatureMatch),
+		}
+		pm.MinMetrics, d = float64MapValue(ctx, p.MinMetrics, pp.MinMetrics)
+		diags.Append(d...)
+		pm.MaxMetrics, d = float64MapValue(ctx, p.MaxMetrics, pp.MaxMetrics)
+		diags.Append(d...)
+		obj, d := types.ObjectValueFrom(ctx, stagePolicyAttrTypes, pm)
+		diags.Append(d...)
+		out[stage] = obj
+	}
+	v, d := types.MapValue(stagePolicyObjectType, out)
+	diags.Append(d...)
+	return v, diags
+}
+
+// durationValue keeps the duration as the configuration wrote it ("1440m")
+// when the registry answers the same duration in another spelling.
+func durationValue(s string, prior types.String) types.String {
+	if isKnown(prior) && s != "" {
+		a, errA := time.ParseDuration(s)
+		b, errB := time.ParseDuration(prior.ValueString())
+		if errA == nil && errB == nil && a == b {
+			return prior
+		}
+	}
+	return stringValue(s, prior)
+}

@@ -1,0 +1,618 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+var (
+	_ resource.Resource                   = (*modelVersionResource)(nil)
+	_ resource.ResourceWithConfigure      = (*modelVersionResource)(nil)
+	_ resource.ResourceWithImportState    = (*modelVersionResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*modelVersionResource)(nil)
+)
+
+// NewModelVersionResource is the mlregistry_model_version resource.
+func NewModelVersionResource() resource.Resource { return &modelVersionResource{} }
+
+type modelVersionResource struct {
+	client *client.Client
+}
+
+type modelVersionResourceModel struct {
+	ID    types.String `tfsdk:"id"`
+	Model types.String `tfsdk:"model"`
+	versionFields
+}
+
+// versionFields are the attributes of a version, shared by the resource
+// and the data sources.
+type versionFields struct {
+	Version     types.Int64  `tfsdk:"version"`
+	Source      types.String `tfsdk:"source"`
+	Checksum    types.String `tfsdk:"checksum"`
+	Format      types.String `tfsdk:"format"`
+	Parameters  types.Map    `tfsdk:"parameters"`
+	Metrics     types.Map    `tfsdk:"metrics"`
+	Lineage     types.Object `tfsdk:"lineage"`
+	Signature   types.Object `tfsdk:"signature"`
+	Description types.String `tfsdk:"description"`
+	Tags        types.Map    `tfsdk:"tags"`
+	Flagged     types.Bool   `tfsdk:"flagged"`
+	FlagReason  types.String `tfsdk:"flag_reason"`
+	Stages      types.List   `tfsdk:"stages"`
+	CreatedAt   types.String `tfsdk:"created_at"`
+	CreatedBy   types.String `tfsdk:"created_by"`
+	UpdatedAt   types.String `tfsdk:"updated_at"`
+	Revision    types.Int64  `tfsdk:"revision"`
+}
+
+type lineageModel struct {
+	RunID     types.String `tfsdk:"run_id"`
+	GitCommit types.String `tfsdk:"git_commit"`
+	Dataset   types.String `tfsdk:"dataset"`
+	CodeURI   types.String `tfsdk:"code_uri"`
+}
+
+type signatureModel struct {
+	Inputs  types.List `tfsdk:"inputs"`
+	Outputs types.List `tfsdk:"outputs"`
+}
+
+type tensorModel struct {
+	Name  types.String `tfsdk:"name"`
+	DType types.String `tfsdk:"dtype"`
+	Shape types.List   `tfsdk:"shape"`
+}
+
+var (
+	lineageAttrTypes = map[string]attr.Type{
+		"run_id": types.StringType, "git_commit": types.StringType, "dataset": types.StringType, "code_uri": types.StringType,
+	}
+	tensorAttrTypes = map[string]attr.Type{
+		"name": types.StringType, "dtype": types.StringType, "shape": types.ListType{ElemType: types.Int64Type},
+	}
+	tensorObjectType   = types.ObjectType{AttrTypes: tensorAttrTypes}
+	signatureAttrTypes = map[string]attr.Type{
+		"inputs": types.ListType{ElemType: tensorObjectType}, "outputs": types.ListType{ElemType: tensorObjectType},
+	}
+)
+
+func (r *modelVersionResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_model_version"
+}
+
+func tensorListAttribute(what string) schema.ListNestedAttribute {
+	return schema.ListNestedAttribute{
+		MarkdownDescription: fmt.Sprintf("The model's %s, in order.", what),
+		Optional:            true,
+		NestedObject: schema.NestedAttributeObject{
+			Attributes: map[string]schema.Attribute{
+				"name": schema.StringAttribute{
+					MarkdownDescription: "Tensor or column name, unique within the list.",
+					Required:            true,
+					Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+				},
+				"dtype": schema.StringAttribute{
+					MarkdownDescription: "Element type, e.g. `float32`, `int64`, `string`.",
+					Required:            true,
+					Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+				},
+				"shape": schema.ListAttribute{
+					MarkdownDescription: "Dimensions; `-1` means any size.",
+					ElementType:         types.Int64Type,
+					Optional:            true,
+				},
+			},
+		},
+	}
+}
+
+func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	replace := "Changing it registers a new version (the artifact identity of a version never changes)."
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A version of a registered model: one immutable artifact (source, checksum, format, parameters, metrics, lineage, signature) " +
+			"whose number the registry assigns. Changing any artifact field registers a new version and deletes the old one; " +
+			"`description`, `tags` and the flag change in place. A flagged version cannot be assigned to a stage and is skipped by \"latest\" look-ups.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "`<model>/<version>`.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"model": schema.StringAttribute{
+				MarkdownDescription: "Name of the registered model. Changing it replaces the version.",
+				Required:            true,
+				Validators:          []validator.String{nameValidator()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"version": schema.Int64Attribute{
+				MarkdownDescription: "The version number the registry assigned: per model, strictly increasing, never reused.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.Int64{int64planmodifier.UseStateForUnknown()},
+			},
+			"source": schema.StringAttribute{
+				MarkdownDescription: "URI of the artifact, e.g. `s3://models/churn/7/model.onnx` (s3, gs, https, file, ...). " + replace,
+				Required:            true,
+				Validators:          []validator.String{sourceValidator()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"checksum": schema.StringAttribute{
+				MarkdownDescription: describe("Checksum of the artifact, e.g. `sha256:${filesha256(\"model.onnx\")}`; two live versions of a model cannot share one. "+replace, registry.ChecksumRule),
+				Required:            true,
+				Validators:          []validator.String{checksumValidator()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"format": schema.StringAttribute{
+				MarkdownDescription: "Artifact format, one of `" + strings.Join(registry.Formats, "`, `") + "`. " + replace,
+				Required:            true,
+				Validators:          []validator.String{formatValidator()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"parameters": schema.MapAttribute{
+				MarkdownDescription: "Training parameters (string values). " + replace,
+				ElementType:         types.StringType,
+				Optional:            true,
+				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries)},
+				PlanModifiers:       []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+			},
+			"metrics": schema.MapAttribute{
+				MarkdownDescription: "Evaluation metrics (numbers), e.g. `{ auc = 0.91 }`; stage policies and best-metric look-ups read them. " + replace,
+				ElementType:         types.Float64Type,
+				Optional:            true,
+				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries)},
+				PlanModifiers:       []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+			},
+			"lineage": schema.SingleNestedAttribute{
+				MarkdownDescription: "Where the version came from. " + replace,
+				Optional:            true,
+				PlanModifiers:       []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Attributes: map[string]schema.Attribute{
+					"run_id":     schema.StringAttribute{MarkdownDescription: "Training run ID.", Optional: true},
+					"git_commit": schema.StringAttribute{MarkdownDescription: "Commit of the training code.", Optional: true},
+					"dataset":    schema.StringAttribute{MarkdownDescription: "Dataset name or URI.", Optional: true},
+					"code_uri":   schema.StringAttribute{MarkdownDescription: "URI of the training code.", Optional: true},
+				},
+			},
+			"signature": schema.SingleNestedAttribute{
+				MarkdownDescription: "The version's input/output contract; a stage policy with `require_signature_match` compares it. " + replace,
+				Optional:            true,
+				PlanModifiers:       []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Attributes: map[string]schema.Attribute{
+					"inputs":  tensorListAttribute("inputs"),
+					"outputs": tensorListAttribute("outputs"),
+				},
+			},
+			"description": schema.StringAttribute{
+				MarkdownDescription: fmt.Sprintf("Free-form description (at most %d bytes). Changes in place.", registry.MaxDescriptionLen),
+				Optional:            true,
+				Validators:          []validator.String{stringvalidator.LengthAtMost(registry.MaxDescriptionLen)},
+			},
+			"tags": schema.MapAttribute{
+				MarkdownDescription: fmt.Sprintf("Key/value tags (at most %d). Change in place.", registry.MaxTags),
+				ElementType:         types.StringType,
+				Optional:            true,
+				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxTags)},
+			},
+			"flagged": schema.BoolAttribute{
+				MarkdownDescription: "Marks the version as bad: it cannot be assigned to a stage and \"latest\"/\"best\" look-ups skip it. Stages it holds already keep it. Defaults to `false`. Changes in place.",
+				Optional:            true,
+				Computed:            true,
+				Default:             booldefault.StaticBool(false),
+			},
+			"flag_reason": schema.StringAttribute{
+				MarkdownDescription: fmt.Sprintf("Why the version is flagged (at most %d bytes); only with `flagged = true`. Changes in place.", registry.MaxReasonLen),
+				Optional:            true,
+				Validators:          []validator.String{stringvalidator.LengthAtMost(registry.MaxReasonLen)},
+			},
+			"stages": schema.ListAttribute{
+				MarkdownDescription: "Stages that point at this version now, sorted. Promotions change it, so it is read from the registry on every refresh.",
+				ElementType:         types.StringType,
+				Computed:            true,
+			},
+			"created_at": schema.StringAttribute{
+				MarkdownDescription: "When the version was registered (RFC 3339).",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"created_by": schema.StringAttribute{
+				MarkdownDescription: "Name of the token that registered the version.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"updated_at": schema.StringAttribute{
+				MarkdownDescription: "When the version was last changed (RFC 3339).",
+				Computed:            true,
+			},
+			"revision": schema.Int64Attribute{
+				MarkdownDescription: "The version's revision (its ETag), sent as `If-Match` on updates.",
+				Computed:            true,
+			},
+		},
+	}
+}
+
+func (r *modelVersionResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var flagged types.Bool
+	var reason types.String
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("flagged"), &flagged)...)
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("flag_reason"), &reason)...)
+	if flagged.IsUnknown() || reason.IsUnknown() {
+		return
+	}
+	if reason.ValueString() != "" && !flagged.ValueBool() {
+		resp.Diagnostics.AddAttributeError(path.Root("flag_reason"), "flag_reason without flagged",
+			"flag_reason may only be set when flagged is true.")
+	}
+	var sig types.Object
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("signature"), &sig)...)
+	if isKnown(sig) {
+		var s signatureModel
+		resp.Diagnostics.Append(sig.As(ctx, &s, objectAsOptions)...)
+		for name, l := range map[string]types.List{"inputs": s.Inputs, "outputs": s.Outputs} {
+			validateTensorNames(ctx, path.Root("signature").AtName(name), l, &resp.Diagnostics)
+		}
+	}
+}
+
+func validateTensorNames(ctx context.Context, p path.Path, l types.List, diags *diag.Diagnostics) {
+	if !isKnown(l) {
+		return
+	}
+	var tensors []tensorModel
+	diags.Append(l.ElementsAs(ctx, &tensors, false)...)
+	seen := map[string]bool{}
+	for i, t := range tensors {
+		if !isKnown(t.Name) {
+			continue
+		}
+		if seen[t.Name.ValueString()] {
+			diags.AddAttributeError(p.AtListIndex(i).AtName("name"), "Duplicate tensor name", fmt.Sprintf("%q is used twice.", t.Name.ValueString()))
+		}
+		seen[t.Name.ValueString()] = true
+		var shape []int64
+		if isKnown(t.Shape) {
+			diags.Append(t.Shape.ElementsAs(ctx, &shape, true)...)
+		}
+		for j, d := range shape {
+			if d < -1 {
+				diags.AddAttributeError(p.AtListIndex(i).AtName("shape").AtListIndex(j), "Invalid dimension", "must be -1 (any) or >= 0")
+			}
+		}
+	}
+}
+
+func (r *modelVersionResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
+}
+
+func (r *modelVersionResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var plan modelVersionResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	model := plan.Model.ValueString()
+	in, diags := plan.createRequest(ctx)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	v, err := r.client.CreateVersion(ctx, model, in)
+	if err != nil {
+		if errors.Is(err, registry.ErrAlreadyExists) {
+			resp.Diagnostics.AddAttributeError(path.Root("checksum"), "Artifact already registered",
+				fmt.Sprintf("%s\n\nA model cannot have two live versions of the same artifact. Import the existing version (terraform import <address> %s/<version>) or change the artifact.", err, model))
+			return
+		}
+		addAPIError(&resp.Diagnostics, "register a version of", fmt.Sprintf("model %q", model), err)
+		return
+	}
+	tflog.Debug(ctx, "registered model version", map[string]any{"model": v.Model, "version": v.Version})
+	resp.Diagnostics.Append(plan.fromAPI(ctx, v, plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *modelVersionResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var state modelVersionResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	model, version := state.Model.ValueString(), state.Version.ValueInt64()
+	v, err := r.client.GetVersion(ctx, model, version)
+	if errors.Is(err, registry.ErrNotFound) {
+		tflog.Info(ctx, "model version not found in the registry, removing it from state", map[string]any{"model": model, "version": version})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "read", versionWhat(model, version), err)
+		return
+	}
+	resp.Diagnostics.Append(state.fromAPI(ctx, v, state)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *modelVersionResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var plan, state modelVersionResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	model, version := state.Model.ValueString(), state.Version.ValueInt64()
+	desc, flagged, reason := plan.Description.ValueString(), plan.Flagged.ValueBool(), plan.FlagReason.ValueString()
+	tags, diags := stringMapFrom(ctx, plan.Tags)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	patch := registry.ModelVersionPatch{Description: &desc, Tags: &tags, Flagged: &flagged, FlagReason: &reason}
+	v, err := r.client.UpdateVersion(ctx, model, version, patch, state.Revision.ValueInt64())
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "update", versionWhat(model, version), err)
+		return
+	}
+	resp.Diagnostics.Append(plan.fromAPI(ctx, v, plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *modelVersionResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var state modelVersionResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	model, version := state.Model.ValueString(), state.Version.ValueInt64()
+	err := r.client.DeleteVersion(ctx, model, version, 0)
+	switch {
+	case err == nil, errors.Is(err, registry.ErrNotFound):
+	case errors.Is(err, registry.ErrConflict):
+		resp.Diagnostics.AddError(fmt.Sprintf("Version %d of model %q is in use", version, model),
+			fmt.Sprintf("%s\n\nA version that holds a stage, or that an endpoint routes to, cannot be deleted: move the stage (mlregistry_stage_assignment) or the route first.", err))
+	default:
+		addAPIError(&resp.Diagnostics, "delete", versionWhat(model, version), err)
+	}
+}
+
+func (r *modelVersionResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	model, version, err := parseVersionID(req.ID)
+	if err != nil {
+		resp.Diagnostics.AddError("Invalid import ID", err.Error())
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("model"), model)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("version"), version)...)
+}
+
+// parseVersionID parses "<model>/<version>".
+func parseVersionID(id string) (string, int64, error) {
+	model, v, ok := strings.Cut(id, "/")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if !ok || err != nil || n < 1 || !registry.NamePattern.MatchString(model) {
+		return "", 0, fmt.Errorf("the import ID of mlregistry_model_version is \"<model>/<version>\", e.g. \"churn/3\", where the model name %s and the version is a number >= 1; got %q", registry.NameRule, id)
+	}
+	return model, n, nil
+}
+
+func versionWhat(model string, version int64) string {
+	return fmt.Sprintf("version %d of model %q", version, model)
+}
+
+// createRequest converts the plan to the API's create body.
+func (m *modelVersionResourceModel) createRequest(ctx context.Context) (registry.ModelVersionCreate, diag.Diagnostics) {
+	var diags, d diag.Diagnostics
+	in := registry.ModelVersionCreate{
+		Source:      m.Source.ValueString(),
+		Checksum:    m.Checksum.ValueString(),
+		Format:      m.Format.ValueString(),
+		Description: m.Description.ValueString(),
+		Flagged:     m.Flagged.ValueBool(),
+		FlagReason:  m.FlagReason.ValueString(),
+	}
+	in.Parameters, d = stringMapFrom(ctx, m.Parameters)
+	diags.Append(d...)
+	in.Metrics, d = float64MapFrom(ctx, m.Metrics)
+	diags.Append(d...)
+	in.Tags, d = stringMapFrom(ctx, m.Tags)
+	diags.Append(d...)
+	if isKnown(m.Lineage) {
+		var l lineageModel
+		diags.Append(m.Lineage.As(ctx, &l, objectAsOptions)...)
+		in.Lineage = &registry.Lineage{
+			RunID: l.RunID.ValueString(), GitCommit: l.GitCommit.ValueString(),
+			Dataset: l.Dataset.ValueString(), CodeURI: l.CodeURI.ValueString(),
+		}
+	}
+	if isKnown(m.Signature) {
+		var s signatureModel
+		diags.Append(m.Signature.As(ctx, &s, objectAsOptions)...)
+		in.Signature = &registry.Signature{}
+		in.Signature.Inputs, d = tensorsFrom(ctx, s.Inputs)
+		diags.Append(d...)
+		in.Signature.Outputs, d = tensorsFrom(ctx, s.Outputs)
+		diags.Append(d...)
+	}
+	return in, diags
+}
+
+func tensorsFrom(ctx context.Context, l types.List) ([]registry.TensorSpec, diag.Diagnostics) {
+	out := []registry.TensorSpec{}
+	if !isKnown(l) {
+		return out, nil
+	}
+	var tensors []tensorModel
+	diags := l.ElementsAs(ctx, &tensors, false)
+	for _, t := range tensors {
+		spec := registry.TensorSpec{Name: t.Name.ValueString(), DType: t.DType.ValueString(), Shape: []int64{}}
+		if isKnown(t.Shape) {
+			diags.Append(t.Shape.ElementsAs(ctx, &spec.Shape, false)...)
+		}
+		out = append(out, spec)
+	}
+	return out, diags
+}
+
+// fromAPI writes the registry's answer into m; prior (plan or state)
+// decides null versus empty.
+func (m *modelVersionResourceModel) fromAPI(ctx context.Context, v *registry.ModelVersion, prior modelVersionResourceModel) diag.Diagnostics {
+	m.ID = types.StringValue(fmt.Sprintf("%s/%d", v.Model, v.Version))
+	m.Model = types.StringValue(v.Model)
+	return m.versionFields.fromAPI(ctx, v, prior.versionFields)
+}
+
+func (f *versionFields) fromAPI(ctx context.Context, v *registry.ModelVersion, prior versionFields) diag.Diagnostics {
+	var diags, d diag.Diagnostics
+	f.Version = types.Int64Value(v.Version)
+	f.Source = types.StringValue(v.Source)
+	f.Checksum = types.StringValue(v.Checksum)
+	f.Format = types.StringValue(v.Format)
+	f.Parameters, d = stringMapValue(ctx, v.Parameters, prior.Parameters)
+	diags.Append(d...)
+	f.Metrics, d = float64MapValue(ctx, v.Metrics, prior.Metrics)
+	diags.Append(d...)
+	f.Lineage, d = lineageValue(ctx, v.Lineage, prior.Lineage)
+	diags.Append(d...)
+	f.Signature, d = signatureValue(ctx, v.Signature, prior.Signature)
+	diags.Append(d...)
+	f.Description = stringValue(v.Description, prior.Description)
+	f.Tags, d = stringMapValue(ctx, v.Tags, prior.Tags)
+	diags.Append(d...)
+	f.Flagged = types.BoolValue(v.Flagged)
+	f.FlagReason = stringValue(v.FlagReason, prior.FlagReason)
+	stages := v.Stages
+	if stages == nil {
+		stages = []string{}
+	}
+	// stages is computed only: always a known list, empty when no stage
+	// points here.
+	f.Stages, d = types.ListValueFrom(ctx, types.StringType, stages)
+	diags.Append(d...)
+	f.CreatedAt = timeValue(v.CreatedAt)
+	f.CreatedBy = types.StringValue(v.CreatedBy)
+	f.UpdatedAt = timeValue(v.UpdatedAt)
+	f.Revision = types.Int64Value(v.Revision)
+	return diags
+}
+
+func lineageValue(ctx context.Context, l *registry.Lineage, prior types.Object) (types.Object, diag.Diagnostics) {
+	if (l == nil || *l == registry.Lineage{}) && !isKnown(prior) {
+		return types.ObjectNull(lineageAttrTypes), nil
+	}
+	if l == nil {
+		l = &registry.Lineage{}
+	}
+	var p lineageModel
+	var diags diag.Diagnostics
+	if isKnown(prior) {
+		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
+	}
+	v, d := types.ObjectValueFrom(ctx, lineageAttrTypes, lineageModel{
+		RunID:     stringValue(l.RunID, p.RunID),
+		GitCommit: stringValue(l.GitCommit, p.GitCommit),
+		Dataset:   stringValue(l.Dataset, p.Dataset),
+		CodeURI:   stringValue(l.CodeURI, p.CodeURI),
+	})
+	diags.Append(d...)
+	return v, diags
+}
+
+func signatureValue(ctx context.Context, s *registry.Signature, prior types.Object) (types.Object, diag.Diagnostics) {
+	if (s == nil || len(s.Inputs)+len(s.Outputs) == 0) && !isKnown(prior) {
+		return types.ObjectNull(signatureAttrTypes), nil
+	}
+	if s == nil {
+		s = &registry.Signature{}
+	}
+	var p signatureModel
+	var diags, d diag.Diagnostics
+	if isKnown(prior) {
+		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
+	}
+	var out signatureModel
+	out.Inputs, d = tensorsValue(ctx, s.Inputs, p.Inputs)
+	diags.Append(d...)
+	out.Outputs, d = tensorsValue(ctx, s.Outputs, p.Outputs)
+	diags.Append(d...)
+	v, d := types.ObjectValueFrom(ctx, signatureAttrTypes, out)
+	diags.Append(d...)
+	return v, diags
+}
+
+// tensorsValue keeps the registry's order (it is the signature's order).
+func tensorsValue(ctx context.Context, ts []registry.TensorSpec, prior types.List) (types.List, diag.Diagnostics) {
+	if len(ts) == 0 && !isKnown(prior) {
+		return types.ListNull(tensorObjectType), nil
+	}
+	var p []tensorModel
+	var diags diag.Diagnostics
+	if isKnown(prior) {
+		diags.Append(prior.ElementsAs(ctx, &p, false)...)
+	}
+	elems := make([]attr.Value, 0, len(ts))
+	for i, t := range ts {
+		var pt tensorModel
+		if i < len(p) {
+			pt = p[i]
+		}
+		shape := types.ListNull(types.Int64Type)
+		if len(t.Shape) > 0 || isKnown(pt.Shape) {
+			var d diag.Diagnostics
+			dims := t.Shape
+			if dims == nil {
+				dims = []int64{}
+			}
+			shape, d = types.ListValueFrom(ctx, types.Int64Type, dims)
+			diags.Append(d...)
+		}
+		obj, d := types.ObjectValueFrom(ctx, tensorAttrTypes, tensorModel{
+			Name: types.StringValue(t.Name), DType: types.StringValue(t.DType), Shape: shape,
+		})
+		diags.Append(d...)
+		elems = append(elems, obj)
+	}
+	v, d := types.ListValue(tensorObjectType, elems)
+	diags.Append(d...)
+	return v, diags
+}

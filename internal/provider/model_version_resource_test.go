@@ -1,0 +1,305 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/compare"
+	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// versionConfig is a model and one version with every artifact field set;
+// extra is placed inside the version block.
+func versionConfig(checksumN int, extra string) string {
+	return fmt.Sprintf(`
+resource "mlregistry_model" "m" {
+  name = "fraud"
+}
+
+resource "mlregistry_model_version" "v" {
+  model    = mlregistry_model.m.name
+  source   = "s3://models/fraud/model.onnx"
+  checksum = %q
+  format   = "onnx"
+  parameters = {
+    learning_rate = "0.01"
+    epochs        = "20"
+  }
+  metrics = {
+    auc  = 0.91
+    loss = 0.1
+    f1   = 0.3333333333333333
+  }
+  lineage = {
+    run_id     = "run-42"
+    git_commit = "3f2c1e0"
+  }
+  signature = {
+    inputs = [
+      { name = "zeta", dtype = "float32", shape = [-1, 3] },
+      { name = "alpha", dtype = "string" },
+    ]
+    outputs = [
+      { name = "score", dtype = "float32", shape = [-1] },
+    ]
+  }
+%s
+}
+`, checksum(checksumN), extra)
+}
+
+func TestAccModelVersion_basic(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_model_version.v"
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: providerBlock(r, "") + versionConfig(1, `  description = "first cut"`),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate),
+						plancheck.ExpectUnknownValue(name, tfjsonpath.New("version")),
+						plancheck.ExpectUnknownValue(name, tfjsonpath.New("stages")),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("id"), knownvalue.StringExact("fraud/1")),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("metrics").AtMapKey("auc"), knownvalue.Float64Exact(0.91)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("lineage"), knownvalue.ObjectExact(map[string]knownvalue.Check{
+						"run_id": knownvalue.StringExact("run-42"), "git_commit": knownvalue.StringExact("3f2c1e0"),
+						"dataset": knownvalue.Null(), "code_uri": knownvalue.Null(),
+					})),
+					// Signature order is the configuration's order, not sorted.
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("signature").AtMapKey("inputs"), knownvalue.ListExact([]knownvalue.Check{
+						knownvalue.ObjectExact(map[string]knownvalue.Check{
+							"name": knownvalue.StringExact("zeta"), "dtype": knownvalue.StringExact("float32"),
+							"shape": knownvalue.ListExact([]knownvalue.Check{knownvalue.Int64Exact(-1), knownvalue.Int64Exact(3)}),
+						}),
+						knownvalue.ObjectExact(map[string]knownvalue.Check{
+							"name": knownvalue.StringExact("alpha"), "dtype": knownvalue.StringExact("string"), "shape": knownvalue.Null(),
+						}),
+					})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("flagged"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("flag_reason"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("created_by"), knownvalue.StringExact("admin")),
+				},
+			},
+			{
+				ResourceName:      name,
+				ImportState:       true,
+				ImportStateId:     "fraud/1",
+				ImportStateVerify: true,
+			},
+			{
+				ResourceName:    name,
+				ImportState:     true,
+				ImportStateKind: tfresource.ImportBlockWithID,
+				ImportStateId:   "fraud/1",
+			},
+			{
+				Config: providerBlock(r, "") + versionConfig(1, `
+  description = "known bad"
+  tags        = { reviewed = "yes" }
+  flagged     = true
+  flag_reason = "label leak"
+`),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("flagged"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("flag_reason"), knownvalue.StringExact("label leak")),
+				},
+			},
+			{
+				// Unflag and clear everything mutable.
+				Config: providerBlock(r, "") + versionConfig(1, ""),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("flagged"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("description"), knownvalue.Null()),
+				},
+			},
+		},
+	})
+}
+
+func TestAccModelVersion_replaceArtifact(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_model_version.v"
+	versionNumbers := statecheck.CompareValue(compare.ValuesDiffer())
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config:            providerBlock(r, "") + versionConfig(1, ""),
+				ConfigStateChecks: []statecheck.StateCheck{versionNumbers.AddStateValue(name, tfjsonpath.New("version"))},
+			},
+			{
+				Config: providerBlock(r, "") + versionConfig(2, ""),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionDestroyBeforeCreate),
+						plancheck.ExpectUnknownValue(name, tfjsonpath.New("version")),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					versionNumbers.AddStateValue(name, tfjsonpath.New("version")),
+					// Numbers are never reused, even after a delete.
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(2)),
+				},
+			},
+			{
+				// A metric is part of the artifact identity too.
+				Config: providerBlock(r, "") + `
+resource "mlregistry_model" "m" {
+  name = "fraud"
+}
+resource "mlregistry_model_version" "v" {
+  model    = mlregistry_model.m.name
+  source   = "s3://models/fraud/model.onnx"
+  checksum = "` + checksum(2) + `"
+  format   = "onnx"
+  metrics  = { auc = 0.95 }
+}
+`,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+			},
+		},
+	})
+}
+
+func TestAccModelVersion_disappears(t *testing.T) {
+	r := testRegistry(t)
+	config := providerBlock(r, "") + versionConfig(1, "")
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: config},
+			{
+				PreConfig: func() { must(t, apiClient(t, r).DeleteVersion(context.Background(), "fraud", 1, 0)) },
+				Config:    config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("mlregistry_model_version.v", plancheck.ResourceActionCreate),
+						plancheck.ExpectResourceAction("mlregistry_model.m", plancheck.ResourceActionNoop),
+					},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("mlregistry_model_version.v", tfjsonpath.New("version"), knownvalue.Int64Exact(2)),
+				},
+			},
+		},
+	})
+}
+
+func TestAccModelVersion_drift(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_model_version.v"
+	config := providerBlock(r, "") + versionConfig(1, `  tags = { owner = "ds" }`)
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: config},
+			{
+				PreConfig: func() {
+					tags, flagged, desc := map[string]string{"owner": "someone"}, true, "edited by hand"
+					_, err := apiClient(t, r).UpdateVersion(context.Background(), "fraud", 1,
+						registry.ModelVersionPatch{Tags: &tags, Flagged: &flagged, Description: &desc}, 0)
+					must(t, err)
+				},
+				Config: config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("flagged"), knownvalue.Bool(false)),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("description"), knownvalue.Null()),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: func(_ *terraformState) error {
+					v, err := apiClient(t, r).GetVersion(context.Background(), "fraud", 1)
+					if err != nil {
+						return err
+					}
+					if v.Flagged || v.Description != "" || v.Tags["owner"] != "ds" {
+						return fmt.Errorf("drift not corrected: %+v", v)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
+
+func TestAccModelVersion_duplicateChecksum(t *testing.T) {
+	r := testRegistry(t)
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{{
+			Config: providerBlock(r, "") + versionConfig(1, "") + `
+resource "mlregistry_model_version" "copy" {
+  model      = mlregistry_model.m.name
+  source     = "s3://models/fraud/copy.onnx"
+  checksum   = mlregistry_model_version.v.checksum
+  format     = "onnx"
+}
+`,
+			ExpectError: expectError("Artifact already registered", "version 1"),
+		}},
+	})
+}
+
+func TestAccModelVersion_invalidValues(t *testing.T) {
+	r := testRegistry(t)
+	for _, tt := range []struct {
+		name, attrs string
+		want        string
+	}{
+		{"checksum", `source = "s3://b/k", checksum = "md5:abc", format = "onnx"`, `sha256:<64 lower-case hex digits>`},
+		{"format", `source = "s3://b/k", checksum = "` + checksum(1) + `", format = "zip"`, `onnx`},
+		{"source", `source = "not a uri", checksum = "` + checksum(1) + `", format = "onnx"`, `absolute URI`},
+		{"flag_reason", `source = "s3://b/k", checksum = "` + checksum(1) + `", format = "onnx", flag_reason = "x"`, `only be set when flagged is true`},
+		{"tensors", `source = "s3://b/k", checksum = "` + checksum(1) + `", format = "onnx"
+  signature = { inputs = [{ name = "a", dtype = "f" }, { name = "a", dtype = "f", shape = [-2] }] }`, `is used twice`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tfresource.ParallelTest(t, tfresource.TestCase{
+				ProtoV6ProviderFactories: testAccProviders,
+				Steps: []tfresource.TestStep{{
+					Config:      providerBlock(r, "") + "resource \"mlregistry_model_version\" \"v\" {\n  model = \"m\"\n  " + tt.attrs + "\n}\n",
+					PlanOnly:    true,
+					ExpectError: expectError(tt.want),
+				}},
+			})
+		})
+	}
+}

@@ -1,0 +1,89 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
+	opts, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListEndpoints(r.Context(), opts)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, fixPage(page, func(e *registry.Endpoint) { s.fixEndpoint(r, e) }))
+}
+
+func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
+	var req registry.EndpointCreate
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	e, err := s.store.CreateEndpoint(r.Context(), actor(r), req)
+	if err != nil {
+		return err
+	}
+	s.changed(KindEndpoint, e.Name)
+	s.location(w, r, "endpoints", e.Name)
+	return writeResource(w, http.StatusCreated, e.Revision, s.fixEndpoint(r, e))
+}
+
+func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r, "endpoint")
+	if err != nil {
+		return err
+	}
+	e, err := s.store.GetEndpoint(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeResource(w, http.StatusOK, e.Revision, s.fixEndpoint(r, e))
+}
+
+func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r, "endpoint")
+	if err != nil {
+		return err
+	}
+	var req registry.EndpointPatch
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	pre, err := precondition(r, func() error { _, err := s.store.GetEndpoint(r.Context(), name); return err })
+	if err != nil {
+		return err
+	}
+	e, err := s.store.UpdateEndpoint(r.Context(), actor(r), name, req, pre)
+	if err != nil {
+		return err
+	}
+	s.changed(KindEndpoint, e.Name)
+	return writeResource(w, http.StatusOK, e.Revision, s.fixEndpoint(r, e))
+}
+
+func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r, "endpoint")
+	if err != nil {
+		return err
+	}
+	pre, err := precondition(r, func() error { _, err := s.store.GetEndpoint(r.Context(), name); return err })
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteEndpoint(r.Context(), actor(r), name, pre); err != nil {
+		return err
+	}
+	s.changed(KindEndpoint, name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+const maxIdempotencyKeyLen = 255
+
+// replayedHeaders are the response headers an idempotent replay repeats.
+var replayedHeaders = []string{"Content-Type", "ETag", "Location"}
+
+func validIdempotencyKey(k string) bool {
+	if k == "" || len(k) > maxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// idempotent makes a create route honour Idempotency-Key: the first
+// response to a (token, key, method, path) is stored in the database and
+// replayed for retries with the same body.
+func (s *Server) idempotent(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		vals := r.Header.Values("Idempotency-Key")
+		if len(vals) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if len(vals) != 1 || !validIdempotencyKey(vals[0]) {
+			WriteProblem(w, r, &registry.Error{
+				Code:    registry.CodeInvalidArgument,
+				Field:   "Idempotency-Key",
+				Rule:    "idempotency_key",
+				Message: "Idempotency-Key must be one value of 1 to 255 printable ASCII characters",
+			})
+			return
+		}
+		body, err := s.readBody(w, r)
+		if err != nil {
+			WriteProblem(w, r, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		sum := sha256.Sum256(body)
+		var tokenID int64
+		if tok, ok := TokenFromContext(r.Context()); ok {
+			tokenID = tok.ID
+		}
+		key := registry.IdempotencyKey{
+			TokenID:     tokenID,
+			Key:         vals[0],
+			Method:      r.Method,
+			Path:        r.URL.EscapedPath(),
+			RequestHash: hex.EncodeToString(sum[:]),
+		}
+		rec, err := s.store.BeginIdempotent(r.Context(), key, s.idemTTL)
+		if err != nil {
+			WriteProblem(w, r, err)
+			return
+		}
+		if rec != nil {
+			replay(w, r, key, rec)
+			return
+		}
+		s.runIdempotent(w, r, key, next)
+	})
+}
+
+// replay answers a retry from the stored record.
+func replay(w http.ResponseWriter, r *http.Request, key registry.IdempotencyKey, rec *registry.IdempotencyRecord) {
+	switch {
+	case rec.RequestHash != key.RequestHash:
+		WriteProblem(w, r, registry.Errorf(registry.CodeIdempotencyMismatch,
+			"Idempotency-Key %q was already used for a request with a different body; use a new key for a new request", key.Key))
+	case !rec.Completed:
+		WriteProblem(w, r, registry.Errorf(registry.CodeConflict, "a request with this Idempotency-Key is still in progress"))
+	default:
+		h := w.Header()
+		for k, v := range rec.Headers {
+			h.Set(k, v)
+		}
+		h.Set("Idempotent-Replayed", "true")
+		w.WriteHeader(rec.StatusCode)
+		_, _ = w.Write(rec.Body)
+	}
+}
+
+// runIdempotent runs the handler, keeping its answer. 2xx and 4xx answers
+// are final and stored; after a 5xx or a panic nothing was written, so the
+// claim is dropped and a retry runs again.
+func (s *Server) runIdempotent(w http.ResponseWriter, r *http.Request, key registry.IdempotencyKey, next http.Handler) {
+	cw := &captureWriter{ResponseWriter: w}
+	// The client may be gone; the outcome must be recorded anyway.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	completed := false
+	defer func() {
+		if completed {
+			return
+		}
+		if err := s.store.AbandonIdempotent(ctx, key); err != nil {
+			requestLogger(r).Warn("could not release idempotency key", "err", err)
+		}
+	}()
+
+	next.ServeHTTP(cw, r)
+
+	status := cw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status >= 500 {
+		return
+	}
+	rec := registry.IdempotencyRecord{
+		Completed:   true,
+		RequestHash: key.RequestHash,
+		StatusCode:  status,
+		Headers:     map[string]string{},
+		Body:        cw.body.Bytes(),
+		CreatedAt:   s.now(),
+	}
+	for _, name := range replayedHeaders {
+		if v := w.Header().Get(name); v != "" {
+			rec.Headers[name] = v
+		}
+	}
+	completed = true
+	if err := s.store.CompleteIdempotent(ctx, key, rec); err != nil {
+		// The change itself is committed: dropping the claim would let a
+		// retry repeat it. The in-flight record expires on its own.
+		requestLogger(r).Error("could not store idempotent response", "err", err)
+	}
+}
+
+// captureWriter passes a response through while keeping a copy.
+type captureWriter struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (w *captureWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *captureWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,276 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// reqState is what the middleware learns about a request as it goes
+// through the chain. One pointer lives in the request context, so inner
+// handlers (routing, auth) can fill it in for the outer ones (logging,
+// metrics).
+type reqState struct {
+	id  string
+	log *slog.Logger
+	// route is the matched ServeMux pattern; "" until a registered route
+	// takes the request.
+	route string
+	token *registry.Token
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// ActorFromContext returns the authenticated actor of a request served
+// through Server.Handler: the token's name and the request ID.
+func ActorFromContext(ctx context.Context) (registry.Actor, bool) {
+	st := stateFrom(ctx)
+	if st == nil || st.token == nil {
+		return registry.Actor{}, false
+	}
+	return registry.Actor{Name: st.token.Name, RequestID: st.id}, true
+}
+
+// TokenFromContext returns the token that authenticated the request. With
+// InsecureNoAuth it is a synthetic admin token named "anonymous", ID 0.
+func TokenFromContext(ctx context.Context) (*registry.Token, bool) {
+	st := stateFrom(ctx)
+	if st == nil || st.token == nil {
+		return nil, false
+	}
+	return st.token, true
+}
+
+// RequestIDFromContext returns the request's ID (as echoed in X-Request-ID).
+func RequestIDFromContext(ctx context.Context) (string, bool) {
+	st := stateFrom(ctx)
+	if st == nil {
+		return "", false
+	}
+	return st.id, true
+}
+
+// actor is the actor of an authenticated API request.
+func actor(r *http.Request) registry.Actor {
+	a, _ := ActorFromContext(r.Context())
+	return a
+}
+
+// requestLogger returns the logger carrying the request ID.
+func requestLogger(r *http.Request) *slog.Logger {
+	if st := stateFrom(r.Context()); st != nil {
+		return st.log
+	}
+	return slog.Default()
+}
+
+const maxRequestIDLen = 128
+
+// validRequestID reports whether a client's X-Request-ID may be reused: it
+// ends up in logs and events, so only a safe alphabet is accepted.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// middleware wraps the mux: request ID, security headers, panic recovery,
+// problem+json for the mux's own 404/405, metrics and the access log.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		st := &reqState{id: id, log: s.log.With("request_id", id)}
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+
+		h := w.Header()
+		h.Set("X-Request-ID", id)
+		h.Set("X-Content-Type-Options", "nosniff")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			h.Set("Cache-Control", "no-store")
+		}
+
+		rw := &responseWriter{ResponseWriter: w, st: st, req: r}
+		defer func() {
+			v := recover()
+			if v != nil {
+				if v == http.ErrAbortHandler {
+					// The handler chose to abort the connection; that is not
+					// a bug, and net/http expects to see the panic.
+					s.observe(rw, r, start)
+					panic(v)
+				}
+				st.log.Error("panic serving request", "method", r.Method, "route", routeLabel(st.route), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if !rw.wroteHeader {
+					WriteProblem(rw, r, registry.ErrInternal)
+				} else {
+					rw.status = http.StatusInternalServerError
+				}
+			}
+			s.observe(rw, r, start)
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// matched marks a request as taken by a registered route, recording its
+// pattern for logs and metrics.
+func (s *Server) matched(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := stateFrom(r.Context()); st != nil {
+			st.route = r.Pattern
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// observe records metrics and writes the access log line. Never the
+// Authorization header, never bodies.
+func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
+	st := rw.st
+	status := rw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	elapsed := time.Since(start)
+	route := routeLabel(st.route)
+	method := methodLabel(r.Method)
+	s.metrics.observe(method, route, status, elapsed)
+
+	actorName := ""
+	if st.token != nil {
+		actorName = st.token.Name
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	st.log.LogAttrs(context.Background(), level, "http request",
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+		slog.Int64("bytes", rw.bytes),
+		slog.String("actor", actorName),
+	)
+}
+
+// routeLabel turns a mux pattern ("GET /api/v1/models/{model}") into the
+// route label ("/api/v1/models/{model}"); unrouted requests share one
+// label so raw paths never become label values.
+func routeLabel(pattern string) string {
+	if pattern == "" {
+		return "unmatched"
+	}
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		return strings.TrimSpace(pattern[i+1:])
+	}
+	return pattern
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// responseWriter records the status and size for logs and metrics, and
+// replaces the ServeMux's plain-text 404 and 405 with problem+json.
+type responseWriter struct {
+	http.ResponseWriter
+	st          *reqState
+	req         *http.Request
+	status      int
+	bytes       int64
+	wroteHeader bool
+	// replacing is set while the replacement problem is written.
+	replacing bool
+	// discard drops the body the mux writes after its replaced header.
+	discard bool
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if w.wroteHeader {
+		return
+	}
+	if !w.replacing && w.st.route == "" && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+		// No registered route took the request: the ServeMux itself is
+		// answering. Answer the same problem+json as every other error.
+		w.replacing = true
+		if code == http.StatusNotFound {
+			WriteProblem(w, w.req, registry.Errorf(registry.CodeNotFound, "no route for %s %s", w.req.Method, w.req.URL.Path))
+		} else {
+			writeProblem(w, w.req, http.StatusMethodNotAllowed, registry.Errorf(registry.CodeInvalidArgument,
+				"method %s is not allowed on %s; allowed: %s", w.req.Method, w.req.URL.Path, w.Header().Get("Allow")))
+		}
+		w.replacing = false
+		w.discard = true
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.discard {
+		return len(b), nil
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+		if w.discard {
+			return len(b), nil
+		}
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streaming handlers (the gateway's reverse proxy) flush.
+func (w *responseWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController access to the real writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

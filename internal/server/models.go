@@ -1,0 +1,98 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
+	opts, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	page, err := s.store.ListModels(r.Context(), opts)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, fixPage(page, func(m *registry.Model) { fixModel(m) }))
+}
+
+func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
+	var req registry.ModelCreate
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	m, err := s.store.CreateModel(r.Context(), actor(r), req)
+	if err != nil {
+		return err
+	}
+	s.changed(KindModel, m.Name)
+	s.location(w, r, "models", m.Name)
+	return writeResource(w, http.StatusCreated, m.Revision, fixModel(m))
+}
+
+func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r, "model")
+	if err != nil {
+		return err
+	}
+	m, err := s.store.GetModel(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeResource(w, http.StatusOK, m.Revision, fixModel(m))
+}
+
+func (s *Server) updateModel(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r, "model")
+	if err != nil {
+		return err
+	}
+	var req registry.ModelPatch
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	pre, err := precondition(r, func() error { _, err := s.store.GetModel(r.Context(), name); return err })
+	if err != nil {
+		return err
+	}
+	m, err := s.store.UpdateModel(r.Context(), actor(r), name, req, pre)
+	if err != nil {
+		return err
+	}
+	s.changed(KindModel, m.Name)
+	return writeResource(w, http.StatusOK, m.Revision, fixModel(m))
+}
+
+func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) error {
+	name, err := pathName(r, "model")
+	if err != nil {
+		return err
+	}
+	force, err := flagQuery(r, "force")
+	if err != nil {
+		return err
+	}
+	if force {
+		if err := requireScope(r, registry.ScopeAdmin, "deleting a model with force=true"); err != nil {
+			return err
+		}
+	}
+	pre, err := precondition(r, func() error { _, err := s.store.GetModel(r.Context(), name); return err })
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteModel(r.Context(), actor(r), name, registry.DeleteModelOptions{Precondition: pre, Force: force}); err != nil {
+		return err
+	}
+	s.changed(KindModel, name)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

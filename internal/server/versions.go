@@ -1,0 +1,160 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+func versionID(model string, version int64) string {
+	return model + "/" + strconv.FormatInt(version, 10)
+}
+
+func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) error {
+	model, err := pathName(r, "model")
+	if err != nil {
+		return err
+	}
+	opts, err := listOptions(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := registry.VersionFilter{ListOptions: opts, Stage: q.Get("stage"), Tag: q.Get("tag")}
+	if f.Stage != "" {
+		if err := registry.ValidateStage("stage", f.Stage); err != nil {
+			return err
+		}
+	}
+	if len(f.Tag) > registry.MaxTagKeyLen+1+registry.MaxTagValueLen {
+		return registry.FieldError("tag", "max_length", "must be \"key\" or \"key=value\" within the tag size limits")
+	}
+	if f.Flagged, err = boolQuery(r, "flagged"); err != nil {
+		return err
+	}
+	if f.OrderBy, err = orderBy(q.Get("order_by")); err != nil {
+		return err
+	}
+	page, err := s.store.ListVersions(r.Context(), model, f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, fixPage(page, func(v *registry.ModelVersion) { fixVersion(v) }))
+}
+
+func (s *Server) createVersion(w http.ResponseWriter, r *http.Request) error {
+	model, err := pathName(r, "model")
+	if err != nil {
+		return err
+	}
+	var req registry.ModelVersionCreate
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	v, err := s.store.CreateVersion(r.Context(), actor(r), model, req)
+	if err != nil {
+		return err
+	}
+	s.changed(KindModelVersion, versionID(v.Model, v.Version))
+	s.location(w, r, "models", v.Model, "versions", strconv.FormatInt(v.Version, 10))
+	return writeResource(w, http.StatusCreated, v.Revision, fixVersion(v))
+}
+
+func (s *Server) versionParams(r *http.Request) (string, int64, error) {
+	model, err := pathName(r, "model")
+	if err != nil {
+		return "", 0, err
+	}
+	version, err := pathVersion(r)
+	return model, version, err
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
+	model, version, err := s.versionParams(r)
+	if err != nil {
+		return err
+	}
+	v, err := s.store.GetVersion(r.Context(), model, version)
+	if err != nil {
+		return err
+	}
+	return writeResource(w, http.StatusOK, v.Revision, fixVersion(v))
+}
+
+// versionPatchBody is a version patch plus the artifact fields, which are
+// recognised only to reject them with a clearer message than "unknown
+// field".
+type versionPatchBody struct {
+	registry.ModelVersionPatch
+	Source     json.RawMessage `json:"source"`
+	Checksum   json.RawMessage `json:"checksum"`
+	Format     json.RawMessage `json:"format"`
+	Parameters json.RawMessage `json:"parameters"`
+	Metrics    json.RawMessage `json:"metrics"`
+	Lineage    json.RawMessage `json:"lineage"`
+	Signature  json.RawMessage `json:"signature"`
+}
+
+func (b *versionPatchBody) immutable() error {
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+	}{
+		{"source", b.Source}, {"checksum", b.Checksum}, {"format", b.Format},
+		{"parameters", b.Parameters}, {"metrics", b.Metrics}, {"lineage", b.Lineage}, {"signature", b.Signature},
+	} {
+		if f.raw != nil {
+			return registry.FieldError(f.name, "immutable", "is immutable; create a new version instead")
+		}
+	}
+	return nil
+}
+
+func (s *Server) updateVersion(w http.ResponseWriter, r *http.Request) error {
+	model, version, err := s.versionParams(r)
+	if err != nil {
+		return err
+	}
+	var req versionPatchBody
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := req.immutable(); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	pre, err := precondition(r, func() error { _, err := s.store.GetVersion(r.Context(), model, version); return err })
+	if err != nil {
+		return err
+	}
+	v, err := s.store.UpdateVersion(r.Context(), actor(r), model, version, req.ModelVersionPatch, pre)
+	if err != nil {
+		return err
+	}
+	s.changed(KindModelVersion, versionID(v.Model, v.Version))
+	return writeResource(w, http.StatusOK, v.Revision, fixVersion(v))
+}
+
+func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) error {
+	model, version, err := s.versionParams(r)
+	if err != nil {
+		return err
+	}
+	pre, err := precondition(r, func() error { _, err := s.store.GetVersion(r.Context(), model, version); return err })
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteVersion(r.Context(), actor(r), model, version, pre); err != nil {
+		return err
+	}
+	s.changed(KindModelVersion, versionID(model, version))
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,362 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+const endpointCols = "name, model, routes, sticky_header, guard, status, status_message, created_at, updated_at, revision"
+
+func scanEndpoint(sc scanner) (registry.Endpoint, error) {
+	var (
+		e                registry.Endpoint
+		routes           string
+		guard            sql.NullString
+		created, updated int64
+	)
+	if err := sc.Scan(&e.Name, &e.Model, &routes, &e.StickyHeader, &guard, &e.Status, &e.StatusMessage, &created, &updated, &e.Revision); err != nil {
+		return e, err
+	}
+	e.Routes = []registry.Route{}
+	if err := fromJSON(routes, &e.Routes); err != nil {
+		return e, err
+	}
+	if e.Routes == nil {
+		e.Routes = []registry.Route{}
+	}
+	if guard.Valid {
+		e.Guard = &registry.Guard{}
+		if err := fromJSON(guard.String, e.Guard); err != nil {
+			return e, err
+		}
+	}
+	e.CreatedAt, e.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return e, nil
+}
+
+func endpointNotFound(name string) error {
+	return registry.Errorf(registry.CodeNotFound, "endpoint %q not found", name)
+}
+
+func loadEndpoint(ctx context.Context, t *txn, name string, lock bool) (*registry.Endpoint, error) {
+	q := "SELECT " + endpointCols + " FROM endpoints WHERE name = ?"
+	if lock {
+		q += t.forUpdate()
+	}
+	e, err := scanEndpoint(t.queryRow(ctx, q, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, endpointNotFound(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load endpoint: %w", err)
+	}
+	return &e, nil
+}
+
+// checkRoutes checks that every route's version exists in model and, when
+// allowFlagged is false, is not flagged.
+func checkRoutes(ctx context.Context, t *txn, model string, routes []registry.Route, allowFlagged bool) error {
+	for i, r := range routes {
+		field := fmt.Sprintf("routes[%d].version", i)
+		var flagged bool
+		var reason string
+		err := t.queryRow(ctx, "SELECT flagged, flag_reason FROM model_versions WHERE model = ? AND version = ?", model, r.Version).Scan(&flagged, &reason)
+		if errors.Is(err, sql.ErrNoRows) {
+			return registry.FieldError(field, "exists", "version %d of model %q not found", r.Version, model)
+		}
+		if err != nil {
+			return fmt.Errorf("check route version: %w", err)
+		}
+		if flagged && !allowFlagged {
+			if reason != "" {
+				reason = " (" + reason + ")"
+			}
+			pe := registry.PolicyError("flagged", "%s: version %d of %q is flagged%s and cannot receive traffic (route %q)", field, r.Version, model, reason, r.Name)
+			pe.Field = field
+			return pe
+		}
+	}
+	return nil
+}
+
+// writeRoutes replaces the endpoint's rows in endpoint_routes, which let
+// the database refuse to delete a version that receives traffic.
+func writeRoutes(ctx context.Context, t *txn, e *registry.Endpoint) error {
+	if _, err := t.exec(ctx, "DELETE FROM endpoint_routes WHERE endpoint = ?", e.Name); err != nil {
+		return fmt.Errorf("replace endpoint routes: %w", err)
+	}
+	for _, r := range e.Routes {
+		if _, err := t.exec(ctx, "INSERT INTO endpoint_routes (endpoint, route, model, version) VALUES (?, ?, ?, ?)",
+			e.Name, r.Name, e.Model, r.Version); err != nil {
+			return fmt.Errorf("insert endpoint route: %w", err)
+		}
+	}
+	return nil
+}
+
+func endpointColumns(e *registry.Endpoint) (routes string, guard sql.NullString, err error) {
+	if routes, err = toJSON(e.Routes); err != nil {
+		return "", guard, err
+	}
+	guard, err = nullJSON(e.Guard, e.Guard == nil)
+	return routes, guard, err
+}
+
+// CreateEndpoint stores a new endpoint, healthy, at revision 1. URL is left
+// for the server to fill.
+func (s *Store) CreateEndpoint(ctx context.Context, actor registry.Actor, ec registry.EndpointCreate) (*registry.Endpoint, error) {
+	if err := ec.Validate(); err != nil {
+		return nil, err
+	}
+	var out *registry.Endpoint
+	err := s.inTx(ctx, "create endpoint", modeWrite, func(t *txn) error {
+		if _, err := loadModel(ctx, t, ec.Model, true); err != nil {
+			if registry.ErrorCode(err) == registry.CodeNotFound {
+				return registry.FieldError("model", "exists", "model %q not found", ec.Model)
+			}
+			return err
+		}
+		var n int
+		if err := t.queryRow(ctx, "SELECT COUNT(*) FROM endpoints WHERE name = ?", ec.Name).Scan(&n); err != nil {
+			return fmt.Errorf("check endpoint: %w", err)
+		}
+		if n > 0 {
+			return registry.Errorf(registry.CodeAlreadyExists, "endpoint %q already exists", ec.Name)
+		}
+		if err := checkRoutes(ctx, t, ec.Model, ec.Routes, false); err != nil {
+			return err
+		}
+		now := s.clock()
+		e := registry.Endpoint{
+			Name:         ec.Name,
+			Model:        ec.Model,
+			Routes:       append([]registry.Route{}, ec.Routes...),
+			StickyHeader: ec.StickyHeader,
+			Guard:        ec.Guard,
+			Status:       registry.EndpointStatusHealthy,
+			CreatedAt:    now,
+			UpdatedAt:    now,
+			Revision:     1,
+		}
+		routes, guard, err := endpointColumns(&e)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			e.Name, e.Model, routes, e.StickyHeader, guard, e.Status, e.StatusMessage, now.UnixMicro(), now.UnixMicro(), e.Revision); err != nil {
+			return fmt.Errorf("insert endpoint: %w", err)
+		}
+		if err := writeRoutes(ctx, t, &e); err != nil {
+			return err
+		}
+		out = &e
+		return s.addEvent(ctx, t, actor, now, event{
+			action: registry.ActionEndpointCreate, subjectType: "endpoint", subject: e.Name,
+			model: e.Model, endpoint: e.Name, after: e,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetEndpoint reads an endpoint.
+func (s *Store) GetEndpoint(ctx context.Context, name string) (*registry.Endpoint, error) {
+	var out *registry.Endpoint
+	err := s.inTx(ctx, "get endpoint", modeRead, func(t *txn) error {
+		var err error
+		out, err = loadEndpoint(ctx, t, name, false)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ListEndpoints lists endpoints by name.
+func (s *Store) ListEndpoints(ctx context.Context, opts registry.ListOptions) (*registry.Page[registry.Endpoint], error) {
+	size, err := pageSize(opts)
+	if err != nil {
+		return nil, err
+	}
+	const list = "endpoints"
+	cur, err := decodeCursor(opts.PageToken, list)
+	if err != nil {
+		return nil, err
+	}
+	var page *registry.Page[registry.Endpoint]
+	err = s.inTx(ctx, "list endpoints", modeRead, func(t *txn) error {
+		q, args := "SELECT "+endpointCols+" FROM endpoints", []any{}
+		if cur != nil {
+			q += " WHERE name > ?"
+			args = append(args, cur.Name)
+		}
+		q += " ORDER BY name LIMIT ?"
+		args = append(args, size+1)
+		rows, err := t.query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("list endpoints: %w", err)
+		}
+		page, err = collect(rows, size, scanEndpoint, func(e registry.Endpoint) cursor {
+			return cursor{List: list, Name: e.Name}
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// UpdateEndpoint applies a patch. Setting routes checks them like create
+// does and resets the status to healthy. A patch that changes nothing
+// returns the endpoint as it is.
+func (s *Store) UpdateEndpoint(ctx context.Context, actor registry.Actor, name string, p registry.EndpointPatch, pre registry.Precondition) (*registry.Endpoint, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	var out *registry.Endpoint
+	err := s.inTx(ctx, "update endpoint", modeWrite, func(t *txn) error {
+		before, err := s.lockEndpoint(ctx, t, name)
+		if err != nil {
+			return err
+		}
+		if err := checkRevision(pre, before.Revision, fmt.Sprintf("endpoint %q", name)); err != nil {
+			return err
+		}
+		after := *before
+		if p.Routes != nil {
+			if err := checkRoutes(ctx, t, before.Model, *p.Routes, false); err != nil {
+				return err
+			}
+			after.Routes = append([]registry.Route{}, (*p.Routes)...)
+			after.Status = registry.EndpointStatusHealthy
+			after.StatusMessage = ""
+		}
+		if p.StickyHeader != nil {
+			after.StickyHeader = *p.StickyHeader
+		}
+		if p.Guard != nil {
+			g := *p.Guard
+			after.Guard = &g
+		}
+		if p.ClearGuard {
+			after.Guard = nil
+		}
+		if reflect.DeepEqual(before, &after) {
+			out = before
+			return nil
+		}
+		out, err = s.saveEndpoint(ctx, t, actor, before, after, registry.ActionEndpointUpdate, p.Routes != nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// lockEndpoint locks the endpoint's model (the order every write under a
+// model locks in) and then the endpoint, and reads it.
+func (s *Store) lockEndpoint(ctx context.Context, t *txn, name string) (*registry.Endpoint, error) {
+	e, err := loadEndpoint(ctx, t, name, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := loadModel(ctx, t, e.Model, true); err != nil {
+		return nil, err
+	}
+	return loadEndpoint(ctx, t, name, true)
+}
+
+// saveEndpoint writes after over before with a new revision and its event.
+func (s *Store) saveEndpoint(ctx context.Context, t *txn, actor registry.Actor, before *registry.Endpoint, after registry.Endpoint, action string, routesChanged bool) (*registry.Endpoint, error) {
+	now := s.clock()
+	after.UpdatedAt = now
+	after.Revision = before.Revision + 1
+	routes, guard, err := endpointColumns(&after)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.exec(ctx, `UPDATE endpoints SET routes = ?, sticky_header = ?, guard = ?, status = ?, status_message = ?,
+		updated_at = ?, revision = ? WHERE name = ?`,
+		routes, after.StickyHeader, guard, after.Status, after.StatusMessage, now.UnixMicro(), after.Revision, after.Name); err != nil {
+		return nil, fmt.Errorf("update endpoint: %w", err)
+	}
+	if routesChanged {
+		if err := writeRoutes(ctx, t, &after); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.addEvent(ctx, t, actor, now, event{
+		action: action, subjectType: "endpoint", subject: after.Name,
+		model: after.Model, endpoint: after.Name, before: before, after: after,
+	}); err != nil {
+		return nil, err
+	}
+	return &after, nil
+}
+
+// DeleteEndpoint deletes an endpoint.
+func (s *Store) DeleteEndpoint(ctx context.Context, actor registry.Actor, name string, pre registry.Precondition) error {
+	return s.inTx(ctx, "delete endpoint", modeWrite, func(t *txn) error {
+		e, err := s.lockEndpoint(ctx, t, name)
+		if err != nil {
+			return err
+		}
+		if err := checkRevision(pre, e.Revision, fmt.Sprintf("endpoint %q", name)); err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, "DELETE FROM endpoints WHERE name = ?", name); err != nil { // routes cascade
+			return fmt.Errorf("delete endpoint: %w", err)
+		}
+		return s.addEvent(ctx, t, actor, s.clock(), event{
+			action: registry.ActionEndpointDelete, subjectType: "endpoint", subject: name,
+			model: e.Model, endpoint: name, before: e,
+		})
+	})
+}
+
+// RecordGuardRollback stores the routes the gateway's guard left, marks
+// the endpoint rolled_back and writes the event, unless the endpoint
+// changed since the gateway read it at expectedRevision. The routes' versions
+// must exist; a flagged one is accepted, the guard only moves weight.
+func (s *Store) RecordGuardRollback(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, routes []registry.Route, message string) (*registry.Endpoint, error) {
+	if err := registry.ValidateRoutes("routes", routes); err != nil {
+		return nil, err
+	}
+	if len(message) > registry.MaxReasonLen {
+		return nil, registry.FieldError("message", "max_length", "must be at most %d bytes", registry.MaxReasonLen)
+	}
+	var out *registry.Endpoint
+	err := s.inTx(ctx, "record guard rollback", modeWrite, func(t *txn) error {
+		before, err := s.lockEndpoint(ctx, t, name)
+		if err != nil {
+			return err
+		}
+		if before.Revision != expectedRevision {
+			return registry.Errorf(registry.CodePreconditionFailed,
+				"endpoint %q is at revision %d, not the expected revision %d; it changed while the guard acted", name, before.Revision, expectedRevision)
+		}
+		if err := checkRoutes(ctx, t, before.Model, routes, true); err != nil {
+			return err
+		}
+		after := *before
+		after.Routes = append([]registry.Route{}, routes...)
+		after.Status = registry.EndpointStatusRolledBack
+		after.StatusMessage = message
+		out, err = s.saveEndpoint(ctx, t, actor, before, after, registry.ActionEndpointGuardRollback, true)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,177 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// abandonAfter is how long an in-flight record holds its key before a
+// retry may claim it again (the request that claimed it probably died).
+const abandonAfter = time.Minute
+
+const idemWhere = "token_id = ? AND idem_key = ? AND method = ? AND path = ?"
+
+func idemArgs(k registry.IdempotencyKey) []any {
+	return []any{k.TokenID, k.Key, k.Method, k.Path}
+}
+
+func validateIdempotencyKey(k registry.IdempotencyKey) error {
+	if k.Key == "" {
+		return registry.FieldError("Idempotency-Key", "required", "is required")
+	}
+	if len(k.Key) > 255 {
+		return registry.FieldError("Idempotency-Key", "max_length", "must be at most 255 characters")
+	}
+	return nil
+}
+
+// BeginIdempotent claims k, or returns the record that holds it. The claim
+// is an INSERT ... ON CONFLICT DO NOTHING, so of two concurrent callers
+// exactly one inserts; the other then reads (on PostgreSQL after the
+// winner committed) and gets the winner's record.
+func (s *Store) BeginIdempotent(ctx context.Context, k registry.IdempotencyKey, ttl time.Duration) (*registry.IdempotencyRecord, error) {
+	if err := validateIdempotencyKey(k); err != nil {
+		return nil, err
+	}
+	for attempt := 1; ; attempt++ {
+		rec, err := s.beginIdempotent(ctx, k, ttl)
+		if errors.Is(err, errRetryIdempotency) && attempt < maxAttempts {
+			continue
+		}
+		return rec, err
+	}
+}
+
+func (s *Store) beginIdempotent(ctx context.Context, k registry.IdempotencyKey, ttl time.Duration) (*registry.IdempotencyRecord, error) {
+	var out *registry.IdempotencyRecord
+	err := s.inTx(ctx, "begin idempotent request", modeWrite, func(t *txn) error {
+		out = nil
+		now := s.clock()
+		res, err := t.exec(ctx, `INSERT INTO idempotency
+			(token_id, idem_key, method, path, request_hash, completed, status_code, headers, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, 0, '{}', ?) ON CONFLICT DO NOTHING`,
+			k.TokenID, k.Key, k.Method, k.Path, k.RequestHash, false, now.UnixMicro())
+		if err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		} else if n == 1 {
+			return nil
+		}
+		rec, err := loadIdempotency(ctx, t, k, true)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			// Deleted between our insert and read: only possible on
+			// PostgreSQL; running the transaction again claims it.
+			return errRetryIdempotency
+		}
+		expired := ttl > 0 && !rec.CreatedAt.After(now.Add(-ttl))
+		abandoned := !rec.Completed && !rec.CreatedAt.After(now.Add(-abandonAfter))
+		if !expired && !abandoned {
+			out = rec
+			return nil
+		}
+		if _, err := t.exec(ctx, `UPDATE idempotency SET request_hash = ?, completed = ?, status_code = 0, headers = '{}',
+			body = NULL, created_at = ? WHERE `+idemWhere,
+			append([]any{k.RequestHash, false, now.UnixMicro()}, idemArgs(k)...)...); err != nil {
+			return fmt.Errorf("reclaim idempotency key: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+var errRetryIdempotency = registry.Errorf(registry.CodeUnavailable, "idempotency key changed concurrently, try again")
+
+func loadIdempotency(ctx context.Context, t *txn, k registry.IdempotencyKey, lock bool) (*registry.IdempotencyRecord, error) {
+	q := "SELECT completed, request_hash, status_code, headers, body, created_at FROM idempotency WHERE " + idemWhere
+	if lock {
+		q += t.forUpdate()
+	}
+	var (
+		rec     registry.IdempotencyRecord
+		headers string
+		created int64
+	)
+	err := t.queryRow(ctx, q, idemArgs(k)...).Scan(&rec.Completed, &rec.RequestHash, &rec.StatusCode, &headers, &rec.Body, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load idempotency record: %w", err)
+	}
+	if rec.Headers, err = stringMap(headers); err != nil {
+		return nil, err
+	}
+	rec.CreatedAt = fromMicros(created)
+	return &rec, nil
+}
+
+// CompleteIdempotent stores the response of the request that holds k in
+// flight. It fails with not_found when no in-flight record exists (it was
+// abandoned, purged or already completed).
+func (s *Store) CompleteIdempotent(ctx context.Context, k registry.IdempotencyKey, rec registry.IdempotencyRecord) error {
+	if err := validateIdempotencyKey(k); err != nil {
+		return err
+	}
+	headers, err := toJSON(nonNilStrings(rec.Headers))
+	if err != nil {
+		return err
+	}
+	body := rec.Body
+	if body == nil {
+		body = []byte{}
+	}
+	return s.inTx(ctx, "complete idempotent request", modeWrite, func(t *txn) error {
+		res, err := t.exec(ctx, "UPDATE idempotency SET completed = ?, status_code = ?, headers = ?, body = ? WHERE "+idemWhere+" AND completed = ?",
+			append(append([]any{true, rec.StatusCode, headers, body}, idemArgs(k)...), false)...)
+		if err != nil {
+			return fmt.Errorf("complete idempotency record: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("complete idempotency record: %w", err)
+		}
+		if n == 0 {
+			return registry.Errorf(registry.CodeNotFound, "no in-flight request holds idempotency key %q", k.Key)
+		}
+		return nil
+	})
+}
+
+// AbandonIdempotent drops k's in-flight record; a completed one stays.
+func (s *Store) AbandonIdempotent(ctx context.Context, k registry.IdempotencyKey) error {
+	return s.inTx(ctx, "abandon idempotent request", modeWrite, func(t *txn) error {
+		_, err := t.exec(ctx, "DELETE FROM idempotency WHERE "+idemWhere+" AND completed = ?", append(idemArgs(k), false)...)
+		return err
+	})
+}
+
+// PurgeIdempotency deletes records created before olderThan and returns
+// how many.
+func (s *Store) PurgeIdempotency(ctx context.Context, olderThan time.Time) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, "purge idempotency records", modeWrite, func(t *txn) error {
+		res, err := t.exec(ctx, "DELETE FROM idempotency WHERE created_at < ?", olderThan.UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}

@@ -1,0 +1,320 @@
+// Package sqlstore is the registry's one database/sql implementation of
+// registry.Store, with two dialects: SQLite (modernc.org/sqlite, pure Go,
+// the default) and PostgreSQL (pgx stdlib driver, for several replicas).
+//
+// Every write is one transaction that decides its rules on the data it
+// reads, writes the change and its audit event, and commits. SQLite
+// serialises writers with BEGIN IMMEDIATE on a one-connection write pool;
+// PostgreSQL locks the rows a write reads (SELECT ... FOR UPDATE, the
+// model's row for anything under a model) and retries a transaction that
+// loses a serialization or deadlock race.
+//
+// It imports registry and database drivers only; never server, gateway,
+// provider or app.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	// Database drivers: "pgx" and "sqlite".
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// Dialect names returned by Store.Dialect.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// Options configures Open.
+type Options struct {
+	// Now is the clock for every timestamp and policy check; nil means
+	// time.Now.
+	Now func() time.Time
+	// Logger receives driver errors (they never reach returned messages);
+	// nil discards them.
+	Logger *slog.Logger
+	// NoMigrate makes Open skip applying migrations.
+	NoMigrate bool
+}
+
+// Store is the database/sql registry.Store.
+type Store struct {
+	dialect string
+	// w runs write transactions, r reads. On SQLite w has one connection
+	// that begins with BEGIN IMMEDIATE, so writers queue in the pool instead
+	// of failing to upgrade a read lock; r is a separate pool of readers that
+	// WAL lets run beside the writer. On PostgreSQL both are the same pool.
+	w, r *sql.DB
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+var _ registry.Store = (*Store)(nil)
+
+// SQLite connection settings, applied by the driver to every pooled
+// connection: WAL lets readers run beside the writer, synchronous=FULL makes
+// a commit durable, busy_timeout makes a second process wait for the lock.
+const sqlitePragmas = "_pragma=busy_timeout(10000)" +
+	"&_pragma=journal_mode(WAL)" +
+	"&_pragma=synchronous(FULL)" +
+	"&_pragma=foreign_keys(1)"
+
+// parseDSN splits a --db value into a dialect and what its driver opens.
+//
+//	sqlite://./rel/path.db, sqlite:///abs/path.db, sqlite:path.db, path.db  -> sqlite, file path
+//	postgres://..., postgresql://...                                        -> postgres, the DSN as is
+func parseDSN(dsn string) (dialect, target string, err error) {
+	dsn = strings.TrimSpace(dsn)
+	switch {
+	case dsn == "":
+		return "", "", errors.New("empty database DSN")
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return "", "", errors.New("malformed postgres DSN")
+		}
+		return DialectPostgres, dsn, nil
+	case strings.HasPrefix(dsn, "sqlite://"):
+		target = strings.TrimPrefix(dsn, "sqlite://")
+	case strings.HasPrefix(dsn, "sqlite:"):
+		target = strings.TrimPrefix(dsn, "sqlite:")
+	case strings.Contains(dsn, "://"):
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return "", "", fmt.Errorf("unsupported database scheme %q (want sqlite:// or postgres://)", scheme)
+	default:
+		target = dsn
+	}
+	if target == "" {
+		return "", "", errors.New("sqlite DSN has no file path")
+	}
+	if strings.ContainsRune(target, '?') {
+		return "", "", errors.New("sqlite DSN takes no query parameters: the store sets its own pragmas")
+	}
+	if target == ":memory:" || strings.HasPrefix(target, "file:") {
+		return "", "", errors.New("sqlite DSN must be a file path (in-memory databases are not supported: use a file in a temporary directory)")
+	}
+	return DialectSQLite, target, nil
+}
+
+// redactDSN hides a password for error messages and logs.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Open connects to the database named by dsn and, unless opts.NoMigrate,
+// applies pending migrations. A SQLite file's directory is created if
+// missing.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	dialect, target, err := parseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", err)
+	}
+	s := &Store{dialect: dialect, now: opts.Now, log: opts.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch dialect {
+	case DialectSQLite:
+		if dir := filepath.Dir(target); dir != "." {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("sqlstore: create database directory: %w", err)
+			}
+		}
+		w, err := sql.Open("sqlite", target+"?"+sqlitePragmas+"&_txlock=immediate")
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: open %s: %w", target, err)
+		}
+		w.SetMaxOpenConns(1)
+		w.SetConnMaxIdleTime(0)
+		r, err := sql.Open("sqlite", target+"?"+sqlitePragmas)
+		if err != nil {
+			_ = w.Close()
+			return nil, fmt.Errorf("sqlstore: open %s: %w", target, err)
+		}
+		r.SetMaxOpenConns(8)
+		r.SetMaxIdleConns(8)
+		s.w, s.r = w, r
+	case DialectPostgres:
+		db, err := sql.Open("pgx", target)
+		if err != nil {
+			return nil, fmt.Errorf("sqlstore: open %s: %w", redactDSN(target), err)
+		}
+		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(10)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+		s.w, s.r = db, db
+	}
+	// The write pool connects first so that SQLite switches the file to WAL
+	// before any reader opens it.
+	if err := s.w.PingContext(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlstore: connect to %s: %w", redactDSN(target), err)
+	}
+	if !opts.NoMigrate {
+		if _, err := s.Migrate(ctx); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Dialect is "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return s.normalize("ping", err)
+	}
+	if s.w != s.r {
+		if err := s.w.PingContext(ctx); err != nil {
+			return s.normalize("ping", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the connection pools.
+func (s *Store) Close() error {
+	err := s.r.Close()
+	if s.w != s.r {
+		err = errors.Join(err, s.w.Close())
+	}
+	return err
+}
+
+// clock returns the current time as the store keeps it: UTC, truncated to
+// microseconds (what both dialects store).
+func (s *Store) clock() time.Time {
+	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// txn is a transaction that speaks the store's SQL (? placeholders) on
+// either dialect.
+type txn struct {
+	tx *sql.Tx
+	pg bool
+}
+
+func (t *txn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.rebind(q), args...)
+}
+
+func (t *txn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.rebind(q), args...)
+}
+
+func (t *txn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.rebind(q), args...)
+}
+
+// forUpdate is the row-lock suffix of a SELECT that a write decides on. On
+// SQLite the whole write transaction already holds the database's write
+// lock.
+func (t *txn) forUpdate() string {
+	if t.pg {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+// rebind turns ? placeholders into $1, $2, ... for PostgreSQL. The store's
+// queries never contain a literal question mark.
+func (t *txn) rebind(q string) string {
+	if !t.pg || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+type txMode int
+
+const (
+	modeRead   txMode = iota // read-only transaction on the read pool
+	modeWrite                // write transaction, committed
+	modeDryRun               // write transaction (same locks), rolled back
+)
+
+// maxAttempts bounds how often a write transaction is run when PostgreSQL
+// reports a serialization failure or deadlock.
+const maxAttempts = 5
+
+// inTx runs fn in one transaction and normalises its error. Writes are
+// retried on transient PostgreSQL conflicts; fn must therefore not have
+// effects outside the transaction other than setting its results.
+func (s *Store) inTx(ctx context.Context, op string, mode txMode, fn func(t *txn) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.runTx(ctx, mode, fn)
+		if err == nil {
+			return nil
+		}
+		if mode != modeRead && attempt < maxAttempts && s.retryable(err, attempt) {
+			s.log.DebugContext(ctx, "sqlstore: retrying transaction", "op", op, "attempt", attempt, "err", err)
+			continue
+		}
+		return s.normalize(op, err)
+	}
+}
+
+func (s *Store) runTx(ctx context.Context, mode txMode, fn func(t *txn) error) (err error) {
+	db, opts := s.w, &sql.TxOptions{}
+	if mode == modeRead {
+		db, opts = s.r, &sql.TxOptions{ReadOnly: true}
+	}
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil || mode != modeWrite {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(&txn{tx: tx, pg: s.dialect == DialectPostgres}); err != nil {
+		return err
+	}
+	if mode != modeWrite {
+		return nil
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,534 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+var versionColumns = []string{
+	"model", "version", "source", "checksum", "format", "parameters", "metrics", "lineage", "signature",
+	"description", "tags", "flagged", "flag_reason", "created_at", "created_by", "updated_at", "revision",
+}
+
+// versionCols lists the version columns, each prefixed (e.g. "v.").
+func versionCols(prefix string) string {
+	cols := make([]string, len(versionColumns))
+	for i, c := range versionColumns {
+		cols[i] = prefix + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// scanVersion reads a version row; Stages is left empty for the caller to
+// fill from stage_assignments.
+func scanVersion(sc scanner) (registry.ModelVersion, error) {
+	var (
+		v                     registry.ModelVersion
+		params, metrics, tags string
+		lineage, signature    sql.NullString
+		created, updated      int64
+	)
+	if err := sc.Scan(&v.Model, &v.Version, &v.Source, &v.Checksum, &v.Format, &params, &metrics, &lineage, &signature,
+		&v.Description, &tags, &v.Flagged, &v.FlagReason, &created, &v.CreatedBy, &updated, &v.Revision); err != nil {
+		return v, err
+	}
+	var err error
+	if v.Parameters, err = stringMap(params); err != nil {
+		return v, err
+	}
+	if v.Tags, err = stringMap(tags); err != nil {
+		return v, err
+	}
+	v.Metrics = map[string]float64{}
+	if err := fromJSON(metrics, &v.Metrics); err != nil {
+		return v, err
+	}
+	v.Metrics = nonNilFloats(v.Metrics)
+	if lineage.Valid {
+		v.Lineage = &registry.Lineage{}
+		if err := fromJSON(lineage.String, v.Lineage); err != nil {
+			return v, err
+		}
+	}
+	if signature.Valid {
+		v.Signature = &registry.Signature{}
+		if err := fromJSON(signature.String, v.Signature); err != nil {
+			return v, err
+		}
+	}
+	v.CreatedAt, v.UpdatedAt = fromMicros(created), fromMicros(updated)
+	v.Stages = []string{}
+	return v, nil
+}
+
+func versionNotFound(model string, version int64) error {
+	return registry.Errorf(registry.CodeNotFound, "version %d of model %q not found", version, model)
+}
+
+// loadVersion reads one version with its stages; (nil, nil) when it does
+// not exist.
+func loadVersion(ctx context.Context, t *txn, model string, version int64) (*registry.ModelVersion, error) {
+	v, err := scanVersion(t.queryRow(ctx, "SELECT "+versionCols("")+" FROM model_versions WHERE model = ? AND version = ?", model, version))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load version: %w", err)
+	}
+	stages, err := stagesByVersion(ctx, t, model)
+	if err != nil {
+		return nil, err
+	}
+	if st := stages[version]; st != nil {
+		v.Stages = st
+	}
+	return &v, nil
+}
+
+// mustLoadVersion is loadVersion with not_found for a missing version.
+func mustLoadVersion(ctx context.Context, t *txn, model string, version int64) (*registry.ModelVersion, error) {
+	v, err := loadVersion(ctx, t, model, version)
+	if err == nil && v == nil {
+		err = versionNotFound(model, version)
+	}
+	return v, err
+}
+
+// stagesByVersion maps each version of model that holds stages to them,
+// sorted.
+func stagesByVersion(ctx context.Context, t *txn, model string) (map[int64][]string, error) {
+	rows, err := t.query(ctx, "SELECT version, stage FROM stage_assignments WHERE model = ? AND version IS NOT NULL ORDER BY stage", model)
+	if err != nil {
+		return nil, fmt.Errorf("load stages: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64][]string{}
+	for rows.Next() {
+		var v int64
+		var stage string
+		if err := rows.Scan(&v, &stage); err != nil {
+			return nil, fmt.Errorf("load stages: %w", err)
+		}
+		out[v] = append(out[v], stage)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load stages: %w", err)
+	}
+	return out, nil
+}
+
+// CreateVersion stores the model's next version. The number comes from
+// version_counters, which outlives deleted versions and models. A failed
+// create consumes no number: the counter moves in the same transaction.
+func (s *Store) CreateVersion(ctx context.Context, actor registry.Actor, model string, vc registry.ModelVersionCreate) (*registry.ModelVersion, error) {
+	if err := validateName("model", model); err != nil {
+		return nil, err
+	}
+	if err := vc.Validate(); err != nil {
+		return nil, err
+	}
+	var out *registry.ModelVersion
+	err := s.inTx(ctx, "create version", modeWrite, func(t *txn) error {
+		if _, err := loadModel(ctx, t, model, true); err != nil {
+			return err
+		}
+		var existing int64
+		err := t.queryRow(ctx, "SELECT version FROM model_versions WHERE model = ? AND checksum = ?", model, vc.Checksum).Scan(&existing)
+		switch {
+		case err == nil:
+			return registry.Errorf(registry.CodeAlreadyExists,
+				"version %d of model %q already has checksum %s; a model holds each artifact once", existing, model, vc.Checksum)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("check checksum: %w", err)
+		}
+		var number int64
+		if err := t.queryRow(ctx, `INSERT INTO version_counters (model, last_version) VALUES (?, 1)
+			ON CONFLICT (model) DO UPDATE SET last_version = version_counters.last_version + 1
+			RETURNING last_version`, model).Scan(&number); err != nil {
+			return fmt.Errorf("next version number: %w", err)
+		}
+		now := s.clock()
+		v := registry.ModelVersion{
+			Model:       model,
+			Version:     number,
+			Source:      vc.Source,
+			Checksum:    vc.Checksum,
+			Format:      vc.Format,
+			Parameters:  nonNilStrings(vc.Parameters),
+			Metrics:     nonNilFloats(vc.Metrics),
+			Lineage:     vc.Lineage,
+			Signature:   vc.Signature,
+			Description: vc.Description,
+			Tags:        nonNilStrings(vc.Tags),
+			Flagged:     vc.Flagged,
+			FlagReason:  vc.FlagReason,
+			CreatedAt:   now,
+			CreatedBy:   actor.Name,
+			UpdatedAt:   now,
+			Stages:      []string{},
+			Revision:    1,
+		}
+		if err := insertVersion(ctx, t, &v); err != nil {
+			return err
+		}
+		out = &v
+		return s.addEvent(ctx, t, actor, now, event{
+			action: registry.ActionVersionCreate, subjectType: "model_version", subject: versionSubject(model, number),
+			model: model, after: v,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func versionSubject(model string, version int64) string { return fmt.Sprintf("%s/%d", model, version) }
+
+func insertVersion(ctx context.Context, t *txn, v *registry.ModelVersion) error {
+	params, err := toJSON(v.Parameters)
+	if err != nil {
+		return err
+	}
+	metrics, err := toJSON(v.Metrics)
+	if err != nil {
+		return err
+	}
+	lineage, err := nullJSON(v.Lineage, v.Lineage == nil)
+	if err != nil {
+		return err
+	}
+	signature, err := nullJSON(v.Signature, v.Signature == nil)
+	if err != nil {
+		return err
+	}
+	tags, err := toJSON(v.Tags)
+	if err != nil {
+		return err
+	}
+	if _, err := t.exec(ctx, "INSERT INTO model_versions ("+versionCols("")+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.Model, v.Version, v.Source, v.Checksum, v.Format, params, metrics, lineage, signature,
+		v.Description, tags, v.Flagged, v.FlagReason, v.CreatedAt.UnixMicro(), v.CreatedBy, v.UpdatedAt.UnixMicro(), v.Revision); err != nil {
+		return fmt.Errorf("insert version: %w", err)
+	}
+	for name, value := range v.Metrics {
+		if _, err := t.exec(ctx, "INSERT INTO version_metrics (model, version, name, value) VALUES (?, ?, ?, ?)",
+			v.Model, v.Version, name, value); err != nil {
+			return fmt.Errorf("insert metric: %w", err)
+		}
+	}
+	return insertVersionTags(ctx, t, v)
+}
+
+func insertVersionTags(ctx context.Context, t *txn, v *registry.ModelVersion) error {
+	for k, val := range v.Tags {
+		if _, err := t.exec(ctx, "INSERT INTO version_tags (model, version, tag_key, tag_value) VALUES (?, ?, ?, ?)",
+			v.Model, v.Version, k, val); err != nil {
+			return fmt.Errorf("insert version tag: %w", err)
+		}
+	}
+	return nil
+}
+
+// GetVersion reads a version.
+func (s *Store) GetVersion(ctx context.Context, model string, version int64) (*registry.ModelVersion, error) {
+	var out *registry.ModelVersion
+	err := s.inTx(ctx, "get version", modeRead, func(t *txn) error {
+		v, err := loadVersion(ctx, t, model, version)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			if _, err := loadModel(ctx, t, model, false); err != nil {
+				return err
+			}
+			return versionNotFound(model, version)
+		}
+		out = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// versionOrder is a parsed VersionFilter.OrderBy.
+type versionOrder struct {
+	metric string // "" orders by version
+	desc   bool
+}
+
+func parseVersionOrder(s string) (versionOrder, error) {
+	bad := registry.FieldError("order_by", "enum", "%q must be version, version desc, metrics.<name> or metrics.<name> desc", s)
+	fields := strings.Fields(s)
+	var o versionOrder
+	switch len(fields) {
+	case 0:
+		return o, nil
+	case 1:
+	case 2:
+		switch strings.ToLower(fields[1]) {
+		case "asc":
+		case "desc":
+			o.desc = true
+		default:
+			return o, bad
+		}
+	default:
+		return o, bad
+	}
+	switch key := fields[0]; {
+	case key == "version":
+	case strings.HasPrefix(key, "metrics.") && len(key) > len("metrics."):
+		o.metric = strings.TrimPrefix(key, "metrics.")
+	default:
+		return o, bad
+	}
+	return o, nil
+}
+
+func (o versionOrder) String() string {
+	s := "version"
+	if o.metric != "" {
+		s = "metrics." + o.metric
+	}
+	if o.desc {
+		s += " desc"
+	}
+	return s
+}
+
+// ListVersions lists a model's versions, filtered and ordered in SQL and
+// paged by keyset. Ordered by a metric, versions without it come last in
+// both directions; ties (and the versions without it) are ordered by
+// version in the same direction.
+func (s *Store) ListVersions(ctx context.Context, model string, f registry.VersionFilter) (*registry.Page[registry.ModelVersion], error) {
+	size, err := pageSize(f.ListOptions)
+	if err != nil {
+		return nil, err
+	}
+	order, err := parseVersionOrder(f.OrderBy)
+	if err != nil {
+		return nil, err
+	}
+	if f.Stage != "" {
+		if err := registry.ValidateStage("stage", f.Stage); err != nil {
+			return nil, err
+		}
+	}
+	tagKey, tagValue, tagHasValue := strings.Cut(f.Tag, "=")
+	if f.Tag != "" && tagKey == "" {
+		return nil, registry.FieldError("tag", "format", "%q must be key or key=value", f.Tag)
+	}
+	list := "versions:" + order.String()
+	cur, err := decodeCursor(f.PageToken, list)
+	if err != nil {
+		return nil, err
+	}
+
+	cmp, dir := ">", ""
+	if order.desc {
+		cmp, dir = "<", " DESC"
+	}
+	var args []any
+	q := "SELECT " + versionCols("v.") + " FROM model_versions v"
+	if order.metric != "" {
+		q += " LEFT JOIN version_metrics m ON m.model = v.model AND m.version = v.version AND m.name = ?"
+		args = append(args, order.metric)
+	}
+	where := []string{"v.model = ?"}
+	args = append(args, model)
+	if f.Stage != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM stage_assignments s WHERE s.model = v.model AND s.version = v.version AND s.stage = ?)")
+		args = append(args, f.Stage)
+	}
+	if f.Tag != "" {
+		cond := "EXISTS (SELECT 1 FROM version_tags tg WHERE tg.model = v.model AND tg.version = v.version AND tg.tag_key = ?"
+		args = append(args, tagKey)
+		if tagHasValue {
+			cond += " AND tg.tag_value = ?"
+			args = append(args, tagValue)
+		}
+		where = append(where, cond+")")
+	}
+	if f.Flagged != nil {
+		where = append(where, "v.flagged = ?")
+		args = append(args, *f.Flagged)
+	}
+	if cur != nil {
+		switch {
+		case order.metric == "":
+			where = append(where, "v.version "+cmp+" ?")
+			args = append(args, cur.ID)
+		case cur.Value == nil:
+			where = append(where, "(m.value IS NULL AND v.version "+cmp+" ?)")
+			args = append(args, cur.ID)
+		default:
+			where = append(where, "(m.value IS NULL OR m.value "+cmp+" ? OR (m.value = ? AND v.version "+cmp+" ?))")
+			args = append(args, *cur.Value, *cur.Value, cur.ID)
+		}
+	}
+	q += " WHERE " + strings.Join(where, " AND ")
+	if order.metric != "" {
+		q += " ORDER BY CASE WHEN m.value IS NULL THEN 1 ELSE 0 END, m.value" + dir + ", v.version" + dir
+	} else {
+		q += " ORDER BY v.version" + dir
+	}
+	q += " LIMIT ?"
+	args = append(args, size+1)
+
+	var page *registry.Page[registry.ModelVersion]
+	err = s.inTx(ctx, "list versions", modeRead, func(t *txn) error {
+		if _, err := loadModel(ctx, t, model, false); err != nil {
+			return err
+		}
+		rows, err := t.query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("list versions: %w", err)
+		}
+		page, err = collect(rows, size, scanVersion, func(v registry.ModelVersion) cursor {
+			c := cursor{List: list, ID: v.Version}
+			if val, ok := v.Metrics[order.metric]; ok && order.metric != "" {
+				c.Value = &val
+			}
+			return c
+		})
+		if err != nil {
+			return err
+		}
+		stages, err := stagesByVersion(ctx, t, model)
+		if err != nil {
+			return err
+		}
+		for i := range page.Items {
+			if st := stages[page.Items[i].Version]; st != nil {
+				page.Items[i].Stages = st
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// UpdateVersion changes a version's mutable fields. Unflagging clears the
+// flag reason unless the patch sets one, which is only allowed on a flagged
+// version. A patch that changes nothing returns the version as it is.
+func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model string, version int64, p registry.ModelVersionPatch, pre registry.Precondition) (*registry.ModelVersion, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	var out *registry.ModelVersion
+	err := s.inTx(ctx, "update version", modeWrite, func(t *txn) error {
+		if _, err := loadModel(ctx, t, model, true); err != nil {
+			return err
+		}
+		before, err := mustLoadVersion(ctx, t, model, version)
+		if err != nil {
+			return err
+		}
+		if err := checkRevision(pre, before.Revision, fmt.Sprintf("version %d of model %q", version, model)); err != nil {
+			return err
+		}
+		after := *before
+		if p.Description != nil {
+			after.Description = *p.Description
+		}
+		if p.Tags != nil {
+			after.Tags = nonNilStrings(*p.Tags)
+		}
+		if p.Flagged != nil {
+			after.Flagged = *p.Flagged
+			if !after.Flagged {
+				after.FlagReason = ""
+			}
+		}
+		if p.FlagReason != nil {
+			after.FlagReason = *p.FlagReason
+		}
+		if !after.Flagged && after.FlagReason != "" {
+			return registry.FieldError("flag_reason", "requires", "may only be set when flagged is true")
+		}
+		if reflect.DeepEqual(before, &after) {
+			out = before
+			return nil
+		}
+		now := s.clock()
+		after.UpdatedAt = now
+		after.Revision = before.Revision + 1
+		tags, err := toJSON(after.Tags)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `UPDATE model_versions SET description = ?, tags = ?, flagged = ?, flag_reason = ?,
+			updated_at = ?, revision = ? WHERE model = ? AND version = ?`,
+			after.Description, tags, after.Flagged, after.FlagReason, now.UnixMicro(), after.Revision, model, version); err != nil {
+			return fmt.Errorf("update version: %w", err)
+		}
+		if p.Tags != nil {
+			if _, err := t.exec(ctx, "DELETE FROM version_tags WHERE model = ? AND version = ?", model, version); err != nil {
+				return fmt.Errorf("replace version tags: %w", err)
+			}
+			if err := insertVersionTags(ctx, t, &after); err != nil {
+				return err
+			}
+		}
+		out = &after
+		return s.addEvent(ctx, t, actor, now, event{
+			action: registry.ActionVersionUpdate, subjectType: "model_version", subject: versionSubject(model, version),
+			model: model, before: before, after: after,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteVersion deletes a version that holds no stage and receives no
+// endpoint traffic. Its number is never given out again.
+func (s *Store) DeleteVersion(ctx context.Context, actor registry.Actor, model string, version int64, pre registry.Precondition) error {
+	return s.inTx(ctx, "delete version", modeWrite, func(t *txn) error {
+		if _, err := loadModel(ctx, t, model, true); err != nil {
+			return err
+		}
+		v, err := mustLoadVersion(ctx, t, model, version)
+		if err != nil {
+			return err
+		}
+		if err := checkRevision(pre, v.Revision, fmt.Sprintf("version %d of model %q", version, model)); err != nil {
+			return err
+		}
+		if len(v.Stages) > 0 {
+			return registry.Errorf(registry.CodeConflict,
+				"version %d holds stage %s; assign another version or unassign the stage first", version, v.Stages[0])
+		}
+		var endpoint, route string
+		err = t.queryRow(ctx, "SELECT endpoint, route FROM endpoint_routes WHERE model = ? AND version = ? ORDER BY endpoint, route LIMIT 1",
+			model, version).Scan(&endpoint, &route)
+		switch {
+		case err == nil:
+			return registry.Errorf(registry.CodeConflict,
+				"endpoint %q routes traffic to version %d (route %q); change the endpoint's routes first", endpoint, version, route)
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("check endpoint routes: %w", err)
+		}
+		if _, err := t.exec(ctx, "DELETE FROM model_versions WHERE model = ? AND version = ?", model, version); err != nil {
+			return fmt.Errorf("delete version: %w", err)
+		}
+		return s.addEvent(ctx, t, actor, s.clock(), event{
+			action: registry.ActionVersionDelete, subjectType: "model_version", subject: versionSubject(model, version),
+			model: model, before: v,
+		})
+	})
+}

@@ -1,0 +1,200 @@
+package storetest
+
+import (
+	"sync"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+var idempotencyCases = []testCase{
+	{"Idempotency", testIdempotency},
+	{"IdempotencyExpiry", testIdempotencyExpiry},
+	{"IdempotencyBeginRace", testIdempotencyBeginRace},
+}
+
+const ttl = 24 * time.Hour
+
+func idemKey(key, hash string) registry.IdempotencyKey {
+	return registry.IdempotencyKey{TokenID: 1, Key: key, Method: "POST", Path: "/api/v1/models", RequestHash: hash}
+}
+
+func testIdempotency(e *env) {
+	t := e.t
+	k := idemKey("k1", "h1")
+	rec, err := e.s.BeginIdempotent(e.ctx, k, ttl)
+	ok(t, err)
+	if rec != nil {
+		t.Fatalf("first begin must claim the key, got %+v", rec)
+	}
+	claimed := at(e.clock.Now())
+
+	e.clock.Advance(time.Second)
+	rec, err = e.s.BeginIdempotent(e.ctx, k, ttl)
+	ok(t, err)
+	if rec == nil || rec.Completed || rec.RequestHash != "h1" || !rec.CreatedAt.Equal(claimed) {
+		t.Fatalf("second begin while in flight: %+v", rec)
+	}
+
+	// Same key on another token, method or path is another request.
+	for _, other := range []registry.IdempotencyKey{
+		{TokenID: 2, Key: "k1", Method: "POST", Path: "/api/v1/models", RequestHash: "h1"},
+		{TokenID: 1, Key: "k1", Method: "PUT", Path: "/api/v1/models", RequestHash: "h1"},
+		{TokenID: 1, Key: "k1", Method: "POST", Path: "/api/v1/endpoints", RequestHash: "h1"},
+	} {
+		rec, err := e.s.BeginIdempotent(e.ctx, other, ttl)
+		ok(t, err)
+		if rec != nil {
+			t.Errorf("%+v is a different request, got record %+v", other, rec)
+		}
+	}
+
+	resp := registry.IdempotencyRecord{
+		StatusCode: 201,
+		Headers:    map[string]string{"Content-Type": "application/json", "ETag": `"1"`, "Location": "/api/v1/models/churn"},
+		Body:       []byte(`{"name":"churn"}`),
+	}
+	ok(t, e.s.CompleteIdempotent(e.ctx, k, resp))
+	rec, err = e.s.BeginIdempotent(e.ctx, k, ttl)
+	ok(t, err)
+	want := &registry.IdempotencyRecord{Completed: true, RequestHash: "h1", StatusCode: 201, Headers: resp.Headers, Body: resp.Body, CreatedAt: claimed}
+	equal(t, "replayed record", rec, want)
+
+	// A different body under the same key gets the stored record, so the
+	// caller can see the hashes differ.
+	rec, err = e.s.BeginIdempotent(e.ctx, idemKey("k1", "h2"), ttl)
+	ok(t, err)
+	if rec == nil || rec.RequestHash != "h1" || !rec.Completed {
+		t.Fatalf("begin with another body: %+v", rec)
+	}
+
+	err = e.s.CompleteIdempotent(e.ctx, k, resp)
+	wantCode(t, err, registry.CodeNotFound)
+	err = e.s.CompleteIdempotent(e.ctx, idemKey("never", "h"), resp)
+	wantCode(t, err, registry.CodeNotFound)
+
+	// Abandon frees an in-flight key and leaves a completed one alone.
+	k2 := idemKey("k2", "h1")
+	rec, err = e.s.BeginIdempotent(e.ctx, k2, ttl)
+	ok(t, err)
+	if rec != nil {
+		t.Fatalf("claim k2: %+v", rec)
+	}
+	ok(t, e.s.AbandonIdempotent(e.ctx, k2))
+	rec, err = e.s.BeginIdempotent(e.ctx, k2, ttl)
+	ok(t, err)
+	if rec != nil {
+		t.Fatalf("an abandoned key must be claimable again, got %+v", rec)
+	}
+	ok(t, e.s.AbandonIdempotent(e.ctx, k))
+	rec, err = e.s.BeginIdempotent(e.ctx, k, ttl)
+	ok(t, err)
+	if rec == nil || !rec.Completed {
+		t.Fatalf("abandon must not drop a completed record: %+v", rec)
+	}
+	ok(t, e.s.AbandonIdempotent(e.ctx, idemKey("never", "h")))
+
+	// Empty headers and body replay as empty, not nil maps.
+	k3 := idemKey("k3", "h")
+	_, err = e.s.BeginIdempotent(e.ctx, k3, ttl)
+	ok(t, err)
+	ok(t, e.s.CompleteIdempotent(e.ctx, k3, registry.IdempotencyRecord{StatusCode: 204}))
+	rec, err = e.s.BeginIdempotent(e.ctx, k3, ttl)
+	ok(t, err)
+	if rec == nil || rec.StatusCode != 204 || rec.Headers == nil || len(rec.Body) != 0 {
+		t.Fatalf("empty response: %+v", rec)
+	}
+}
+
+func testIdempotencyExpiry(e *env) {
+	t := e.t
+	begin := func(k registry.IdempotencyKey) *registry.IdempotencyRecord {
+		t.Helper()
+		rec, err := e.s.BeginIdempotent(e.ctx, k, ttl)
+		ok(t, err)
+		return rec
+	}
+	done := idemKey("done", "h1")
+	inflight := idemKey("inflight", "h1")
+	if begin(done) != nil || begin(inflight) != nil {
+		t.Fatal("fresh keys must be claimed")
+	}
+	ok(t, e.s.CompleteIdempotent(e.ctx, done, registry.IdempotencyRecord{StatusCode: 201}))
+
+	// An in-flight record holds its key for a minute, then counts as
+	// abandoned and is claimed again.
+	e.clock.Advance(59 * time.Second)
+	if rec := begin(inflight); rec == nil || rec.Completed {
+		t.Fatalf("in flight for 59s: %+v", rec)
+	}
+	e.clock.Advance(2 * time.Second)
+	if rec := begin(inflight); rec != nil {
+		t.Fatalf("in flight for 61s must be reclaimed, got %+v", rec)
+	}
+	if rec := begin(inflight); rec == nil || !rec.CreatedAt.Equal(at(e.clock.Now())) {
+		t.Fatalf("the reclaimed record starts now: %+v", rec)
+	}
+	if rec := begin(done); rec == nil || !rec.Completed {
+		t.Fatalf("a completed record outlives a minute: %+v", rec)
+	}
+
+	// Records older than the ttl are replaced.
+	e.clock.Advance(ttl)
+	if rec := begin(idemKey("done", "h2")); rec != nil {
+		t.Fatalf("an expired record must be replaced, got %+v", rec)
+	}
+	if rec := begin(idemKey("done", "h3")); rec == nil || rec.Completed || rec.RequestHash != "h2" {
+		t.Fatalf("the replacement is in flight with the new hash: %+v", rec)
+	}
+
+	// Purge deletes what was created before the cut-off.
+	e.clock.Advance(time.Hour)
+	fresh := idemKey("fresh", "h")
+	if begin(fresh) != nil {
+		t.Fatal("claim fresh")
+	}
+	n, err := e.s.PurgeIdempotency(e.ctx, e.clock.Now().Add(-time.Minute))
+	ok(t, err)
+	equal(t, "purged records", n, int64(2)) // inflight and done, both claimed over an hour ago
+	if rec := begin(inflight); rec != nil {
+		t.Fatalf("a purged key is free, got %+v", rec)
+	}
+	if rec := begin(fresh); rec == nil {
+		t.Fatal("a record newer than the cut-off must stay")
+	}
+	n, err = e.s.PurgeIdempotency(e.ctx, Epoch)
+	ok(t, err)
+	equal(t, "nothing older than the epoch", n, int64(0))
+}
+
+func testIdempotencyBeginRace(e *env) {
+	t := e.t
+	const workers = 8
+	for round := range 3 {
+		k := idemKey("race-"+string(rune('a'+round)), "h")
+		var (
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+			recs  = make([]*registry.IdempotencyRecord, workers)
+			errs  = make([]error, workers)
+		)
+		for i := range workers {
+			wg.Go(func() {
+				<-start
+				recs[i], errs[i] = e.s.BeginIdempotent(e.ctx, k, ttl)
+			})
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i := range workers {
+			ok(t, errs[i])
+			if recs[i] == nil {
+				winners++
+			} else if recs[i].Completed || recs[i].RequestHash != "h" {
+				t.Errorf("loser %d got %+v, want the winner's in-flight record", i, recs[i])
+			}
+		}
+		equal(t, "winners of a concurrent begin", winners, 1)
+	}
+}
