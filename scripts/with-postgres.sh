@@ -106,7 +106,7 @@ fi
 started=1
 
 export MLREGISTRY_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-echo "with-postgres: PostgreSQL $("$pg_bin/pg_ctl" --version | awk '{print $NF}') on 127.0.0.1:$port" >&2
+echo "with-postgres: $("$pg_bin/pg_ctl" --version) on 127.0.0.1:$port" >&2
 
 # Not exec: the trap must stop the server when the command ends.
 status=0

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -76,6 +77,14 @@ func nonNilFloats(m map[string]float64) map[string]float64 {
 		return map[string]float64{}
 	}
 	return m
+}
+
+// sameJSON reports whether a and b encode alike: the test for a patch that
+// changes nothing (it treats nil and empty alike where the wire does).
+func sameJSON(a, b any) bool {
+	x, errA := json.Marshal(a)
+	y, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
 }
 
 // checkRevision applies a Precondition to the stored revision of thing.

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -250,7 +249,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, actor registry.Actor, name s
 		if p.ClearGuard {
 			after.Guard = nil
 		}
-		if reflect.DeepEqual(before, &after) {
+		if sameJSON(before, &after) {
 			out = before
 			return nil
 		}

@@ -20,6 +20,19 @@ func idemArgs(k registry.IdempotencyKey) []any {
 	return []any{k.TokenID, k.Key, k.Method, k.Path}
 }
 
+// inFlightWhere selects k's in-flight record, and only one claimed by the
+// same request body when k carries its hash: a request that lost its claim
+// (in flight for over a minute, claimed again by a retry with another
+// body) must not complete or drop the new claim.
+func inFlightWhere(k registry.IdempotencyKey) (string, []any) {
+	where, args := idemWhere+" AND completed = ?", append(idemArgs(k), false)
+	if k.RequestHash != "" {
+		where += " AND request_hash = ?"
+		args = append(args, k.RequestHash)
+	}
+	return where, args
+}
+
 func validateIdempotencyKey(k registry.IdempotencyKey) error {
 	if k.Key == "" {
 		return registry.FieldError("Idempotency-Key", "required", "is required")
@@ -134,8 +147,9 @@ func (s *Store) CompleteIdempotent(ctx context.Context, k registry.IdempotencyKe
 		body = []byte{}
 	}
 	return s.inTx(ctx, "complete idempotent request", modeWrite, func(t *txn) error {
-		res, err := t.exec(ctx, "UPDATE idempotency SET completed = ?, status_code = ?, headers = ?, body = ? WHERE "+idemWhere+" AND completed = ?",
-			append(append([]any{true, rec.StatusCode, headers, body}, idemArgs(k)...), false)...)
+		where, args := inFlightWhere(k)
+		res, err := t.exec(ctx, "UPDATE idempotency SET completed = ?, status_code = ?, headers = ?, body = ? WHERE "+where,
+			append([]any{true, rec.StatusCode, headers, body}, args...)...)
 		if err != nil {
 			return fmt.Errorf("complete idempotency record: %w", err)
 		}
@@ -151,9 +165,11 @@ func (s *Store) CompleteIdempotent(ctx context.Context, k registry.IdempotencyKe
 }
 
 // AbandonIdempotent drops k's in-flight record; a completed one stays.
+// Dropping nothing is not an error.
 func (s *Store) AbandonIdempotent(ctx context.Context, k registry.IdempotencyKey) error {
 	return s.inTx(ctx, "abandon idempotent request", modeWrite, func(t *txn) error {
-		_, err := t.exec(ctx, "DELETE FROM idempotency WHERE "+idemWhere+" AND completed = ?", append(idemArgs(k), false)...)
+		where, args := inFlightWhere(k)
+		_, err := t.exec(ctx, "DELETE FROM idempotency WHERE "+where, args...)
 		return err
 	})
 }

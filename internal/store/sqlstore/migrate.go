@@ -57,7 +57,7 @@ func loadMigrations(dialect string) ([]migration, error) {
 	return ms, nil
 }
 
-// LatestSchemaVersion is the schema version this binary's migrations reach
+// latestSchemaVersion is the schema version this binary's migrations reach
 // for the dialect.
 func latestSchemaVersion(dialect string) (int, error) {
 	ms, err := loadMigrations(dialect)

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -56,10 +55,6 @@ func loadModel(ctx context.Context, t *txn, name string, lock bool) (*registry.M
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	return &m, nil
-}
-
-func validateName(field, name string) error {
-	return registry.ValidateName(field, name)
 }
 
 // CreateModel stores a new model at revision 1.
@@ -201,7 +196,7 @@ func (s *Store) UpdateModel(ctx context.Context, actor registry.Actor, name stri
 				after.StagePolicies = map[string]registry.StagePolicy{}
 			}
 		}
-		if reflect.DeepEqual(before, &after) {
+		if sameJSON(before, &after) {
 			out = before
 			return nil
 		}

@@ -149,7 +149,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("sqlstore: open %s: %w", target, err)
 		}
 		w.SetMaxOpenConns(1)
-		w.SetConnMaxIdleTime(0)
 		r, err := sql.Open("sqlite", target+"?"+sqlitePragmas)
 		if err != nil {
 			_ = w.Close()

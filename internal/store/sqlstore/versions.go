@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -127,7 +126,7 @@ func stagesByVersion(ctx context.Context, t *txn, model string) (map[int64][]str
 // version_counters, which outlives deleted versions and models. A failed
 // create consumes no number: the counter moves in the same transaction.
 func (s *Store) CreateVersion(ctx context.Context, actor registry.Actor, model string, vc registry.ModelVersionCreate) (*registry.ModelVersion, error) {
-	if err := validateName("model", model); err != nil {
+	if err := registry.ValidateName("model", model); err != nil {
 		return nil, err
 	}
 	if err := vc.Validate(); err != nil {
@@ -459,7 +458,7 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 		if !after.Flagged && after.FlagReason != "" {
 			return registry.FieldError("flag_reason", "requires", "may only be set when flagged is true")
 		}
-		if reflect.DeepEqual(before, &after) {
+		if sameJSON(before, &after) {
 			out = before
 			return nil
 		}

@@ -128,11 +128,19 @@ func testIdempotencyExpiry(e *env) {
 		t.Fatalf("in flight for 59s: %+v", rec)
 	}
 	e.clock.Advance(2 * time.Second)
-	if rec := begin(inflight); rec != nil {
+	retry := idemKey("inflight", "h2")
+	if rec := begin(retry); rec != nil {
 		t.Fatalf("in flight for 61s must be reclaimed, got %+v", rec)
 	}
-	if rec := begin(inflight); rec == nil || !rec.CreatedAt.Equal(at(e.clock.Now())) {
-		t.Fatalf("the reclaimed record starts now: %+v", rec)
+	if rec := begin(inflight); rec == nil || rec.RequestHash != "h2" || !rec.CreatedAt.Equal(at(e.clock.Now())) {
+		t.Fatalf("the reclaimed record starts now, with the retry's hash: %+v", rec)
+	}
+	// The request that lost its claim can no longer complete or drop it.
+	err := e.s.CompleteIdempotent(e.ctx, inflight, registry.IdempotencyRecord{StatusCode: 500})
+	wantCode(t, err, registry.CodeNotFound)
+	ok(t, e.s.AbandonIdempotent(e.ctx, inflight))
+	if rec := begin(retry); rec == nil || rec.Completed || rec.RequestHash != "h2" {
+		t.Fatalf("the retry's claim must survive the loser: %+v", rec)
 	}
 	if rec := begin(done); rec == nil || !rec.Completed {
 		t.Fatalf("a completed record outlives a minute: %+v", rec)
