@@ -154,7 +154,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Registerer:   reg,
 		PollInterval: m.cfg.GatewayPollInterval,
 		WriteProblem: func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string) {
-			server.WriteProblem(w, r, &registry.Error{Code: code, Message: detail})
+			server.WriteProblemStatus(w, r, status, &registry.Error{Code: code, Message: detail})
 		},
 	})
 	if err != nil {
@@ -264,6 +264,11 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.server != nil {
+		if err := m.server.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("server close: %w", err))
+		}
+	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close database: %w", err))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/sqlstore"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/storetest"
 )
 
 // fakeClock is shared by the store and the server so tests can move time
@@ -49,12 +50,13 @@ type backend struct {
 	dsn  func(t *testing.T) string
 }
 
-// backends is SQLite always, plus PostgreSQL when a test database is
-// configured (MLREGISTRY_TEST_POSTGRES_DSN, see scripts/with-postgres.sh).
+// backends is SQLite always, plus PostgreSQL when a test server is
+// configured (MLREGISTRY_TEST_POSTGRES_DSN, see scripts/with-postgres.sh);
+// storetest.PostgresDSN skips otherwise.
 func backends() []backend {
 	return []backend{
 		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "r.db") }},
-		{"postgres", func(t *testing.T) string { return postgresDSN(t) }},
+		{"postgres", func(t *testing.T) string { return storetest.PostgresDSN(t) }},
 	}
 }
 
@@ -65,11 +67,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			dsn := b.dsn(t)
-			if dsn == "" {
-				t.Skip("no PostgreSQL test database (set MLREGISTRY_TEST_POSTGRES_DSN)")
-			}
-			fn(t, dsn)
+			fn(t, b.dsn(t))
 		})
 	}
 }

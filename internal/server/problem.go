@@ -36,6 +36,17 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, r, registry.HTTPStatus(e.Code), e)
 }
 
+// WriteProblemStatus is WriteProblem with an explicit HTTP status, for
+// answers whose status is not the code's own (a gateway's 502 or 504 with
+// code unavailable). A status outside 400-599 falls back to the code's.
+func WriteProblemStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
+	e := problemError(r, err)
+	if status < 400 || status > 599 || e.Code == registry.CodeInternal {
+		status = registry.HTTPStatus(e.Code)
+	}
+	writeProblem(w, r, status, e)
+}
+
 // problemError maps any error to the registry error to answer.
 func problemError(r *http.Request, err error) *registry.Error {
 	var mbe *http.MaxBytesError

@@ -182,6 +182,7 @@ func TestRequestErrors(t *testing.T) {
 			{"bad stage history", req{method: "GET", path: "/api/v1/models/churn/stages/1st/history"}, 400, "stage", "must match"},
 			{"stage version 0", req{method: "PUT", path: "/api/v1/models/churn/stages/prod", body: `{"version":0}`}, 400, "version", ">= 1"},
 			{"bad page_size", req{method: "GET", path: "/api/v1/models?page_size=5000"}, 400, "page_size", "between 1 and 1000"},
+			{"zero page_size", req{method: "GET", path: "/api/v1/models/churn/versions?page_size=0"}, 400, "page_size", "between 1 and 1000"},
 			{"nan page_size", req{method: "GET", path: "/api/v1/endpoints?page_size=ten"}, 400, "page_size", "integer"},
 			{"bad order_by", req{method: "GET", path: "/api/v1/models/churn/versions?order_by=created_at"}, 400, "order_by", "metrics.<name>"},
 			{"bad order direction", req{method: "GET", path: "/api/v1/models/churn/versions?order_by=version+up"}, 400, "order_by", "desc"},
@@ -488,4 +489,38 @@ func newRegistryWithGo(t *testing.T) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	return reg
+}
+
+// TestMountedHandlers: handlers mounted with Handle (gateway, UI) share
+// auth, request IDs and problem answers.
+func TestMountedHandlers(t *testing.T) {
+	e := newEnv(t, "sqlite://"+t.TempDir()+"/r.db")
+	e.srv.Handle("/test/mounted/", registry.ScopeRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := ActorFromContext(r.Context())
+		tok, _ := TokenFromContext(r.Context())
+		id, _ := RequestIDFromContext(r.Context())
+		if !ok || a.Name != "reader" || tok.Scope != registry.ScopeRead || a.RequestID != id || id == "" {
+			t.Errorf("mounted handler context: %+v %+v %q", a, tok, id)
+		}
+		WriteProblemStatus(w, r, http.StatusBadGateway, registry.Errorf(registry.CodeUnavailable, "upstream refused the connection"))
+	}))
+	e.srv.Handle("GET /test/public", "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := ActorFromContext(r.Context()); ok {
+			t.Errorf("public handler has an actor")
+		}
+		WriteProblemStatus(w, r, http.StatusBadGateway, errors.New("SELECT secret FROM t"))
+	}))
+	problem(t, e.do(req{method: "POST", path: "/test/mounted/x"}, http.StatusUnauthorized), registry.CodeUnauthenticated)
+	p := e.expectProblem(req{method: "POST", path: "/test/mounted/x", token: e.reader, body: `{}`}, http.StatusBadGateway, registry.CodeUnavailable)
+	if p.Detail != "upstream refused the connection" || p.Instance != "/test/mounted/x" {
+		t.Errorf("problem = %+v", p)
+	}
+	p = e.expectProblem(req{method: "GET", path: "/test/public"}, http.StatusInternalServerError, registry.CodeInternal)
+	if p.Detail != "internal error" {
+		t.Errorf("internal detail %q", p.Detail)
+	}
+	metrics := string(e.do(req{method: "GET", path: "/metrics", token: e.reader}, http.StatusOK).body)
+	if !strings.Contains(metrics, `mlregistry_http_requests_total{code="502",method="POST",route="/test/mounted/"} 1`) {
+		t.Errorf("mounted route not in metrics")
+	}
 }

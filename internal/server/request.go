@@ -174,6 +174,10 @@ func listOptions(r *http.Request) (registry.ListOptions, error) {
 		if n, err = strconv.Atoi(v); err != nil {
 			return opts, registry.FieldError("page_size", "integer", "%q must be an integer between 1 and %d", v, registry.MaxPageSize)
 		}
+		if n == 0 {
+			// Zero would silently mean "default"; an explicit value must be valid.
+			return opts, registry.FieldError("page_size", "range", "must be between 1 and %d", registry.MaxPageSize)
+		}
 	}
 	size, err := registry.NormalizePageSize(n)
 	if err != nil {

@@ -75,7 +75,23 @@ func fixVersion(v *registry.ModelVersion) *registry.ModelVersion {
 	if v.Stages == nil {
 		v.Stages = []string{}
 	}
+	if v.Signature != nil {
+		v.Signature.Inputs = fixTensors(v.Signature.Inputs)
+		v.Signature.Outputs = fixTensors(v.Signature.Outputs)
+	}
 	return v
+}
+
+func fixTensors(ts []registry.TensorSpec) []registry.TensorSpec {
+	if ts == nil {
+		return []registry.TensorSpec{}
+	}
+	for i := range ts {
+		if ts[i].Shape == nil {
+			ts[i].Shape = []int64{}
+		}
+	}
+	return ts
 }
 
 func (s *Server) fixEndpoint(r *http.Request, e *registry.Endpoint) *registry.Endpoint {
