@@ -57,23 +57,23 @@ func CheckAssignment(c AssignmentCheck) error {
 		}
 	}
 	for _, name := range sortedKeys(p.MinMetrics) {
-		min := p.MinMetrics[name]
+		floor := p.MinMetrics[name]
 		got, ok := v.Metrics[name]
 		if !ok {
-			return PolicyError("min_metrics", "version %d has no metric %q, policy for %q needs %s >= %g", v.Version, name, c.Stage, name, min)
+			return PolicyError("min_metrics", "version %d has no metric %q, policy for %q needs %s >= %g", v.Version, name, c.Stage, name, floor)
 		}
-		if got < min {
-			return PolicyError("min_metrics", "version %d has %s = %g, policy for %q needs >= %g", v.Version, name, got, c.Stage, min)
+		if got < floor {
+			return PolicyError("min_metrics", "version %d has %s = %g, policy for %q needs >= %g", v.Version, name, got, c.Stage, floor)
 		}
 	}
 	for _, name := range sortedKeys(p.MaxMetrics) {
-		max := p.MaxMetrics[name]
+		ceiling := p.MaxMetrics[name]
 		got, ok := v.Metrics[name]
 		if !ok {
-			return PolicyError("max_metrics", "version %d has no metric %q, policy for %q needs %s <= %g", v.Version, name, c.Stage, name, max)
+			return PolicyError("max_metrics", "version %d has no metric %q, policy for %q needs %s <= %g", v.Version, name, c.Stage, name, ceiling)
 		}
-		if got > max {
-			return PolicyError("max_metrics", "version %d has %s = %g, policy for %q needs <= %g", v.Version, name, got, c.Stage, max)
+		if got > ceiling {
+			return PolicyError("max_metrics", "version %d has %s = %g, policy for %q needs <= %g", v.Version, name, got, c.Stage, ceiling)
 		}
 	}
 	if p.RequireSignatureMatch && c.Current != nil && c.Current.Version != v.Version {
