@@ -6,6 +6,7 @@ package apptest
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +76,8 @@ func Start(t testing.TB, opts ...Option) *Registry {
 		}
 	})
 	r := &Registry{Main: m, URL: m.URL(), Store: m.Store(), Clock: clock}
-	r.AdminToken = r.Token(t, "admin", registry.ScopeAdmin)
+	// Replicas may share one database, so each names its admin token after its port.
+	r.AdminToken = r.Token(t, "admin-"+strings.TrimPrefix(r.URL[strings.LastIndex(r.URL, ":"):], ":"), registry.ScopeAdmin)
 	return r
 }
 
