@@ -10,18 +10,34 @@
 #   throughput      gateway / nginx               target >= 0.9
 #   added latency   (gateway - direct) / (nginx - direct) at p50   target <= 1.3
 #
-# Environment: BENCH_DURATION (default 10s per measurement), BENCH_WARMUP
-# (2s), BENCH_ROUNDS (1; with more, each figure is the median of the
-# rounds), BENCH_PORT_BASE (18080: uses base..base+3), BENCH_STRICT=1 to
-# exit 1 on FAIL, BENCH_GATEWAY_BIN to bench a prebuilt gateway server
-# taking the same flags.
+# The machine is shared (wrk, two upstreams and the proxy on two cores, and
+# whatever else runs), so figures move from run to run: each is the median
+# of BENCH_ROUNDS rounds, and a round measures direct, nginx and gateway
+# back to back so they see the same background load.
+#
+# Environment: BENCH_DURATION (4s per measurement), BENCH_WARMUP (2s),
+# BENCH_ROUNDS (3), BENCH_GATEWAY_PROCS (GOMAXPROCS of the gateway, 1; 0
+# for Go's default of one per CPU; see the note below),
+# BENCH_FAST_LISTENER (1: serve through gateway.Listener; 0: a plain
+# net.Listener), BENCH_PORT_BASE (18080: uses base..base+3),
+# BENCH_STRICT=1 to exit 1 on FAIL, BENCH_GATEWAY_BIN to bench a prebuilt
+# gateway server taking the same flags.
+#
+# GOMAXPROCS: on two cores shared with wrk and the upstreams, one P is the
+# gateway's best setting (worker_processes is nginx's equivalent knob).
+# With two, the Go scheduler wakes a second thread for nearly every
+# goroutine net/http starts or readies, so each request costs a few more
+# thread wake-ups: about 25% more CPU per request at 32 connections and
+# about 50% more added latency at one.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-DURATION=${BENCH_DURATION:-10s}
+DURATION=${BENCH_DURATION:-4s}
 WARMUP=${BENCH_WARMUP:-2s}
-ROUNDS=${BENCH_ROUNDS:-1}
+ROUNDS=${BENCH_ROUNDS:-3}
+PROCS=${BENCH_GATEWAY_PROCS:-1}
+FAST=${BENCH_FAST_LISTENER:-1}
 BASE=${BENCH_PORT_BASE:-18080}
 GO=${GO:-go}
 NGINX_PORT=$BASE
@@ -129,7 +145,9 @@ EOF
 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" &
 pids+=($!)
 
-"$GW_BIN" -listen "127.0.0.1:$GW_PORT" -db "$tmp/registry.db" \
+fast_flag=-fast-listener=true
+[ "$FAST" = 1 ] || fast_flag=-fast-listener=false
+"$GW_BIN" -listen "127.0.0.1:$GW_PORT" -db "$tmp/registry.db" -procs "$PROCS" "$fast_flag" \
 	-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT" 2>"$tmp/gateway.log" &
 pids+=($!)
 
@@ -196,9 +214,10 @@ done
 # --- report -------------------------------------------------------------------
 awk -v dr="${RPS[direct]}" -v nr="${RPS[nginx]}" -v gr="${RPS[gateway]}" \
 	-v dl="${P50[direct]}" -v nl="${P50[nginx]}" -v gl="${P50[gateway]}" \
-	-v dur="$DURATION" -v rounds="$ROUNDS" -v procs="$(nproc)" '
+	-v dur="$DURATION" -v rounds="$ROUNDS" -v cpus="$(nproc)" -v procs="$PROCS" -v fast="$FAST" '
 BEGIN {
-	printf "\ngateway benchmark: %s cpus, wrk, %s per measurement, %s round(s), 64-byte responses, 90/10 split\n\n", procs, dur, rounds
+	printf "\ngateway benchmark: %s cpus, wrk, 64-byte responses, 90/10 split, guard on\n", cpus
+	printf "median of %s round(s) of %s per measurement; gateway GOMAXPROCS=%s, %s\n\n", rounds, dur, (procs > 0 ? procs : "default"), (fast == 1 ? "gateway.Listener" : "plain listener")
 	printf "%-10s %14s %14s %16s\n", "target", "req/s (c=32)", "p50 us (c=1)", "added p50 us"
 	printf "%-10s %14.0f %14.1f %16s\n", "direct", dr, dl, "-"
 	printf "%-10s %14.0f %14.1f %16.1f\n", "nginx", nr, nl, nl - dl

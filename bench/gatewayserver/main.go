@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -30,7 +32,12 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:18090", "address to serve the gateway on")
 	db := flag.String("db", "", "SQLite file of the registry (created when missing)")
 	upstreams := flag.String("upstreams", "http://127.0.0.1:18081,http://127.0.0.1:18082", "the two route upstreams, comma-separated")
+	fast := flag.Bool("fast-listener", true, "serve through gateway.Listener (raw non-blocking socket calls)")
+	procs := flag.Int("procs", 0, "GOMAXPROCS for the gateway (0: the Go runtime's default, one per CPU)")
 	flag.Parse()
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 	if *db == "" {
 		log.Fatal("gatewayserver: -db is required")
 	}
@@ -63,14 +70,21 @@ func main() {
 	}
 	go func() { _ = gw.Run(ctx) }()
 
-	srv := &http.Server{Addr: *listen, Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *fast {
+		ln = gateway.Listener(ln)
+	}
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)
 	}
 }

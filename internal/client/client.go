@@ -211,13 +211,13 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 
 // backoff is retryablehttp's exponential backoff, honouring Retry-After on
 // 429 and 503 up to MaxRetryAfter.
-func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
-			return min2(d, MaxRetryAfter)
+			return min(d, MaxRetryAfter)
 		}
 	}
-	return retryablehttp.DefaultBackoff(min, max, attempt, nil)
+	return retryablehttp.DefaultBackoff(minWait, maxWait, attempt, nil)
 }
 
 func parseRetryAfter(v string) (time.Duration, bool) {
@@ -239,13 +239,6 @@ func parseRetryAfter(v string) (time.Duration, bool) {
 		return d, true
 	}
 	return 0, false
-}
-
-func min2(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
 }
 
 // request is one logical API call.

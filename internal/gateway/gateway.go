@@ -9,6 +9,13 @@
 // weight to the healthiest other route and records that through the
 // Source, so the next terraform plan shows the drift.
 //
+// Speed: body-less requests to plain-http upstreams (the prediction GETs
+// and most probes) go through a lean HTTP/1.1 client that works on the
+// handler's goroutine (lean.go, upconn.go); everything else through a
+// tuned http.Transport. Listener wraps the server's listener for raw
+// socket I/O (fastconn.go). bench/gateway.sh compares the result with
+// nginx.
+//
 // The package imports registry only; it must not import the server, the
 // store implementations or the app. Authentication happens outside it.
 package gateway
@@ -70,6 +77,7 @@ type Gateway struct {
 	src             Source
 	log             *slog.Logger
 	now             func() time.Time
+	realClock       bool // now is time.Now
 	pollInterval    time.Duration
 	upstreamTimeout time.Duration
 	problem         func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string)
@@ -93,6 +101,8 @@ type Gateway struct {
 	seenEvent atomic.Int64
 	// bg tracks the guard's background writes.
 	bg sync.WaitGroup
+	// bufs holds copy buffers for the http.Transport path.
+	bufs sync.Pool
 }
 
 // New builds a Gateway. Its table is empty until the first Refresh (which
@@ -114,7 +124,7 @@ func New(opts Options) (*Gateway, error) {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	if g.now == nil {
-		g.now = time.Now
+		g.now, g.realClock = time.Now, true
 	}
 	if g.pollInterval <= 0 {
 		g.pollInterval = 250 * time.Millisecond
@@ -139,10 +149,10 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// newTransport is the transport for upstreams: many idle connections per
-// host (a gateway talks to few hosts, hard), no transparent gzip (bodies
-// pass through untouched), HTTP/1.1 only for http upstreams, a short dial
-// timeout so a dead upstream fails fast.
+// newTransport is the transport for what the lean client does not carry:
+// many idle connections per host (a gateway talks to few hosts, often), no
+// transparent gzip (bodies pass through untouched), HTTP/2 only where TLS
+// negotiates it, a short dial timeout so a dead upstream fails fast.
 func newTransport(headerTimeout time.Duration) *http.Transport {
 	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{

@@ -8,7 +8,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,12 +76,12 @@ type outcome struct {
 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, start time.Time) {
 	if isUpgrade(r.Header) {
-		g.finish(ep, rt, start, g.forwardUpgrade(w, r, rt))
+		g.finish(ep, rt, start, g.forwardUpgrade(w, r, ep, rt))
 		return
 	}
 	var o outcome
 	if rt.pool != nil && r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-		o = g.forwardLean(w, r, ep, rt)
+		o = g.forwardLean(w, r, ep, rt, start)
 	} else {
 		o = g.forwardTransport(w, r, ep, rt)
 	}
@@ -114,19 +113,17 @@ func (g *Gateway) finish(ep *endpoint, rt *route, start time.Time, o outcome) {
 
 // targetPath joins the route's upstream path and the part of the request
 // path after /serve/{endpoint}, both in escaped form.
-func targetPath(r *http.Request, nameLen int, base string) string {
+func targetPath(r *http.Request, nameLen int, rt *route) string {
 	p := r.URL.EscapedPath()
 	rest := p[len(servePrefix)+nameLen:]
-	if base == "" {
-		if rest == "" {
-			return "/"
-		}
+	if rest == "" {
+		return rt.fullPath
+	}
+	if rt.basePath == "" {
 		return rest
 	}
-	return base + rest
+	return rt.basePath + rest
 }
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // forwardTransport proxies through an http.RoundTripper.
 func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route) outcome {
@@ -144,16 +141,7 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 
 	out := r.WithContext(ctx)
 	out.URL = &url.URL{Scheme: rt.scheme, Host: rt.hostHdr}
-	path := targetPath(r, len(ep.name), rt.basePath)
-	if up, err := url.PathUnescape(path); err == nil {
-		out.URL.Path = up
-		if up != path {
-			out.URL.RawPath = path
-		}
-	} else {
-		out.URL.Path = path
-	}
-	out.URL.RawQuery = r.URL.RawQuery
+	setOutURL(out.URL, targetPath(r, len(ep.name), rt), r.URL.RawQuery)
 	out.Host = ""
 	out.RequestURI = ""
 	out.Close = false
@@ -185,15 +173,21 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 	w.WriteHeader(res.StatusCode)
 	o := outcome{status: res.StatusCode, failed: res.StatusCode >= 500}
 
-	var flush func()
+	// Whether the next Read would wait cannot be told here, so every
+	// write is flushed (FlushInterval -1); bodies on this path are the
+	// answers to uploads and TLS upstreams, not the small-GET hot path.
+	rc := http.NewResponseController(w)
+	flush := func() { _ = rc.Flush() }
 	if streaming(res) {
-		rc := http.NewResponseController(w)
-		flush = func() { _ = rc.Flush() }
 		flush()
 	}
-	bp := bufPool.Get().(*[]byte)
+	bp, _ := g.bufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 32<<10)
+		bp = &b
+	}
 	rerr, werr := copyBody(w, res.Body, *bp, flush)
-	bufPool.Put(bp)
+	g.bufs.Put(bp)
 	if werr != nil || ctx.Err() != nil && rerr != nil {
 		o.clientGone = true
 		return o
@@ -236,6 +230,15 @@ func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *rou
 	return outcome{status: http.StatusBadGateway, failed: true, upstreamErr: true}
 }
 
+// setOutURL sets an outgoing URL's path from its escaped form.
+func setOutURL(u *url.URL, escaped, query string) {
+	u.Path, u.RawPath = escaped, ""
+	if p, err := url.PathUnescape(escaped); err == nil && p != escaped {
+		u.Path, u.RawPath = p, escaped
+	}
+	u.RawQuery = query
+}
+
 // errText strips the request URL net/http wraps around transport errors.
 func errText(err error) string {
 	var ue *url.Error
@@ -248,15 +251,16 @@ func errText(err error) string {
 // forwardUpgrade hands protocol upgrades (WebSocket) to
 // httputil.ReverseProxy, which splices the two connections. It is the
 // rare path and is not tuned.
-func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *route) outcome {
+func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route) outcome {
 	o := outcome{}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(rt.target)
-			pr.Out.URL.Path = strings.TrimSuffix(rt.target.Path, "/") + r.URL.Path[len(servePrefix)+strings.IndexByte(r.URL.Path[len(servePrefix):]+"/", '/'):]
-			pr.Out.URL.RawPath = ""
-			pr.Out.URL.RawQuery = r.URL.RawQuery
+			setOutURL(pr.Out.URL, targetPath(r, len(ep.name), rt), r.URL.RawQuery)
 			pr.SetXForwarded()
+			if isRegistryToken(pr.Out.Header.Get("Authorization")) {
+				pr.Out.Header.Del("Authorization")
+			}
 		},
 		Transport: g.transport,
 		ModifyResponse: func(res *http.Response) error {

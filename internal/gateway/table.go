@@ -62,6 +62,7 @@ type route struct {
 	host     string // host:port as dialled
 	hostHdr  string // Host header sent upstream
 	basePath string // upstream path without a trailing slash ("" for "/")
+	fullPath string // upstream path as configured ("/" when empty), for /serve/{endpoint} itself
 	https    bool
 
 	// Header values are built once and shared by every response; net/http
@@ -152,12 +153,16 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 			host:       hostPort(u),
 			hostHdr:    u.Host,
 			basePath:   strings.TrimSuffix(u.EscapedPath(), "/"),
+			fullPath:   u.EscapedPath(),
 			https:      u.Scheme == "https",
 			hdrVersion: []string{strconv.FormatInt(rc.Version, 10)},
 			hdrRoute:   []string{rc.Name},
 		}
 		if g.pools != nil && !r.https {
 			r.pool = g.pools.get(r.host)
+		}
+		if r.fullPath == "" {
+			r.fullPath = "/"
 		}
 		ce.total += r.weight
 		r.upper = ce.total

@@ -160,7 +160,7 @@ data "mlregistry_model_version" "x" {
 data "mlregistry_model_version" "x" {
   model  = "churn"
 }`,
-				ExpectError: expectError("Invalid Attribute Combination"),
+				ExpectError: expectError("Exactly one of these attributes must be configured"),
 			},
 			{
 				Config: providerBlock(r, "") + `

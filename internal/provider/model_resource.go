@@ -298,8 +298,8 @@ func (r *modelResource) Delete(ctx context.Context, req resource.DeleteRequest, 
 	case err == nil, errors.Is(err, registry.ErrNotFound):
 		return
 	case errors.Is(err, registry.ErrConflict) && !state.ForceDestroy.ValueBool():
-		resp.Diagnostics.AddError(fmt.Sprintf("Model %q still has versions", name),
-			fmt.Sprintf("%s\n\nDestroy its versions first, or set force_destroy = true (and apply) to delete them with the model.", err))
+		resp.Diagnostics.AddError(fmt.Sprintf("Model %q is still in use", name),
+			fmt.Sprintf("%s\n\nDestroy its versions (and endpoints) first, or set force_destroy = true (and apply) to delete its versions with the model.", err))
 	default:
 		addAPIError(&resp.Diagnostics, "delete", fmt.Sprintf("model %q", name), err)
 	}

@@ -65,58 +65,6 @@ var versionFieldsAttrTypes = map[string]attr.Type{
 	"revision":    types.Int64Type,
 }
 
-// versionDataAttributes are the computed attributes of a version in data
-// sources. version is left out: each data source declares it.
-func versionDataAttributes() map[string]schema.Attribute {
-	tensors := func(what string) schema.ListNestedAttribute {
-		return schema.ListNestedAttribute{
-			MarkdownDescription: fmt.Sprintf("The model's %s, in order.", what),
-			Computed:            true,
-			NestedObject: schema.NestedAttributeObject{
-				Attributes: map[string]schema.Attribute{
-					"name":  schema.StringAttribute{MarkdownDescription: "Tensor or column name.", Computed: true},
-					"dtype": schema.StringAttribute{MarkdownDescription: "Element type.", Computed: true},
-					"shape": schema.ListAttribute{MarkdownDescription: "Dimensions; `-1` means any size.", ElementType: types.Int64Type, Computed: true},
-				},
-			},
-		}
-	}
-	return map[string]schema.Attribute{
-		"source":     schema.StringAttribute{MarkdownDescription: "URI of the artifact.", Computed: true},
-		"checksum":   schema.StringAttribute{MarkdownDescription: "Checksum of the artifact (`sha256:<hex>`).", Computed: true},
-		"format":     schema.StringAttribute{MarkdownDescription: "Artifact format.", Computed: true},
-		"parameters": schema.MapAttribute{MarkdownDescription: "Training parameters.", ElementType: types.StringType, Computed: true},
-		"metrics":    schema.MapAttribute{MarkdownDescription: "Evaluation metrics.", ElementType: types.Float64Type, Computed: true},
-		"lineage": schema.SingleNestedAttribute{
-			MarkdownDescription: "Where the version came from.",
-			Computed:            true,
-			Attributes: map[string]schema.Attribute{
-				"run_id":     schema.StringAttribute{MarkdownDescription: "Training run ID.", Computed: true},
-				"git_commit": schema.StringAttribute{MarkdownDescription: "Commit of the training code.", Computed: true},
-				"dataset":    schema.StringAttribute{MarkdownDescription: "Dataset name or URI.", Computed: true},
-				"code_uri":   schema.StringAttribute{MarkdownDescription: "URI of the training code.", Computed: true},
-			},
-		},
-		"signature": schema.SingleNestedAttribute{
-			MarkdownDescription: "The version's input/output contract.",
-			Computed:            true,
-			Attributes: map[string]schema.Attribute{
-				"inputs":  tensors("inputs"),
-				"outputs": tensors("outputs"),
-			},
-		},
-		"description": schema.StringAttribute{MarkdownDescription: "Free-form description.", Computed: true},
-		"tags":        schema.MapAttribute{MarkdownDescription: "Key/value tags.", ElementType: types.StringType, Computed: true},
-		"flagged":     schema.BoolAttribute{MarkdownDescription: "Whether the version is flagged as bad.", Computed: true},
-		"flag_reason": schema.StringAttribute{MarkdownDescription: "Why the version is flagged.", Computed: true},
-		"stages":      schema.ListAttribute{MarkdownDescription: "Stages that point at this version now, sorted.", ElementType: types.StringType, Computed: true},
-		"created_at":  schema.StringAttribute{MarkdownDescription: "When the version was registered (RFC 3339).", Computed: true},
-		"created_by":  schema.StringAttribute{MarkdownDescription: "Name of the token that registered the version.", Computed: true},
-		"updated_at":  schema.StringAttribute{MarkdownDescription: "When the version was last changed (RFC 3339).", Computed: true},
-		"revision":    schema.Int64Attribute{MarkdownDescription: "The version's revision (its ETag).", Computed: true},
-	}
-}
-
 func (d *modelVersionDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_model_version"
 }
@@ -165,6 +113,10 @@ func (d *modelVersionDataSource) Schema(_ context.Context, _ datasource.SchemaRe
 	}
 }
 
+func (d *modelVersionDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.client = providerClient(req.ProviderData, &resp.Diagnostics)
+}
+
 func (d *modelVersionDataSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
 	return []datasource.ConfigValidator{
 		datasourcevalidator.ExactlyOneOf(
@@ -180,10 +132,6 @@ func (d *modelVersionDataSource) ValidateConfig(ctx context.Context, req datasou
 		resp.Diagnostics.AddAttributeError(path.Root("latest"), "latest must be true",
 			"Set latest = true to look up the latest unflagged version, or leave it out and use version, stage or best_metric.")
 	}
-}
-
-func (d *modelVersionDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.client = providerClient(req.ProviderData, &resp.Diagnostics)
 }
 
 func (d *modelVersionDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
@@ -207,7 +155,7 @@ func (d *modelVersionDataSource) Read(ctx context.Context, req datasource.ReadRe
 		return
 	}
 	cfg.ID = types.StringValue(fmt.Sprintf("%s/%d", v.Model, v.Version))
-	resp.Diagnostics.Append(cfg.versionFields.fromAPI(ctx, v, versionFields{})...)
+	resp.Diagnostics.Append(cfg.fromAPI(ctx, v, versionFields{})...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)
 }
 
@@ -259,4 +207,56 @@ func (d *modelVersionDataSource) first(ctx context.Context, model, orderBy, metr
 		return nil, summary, registry.Errorf(registry.CodeNotFound, "no unflagged version of model %q has metric %q", model, metric)
 	}
 	return &v, "", nil
+}
+
+// versionDataAttributes are the computed attributes of a version in data
+// sources. version is left out: each data source declares it.
+func versionDataAttributes() map[string]schema.Attribute {
+	tensors := func(what string) schema.ListNestedAttribute {
+		return schema.ListNestedAttribute{
+			MarkdownDescription: fmt.Sprintf("The model's %s, in order.", what),
+			Computed:            true,
+			NestedObject: schema.NestedAttributeObject{
+				Attributes: map[string]schema.Attribute{
+					"name":  schema.StringAttribute{MarkdownDescription: "Tensor or column name.", Computed: true},
+					"dtype": schema.StringAttribute{MarkdownDescription: "Element type.", Computed: true},
+					"shape": schema.ListAttribute{MarkdownDescription: "Dimensions; `-1` means any size.", ElementType: types.Int64Type, Computed: true},
+				},
+			},
+		}
+	}
+	return map[string]schema.Attribute{
+		"source":     schema.StringAttribute{MarkdownDescription: "URI of the artifact.", Computed: true},
+		"checksum":   schema.StringAttribute{MarkdownDescription: "Checksum of the artifact (`sha256:<hex>`).", Computed: true},
+		"format":     schema.StringAttribute{MarkdownDescription: "Artifact format.", Computed: true},
+		"parameters": schema.MapAttribute{MarkdownDescription: "Training parameters.", ElementType: types.StringType, Computed: true},
+		"metrics":    schema.MapAttribute{MarkdownDescription: "Evaluation metrics.", ElementType: types.Float64Type, Computed: true},
+		"lineage": schema.SingleNestedAttribute{
+			MarkdownDescription: "Where the version came from.",
+			Computed:            true,
+			Attributes: map[string]schema.Attribute{
+				"run_id":     schema.StringAttribute{MarkdownDescription: "Training run ID.", Computed: true},
+				"git_commit": schema.StringAttribute{MarkdownDescription: "Commit of the training code.", Computed: true},
+				"dataset":    schema.StringAttribute{MarkdownDescription: "Dataset name or URI.", Computed: true},
+				"code_uri":   schema.StringAttribute{MarkdownDescription: "URI of the training code.", Computed: true},
+			},
+		},
+		"signature": schema.SingleNestedAttribute{
+			MarkdownDescription: "The version's input/output contract.",
+			Computed:            true,
+			Attributes: map[string]schema.Attribute{
+				"inputs":  tensors("inputs"),
+				"outputs": tensors("outputs"),
+			},
+		},
+		"description": schema.StringAttribute{MarkdownDescription: "Free-form description.", Computed: true},
+		"tags":        schema.MapAttribute{MarkdownDescription: "Key/value tags.", ElementType: types.StringType, Computed: true},
+		"flagged":     schema.BoolAttribute{MarkdownDescription: "Whether the version is flagged as bad.", Computed: true},
+		"flag_reason": schema.StringAttribute{MarkdownDescription: "Why the version is flagged.", Computed: true},
+		"stages":      schema.ListAttribute{MarkdownDescription: "Stages that point at this version now, sorted.", ElementType: types.StringType, Computed: true},
+		"created_at":  schema.StringAttribute{MarkdownDescription: "When the version was registered (RFC 3339).", Computed: true},
+		"created_by":  schema.StringAttribute{MarkdownDescription: "Name of the token that registered the version.", Computed: true},
+		"updated_at":  schema.StringAttribute{MarkdownDescription: "When the version was last changed (RFC 3339).", Computed: true},
+		"revision":    schema.Int64Attribute{MarkdownDescription: "The version's revision (its ETag).", Computed: true},
+	}
 }

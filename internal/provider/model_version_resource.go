@@ -105,32 +105,6 @@ func (r *modelVersionResource) Metadata(_ context.Context, req resource.Metadata
 	resp.TypeName = req.ProviderTypeName + "_model_version"
 }
 
-func tensorListAttribute(what string) schema.ListNestedAttribute {
-	return schema.ListNestedAttribute{
-		MarkdownDescription: fmt.Sprintf("The model's %s, in order.", what),
-		Optional:            true,
-		NestedObject: schema.NestedAttributeObject{
-			Attributes: map[string]schema.Attribute{
-				"name": schema.StringAttribute{
-					MarkdownDescription: "Tensor or column name, unique within the list.",
-					Required:            true,
-					Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
-				},
-				"dtype": schema.StringAttribute{
-					MarkdownDescription: "Element type, e.g. `float32`, `int64`, `string`.",
-					Required:            true,
-					Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
-				},
-				"shape": schema.ListAttribute{
-					MarkdownDescription: "Dimensions; `-1` means any size.",
-					ElementType:         types.Int64Type,
-					Optional:            true,
-				},
-			},
-		},
-	}
-}
-
 func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	replace := "Changing it registers a new version (the artifact identity of a version never changes)."
 	resp.Schema = schema.Schema{
@@ -255,6 +229,12 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 	}
 }
 
+func (r *modelVersionResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
+}
+
+// ValidateConfig checks the rules that span attributes: flag_reason needs
+// flagged, and tensor names are unique within inputs and outputs.
 func (r *modelVersionResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var flagged types.Bool
 	var reason types.String
@@ -276,37 +256,6 @@ func (r *modelVersionResource) ValidateConfig(ctx context.Context, req resource.
 			validateTensorNames(ctx, path.Root("signature").AtName(name), l, &resp.Diagnostics)
 		}
 	}
-}
-
-func validateTensorNames(ctx context.Context, p path.Path, l types.List, diags *diag.Diagnostics) {
-	if !isKnown(l) {
-		return
-	}
-	var tensors []tensorModel
-	diags.Append(l.ElementsAs(ctx, &tensors, false)...)
-	seen := map[string]bool{}
-	for i, t := range tensors {
-		if !isKnown(t.Name) {
-			continue
-		}
-		if seen[t.Name.ValueString()] {
-			diags.AddAttributeError(p.AtListIndex(i).AtName("name"), "Duplicate tensor name", fmt.Sprintf("%q is used twice.", t.Name.ValueString()))
-		}
-		seen[t.Name.ValueString()] = true
-		var shape []int64
-		if isKnown(t.Shape) {
-			diags.Append(t.Shape.ElementsAs(ctx, &shape, true)...)
-		}
-		for j, d := range shape {
-			if d < -1 {
-				diags.AddAttributeError(p.AtListIndex(i).AtName("shape").AtListIndex(j), "Invalid dimension", "must be -1 (any) or >= 0")
-			}
-		}
-	}
-}
-
-func (r *modelVersionResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
 }
 
 func (r *modelVersionResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -615,4 +564,57 @@ func tensorsValue(ctx context.Context, ts []registry.TensorSpec, prior types.Lis
 	v, d := types.ListValue(tensorObjectType, elems)
 	diags.Append(d...)
 	return v, diags
+}
+
+func tensorListAttribute(what string) schema.ListNestedAttribute {
+	return schema.ListNestedAttribute{
+		MarkdownDescription: fmt.Sprintf("The model's %s, in order.", what),
+		Optional:            true,
+		NestedObject: schema.NestedAttributeObject{
+			Attributes: map[string]schema.Attribute{
+				"name": schema.StringAttribute{
+					MarkdownDescription: "Tensor or column name, unique within the list.",
+					Required:            true,
+					Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+				},
+				"dtype": schema.StringAttribute{
+					MarkdownDescription: "Element type, e.g. `float32`, `int64`, `string`.",
+					Required:            true,
+					Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
+				},
+				"shape": schema.ListAttribute{
+					MarkdownDescription: "Dimensions; `-1` means any size.",
+					ElementType:         types.Int64Type,
+					Optional:            true,
+				},
+			},
+		},
+	}
+}
+
+func validateTensorNames(ctx context.Context, p path.Path, l types.List, diags *diag.Diagnostics) {
+	if !isKnown(l) {
+		return
+	}
+	var tensors []tensorModel
+	diags.Append(l.ElementsAs(ctx, &tensors, false)...)
+	seen := map[string]bool{}
+	for i, t := range tensors {
+		if !isKnown(t.Name) {
+			continue
+		}
+		if seen[t.Name.ValueString()] {
+			diags.AddAttributeError(p.AtListIndex(i).AtName("name"), "Duplicate tensor name", fmt.Sprintf("%q is used twice.", t.Name.ValueString()))
+		}
+		seen[t.Name.ValueString()] = true
+		var shape []int64
+		if isKnown(t.Shape) {
+			diags.Append(t.Shape.ElementsAs(ctx, &shape, true)...)
+		}
+		for j, d := range shape {
+			if d < -1 {
+				diags.AddAttributeError(p.AtListIndex(i).AtName("shape").AtListIndex(j), "Invalid dimension", "must be -1 (any) or >= 0")
+			}
+		}
+	}
 }

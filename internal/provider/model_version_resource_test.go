@@ -94,7 +94,7 @@ func TestAccModelVersion_basic(t *testing.T) {
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("flag_reason"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{})),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("created_by"), knownvalue.StringExact("admin")),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("created_by"), adminName),
 				},
 			},
 			{
@@ -278,17 +278,21 @@ resource "mlregistry_model_version" "copy" {
 	})
 }
 
+func artifact(source, checksum, format string) string {
+	return fmt.Sprintf("source   = %q\n  checksum = %q\n  format   = %q", source, checksum, format)
+}
+
 func TestAccModelVersion_invalidValues(t *testing.T) {
 	r := testRegistry(t)
 	for _, tt := range []struct {
 		name, attrs string
 		want        string
 	}{
-		{"checksum", `source = "s3://b/k", checksum = "md5:abc", format = "onnx"`, `sha256:<64 lower-case hex digits>`},
-		{"format", `source = "s3://b/k", checksum = "` + checksum(1) + `", format = "zip"`, `onnx`},
-		{"source", `source = "not a uri", checksum = "` + checksum(1) + `", format = "onnx"`, `absolute URI`},
-		{"flag_reason", `source = "s3://b/k", checksum = "` + checksum(1) + `", format = "onnx", flag_reason = "x"`, `only be set when flagged is true`},
-		{"tensors", `source = "s3://b/k", checksum = "` + checksum(1) + `", format = "onnx"
+		{"checksum", artifact("s3://b/k", "md5:abc", "onnx"), `sha256:<64 lower-case hex digits>`},
+		{"format", artifact("s3://b/k", checksum(1), "zip"), `onnx`},
+		{"source", artifact("not a uri", checksum(1), "onnx"), `absolute URI`},
+		{"flag_reason", artifact("s3://b/k", checksum(1), "onnx") + "\n  flag_reason = \"x\"", `only be set when flagged is true`},
+		{"tensors", artifact("s3://b/k", checksum(1), "onnx") + `
   signature = { inputs = [{ name = "a", dtype = "f" }, { name = "a", dtype = "f", shape = [-2] }] }`, `is used twice`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -176,7 +176,7 @@ func (p *mlregistryProvider) Resources(context.Context) []func() resource.Resour
 		NewModelResource,
 		NewModelVersionResource,
 		NewStageAssignmentResource,
-		// NewEndpointResource,
+		NewEndpointResource,
 	}
 }
 
@@ -185,6 +185,6 @@ func (p *mlregistryProvider) DataSources(context.Context) []func() datasource.Da
 		NewModelDataSource,
 		NewModelVersionDataSource,
 		NewModelVersionsDataSource,
-		// NewEndpointDataSource,
+		NewEndpointDataSource,
 	}
 }

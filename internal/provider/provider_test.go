@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	dschema "github.com/hashicorp/terraform-plugin-framework/datasource/schema"
@@ -18,8 +19,10 @@ import (
 	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app/apptest"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -41,8 +44,22 @@ func testRegistry(t *testing.T) *apptest.Registry {
 	if os.Getenv("TF_ACC") == "" {
 		t.Skip("acceptance test: set TF_ACC=1")
 	}
-	return apptest.Start(t)
+	return startRegistry(t)
 }
+
+// startRegistry boots a registry. The in-process provider's HTTP
+// transports keep connections open after each Terraform command; some
+// were dialled but never used (the transport found an idle one first),
+// and http.Server.Shutdown only closes those after 5 s, so the shutdown
+// timeout must be longer than that.
+func startRegistry(t *testing.T) *apptest.Registry {
+	t.Helper()
+	return apptest.Start(t, apptest.WithConfig(func(c *app.Config) { c.ShutdownTimeout = 15 * time.Second }))
+}
+
+// adminName matches the name of the admin token apptest creates; it is
+// what created_by and assigned_by say.
+var adminName = knownvalue.StringRegexp(regexp.MustCompile(`^admin(-\d+)?$`))
 
 // providerBlock configures the provider for r with the given token (the
 // admin token when empty).
@@ -96,18 +113,7 @@ type terraformState = terraform.State
 
 func checksum(n int) string { return fmt.Sprintf("sha256:%064x", n) }
 
-// stateID returns the id of a resource in state, for ImportStateIdFunc.
-func stateID(name string) tfresource.ImportStateIdFunc {
-	return func(s *terraform.State) (string, error) {
-		rs, ok := s.RootModule().Resources[name]
-		if !ok {
-			return "", fmt.Errorf("%s not in state", name)
-		}
-		return rs.Primary.ID, nil
-	}
-}
-
-// checkModelsDestroyed is a CheckDestroy: every mlregistry_model in state
+// checkDestroyed is a CheckDestroy: every mlregistry_* resource in state
 // is gone from the registry.
 func checkDestroyed(t *testing.T, r *apptest.Registry) tfresource.TestCheckFunc {
 	return func(s *terraform.State) error {
@@ -243,19 +249,19 @@ data "mlregistry_model_versions" "probe" {
 				ExpectError: regexp.MustCompile(`Missing registry token`),
 			},
 			{
-				Config:      fmt.Sprintf(`provider "mlregistry" { address = %q, token = "mlr_wrong" }`, r.URL) + probe,
+				Config:      fmt.Sprintf("provider \"mlregistry\" {\n  address = %q\n  token = \"mlr_wrong\"\n}\n", r.URL) + probe,
 				ExpectError: regexp.MustCompile(`Registry token rejected`),
 			},
 			{
-				Config:      fmt.Sprintf(`provider "mlregistry" { address = %q, token = "mlr_x", max_retries = 0 }`, closedAddr) + probe,
+				Config:      fmt.Sprintf("provider \"mlregistry\" {\n  address = %q\n  token = \"mlr_x\"\n  max_retries = 0\n}\n", closedAddr) + probe,
 				ExpectError: expectError("Registry unreachable", "could not reach the registry"),
 			},
 			{
-				Config:      `provider "mlregistry" { address = "localhost:8080", token = "mlr_x" }` + probe,
+				Config:      "provider \"mlregistry\" {\n  address = \"localhost:8080\"\n  token = \"mlr_x\"\n}\n" + probe,
 				ExpectError: regexp.MustCompile(`Invalid registry address`),
 			},
 			{
-				Config:      fmt.Sprintf(`provider "mlregistry" { address = %q, token = "mlr_x", timeout = "soon" }`, r.URL) + probe,
+				Config:      fmt.Sprintf("provider \"mlregistry\" {\n  address = %q\n  token = \"mlr_x\"\n  timeout = \"soon\"\n}\n", r.URL) + probe,
 				ExpectError: expectError(`must be a duration`),
 			},
 		},

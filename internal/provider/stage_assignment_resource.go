@@ -153,8 +153,8 @@ func (r *stageAssignmentResource) ModifyPlan(ctx context.Context, req resource.M
 	case errors.Is(err, registry.ErrPolicyViolation):
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Stage policy violation",
 			fmt.Sprintf("The registry refuses to assign version %d of model %q to stage %q:\n\n%s\n\n"+
-				"Plan-time check: the registry's dry run of this assignment failed, so this plan cannot be applied. "+
-				"Pick a version that satisfies the model's stage_policies for %q (or change the policy in a separate apply first).",
+				"The provider asked the registry for a dry run of this assignment before writing anything, and the stage policy does not allow it. "+
+				"Pick a version that satisfies the model's stage_policies for %q, or change the policy in an apply of its own first.",
 				version, model, stage, problemMessage(err), stage))
 	case errors.Is(err, registry.ErrNotFound):
 		// The model or version may be created by this same apply.

@@ -47,10 +47,14 @@ resource "mlregistry_model" "churn" {
 }
 `, soak)
 	for i, auc := range []float64{0.88, 0.92, 0.80} {
-		flag := ""
+		extra := ""
 		if i == 1 && c.flagV2 {
-			flag = `flagged = true
+			extra = `flagged     = true
   flag_reason = "label leak"`
+		}
+		if i > 0 {
+			// Registered one after the other, so resource vN is version N.
+			extra += fmt.Sprintf("\n  depends_on = [mlregistry_model_version.v%d]", i)
 		}
 		fmt.Fprintf(&b, `
 resource "mlregistry_model_version" "v%d" {
@@ -61,7 +65,7 @@ resource "mlregistry_model_version" "v%d" {
   metrics  = { auc = %g }
   %s
 }
-`, i+1, i+1, checksum(100+i), auc, flag)
+`, i+1, i+1, checksum(100+i), auc, extra)
 	}
 	for _, s := range []struct {
 		stage   string
@@ -73,6 +77,10 @@ resource "mlregistry_model_version" "v%d" {
 		reason := ""
 		if c.reason != "" {
 			reason = fmt.Sprintf("reason = %q", c.reason)
+		}
+		if s.stage == "production" && c.staging != 0 {
+			// The production policy looks at staging: assign it first.
+			reason += "\n  depends_on = [mlregistry_stage_assignment.staging]"
 		}
 		fmt.Fprintf(&b, `
 resource "mlregistry_stage_assignment" "%s" {
@@ -100,7 +108,7 @@ func TestAccStageAssignment_promoteAndRollback(t *testing.T) {
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue(addr, tfjsonpath.New("version"), knownvalue.Int64Exact(version)),
 				statecheck.ExpectKnownValue(addr, tfjsonpath.New("previous_version"), knownvalue.Int64Exact(previous)),
-				statecheck.ExpectKnownValue(addr, tfjsonpath.New("assigned_by"), knownvalue.StringExact("admin")),
+				statecheck.ExpectKnownValue(addr, tfjsonpath.New("assigned_by"), adminName),
 			},
 		}
 	}
@@ -218,12 +226,21 @@ func TestAccStageAssignment_minSoak(t *testing.T) {
 				Config:    providerBlock(r, "") + churn{staging: 2, production: 2, minSoak: "24h"}.hcl(),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("mlregistry_stage_assignment.production", tfjsonpath.New("version"), knownvalue.Int64Exact(2)),
-					statecheck.ExpectKnownValue("mlregistry_model_version.v2", tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{
-						knownvalue.StringExact("production"), knownvalue.StringExact("staging"),
-					})),
 				},
 				ConfigPlanChecks: tfresource.ConfigPlanChecks{
 					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+			{
+				// The next refresh sees both stages on v2, without a diff.
+				Config: providerBlock(r, "") + churn{staging: 2, production: 2, minSoak: "24h"}.hcl(),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("mlregistry_model_version.v2", tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{
+						knownvalue.StringExact("production"), knownvalue.StringExact("staging"),
+					})),
 				},
 			},
 		},
@@ -331,6 +348,33 @@ func TestAccStageAssignment_drift(t *testing.T) {
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("previous_version"), knownvalue.Int64Exact(2)),
 				},
 			},
+		},
+	})
+}
+
+// TestAccStageAssignment_readOnlyTokenCanPlan: a pull request's plan may
+// run with a read token; the dry run is then refused (it is a write), which
+// must not fail the plan.
+func TestAccStageAssignment_readOnlyTokenCanPlan(t *testing.T) {
+	r := testRegistry(t)
+	reader := r.Token(t, "pr-plan", registry.ScopeRead)
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: providerBlock(r, "") + churn{staging: 1}.hcl()},
+			{
+				Config:             providerBlock(r, reader) + churn{staging: 2}.hcl(),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// Applying with it fails with a permission error, not a crash.
+				Config:      providerBlock(r, reader) + churn{staging: 2}.hcl(),
+				ExpectError: expectError("Permission denied"),
+			},
+			// Back to the admin token, which the final destroy uses.
+			{Config: providerBlock(r, "") + churn{staging: 1}.hcl()},
 		},
 	})
 }

@@ -170,7 +170,7 @@ resource "mlregistry_model" "other" {
 func TestAccTerraformCLI_tokenNeverLogged(t *testing.T) {
 	t.Parallel()
 	w := newWorkspace(t)
-	r := apptest.Start(t)
+	r := startRegistry(t)
 	ctx := context.Background()
 	token := r.AdminToken
 	w.env["TF_VAR_registry_token"] = token
@@ -216,7 +216,7 @@ func TestAccTerraformCLI_tokenNeverLogged(t *testing.T) {
 func TestAccTerraformCLI_savedPlanAfterOutOfBandChange(t *testing.T) {
 	t.Parallel()
 	w := newWorkspace(t)
-	r := apptest.Start(t)
+	r := startRegistry(t)
 	ctx := context.Background()
 	w.env["TF_VAR_registry_token"] = r.AdminToken
 	c := apiClient(t, r)

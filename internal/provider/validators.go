@@ -105,7 +105,13 @@ func (durationValidator) ValidateString(_ context.Context, req validator.StringR
 }
 
 // describe joins a description with the rule it enforces, for schema
-// MarkdownDescriptions.
+// MarkdownDescriptions; a pattern in the rule is set as code so Markdown
+// leaves its underscores alone.
 func describe(text, rule string) string {
+	if rest, ok := strings.CutPrefix(rule, "must match "); ok {
+		if pattern, explain, ok := strings.Cut(rest, " "); ok {
+			rule = "must match `" + pattern + "` " + explain
+		}
+	}
 	return fmt.Sprintf("%s It %s.", text, rule)
 }

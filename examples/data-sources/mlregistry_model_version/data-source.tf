@@ -1,0 +1,34 @@
+# The version production serves now.
+data "mlregistry_model_version" "production" {
+  model = "churn"
+  stage = "production"
+}
+
+# The latest version that is not flagged.
+data "mlregistry_model_version" "latest" {
+  model  = "churn"
+  latest = true
+}
+
+# The unflagged version with the highest AUC.
+data "mlregistry_model_version" "best" {
+  model       = "churn"
+  best_metric = "auc"
+}
+
+# The unflagged version with the lowest latency.
+data "mlregistry_model_version" "fastest" {
+  model          = "churn"
+  best_metric    = "latency_p99_ms"
+  best_direction = "min"
+}
+
+# One version by number.
+data "mlregistry_model_version" "v7" {
+  model   = "churn"
+  version = 7
+}
+
+output "production_artifact" {
+  value = data.mlregistry_model_version.production.source
+}

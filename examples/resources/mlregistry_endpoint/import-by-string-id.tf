@@ -1,0 +1,4 @@
+import {
+  to = mlregistry_endpoint.churn
+  id = "churn"
+}

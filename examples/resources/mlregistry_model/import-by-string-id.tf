@@ -1,0 +1,4 @@
+import {
+  to = mlregistry_model.churn
+  id = "churn"
+}

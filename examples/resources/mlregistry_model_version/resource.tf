@@ -1,0 +1,32 @@
+resource "mlregistry_model_version" "v7" {
+  model    = mlregistry_model.churn.name
+  source   = "s3://models/churn/7/model.onnx"
+  checksum = "sha256:${filesha256("build/model.onnx")}"
+  format   = "onnx"
+
+  parameters = { learning_rate = "0.05", max_depth = "8" }
+  metrics    = { auc = 0.91, latency_p99_ms = 31 }
+
+  lineage = {
+    run_id     = "run-42"
+    git_commit = "3f2c1e0"
+    dataset    = "s3://datasets/churn/2026-01"
+  }
+
+  signature = {
+    inputs = [
+      { name = "tenure_months", dtype = "float32", shape = [-1, 1] },
+      { name = "plan", dtype = "string", shape = [-1, 1] },
+    ]
+    outputs = [
+      { name = "churn_probability", dtype = "float32", shape = [-1, 1] },
+    ]
+  }
+
+  description = "Gradient-boosted trees, January data"
+  tags        = { reviewed_by = "alice" }
+
+  # Set when a version turns out to be bad: it can no longer be assigned to
+  # a stage and "latest"/"best" look-ups skip it.
+  flagged = false
+}

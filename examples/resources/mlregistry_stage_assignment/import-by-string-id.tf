@@ -1,0 +1,4 @@
+import {
+  to = mlregistry_stage_assignment.production
+  id = "churn/production"
+}

@@ -1,0 +1,87 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// discardWriter is a minimal http.ResponseWriter, so BenchmarkServeHTTP
+// measures the gateway's own work (routing, the upstream exchange over a
+// real loopback connection, metrics, the guard) and not a client. The
+// upstreams run in the test process, so allocs/op include theirs: of the
+// 20, two are the gateway's (the response head's strings), the rest are
+// the upstream's net/http server.
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(s int)           { w.status = s }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func benchGateway(b *testing.B) (*Gateway, string) {
+	body := make([]byte, 64)
+	up1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	up2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	b.Cleanup(up1.Close)
+	b.Cleanup(up2.Close)
+	e := endpointOf("bench", rt("stable", 1, up1.URL, 90), rt("canary", 2, up2.URL, 10))
+	e.Guard = &registry.Guard{MaxErrorRate: 0.5, MinRequests: 1000, Window: "1m"}
+	gw, err := New(Options{Source: newMemSource(e), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := gw.Refresh(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return gw, up1.URL
+}
+
+func BenchmarkServeHTTP(b *testing.B) {
+	gw, _ := benchGateway(b)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, "/serve/bench/predict", nil)
+		req.RemoteAddr = "127.0.0.1:5555"
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			gw.ServeHTTP(w, req)
+			if w.status != 200 {
+				b.Fatalf("status %d", w.status)
+			}
+		}
+	})
+}
+
+// BenchmarkEndToEnd goes through a real gateway server (behind Listener,
+// as bench/gatewayserver serves it) and client.
+func BenchmarkEndToEnd(b *testing.B) {
+	gw, _ := benchGateway(b)
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Listener = Listener(srv.Listener)
+	srv.Start()
+	b.Cleanup(srv.Close)
+	tr := &http.Transport{MaxIdleConnsPerHost: 256}
+	b.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := c.Get(srv.URL + "/serve/bench/predict")
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
+}

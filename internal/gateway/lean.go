@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// The lean HTTP/1.1 client.
+//
+// net/http's Transport runs every request through three goroutines (the
+// caller, the connection's writeLoop and readLoop) that hand the request
+// and the response over channels; on this workload that hand-over costs
+// more CPU than the proxying itself. For the common case, a request
+// without a body to a plain-http upstream, the gateway instead writes the
+// request and reads the response on the handler's own goroutine over a
+// pooled keep-alive connection, parses the response head straight into
+// the response header map and copies the body out of the connection's
+// read buffer. Everything else (request bodies, which need full duplex,
+// TLS, upgrades, a caller-supplied Transport) goes through http.Transport.
+
+const (
+	upReadBuf      = 16 << 10
+	maxIdlePerHost = 1024
+	idleTimeout    = 90 * time.Second
+	dialTimeout    = 2 * time.Second
+	// staleRisk is how long a connection may sit idle before a request
+	// that cannot be retried avoids it (upstream keep-alive timeouts are
+	// commonly 5 s and more).
+	staleRisk = time.Second
+	// maxHeadBytes bounds an upstream's response head.
+	maxHeadBytes = 1 << 20
+)
+
+// forwardLean proxies a body-less request to a plain-http upstream over
+// the lean client.
+func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, start time.Time) outcome {
+	ctx := r.Context()
+	now := start // deadlines and idle times need the real clock
+	if !g.realClock {
+		now = time.Now()
+	}
+	path := targetPath(r, len(ep.name), rt)
+	pool := rt.pool
+	c := pool.take()
+	if c != nil && !replayable(r) && time.Duration(now.UnixNano()-c.idleSince) > staleRisk {
+		// A request that cannot be retried should not bet on a connection
+		// the upstream may have closed while it sat idle.
+		c.close()
+		c = nil
+	}
+	retried := false
+	for {
+		reused := c != nil
+		if c == nil {
+			var err error
+			if c, err = pool.dial(ctx); err != nil {
+				return g.upstreamFailed(w, r, rt, err, false)
+			}
+		}
+		c.read = 0
+		o, retry := g.exchange(w, r, rt, c, path, now, reused && !retried)
+		if o.reuse {
+			pool.put(c, now.UnixNano())
+		} else {
+			c.close()
+		}
+		if !retry {
+			return o.outcome
+		}
+		retried, c = true, nil
+	}
+}
+
+type leanOutcome struct {
+	outcome
+	reuse bool
+}
+
+// exchange sends one request on c and relays the answer. retry is true
+// when c turned out to be stale and nothing was sent to the client, so
+// the caller may try again on a fresh connection.
+func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, rt *route, c *upConn, path string, now time.Time, mayRetry bool) (o leanOutcome, retry bool) {
+	c.writeRequest(r, path, rt)
+	// Let the other requests that are ready get this far too, so their
+	// heads leave back to back: the upstream then wakes once for several
+	// requests instead of once for each (nginx's event loop batches the
+	// same way). With nothing else ready this returns at once.
+	runtime.Gosched()
+	c.sent = false
+	c.beginWait(r.Context(), now, g.upstreamTimeout)
+	h, err := c.readHead(r.Method, w.Header())
+	c.endWait()
+	if err == nil && h.status == http.StatusSwitchingProtocols {
+		err = errBadResponse("protocol switch nobody asked for")
+	}
+	if err != nil {
+		if mayRetry && stale(err, c) && replayable(r) && r.Context().Err() == nil {
+			return o, true
+		}
+		var bad errBadResponse
+		if errors.As(err, &bad) {
+			g.problem(w, r, http.StatusBadGateway, registry.CodeUnavailable, "route "+quote(rt.name)+": upstream sent a "+bad.Error())
+			o.outcome = outcome{status: http.StatusBadGateway, failed: true, upstreamErr: true}
+			return o, false
+		}
+		o.outcome = g.upstreamFailed(w, r, rt, err, false)
+		return o, false
+	}
+	// When the body is not all here yet, reads follow: no deadline for
+	// them (a stream may pause as long as it likes) but the client's
+	// departure must still end them.
+	var stop func() bool
+	if h.length < 0 || int64(c.br.Buffered()) < h.length {
+		c.disarm()
+		c.cancelled.Store(false)
+		stop = context.AfterFunc(r.Context(), c.cancel)
+	}
+
+	hdr := w.Header()
+	hdr["X-Model-Version"] = rt.hdrVersion
+	hdr["X-Route"] = rt.hdrRoute
+	var trailer http.Header
+	if h.trailers != "" && h.length == lengthChunked {
+		hdr["Trailer"] = []string{h.trailers}
+		trailer = http.Header{}
+	}
+	w.WriteHeader(h.status)
+	o.status = h.status
+	o.failed = h.status >= 500
+
+	flush := &bodyFlusher{w: w, eager: h.stream, pending: true}
+	if h.stream {
+		flush.flush() // the head, before the first event
+	}
+	complete, rerr, werr := c.copyBodyTo(w, h, flush, trailer)
+	if stop != nil && (!stop() || c.cancelled.Load()) {
+		// The client left while the body streamed.
+		complete = false
+	}
+	switch {
+	case werr != nil:
+		o.clientGone = true
+	case rerr != nil:
+		if r.Context().Err() != nil {
+			o.clientGone = true
+			break
+		}
+		g.log.Debug("gateway: upstream body failed", "route", rt.name, "err", rerr)
+		o.failed, o.upstreamErr, o.abort = true, true, true
+	default:
+		for k, vv := range trailer {
+			hdr[http.TrailerPrefix+k] = vv
+		}
+	}
+	o.reuse = complete && !h.close && c.br.Buffered() == 0
+	return o, false
+}

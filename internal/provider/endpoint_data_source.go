@@ -1,0 +1,106 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+var (
+	_ datasource.DataSource              = (*endpointDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*endpointDataSource)(nil)
+)
+
+// NewEndpointDataSource is the mlregistry_endpoint data source.
+func NewEndpointDataSource() datasource.DataSource { return &endpointDataSource{} }
+
+type endpointDataSource struct {
+	client *client.Client
+}
+
+type endpointDataSourceModel struct {
+	ID    types.String `tfsdk:"id"`
+	Name  types.String `tfsdk:"name"`
+	Model types.String `tfsdk:"model"`
+	endpointFields
+}
+
+func (d *endpointDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_endpoint"
+}
+
+func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Reads a serving endpoint, including the weights the registry observes now (after a guard rollback, the moved weights) and its status.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{MarkdownDescription: "The endpoint's name.", Computed: true},
+			"name": schema.StringAttribute{
+				MarkdownDescription: describe("Name of the endpoint.", registry.NameRule),
+				Required:            true,
+				Validators:          []validator.String{nameValidator()},
+			},
+			"model": schema.StringAttribute{MarkdownDescription: "The registered model whose versions the routes serve.", Computed: true},
+			"routes": schema.ListNestedAttribute{
+				MarkdownDescription: "Where traffic goes now.",
+				Computed:            true,
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"name":         schema.StringAttribute{MarkdownDescription: "Route name.", Computed: true},
+						"version":      schema.Int64Attribute{MarkdownDescription: "The model version this route serves.", Computed: true},
+						"upstream_url": schema.StringAttribute{MarkdownDescription: "The server that runs this version.", Computed: true},
+						"weight":       schema.Int64Attribute{MarkdownDescription: "Share of the traffic in percent.", Computed: true},
+					},
+				},
+			},
+			"sticky_header": schema.StringAttribute{MarkdownDescription: "Header whose value pins a caller to a route; null when not sticky.", Computed: true},
+			"guard": schema.SingleNestedAttribute{
+				MarkdownDescription: "Automatic rollback settings; null when there is no guard.",
+				Computed:            true,
+				Attributes: map[string]schema.Attribute{
+					"max_error_rate": schema.Float64Attribute{MarkdownDescription: "Error rate that trips the guard.", Computed: true},
+					"min_requests":   schema.Int64Attribute{MarkdownDescription: "Requests needed in the window before the guard judges a route.", Computed: true},
+					"window":         schema.StringAttribute{MarkdownDescription: "Sliding window of the error rate.", Computed: true},
+				},
+			},
+			"url":            schema.StringAttribute{MarkdownDescription: "Where clients call the endpoint.", Computed: true},
+			"status":         schema.StringAttribute{MarkdownDescription: "`healthy` or `rolled_back`.", Computed: true},
+			"status_message": schema.StringAttribute{MarkdownDescription: "What the guard did, when `status` is `rolled_back`.", Computed: true},
+			"created_at":     schema.StringAttribute{MarkdownDescription: "When the endpoint was created (RFC 3339).", Computed: true},
+			"updated_at":     schema.StringAttribute{MarkdownDescription: "When the endpoint was last changed (RFC 3339).", Computed: true},
+			"revision":       schema.Int64Attribute{MarkdownDescription: "The endpoint's revision (its ETag).", Computed: true},
+		},
+	}
+}
+
+func (d *endpointDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.client = providerClient(req.ProviderData, &resp.Diagnostics)
+}
+
+func (d *endpointDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if d.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var cfg endpointDataSourceModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := cfg.Name.ValueString()
+	e, err := d.client.GetEndpoint(ctx, name)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "read", fmt.Sprintf("endpoint %q", name), err)
+		return
+	}
+	cfg.ID = types.StringValue(e.Name)
+	cfg.Model = types.StringValue(e.Model)
+	resp.Diagnostics.Append(cfg.fromAPI(ctx, e, endpointFields{})...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)
+}

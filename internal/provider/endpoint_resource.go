@@ -1,0 +1,452 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+var (
+	_ resource.Resource                   = (*endpointResource)(nil)
+	_ resource.ResourceWithConfigure      = (*endpointResource)(nil)
+	_ resource.ResourceWithImportState    = (*endpointResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*endpointResource)(nil)
+)
+
+// NewEndpointResource is the mlregistry_endpoint resource.
+func NewEndpointResource() resource.Resource { return &endpointResource{} }
+
+type endpointResource struct {
+	client *client.Client
+}
+
+type endpointResourceModel struct {
+	ID    types.String `tfsdk:"id"`
+	Name  types.String `tfsdk:"name"`
+	Model types.String `tfsdk:"model"`
+	endpointFields
+}
+
+// endpointFields are the attributes of an endpoint besides its identity,
+// shared with the data source.
+type endpointFields struct {
+	Routes        types.List   `tfsdk:"routes"`
+	StickyHeader  types.String `tfsdk:"sticky_header"`
+	Guard         types.Object `tfsdk:"guard"`
+	URL           types.String `tfsdk:"url"`
+	Status        types.String `tfsdk:"status"`
+	StatusMessage types.String `tfsdk:"status_message"`
+	CreatedAt     types.String `tfsdk:"created_at"`
+	UpdatedAt     types.String `tfsdk:"updated_at"`
+	Revision      types.Int64  `tfsdk:"revision"`
+}
+
+type routeModel struct {
+	Name        types.String `tfsdk:"name"`
+	Version     types.Int64  `tfsdk:"version"`
+	UpstreamURL types.String `tfsdk:"upstream_url"`
+	Weight      types.Int64  `tfsdk:"weight"`
+}
+
+type guardModel struct {
+	MaxErrorRate types.Float64 `tfsdk:"max_error_rate"`
+	MinRequests  types.Int64   `tfsdk:"min_requests"`
+	Window       types.String  `tfsdk:"window"`
+}
+
+var (
+	routeAttrTypes = map[string]attr.Type{
+		"name": types.StringType, "version": types.Int64Type, "upstream_url": types.StringType, "weight": types.Int64Type,
+	}
+	routeObjectType = types.ObjectType{AttrTypes: routeAttrTypes}
+	guardAttrTypes  = map[string]attr.Type{
+		"max_error_rate": types.Float64Type, "min_requests": types.Int64Type, "window": types.StringType,
+	}
+)
+
+func (r *endpointResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_endpoint"
+}
+
+func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A serving endpoint: the registry's gateway answers `/serve/<name>/...` by proxying each request to one of the routes, " +
+			"picked by weight (or by `sticky_header`, so one caller keeps one route). A canary is a second route with a small weight. " +
+			"With a `guard`, the gateway moves a failing route's weight to the healthiest other route and marks the endpoint `rolled_back`; " +
+			"the moved weights are what the registry reports, so the next plan shows them as drift and applying restores the configured weights.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The endpoint's name.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"name": schema.StringAttribute{
+				MarkdownDescription: describe("Name of the endpoint, the path segment after `/serve/`. Changing it replaces the endpoint.", registry.NameRule),
+				Required:            true,
+				Validators:          []validator.String{nameValidator()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"model": schema.StringAttribute{
+				MarkdownDescription: "The registered model whose versions the routes serve. Changing it replaces the endpoint.",
+				Required:            true,
+				Validators:          []validator.String{nameValidator()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"routes": schema.ListNestedAttribute{
+				MarkdownDescription: fmt.Sprintf("Where traffic goes: 1 to %d routes with unique names whose weights sum to 100. Changes in place (and reset a `rolled_back` status).", registry.MaxRoutes),
+				Required:            true,
+				Validators:          []validator.List{listvalidator.SizeBetween(1, registry.MaxRoutes)},
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"name": schema.StringAttribute{
+							MarkdownDescription: describe("Route name, e.g. `stable` or `canary`; sent back in the `X-Route` response header.", registry.StageRule),
+							Required:            true,
+							Validators:          []validator.String{stageValidator()},
+						},
+						"version": schema.Int64Attribute{
+							MarkdownDescription: "The model version this route serves (not flagged); sent back in the `X-Model-Version` response header.",
+							Required:            true,
+							Validators:          []validator.Int64{int64validator.AtLeast(1)},
+						},
+						"upstream_url": schema.StringAttribute{
+							MarkdownDescription: "The http:// or https:// server that runs this version.",
+							Required:            true,
+							Validators:          []validator.String{upstreamURLValidator()},
+						},
+						"weight": schema.Int64Attribute{
+							MarkdownDescription: "Share of the traffic in percent, 0 to 100. The weights of all routes sum to 100.",
+							Required:            true,
+							Validators:          []validator.Int64{int64validator.Between(0, 100)},
+						},
+					},
+				},
+			},
+			"sticky_header": schema.StringAttribute{
+				MarkdownDescription: "An HTTP request header (e.g. `X-User-Id`): requests with the same value always take the same route.",
+				Optional:            true,
+				Validators:          []validator.String{headerNameValidator()},
+			},
+			"guard": schema.SingleNestedAttribute{
+				MarkdownDescription: "Automatic rollback: when a route's share of 5xx answers and transport errors over `window` passes `max_error_rate` " +
+					"(after at least `min_requests` requests), the gateway moves its weight to the healthiest other route and records an event.",
+				Optional: true,
+				Attributes: map[string]schema.Attribute{
+					"max_error_rate": schema.Float64Attribute{
+						MarkdownDescription: "Error rate that trips the guard, greater than 0 and at most 1 (e.g. `0.05`).",
+						Required:            true,
+						Validators:          []validator.Float64{float64validator.Between(math.SmallestNonzeroFloat64, 1)},
+					},
+					"min_requests": schema.Int64Attribute{
+						MarkdownDescription: "Requests a route must have served in the window before the guard judges it.",
+						Required:            true,
+						Validators:          []validator.Int64{int64validator.AtLeast(1)},
+					},
+					"window": schema.StringAttribute{
+						MarkdownDescription: "Sliding window of the error rate, a duration between `1s` and `24h` (e.g. `5m`).",
+						Required:            true,
+						Validators:          []validator.String{durationValidator{}},
+					},
+				},
+			},
+			"url": schema.StringAttribute{
+				MarkdownDescription: "Where clients call the endpoint: `<registry>/serve/<name>/`.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"status": schema.StringAttribute{
+				MarkdownDescription: "`healthy`, or `rolled_back` after the guard moved traffic (until the routes are next set).",
+				Computed:            true,
+			},
+			"status_message": schema.StringAttribute{
+				MarkdownDescription: "What the guard did, when `status` is `rolled_back`.",
+				Computed:            true,
+			},
+			"created_at": schema.StringAttribute{
+				MarkdownDescription: "When the endpoint was created (RFC 3339).",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"updated_at": schema.StringAttribute{
+				MarkdownDescription: "When the endpoint was last changed (RFC 3339).",
+				Computed:            true,
+			},
+			"revision": schema.Int64Attribute{
+				MarkdownDescription: "The endpoint's revision (its ETag), sent as `If-Match` on updates.",
+				Computed:            true,
+			},
+		},
+	}
+}
+
+func (r *endpointResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
+}
+
+// ValidateConfig checks what one attribute's validator cannot: the
+// weights sum to 100 and route names are unique.
+func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var routes types.List
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("routes"), &routes)...)
+	if !isKnown(routes) {
+		return
+	}
+	var rs []routeModel
+	resp.Diagnostics.Append(routes.ElementsAs(ctx, &rs, false)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	sum, allKnown := int64(0), true
+	seen := map[string]bool{}
+	for i, rt := range rs {
+		if isKnown(rt.Name) {
+			if seen[rt.Name.ValueString()] {
+				resp.Diagnostics.AddAttributeError(path.Root("routes").AtListIndex(i).AtName("name"), "Duplicate route name",
+					fmt.Sprintf("%q is used by another route.", rt.Name.ValueString()))
+			}
+			seen[rt.Name.ValueString()] = true
+		}
+		if !isKnown(rt.Weight) {
+			allKnown = false
+			continue
+		}
+		sum += rt.Weight.ValueInt64()
+	}
+	if allKnown && sum != 100 {
+		resp.Diagnostics.AddAttributeError(path.Root("routes"), "Route weights must sum to 100",
+			fmt.Sprintf("weights must sum to 100, they sum to %d", sum))
+	}
+
+	var guard types.Object
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("guard"), &guard)...)
+	if !isKnown(guard) {
+		return
+	}
+	var g guardModel
+	resp.Diagnostics.Append(guard.As(ctx, &g, objectAsOptions)...)
+	if isKnown(g.MaxErrorRate) && isKnown(g.MinRequests) && isKnown(g.Window) {
+		rg := registry.Guard{MaxErrorRate: g.MaxErrorRate.ValueFloat64(), MinRequests: g.MinRequests.ValueInt64(), Window: g.Window.ValueString()}
+		var e *registry.Error
+		if err := rg.Validate("guard"); err != nil && asRegistryError(err, &e) {
+			p := path.Root("guard")
+			if _, field, ok := strings.Cut(e.Field, "."); ok {
+				p = p.AtName(field)
+			}
+			resp.Diagnostics.AddAttributeError(p, "Invalid guard", ruleMessage(err))
+		}
+	}
+}
+
+func (r *endpointResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var plan endpointResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	routes, diags := routesFrom(ctx, plan.Routes)
+	resp.Diagnostics.Append(diags...)
+	guard, diags := guardFrom(ctx, plan.Guard)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := plan.Name.ValueString()
+	e, err := r.client.CreateEndpoint(ctx, registry.EndpointCreate{
+		Name: name, Model: plan.Model.ValueString(), Routes: routes,
+		StickyHeader: plan.StickyHeader.ValueString(), Guard: guard,
+	})
+	if err != nil {
+		if errors.Is(err, registry.ErrAlreadyExists) {
+			resp.Diagnostics.AddAttributeError(path.Root("name"), "Endpoint already exists",
+				fmt.Sprintf("%s\n\nTo manage the existing endpoint with Terraform, import it: terraform import <address> %s", err, name))
+			return
+		}
+		addAPIError(&resp.Diagnostics, "create", fmt.Sprintf("endpoint %q", name), err)
+		return
+	}
+	tflog.Debug(ctx, "created endpoint", map[string]any{"name": e.Name, "url": e.URL})
+	resp.Diagnostics.Append(plan.fromAPI(ctx, e, plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *endpointResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var state endpointResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := state.ID.ValueString()
+	e, err := r.client.GetEndpoint(ctx, name)
+	if errors.Is(err, registry.ErrNotFound) {
+		tflog.Info(ctx, "endpoint not found in the registry, removing it from state", map[string]any{"name": name})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "read", fmt.Sprintf("endpoint %q", name), err)
+		return
+	}
+	if e.Status == registry.EndpointStatusRolledBack {
+		tflog.Warn(ctx, "the endpoint's guard rolled traffic back", map[string]any{"name": name, "message": e.StatusMessage})
+	}
+	resp.Diagnostics.Append(state.fromAPI(ctx, e, state)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *endpointResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var plan, state endpointResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	routes, diags := routesFrom(ctx, plan.Routes)
+	resp.Diagnostics.Append(diags...)
+	guard, diags := guardFrom(ctx, plan.Guard)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := state.ID.ValueString()
+	sticky := plan.StickyHeader.ValueString()
+	patch := registry.EndpointPatch{Routes: &routes, StickyHeader: &sticky, Guard: guard, ClearGuard: guard == nil}
+	e, err := r.client.UpdateEndpoint(ctx, name, patch, state.Revision.ValueInt64())
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "update", fmt.Sprintf("endpoint %q", name), err)
+		return
+	}
+	resp.Diagnostics.Append(plan.fromAPI(ctx, e, plan)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *endpointResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if r.client == nil {
+		notConfigured(&resp.Diagnostics)
+		return
+	}
+	var state endpointResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := state.ID.ValueString()
+	if err := r.client.DeleteEndpoint(ctx, name, 0); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		addAPIError(&resp.Diagnostics, "delete", fmt.Sprintf("endpoint %q", name), err)
+	}
+}
+
+func (r *endpointResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if !registry.NamePattern.MatchString(req.ID) {
+		resp.Diagnostics.AddError("Invalid import ID",
+			fmt.Sprintf("The import ID of mlregistry_endpoint is the endpoint name, which %s; got %q.", registry.NameRule, req.ID))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("name"), req.ID)...)
+}
+
+func (m *endpointResourceModel) fromAPI(ctx context.Context, e *registry.Endpoint, prior endpointResourceModel) diag.Diagnostics {
+	m.ID = types.StringValue(e.Name)
+	m.Name = types.StringValue(e.Name)
+	m.Model = types.StringValue(e.Model)
+	return m.endpointFields.fromAPI(ctx, e, prior.endpointFields)
+}
+
+func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prior endpointFields) diag.Diagnostics {
+	var diags, d diag.Diagnostics
+	elems := make([]attr.Value, 0, len(e.Routes))
+	for _, rt := range e.Routes {
+		obj, d := types.ObjectValueFrom(ctx, routeAttrTypes, routeModel{
+			Name: types.StringValue(rt.Name), Version: types.Int64Value(rt.Version),
+			UpstreamURL: types.StringValue(rt.UpstreamURL), Weight: types.Int64Value(int64(rt.Weight)),
+		})
+		diags.Append(d...)
+		elems = append(elems, obj)
+	}
+	f.Routes, d = types.ListValue(routeObjectType, elems)
+	diags.Append(d...)
+	f.StickyHeader = stringValue(e.StickyHeader, prior.StickyHeader)
+	f.Guard, d = guardValue(ctx, e.Guard, prior.Guard)
+	diags.Append(d...)
+	f.URL = types.StringValue(e.URL)
+	f.Status = types.StringValue(e.Status)
+	f.StatusMessage = types.StringValue(e.StatusMessage)
+	f.CreatedAt = timeValue(e.CreatedAt)
+	f.UpdatedAt = timeValue(e.UpdatedAt)
+	f.Revision = types.Int64Value(e.Revision)
+	return diags
+}
+
+func guardValue(ctx context.Context, g *registry.Guard, prior types.Object) (types.Object, diag.Diagnostics) {
+	if g == nil {
+		return types.ObjectNull(guardAttrTypes), nil
+	}
+	var p guardModel
+	var diags diag.Diagnostics
+	if isKnown(prior) {
+		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
+	}
+	v, d := types.ObjectValueFrom(ctx, guardAttrTypes, guardModel{
+		MaxErrorRate: float64Value(ctx, g.MaxErrorRate),
+		MinRequests:  types.Int64Value(g.MinRequests),
+		Window:       durationValue(g.Window, p.Window),
+	})
+	diags.Append(d...)
+	return v, diags
+}
+
+func routesFrom(ctx context.Context, l types.List) ([]registry.Route, diag.Diagnostics) {
+	var rs []routeModel
+	diags := l.ElementsAs(ctx, &rs, false)
+	out := make([]registry.Route, 0, len(rs))
+	for _, rt := range rs {
+		out = append(out, registry.Route{
+			Name: rt.Name.ValueString(), Version: rt.Version.ValueInt64(),
+			UpstreamURL: rt.UpstreamURL.ValueString(), Weight: int(rt.Weight.ValueInt64()),
+		})
+	}
+	return out, diags
+}
+
+func guardFrom(ctx context.Context, o types.Object) (*registry.Guard, diag.Diagnostics) {
+	if !isKnown(o) {
+		return nil, nil
+	}
+	var g guardModel
+	diags := o.As(ctx, &g, objectAsOptions)
+	return &registry.Guard{
+		MaxErrorRate: g.MaxErrorRate.ValueFloat64(),
+		MinRequests:  g.MinRequests.ValueInt64(),
+		Window:       g.Window.ValueString(),
+	}, diags
+}

@@ -1,0 +1,282 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// endpointModel is a model "churn" with versions 1 and 2.
+const endpointModel = `
+resource "mlregistry_model" "churn" {
+  name = "churn"
+}
+
+resource "mlregistry_model_version" "v1" {
+  model    = mlregistry_model.churn.name
+  source   = "s3://models/churn/1.onnx"
+  checksum = "sha256:0000000000000000000000000000000000000000000000000000000000000001"
+  format   = "onnx"
+}
+
+resource "mlregistry_model_version" "v2" {
+  model      = mlregistry_model.churn.name
+  source     = "s3://models/churn/2.onnx"
+  checksum   = "sha256:0000000000000000000000000000000000000000000000000000000000000002"
+  format     = "onnx"
+  depends_on = [mlregistry_model_version.v1]
+}
+`
+
+func endpointConfig(name string, stableWeight int, body string) string {
+	return endpointModel + fmt.Sprintf(`
+resource "mlregistry_endpoint" "e" {
+  name  = %q
+  model = mlregistry_model.churn.name
+  routes = [
+    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = "http://stable.internal:8080", weight = %d },
+    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = "http://canary.internal:8080", weight = %d },
+  ]
+%s
+}
+`, name, stableWeight, 100-stableWeight, body)
+}
+
+func TestAccEndpoint_basic(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	guarded := `
+  sticky_header = "X-User-Id"
+  guard = {
+    max_error_rate = 0.05
+    min_requests   = 100
+    window         = "5m"
+  }
+`
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: providerBlock(r, "") + endpointConfig("churn", 90, guarded),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("url"), knownvalue.StringExact(r.URL+"/serve/churn/")),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("status"), knownvalue.StringExact("healthy")),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("routes").AtSliceIndex(1), knownvalue.ObjectExact(map[string]knownvalue.Check{
+						"name": knownvalue.StringExact("canary"), "version": knownvalue.Int64Exact(2),
+						"upstream_url": knownvalue.StringExact("http://canary.internal:8080"), "weight": knownvalue.Int64Exact(10),
+					})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard").AtMapKey("max_error_rate"), knownvalue.Float64Exact(0.05)),
+				},
+			},
+			{
+				ResourceName:      name,
+				ImportState:       true,
+				ImportStateId:     "churn",
+				ImportStateVerify: true,
+			},
+			{
+				ResourceName:    name,
+				ImportState:     true,
+				ImportStateKind: tfresource.ImportBlockWithID,
+				ImportStateId:   "churn",
+			},
+			{
+				// Shift the canary to half, drop the guard and stickiness.
+				Config: providerBlock(r, "") + endpointConfig("churn", 50, ""),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("sticky_header"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("routes").AtSliceIndex(0).AtMapKey("weight"), knownvalue.Int64Exact(50)),
+				},
+			},
+			{
+				Config: providerBlock(r, "") + endpointConfig("churn", 50, "") + `
+data "mlregistry_endpoint" "e" {
+  name = mlregistry_endpoint.e.name
+}
+`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("routes"), knownvalue.ListSizeExact(2)),
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("model"), knownvalue.StringExact("churn")),
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("guard"), knownvalue.Null()),
+				},
+			},
+		},
+	})
+}
+
+func TestAccEndpoint_replaceOnRename(t *testing.T) {
+	r := testRegistry(t)
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: providerBlock(r, "") + endpointConfig("churn", 90, "")},
+			{
+				Config: providerBlock(r, "") + endpointConfig("churn-v2", 90, ""),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("mlregistry_endpoint.e", plancheck.ResourceActionDestroyBeforeCreate)},
+				},
+			},
+		},
+	})
+}
+
+func TestAccEndpoint_disappearsAndDrift(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	config := providerBlock(r, "") + endpointConfig("churn", 90, "")
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: config},
+			{
+				PreConfig: func() {
+					routes := []registry.Route{{Name: "stable", Version: 1, UpstreamURL: "http://stable.internal:8080", Weight: 100}}
+					_, err := apiClient(t, r).UpdateEndpoint(context.Background(), "churn", registry.EndpointPatch{Routes: &routes}, 0)
+					must(t, err)
+				},
+				Config: config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("routes"), knownvalue.ListSizeExact(2)),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+			{
+				PreConfig: func() { must(t, apiClient(t, r).DeleteEndpoint(context.Background(), "churn", 0)) },
+				Config:    config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate)},
+				},
+			},
+		},
+	})
+}
+
+// TestAccEndpoint_guardRollbackShowsAsDrift sends real traffic through
+// the registry's gateway to a canary that fails; the guard moves its
+// weight, and the next plan shows that and restores the configuration.
+func TestAccEndpoint_guardRollbackShowsAsDrift(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	stable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }))
+	t.Cleanup(stable.Close)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	broken := "http://" + l.Addr().String() // refuses connections
+	l.Close()
+	config := providerBlock(r, "") + endpointModel + fmt.Sprintf(`
+resource "mlregistry_endpoint" "e" {
+  name  = "guarded"
+  model = mlregistry_model.churn.name
+  routes = [
+    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = 50 },
+    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = %q, weight = 50 },
+  ]
+  guard = {
+    max_error_rate = 0.5
+    min_requests   = 3
+    window         = "1m"
+  }
+}
+`, stable.URL, broken)
+
+	reader := r.Token(t, "reader", registry.ScopeRead)
+	trip := func() {
+		ctx := context.Background()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/serve/guarded/predict", nil)
+			req.Header.Set("Authorization", "Bearer "+reader)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+			e, err := apiClient(t, r).GetEndpoint(ctx, "guarded")
+			must(t, err)
+			if e.Status == registry.EndpointStatusRolledBack {
+				return
+			}
+		}
+		t.Fatal("the guard did not roll the canary back")
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: config},
+			{
+				PreConfig: trip,
+				Config:    config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("routes").AtSliceIndex(1).AtMapKey("weight"), knownvalue.Int64Exact(50)),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("status"), knownvalue.StringExact("healthy")),
+				},
+			},
+		},
+	})
+}
+
+func TestAccEndpoint_invalidValues(t *testing.T) {
+	r := testRegistry(t)
+	for _, tt := range []struct {
+		name, hcl, want string
+	}{
+		{"weights", strings.Replace(endpointConfig("e", 90, ""), "weight = 10", "weight = 5", 1), "weights must sum to 100, they sum to 95"},
+		{"window", endpointConfig("e", 90, `
+  guard = {
+    max_error_rate = 0.1
+    min_requests   = 10
+    window         = "48h"
+  }`), "must be between 1s and 24h"},
+		{"rate", endpointConfig("e", 90, `
+  guard = {
+    max_error_rate = 1.5
+    min_requests   = 10
+    window         = "5m"
+  }`), "max_error_rate"},
+		{"upstream", strings.Replace(endpointConfig("e", 90, ""), "http://canary.internal:8080", "canary:8080", 1), "must be an http:// or https:// URL"},
+		{"duplicate", strings.Replace(endpointConfig("e", 90, ""), `name = "canary"`, `name = "stable"`, 1), "is used by another route"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tfresource.ParallelTest(t, tfresource.TestCase{
+				ProtoV6ProviderFactories: testAccProviders,
+				Steps: []tfresource.TestStep{{
+					Config:      providerBlock(r, "") + tt.hcl,
+					PlanOnly:    true,
+					ExpectError: expectError(tt.want),
+				}},
+			})
+		})
+	}
+}

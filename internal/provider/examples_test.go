@@ -1,0 +1,104 @@
+package provider
+
+// The examples feed the generated docs and the demo; these tests keep them
+// correct: formatted, valid against the provider's schema, and the
+// quickstart applied for real, promoted and rolled back.
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func examplesDir(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "examples")
+}
+
+func TestAccExamples_validate(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	ctx := context.Background()
+	dir := examplesDir(t)
+
+	if out, err := w.run(ctx, "fmt", "-check", "-recursive", "-diff", dir); err != nil {
+		t.Fatalf("examples are not terraform fmt'ed:\n%s", out)
+	}
+
+	// Every example in one configuration: they refer to each other
+	// (mlregistry_model.churn, mlregistry_model_version.v7).
+	var all strings.Builder
+	files, err := filepath.Glob(filepath.Join(dir, "provider", "*.tf"))
+	must(t, err)
+	for _, pattern := range []string{"resources/*/resource.tf", "data-sources/*/data-source.tf"} {
+		more, err := filepath.Glob(filepath.Join(dir, pattern))
+		must(t, err)
+		files = append(files, more...)
+	}
+	if len(files) < 7 {
+		t.Fatalf("found only %d example files", len(files))
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		must(t, err)
+		// Outputs of different examples may share names.
+		text := strings.ReplaceAll(string(b), `output "`, `output "`+strings.ReplaceAll(filepath.Base(filepath.Dir(f)), "mlregistry_", "")+"_")
+		all.WriteString(text + "\n")
+	}
+	w.writeConfig(all.String())
+	must(t, os.MkdirAll(filepath.Join(w.dir, "build"), 0o700))
+	must(t, os.WriteFile(filepath.Join(w.dir, "build", "model.onnx"), []byte("onnx"), 0o600))
+	if out, err := w.run(ctx, "validate"); err != nil {
+		t.Fatalf("examples do not validate:\n%s\n%s", out, all.String())
+	}
+
+	// Import blocks: each must name a resource of the examples.
+	imports, err := filepath.Glob(filepath.Join(dir, "resources", "*", "import-by-string-id.tf"))
+	must(t, err)
+	for _, f := range imports {
+		b, err := os.ReadFile(f)
+		must(t, err)
+		w.writeConfig(all.String() + string(b))
+		if out, err := w.run(ctx, "validate"); err != nil {
+			t.Fatalf("%s does not validate:\n%s", f, out)
+		}
+	}
+}
+
+func TestAccExamples_quickstart(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	r := startRegistry(t)
+	ctx := context.Background()
+	w.env["MLREGISTRY_ADDR"] = r.URL
+	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
+	b, err := os.ReadFile(filepath.Join(examplesDir(t), "quickstart", "main.tf"))
+	must(t, err)
+	w.writeConfig(string(b))
+
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2")
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2", "-var", "production_version=2")
+	// Nothing left to do: no perpetual diff.
+	if out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode", "-var", "staging_version=2", "-var", "production_version=2"); err != nil {
+		t.Fatalf("plan after promotion is not empty: %v\n%s", err, out)
+	}
+	a, err := apiClient(t, r).GetStage(ctx, "churn", "production")
+	must(t, err)
+	v, err := apiClient(t, r).GetVersion(ctx, "churn", a.Version)
+	must(t, err)
+	if v.Metrics["auc"] != 0.92 {
+		t.Fatalf("production is %+v, want the auc 0.92 release", v)
+	}
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2", "-var", "production_version=1")
+	hist, err := apiClient(t, r).AllStageHistory(ctx, "churn", "production")
+	must(t, err)
+	if len(hist) != 3 || hist[0].PreviousVersion != a.Version {
+		t.Fatalf("production history after the rollback: %+v", hist)
+	}
+	w.mustRun(ctx, "destroy", "-auto-approve", "-input=false", "-var", "staging_version=2", "-var", "production_version=1")
+}
