@@ -6,7 +6,9 @@
 #
 # It prints requests/s at 32 connections and the median latency at one
 # connection for (a) the upstream directly, (b) nginx, (c) the gateway,
-# and the two ratios of issue 5 with PASS/FAIL:
+# and (d) the whole product, `mlregistry serve` with a read token (auth,
+# request IDs, API metrics on top of the gateway), and the two ratios of
+# issue 5 with PASS/FAIL for both (c) and (d):
 #   throughput      gateway / nginx               target >= 0.9
 #   added latency   (gateway - direct) / (nginx - direct) at p50   target <= 1.3
 #
@@ -19,7 +21,7 @@
 # BENCH_ROUNDS (3), BENCH_GATEWAY_PROCS (GOMAXPROCS of the gateway, 1; 0
 # for Go's default of one per CPU; see the note below),
 # BENCH_FAST_LISTENER (1: serve through gateway.Listener; 0: a plain
-# net.Listener), BENCH_PORT_BASE (18080: uses base..base+3),
+# net.Listener), BENCH_PORT_BASE (18080: uses base..base+4),
 # BENCH_STRICT=1 to exit 1 on FAIL, BENCH_GATEWAY_BIN to bench a prebuilt
 # gateway server taking the same flags.
 #
@@ -44,6 +46,7 @@ NGINX_PORT=$BASE
 UP1_PORT=$((BASE + 1))
 UP2_PORT=$((BASE + 2))
 GW_PORT=$((BASE + 3))
+APP_PORT=$((BASE + 4))
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -74,7 +77,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$NGINX_PORT" "$UP1_PORT" "$UP2_PORT" "$GW_PORT"; do
+for p in "$NGINX_PORT" "$UP1_PORT" "$UP2_PORT" "$GW_PORT" "$APP_PORT"; do
 	if port_busy "$p"; then
 		log "port $p is in use; set BENCH_PORT_BASE"
 		exit 1
@@ -95,8 +98,10 @@ wait_http() {
 	return 1
 }
 
-log "building bench/upstream and bench/gatewayserver"
+log "building bench/upstream, bench/gatewayserver and mlregistry"
 $GO build -o "$tmp/upstream" ./bench/upstream
+$GO build -o "$tmp/gatewayseed" ./bench/gatewayserver
+$GO build -o "$tmp/mlregistry" ./internal/cmd/mlregistry
 GW_BIN=${BENCH_GATEWAY_BIN:-}
 if [ -z "$GW_BIN" ]; then
 	$GO build -o "$tmp/gatewayserver" ./bench/gatewayserver
@@ -151,15 +156,26 @@ fast_flag=-fast-listener=true
 	-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT" 2>"$tmp/gateway.log" &
 pids+=($!)
 
+# The whole product on its own database: the same endpoint, seeded, then
+# `mlregistry serve` with a read-scoped token, as a client would call it.
+"$tmp/gatewayseed" -seed-only -db "$tmp/app.db" \
+	-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT"
+APP_TOKEN=$("$tmp/mlregistry" token create --db "sqlite://$tmp/app.db" --name bench --scope read 2>/dev/null)
+GOMAXPROCS=$([ "$PROCS" -gt 0 ] && echo "$PROCS" || nproc) \
+	"$tmp/mlregistry" serve --listen "127.0.0.1:$APP_PORT" --db "sqlite://$tmp/app.db" --log-level warn 2>"$tmp/app.log" &
+pids+=($!)
+
 wait_http "$UP1_PORT" /
 wait_http "$UP2_PORT" /
 wait_http "$NGINX_PORT" /serve/bench/
 wait_http "$GW_PORT" /serve/bench/
+wait_http "$APP_PORT" /healthz
 
 # --- measurements --------------------------------------------------------------
 DIRECT_URL=http://127.0.0.1:$UP1_PORT/
 NGINX_URL=http://127.0.0.1:$NGINX_PORT/serve/bench/
 GW_URL=http://127.0.0.1:$GW_PORT/serve/bench/
+APP_URL=http://127.0.0.1:$APP_PORT/serve/bench/
 
 # to_us VALUE: wrk latency ("812.00us", "1.23ms", "2.00s") in microseconds.
 to_us() {
@@ -172,7 +188,9 @@ to_us() {
 # measure CONNS THREADS URL -> "req/s p50_us"
 measure() {
 	local out rps p50
-	out=$(wrk -t"$2" -c"$1" -d"$DURATION" --latency "$3")
+	local hdr=()
+	[ "$3" = "$APP_URL" ] && hdr=(-H "Authorization: Bearer $APP_TOKEN")
+	out=$(wrk -t"$2" -c"$1" -d"$DURATION" --latency "${hdr[@]}" "$3")
 	if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
 		log "wrk reported errors for $3:"
 		log "$out"
@@ -185,28 +203,29 @@ measure() {
 median() { tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 declare -A RPS P50
-for name in direct nginx gateway; do RPS[$name]=""; P50[$name]=""; done
-url_of() { case $1 in direct) echo "$DIRECT_URL" ;; nginx) echo "$NGINX_URL" ;; gateway) echo "$GW_URL" ;; esac; }
+TARGETS="direct nginx gateway app"
+for name in $TARGETS; do RPS[$name]=""; P50[$name]=""; done
+url_of() { case $1 in direct) echo "$DIRECT_URL" ;; nginx) echo "$NGINX_URL" ;; gateway) echo "$GW_URL" ;; app) echo "$APP_URL" ;; esac; }
 
 log "warming up ($WARMUP each)"
-for name in direct nginx gateway; do
-	wrk -t2 -c32 -d"$WARMUP" "$(url_of "$name")" >/dev/null
+for name in $TARGETS; do
+	DURATION=$WARMUP measure 32 2 "$(url_of "$name")" >/dev/null
 done
 
 for round in $(seq "$ROUNDS"); do
-	for name in direct nginx gateway; do
+	for name in $TARGETS; do
 		log "round $round: $name, 32 connections, $DURATION"
 		read -r rps _ <<<"$(measure 32 2 "$(url_of "$name")")"
 		RPS[$name]="${RPS[$name]} $rps"
 	done
-	for name in direct nginx gateway; do
+	for name in $TARGETS; do
 		log "round $round: $name, 1 connection, $DURATION"
 		read -r _ p50 <<<"$(measure 1 1 "$(url_of "$name")")"
 		P50[$name]="${P50[$name]} $p50"
 	done
 done
 
-for name in direct nginx gateway; do
+for name in $TARGETS; do
 	RPS[$name]=$(median <<<"${RPS[$name]# }")
 	P50[$name]=$(median <<<"${P50[$name]# }")
 done
@@ -214,6 +233,7 @@ done
 # --- report -------------------------------------------------------------------
 awk -v dr="${RPS[direct]}" -v nr="${RPS[nginx]}" -v gr="${RPS[gateway]}" \
 	-v dl="${P50[direct]}" -v nl="${P50[nginx]}" -v gl="${P50[gateway]}" \
+	-v ar="${RPS[app]}" -v al="${P50[app]}" \
 	-v dur="$DURATION" -v rounds="$ROUNDS" -v cpus="$(nproc)" -v procs="$PROCS" -v fast="$FAST" '
 BEGIN {
 	printf "\ngateway benchmark: %s cpus, wrk, 64-byte responses, 90/10 split, guard on\n", cpus
@@ -222,14 +242,19 @@ BEGIN {
 	printf "%-10s %14.0f %14.1f %16s\n", "direct", dr, dl, "-"
 	printf "%-10s %14.0f %14.1f %16.1f\n", "nginx", nr, nl, nl - dl
 	printf "%-10s %14.0f %14.1f %16.1f\n", "gateway", gr, gl, gl - dl
-	tput = gr / nr
-	na = nl - dl; ga = gl - dl
+	printf "%-10s %14.0f %14.1f %16.1f\n", "mlregistry", ar, al, al - dl
+	na = nl - dl
 	if (na < 1) na = 1
-	lat = ga / na
+	ok = 1
+	ok = report("gateway   ", gr / nr, (gl - dl) / na) && ok
+	ok = report("mlregistry", ar / nr, (al - dl) / na) && ok
+	exit !ok
+}
+function report(name, tput, lat,    tok, lok) {
 	tok = tput >= 0.9; lok = lat <= 1.3
-	printf "\nthroughput    gateway/nginx = %.2fx   (target >= 0.90x)  %s\n", tput, tok ? "PASS" : "FAIL"
-	printf "added latency gateway/nginx = %.2fx   (target <= 1.30x)  %s\n", lat, lok ? "PASS" : "FAIL"
-	exit !(tok && lok)
+	printf "\n%s throughput    /nginx = %.2fx   (target >= 0.90x)  %s\n", name, tput, tok ? "PASS" : "FAIL"
+	printf "%s added latency /nginx = %.2fx   (target <= 1.30x)  %s\n", name, lat, lok ? "PASS" : "FAIL"
+	return tok && lok
 }' && ok=1 || ok=0
 
 if [ "$ok" -eq 0 ] && [ "${BENCH_STRICT:-0}" = 1 ]; then

@@ -34,6 +34,7 @@ func main() {
 	upstreams := flag.String("upstreams", "http://127.0.0.1:18081,http://127.0.0.1:18082", "the two route upstreams, comma-separated")
 	fast := flag.Bool("fast-listener", true, "serve through gateway.Listener (raw non-blocking socket calls)")
 	procs := flag.Int("procs", 0, "GOMAXPROCS for the gateway (0: the Go runtime's default, one per CPU)")
+	seedOnly := flag.Bool("seed-only", false, "create the model, versions and endpoint, then exit (for benchmarking `mlregistry serve` on the same database)")
 	flag.Parse()
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
@@ -55,6 +56,9 @@ func main() {
 	defer store.Close()
 	if err := seed(ctx, store, ups); err != nil {
 		log.Fatalf("gatewayserver: seed: %v", err)
+	}
+	if *seedOnly {
+		return
 	}
 
 	gw, err := gateway.New(gateway.Options{

@@ -196,7 +196,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
-		if err := m.http.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// gateway.Listener serves connections with raw non-blocking socket
+		// calls; it matters for /serve traffic and is harmless for the API.
+		if err := m.http.Serve(gateway.Listener(m.ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.serveErr <- err
 		}
 	}()

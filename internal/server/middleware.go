@@ -19,8 +19,9 @@ import (
 // handlers (routing, auth) can fill it in for the outer ones (logging,
 // metrics).
 type reqState struct {
-	id  string
-	log *slog.Logger
+	id   string
+	base *slog.Logger
+	log  *slog.Logger // base with the request ID; built on first use
 	// route is the matched ServeMux pattern; "" until a registered route
 	// takes the request.
 	route string
@@ -72,9 +73,19 @@ func actor(r *http.Request) registry.Actor {
 // requestLogger returns the logger carrying the request ID.
 func requestLogger(r *http.Request) *slog.Logger {
 	if st := stateFrom(r.Context()); st != nil {
-		return st.log
+		return st.logger()
 	}
 	return slog.Default()
+}
+
+// logger returns the request's logger, carrying its ID. It is built on
+// first use: most requests never log anything but their access line, and
+// gateway traffic normally not even that.
+func (st *reqState) logger() *slog.Logger {
+	if st.log == nil {
+		st.log = st.base.With("request_id", st.id)
+	}
+	return st.log
 }
 
 const maxRequestIDLen = 128
@@ -109,7 +120,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		st := &reqState{id: id, log: s.log.With("request_id", id)}
+		st := &reqState{id: id, base: s.log}
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 
 		h := w.Header()
@@ -129,7 +140,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					s.observe(rw, r, start)
 					panic(v)
 				}
-				st.log.Error("panic serving request", "method", r.Method, "route", routeLabel(st.route), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				st.logger().Error("panic serving request", "method", r.Method, "route", routeLabel(st.route), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if !rw.wroteHeader {
 					WriteProblem(rw, r, registry.ErrInternal)
 				} else {
@@ -171,10 +182,20 @@ func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
 		actorName = st.token.Name
 	}
 	level := slog.LevelInfo
+	if route == gatewayRoute {
+		// Prediction traffic is the data plane: its per-route counts and
+		// latencies are in the gateway's metrics, and a line per request
+		// at info would cost more than the proxying. Run with
+		// --log-level debug to see each one.
+		level = slog.LevelDebug
+	}
 	if status >= 500 {
 		level = slog.LevelWarn
 	}
-	st.log.LogAttrs(context.Background(), level, "http request",
+	if !st.base.Enabled(context.Background(), level) {
+		return
+	}
+	st.logger().LogAttrs(context.Background(), level, "http request",
 		slog.String("method", r.Method),
 		slog.String("route", route),
 		slog.String("path", r.URL.Path),
@@ -184,6 +205,9 @@ func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
 		slog.String("actor", actorName),
 	)
 }
+
+// gatewayRoute is the route label of the gateway's /serve/ mount.
+const gatewayRoute = "/serve/"
 
 // routeLabel turns a mux pattern ("GET /api/v1/models/{model}") into the
 // route label ("/api/v1/models/{model}"); unrouted requests share one
