@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,8 @@ func main() {
 	upstreams := flag.String("upstreams", "http://127.0.0.1:18081,http://127.0.0.1:18082", "the two route upstreams, comma-separated")
 	fast := flag.Bool("fast-listener", true, "serve through gateway.Listener (raw non-blocking socket calls)")
 	procs := flag.Int("procs", 0, "GOMAXPROCS for the gateway (0: the Go runtime's default, one per CPU)")
+	useLane := flag.Bool("lane", true, "serve plain GETs on the gateway's fast lane (as mlregistry serve does)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	seedOnly := flag.Bool("seed-only", false, "create the model, versions and endpoint, then exit (for benchmarking `mlregistry serve` on the same database)")
 	flag.Parse()
 	if *procs > 0 {
@@ -60,6 +63,16 @@ func main() {
 	if *seedOnly {
 		return
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 
 	gw, err := gateway.New(gateway.Options{
 		Source:     store,
@@ -81,12 +94,20 @@ func main() {
 	if *fast {
 		ln = gateway.Listener(ln)
 	}
+	var lane *gateway.Lane
+	if *useLane {
+		lane = gw.Lane(ln, gateway.LaneOptions{})
+		ln = lane
+	}
 	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
+		if lane != nil {
+			_ = lane.Shutdown(sctx)
+		}
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatal(err)

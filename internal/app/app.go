@@ -64,6 +64,7 @@ type Main struct {
 	gateway *gateway.Gateway
 	http    *http.Server
 	ln      net.Listener
+	lane    *gateway.Lane
 	url     string
 
 	cancel   context.CancelFunc
@@ -187,6 +188,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.server.Handle("/serve/", registry.ScopeRead, m.gateway)
 
+	// Connections go through the gateway's fast lane, which serves plain
+	// authorised /serve/ GETs itself and hands everything else (the API,
+	// request bodies, refused tokens) to m.http. gateway.Listener serves
+	// connections with raw non-blocking socket calls.
+	m.lane = m.gateway.Lane(gateway.Listener(m.ln), gateway.LaneOptions{
+		Authorize: func(r *http.Request) bool { return m.server.Allows(r, registry.ScopeRead) },
+		Header:    http.Header{"X-Content-Type-Options": {"nosniff"}},
+		// The same header the API middleware echoes or generates.
+		RequestIDHeader: "X-Request-ID",
+		IdleTimeout:     120 * time.Second,
+		Logger:          log.With("component", "gateway"),
+	})
 	m.http = &http.Server{
 		Handler:           m.server.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -196,9 +209,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
-		// gateway.Listener serves connections with raw non-blocking socket
-		// calls; it matters for /serve traffic and is harmless for the API.
-		if err := m.http.Serve(gateway.Listener(m.ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.http.Serve(m.lane); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.serveErr <- err
 		}
 	}()
@@ -257,6 +268,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
 		if err := m.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		if err := m.lane.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("gateway lane shutdown: %w", err))
 		}
 		cancel()
 	} else if m.ln != nil {

@@ -203,12 +203,21 @@ func newHarness(t testing.TB, src Source, mod func(*Options)) *harness {
 	if err := gw.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Served as the benchmark serves it: through Listener, so every test
-	// also runs the raw-syscall connections.
+	// Served as mlregistry serves it: through Listener and the fast lane,
+	// so every test also runs the raw-syscall connections, and plain GETs
+	// take the lane while everything else is handed to net/http.
 	srv := httptest.NewUnstartedServer(gw)
-	srv.Listener = Listener(srv.Listener)
+	lane := gw.Lane(Listener(srv.Listener), LaneOptions{})
+	srv.Listener = lane
 	srv.Start()
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := lane.Shutdown(ctx); err != nil {
+			t.Errorf("lane shutdown: %v", err)
+		}
+	})
 	t.Cleanup(gw.bg.Wait)
 	return &harness{gw: gw, srv: srv, src: src, reg: reg}
 }

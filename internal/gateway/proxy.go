@@ -20,29 +20,39 @@ const servePrefix = "/serve/"
 // routes: the rest of the path and the query go to the route's
 // upstream_url. Responses carry X-Model-Version and X-Route.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.serve(w, r) {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// serve answers one gateway request. abort is true when the upstream
+// broke off mid-body after the status line was sent: the client
+// connection must then be dropped so the truncated body cannot pass for a
+// complete one.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	start := g.now()
 	name, ok := endpointName(r.URL.Path)
 	if !ok {
 		g.problem(w, r, http.StatusNotFound, registry.CodeNotFound, "gateway paths look like /serve/{endpoint}/{path}")
-		return
+		return false
 	}
 	t, err := g.current(r.Context())
 	if err != nil {
 		g.log.Warn("gateway: cannot load endpoints", "err", err)
 		g.problem(w, r, http.StatusServiceUnavailable, registry.CodeUnavailable, "the gateway cannot load its endpoints")
-		return
+		return false
 	}
 	ep := t.endpoints[name]
 	if ep == nil {
 		g.problem(w, r, http.StatusNotFound, registry.CodeNotFound, "endpoint "+quote(name)+" not found")
-		return
+		return false
 	}
 	rt := ep.pick(r)
 	if rt == nil {
 		g.problem(w, r, http.StatusServiceUnavailable, registry.CodeUnavailable, "endpoint "+quote(name)+" has no route with weight > 0")
-		return
+		return false
 	}
-	g.forward(w, r, ep, rt, start)
+	return g.forward(w, r, ep, rt, start)
 }
 
 // endpointName cuts the endpoint name out of /serve/{endpoint}[/...].
@@ -74,10 +84,10 @@ type outcome struct {
 	abort bool
 }
 
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, start time.Time) {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, start time.Time) (abort bool) {
 	if isUpgrade(r.Header) {
 		g.finish(ep, rt, start, g.forwardUpgrade(w, r, ep, rt))
-		return
+		return false
 	}
 	var o outcome
 	if rt.pool != nil && r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
@@ -86,9 +96,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 		o = g.forwardTransport(w, r, ep, rt)
 	}
 	g.finish(ep, rt, start, o)
-	if o.abort {
-		panic(http.ErrAbortHandler)
-	}
+	return o.abort
 }
 
 // finish records the outcome in metrics and in the guard's window.

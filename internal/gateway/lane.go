@@ -1,0 +1,681 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The fast lane.
+//
+// net/http's server costs more per request than the proxying itself on
+// small prediction calls: besides parsing, it starts a background read on
+// every connection for every request (to notice a client leaving), which
+// is one more system call, a goroutine and two wake-ups each time. The
+// lane serves the common request itself, on the connection's goroutine:
+// a GET or HEAD under /serve/ without a body, whose head arrived whole and
+// whose caller the Authorize hook accepts. Everything else (a body, an
+// upgrade, HTTP/1.0, a bad or partial head, a refused token, any API
+// route) hands the connection, with the bytes already read, to net/http
+// through the lane's listener interface, and net/http serves it from then
+// on. The lane answers with the same gateway code, so routing, the guard,
+// metrics, streaming and problem+json responses are the same on both
+// paths.
+//
+// A client that leaves while the upstream thinks: instead of a read
+// that waits on the client connection all along, the request's context
+// looks at the socket (a non-blocking MSG_PEEK) when asked, and the lean
+// client asks at least once a second while it waits for an answer's
+// head. So a departed client cancels the upstream request within about
+// a second rather than at once, and a fast request pays nothing. While a
+// body streams, a departure shows as a failed write.
+
+// LaneOptions configures Lane.
+type LaneOptions struct {
+	// Authorize reports whether the request may be served (for the
+	// registry: a valid token with read scope). A request it refuses is
+	// handed to net/http, whose handler writes the 401/403. nil allows
+	// everything.
+	Authorize func(*http.Request) bool
+	// Header is added to every lane response (for the registry: the
+	// security headers its middleware sets on every route).
+	Header http.Header
+	// RequestIDHeader, when set, names a response header that carries the
+	// request's ID: the client's own when it sent a valid one under the
+	// same name, else a generated one.
+	RequestIDHeader string
+	// IdleTimeout closes a connection that sends nothing for this long
+	// (default 120 s).
+	IdleTimeout time.Duration
+	// Logger for accept errors (default: the gateway's).
+	Logger *slog.Logger
+}
+
+// Lane serves the gateway's common requests on a lean HTTP/1.1 loop and
+// hands the rest to net/http. It is a net.Listener: pass it to
+// http.Server.Serve, which then sees the connections handed over. Close
+// (which http.Server.Shutdown calls) stops accepting; Shutdown then waits
+// for the lane's own connections.
+type Lane struct {
+	g    *Gateway
+	ln   net.Listener
+	opts LaneOptions
+	log  *slog.Logger
+
+	handoff chan net.Conn
+	done    chan struct{} // closed when accepting stopped
+	errMu   sync.Mutex
+	err     error
+
+	mu      sync.Mutex
+	conns   map[*laneConn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// Lane starts serving ln's connections. The caller serves the returned
+// listener with an http.Server whose handler mounts the gateway.
+func (g *Gateway) Lane(ln net.Listener, opts LaneOptions) *Lane {
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	l := &Lane{
+		g:        g,
+		ln:       ln,
+		opts:     opts,
+		log:      opts.Logger,
+		handoff:  make(chan net.Conn),
+		done:     make(chan struct{}),
+		conns:    make(map[*laneConn]struct{}),
+		idPrefix: newIDPrefix(),
+	}
+	if l.log == nil {
+		l.log = g.log
+	}
+	go l.acceptLoop()
+	return l
+}
+
+// Accept returns the next connection handed over to net/http.
+func (l *Lane) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.handoff:
+		return c, nil
+	case <-l.done:
+		l.errMu.Lock()
+		defer l.errMu.Unlock()
+		return nil, l.err
+	}
+}
+
+// Close stops accepting connections.
+func (l *Lane) Close() error { return l.ln.Close() }
+
+// Addr is the listening address.
+func (l *Lane) Addr() net.Addr { return l.ln.Addr() }
+
+// Shutdown closes the lane's idle connections and waits until the busy
+// ones finished their request, or ctx ends (then it closes them). Call it
+// after Close.
+func (l *Lane) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	l.closing = true
+	for c := range l.conns {
+		if c.idle.Load() {
+			// Wakes the read the connection waits in; the loop then sees
+			// closing and ends.
+			_ = c.c.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
+	l.mu.Unlock()
+	waited := make(chan struct{})
+	go func() { l.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		for c := range l.conns {
+			_ = c.c.Close()
+		}
+		l.mu.Unlock()
+		<-waited
+		return ctx.Err()
+	}
+}
+
+func (l *Lane) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors and the like: back off as
+				// net/http does, then keep serving.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				l.log.Warn("gateway lane: accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			l.errMu.Lock()
+			l.err = err
+			l.errMu.Unlock()
+			close(l.done)
+			return
+		}
+		delay = 0
+		lc := &laneConn{c: c, br: bufio.NewReaderSize(c, laneBufSize)}
+		l.mu.Lock()
+		if l.closing {
+			l.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		l.conns[lc] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.serveConn(lc)
+	}
+}
+
+const (
+	laneBufSize = 4 << 10
+	// laneMaxHeaders bounds the header lines of a lane request; more go
+	// to net/http.
+	laneMaxHeaders = 64
+)
+
+type laneConn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	remote string
+	idle   atomic.Bool
+	// deadline is when the read deadline set last runs out.
+	deadline time.Time
+	scratch  []byte
+	hdr      http.Header // the response header map, reused
+	ctx      *laneCtx
+}
+
+// laneCtx is the context of the lane's requests on one connection. Err
+// reports context.Canceled once the client has closed or reset the
+// connection, which it checks on each call. Done is nil, as for a context
+// that is never cancelled: nothing waits on it, callers poll Err (the
+// lean client does while it waits for an answer).
+type laneCtx struct {
+	c    net.Conn
+	gone atomic.Bool
+}
+
+func (x *laneCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (x *laneCtx) Done() <-chan struct{}       { return nil }
+func (x *laneCtx) Value(any) any               { return nil }
+
+func (x *laneCtx) Err() error {
+	if x.gone.Load() {
+		return context.Canceled
+	}
+	if peerGone(x.c) {
+		x.gone.Store(true)
+		return context.Canceled
+	}
+	return nil
+}
+
+func (l *Lane) forget(lc *laneConn) {
+	l.mu.Lock()
+	delete(l.conns, lc)
+	l.mu.Unlock()
+	l.wg.Done()
+}
+
+func (l *Lane) serveConn(lc *laneConn) {
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			_ = lc.c.Close()
+		}
+		l.forget(lc)
+	}()
+	for {
+		// The idle deadline moves at most once a second: setting it costs
+		// a poller update, and a second more or less of idle time does
+		// not matter. It is set before the closing check, so Shutdown's
+		// wake-up deadline cannot be overwritten.
+		now := time.Now()
+		if lc.deadline.Sub(now) < l.opts.IdleTimeout-time.Second {
+			lc.deadline = now.Add(l.opts.IdleTimeout)
+			_ = lc.c.SetReadDeadline(lc.deadline)
+		}
+		lc.idle.Store(true)
+		l.mu.Lock()
+		closing := l.closing
+		l.mu.Unlock()
+		if closing {
+			return
+		}
+		if _, err := lc.br.Peek(1); err != nil {
+			return
+		}
+		lc.idle.Store(false)
+		req, headLen, ok := l.parse(lc)
+		if ok && l.opts.Authorize != nil && !l.opts.Authorize(req) {
+			ok = false
+		}
+		if !ok {
+			handedOff = l.handOff(lc)
+			return
+		}
+		if _, err := lc.br.Discard(headLen); err != nil {
+			return
+		}
+		if !l.serveOne(lc, req) {
+			return
+		}
+	}
+}
+
+// handOff gives the connection to net/http, with what was read of it.
+func (l *Lane) handOff(lc *laneConn) bool {
+	_ = lc.c.SetReadDeadline(time.Time{})
+	hc := &handedConn{Conn: lc.c, br: lc.br}
+	select {
+	case l.handoff <- hc:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// handedConn is a connection handed to net/http: reads drain what the
+// lane buffered first.
+type handedConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *handedConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p)
+		}
+		c.br = nil
+	}
+	return c.Conn.Read(p)
+}
+
+// serveOne answers one request; false means the connection must close.
+func (l *Lane) serveOne(lc *laneConn, req *http.Request) bool {
+	if lc.bw == nil {
+		lc.bw = bufio.NewWriterSize(lc.c, laneBufSize)
+		lc.hdr = make(http.Header, 16)
+	} else {
+		clear(lc.hdr)
+	}
+	w := &laneWriter{lc: lc, method: req.Method, hdr: lc.hdr}
+	for k, vv := range l.opts.Header {
+		w.hdr[k] = vv
+	}
+	if name := l.opts.RequestIDHeader; name != "" {
+		id := req.Header.Get(name)
+		if !validRequestID(id) {
+			id = l.idPrefix + strconv.FormatUint(l.idSeq.Add(1), 36)
+		}
+		w.hdr[name] = []string{id}
+	}
+	abort := l.g.serve(w, req)
+	if abort || w.err != nil {
+		return false
+	}
+	return w.finish() == nil
+}
+
+// parse reads the request head from what is buffered, without consuming
+// it. ok is false when the request is not the lane's to serve.
+func (l *Lane) parse(lc *laneConn) (req *http.Request, headLen int, ok bool) {
+	buf, _ := lc.br.Peek(lc.br.Buffered())
+	end := bytes.Index(buf, []byte("\r\n\r\n"))
+	if end < 0 {
+		return nil, 0, false // partial head: net/http reads the rest
+	}
+	headLen = end + 4
+	head := append(lc.scratch[:0], buf[:end+2]...)
+	lc.scratch = head
+
+	// Request line: METHOD SP origin-form SP HTTP/1.1
+	nl := bytes.Index(head, []byte("\r\n"))
+	line := head[:nl]
+	var method string
+	switch {
+	case bytes.HasPrefix(line, []byte("GET ")):
+		method, line = http.MethodGet, line[4:]
+	case bytes.HasPrefix(line, []byte("HEAD ")):
+		method, line = http.MethodHead, line[5:]
+	default:
+		return nil, 0, false
+	}
+	if !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
+		return nil, 0, false
+	}
+	target := line[:len(line)-len(" HTTP/1.1")]
+	if !bytes.HasPrefix(target, []byte(servePrefix)) || !cleanTarget(target) {
+		return nil, 0, false
+	}
+
+	// Header lines, canonicalised in place, then one string for all.
+	type span struct{ k0, k1, v0, v1 int }
+	var spans [laneMaxHeaders]span
+	n := 0
+	for i := nl + 2; i < len(head); {
+		j := bytes.Index(head[i:], []byte("\r\n"))
+		if j <= 0 || n == laneMaxHeaders {
+			return nil, 0, false
+		}
+		ln := head[i : i+j]
+		colon := bytes.IndexByte(ln, ':')
+		if colon <= 0 || !canonicalize(ln[:colon]) {
+			return nil, 0, false // also obs-fold and "Name :"
+		}
+		v0, v1 := colon+1, len(ln)
+		for v0 < v1 && (ln[v0] == ' ' || ln[v0] == '\t') {
+			v0++
+		}
+		for v1 > v0 && (ln[v1-1] == ' ' || ln[v1-1] == '\t') {
+			v1--
+		}
+		for _, c := range ln[v0:v1] {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return nil, 0, false
+			}
+		}
+		spans[n] = span{i, i + colon, i + v0, i + v1}
+		n++
+		i += j + 2
+	}
+	block := string(head)
+	hdr := make(http.Header, n)
+	vals := make([]string, n)
+	host, hosts := "", 0
+	for x, s := range spans[:n] {
+		k, v := block[s.k0:s.k1], block[s.v0:s.v1]
+		switch k {
+		case "Host":
+			host, hosts = v, hosts+1
+			continue // net/http keeps Host out of the header map too
+		case "Content-Length":
+			if v != "0" {
+				return nil, 0, false
+			}
+		case "Transfer-Encoding", "Expect", "Upgrade":
+			return nil, 0, false
+		case "Connection":
+			if !onlyKeepAlive(v) {
+				return nil, 0, false
+			}
+		}
+		vals[x] = v
+		if old, ok := hdr[k]; ok {
+			hdr[k] = append(old, v)
+		} else {
+			hdr[k] = vals[x : x+1 : x+1]
+		}
+	}
+	if hosts != 1 {
+		return nil, 0, false
+	}
+	uri := block[len(method)+1 : len(method)+1+len(target)]
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, 0, false
+	}
+	if lc.remote == "" {
+		lc.remote = lc.c.RemoteAddr().String()
+		lc.ctx = &laneCtx{c: lc.c}
+	}
+	req = &http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     hdr,
+		Body:       http.NoBody,
+		Host:       host,
+		RemoteAddr: lc.remote,
+		RequestURI: uri,
+	}
+	return req.WithContext(lc.ctx), headLen, true
+}
+
+// cleanTarget reports whether a request target needs none of the path
+// cleaning net/http's ServeMux would do (dot segments, empty segments)
+// and holds no fragment or control byte.
+func cleanTarget(t []byte) bool {
+	path := t
+	if q := bytes.IndexByte(t, '?'); q >= 0 {
+		path = t[:q]
+	}
+	if bytes.Contains(path, []byte("//")) || bytes.Contains(path, []byte("/./")) || bytes.Contains(path, []byte("/../")) ||
+		bytes.HasSuffix(path, []byte("/.")) || bytes.HasSuffix(path, []byte("/..")) {
+		return false
+	}
+	for _, c := range t {
+		if c <= ' ' || c == 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+// onlyKeepAlive reports whether a Connection header lists nothing but
+// keep-alive (what HTTP/1.1 means anyway).
+func onlyKeepAlive(v string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = cutComma(v)
+		if !equalFoldASCII(trimOWS(t), "keep-alive") {
+			return false
+		}
+	}
+	return true
+}
+
+func cutComma(s string) (before, after string, found bool) {
+	if i := strings.IndexByte(s, ','); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
+}
+
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+const maxRequestIDLen = 128
+
+// validRequestID is the registry's rule for reusing a client's
+// X-Request-ID: short, and a safe alphabet (it ends up in logs).
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func newIDPrefix() string {
+	return strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+}
+
+// laneWriter is the http.ResponseWriter of a lane request: it writes
+// HTTP/1.1 to the connection's buffered writer, with Content-Length
+// framing when the handler set it and chunked framing otherwise.
+type laneWriter struct {
+	lc          *laneConn
+	method      string
+	hdr         http.Header
+	wroteHeader bool
+	chunked     bool
+	noBody      bool
+	err         error
+	numBuf      [20]byte
+}
+
+func (w *laneWriter) Header() http.Header { return w.hdr }
+
+func (w *laneWriter) WriteHeader(code int) {
+	if w.wroteHeader || code < 200 {
+		return // informational answers are not forwarded
+	}
+	w.wroteHeader = true
+	bw := w.lc.bw
+	w.noBody = w.method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
+	_, hasLen := w.hdr["Content-Length"]
+	w.chunked = !hasLen && !w.noBody
+	_, _ = bw.WriteString("HTTP/1.1 ")
+	_, _ = bw.Write(strconv.AppendInt(w.numBuf[:0], int64(code), 10))
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(http.StatusText(code))
+	_, _ = bw.WriteString("\r\n")
+	if _, ok := w.hdr["Date"]; !ok {
+		_, _ = bw.WriteString("Date: ")
+		_, _ = bw.WriteString(httpDate())
+		_, _ = bw.WriteString("\r\n")
+	}
+	for k, vv := range w.hdr {
+		if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
+			continue
+		}
+		if k == "Transfer-Encoding" || k == "Connection" {
+			continue // framing is ours
+		}
+		for _, v := range vv {
+			writeHeaderLine(bw, k, v)
+		}
+	}
+	if w.chunked {
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+}
+
+// writeHeaderLine writes "k: v", with CR and LF in v turned into spaces
+// as net/http does, so no value can start a header of its own.
+func writeHeaderLine(bw *bufio.Writer, k, v string) {
+	_, _ = bw.WriteString(k)
+	_, _ = bw.WriteString(": ")
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' {
+			_ = bw.WriteByte(' ')
+		} else {
+			_ = bw.WriteByte(c)
+		}
+	}
+	_, _ = bw.WriteString("\r\n")
+}
+
+func (w *laneWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.noBody || len(p) == 0 {
+		return len(p), nil
+	}
+	bw := w.lc.bw
+	if w.chunked {
+		_, _ = bw.Write(strconv.AppendInt(w.numBuf[:0], int64(len(p)), 16))
+		_, _ = bw.WriteString("\r\n")
+	}
+	n, err := bw.Write(p)
+	if w.chunked && err == nil {
+		_, err = bw.WriteString("\r\n")
+	}
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// Flush sends what is buffered (http.Flusher, for streamed answers).
+func (w *laneWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err == nil {
+		w.err = w.lc.bw.Flush()
+	}
+}
+
+// finish ends the response: the last chunk and trailers when chunked,
+// then one write to the connection.
+func (w *laneWriter) finish() error {
+	if !w.wroteHeader {
+		if _, ok := w.hdr["Content-Length"]; !ok {
+			w.hdr["Content-Length"] = []string{"0"}
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	bw := w.lc.bw
+	if w.chunked {
+		_, _ = bw.WriteString("0\r\n")
+		for k, vv := range w.hdr {
+			if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
+				for _, v := range vv {
+					writeHeaderLine(bw, k[len(http.TrailerPrefix):], v)
+				}
+			}
+		}
+		_, _ = bw.WriteString("\r\n")
+	}
+	w.err = bw.Flush()
+	return w.err
+}
+
+// httpDate is the Date header value, formatted at most once a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := cachedDate.Load(); d != nil && d.unix == now {
+		return d.text
+	}
+	d := &dateText{unix: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	cachedDate.Store(d)
+	return d.text
+}
+
+type dateText struct {
+	unix int64
+	text string
+}
+
+var cachedDate atomic.Pointer[dateText]

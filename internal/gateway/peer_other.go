@@ -1,0 +1,9 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package gateway
+
+import "net"
+
+// peerGone cannot tell on this platform; a departed client is noticed
+// when the answer is written to it.
+func peerGone(net.Conn) bool { return false }
