@@ -18,27 +18,24 @@
 # back to back so they see the same background load.
 #
 # Environment: BENCH_DURATION (4s per measurement), BENCH_WARMUP (2s),
-# BENCH_ROUNDS (3), BENCH_GATEWAY_PROCS (GOMAXPROCS of the gateway, 1; 0
-# for Go's default of one per CPU; see the note below),
-# BENCH_FAST_LISTENER (1: serve through gateway.Listener; 0: a plain
-# net.Listener), BENCH_PORT_BASE (18080: uses base..base+4),
-# BENCH_STRICT=1 to exit 1 on FAIL, BENCH_GATEWAY_BIN to bench a prebuilt
-# gateway server taking the same flags.
+# BENCH_ROUNDS (5), BENCH_GATEWAY_PROCS (GOMAXPROCS of the gateway and of
+# mlregistry; 0, the default, leaves Go's own choice of one per CPU, which
+# is what a user runs), BENCH_FAST_LISTENER (1: serve through
+# gateway.Listener; 0: a plain net.Listener), BENCH_PORT_BASE (18080: uses
+# base..base+4), BENCH_STRICT=1 to exit 1 on FAIL, BENCH_GATEWAY_BIN to
+# bench a prebuilt gateway server taking the same flags.
 #
-# GOMAXPROCS: on two cores shared with wrk and the upstreams, one P is the
-# gateway's best setting (worker_processes is nginx's equivalent knob).
-# With two, the Go scheduler wakes a second thread for nearly every
-# goroutine net/http starts or readies, so each request costs a few more
-# thread wake-ups: about 25% more CPU per request at 32 connections and
-# about 50% more added latency at one.
+# Both (c) and (d) serve plain GETs on the gateway's fast lane
+# (internal/gateway/lane.go); bench/gatewayserver -lane=false measures the
+# gateway behind net/http's server alone.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
 DURATION=${BENCH_DURATION:-4s}
 WARMUP=${BENCH_WARMUP:-2s}
-ROUNDS=${BENCH_ROUNDS:-3}
-PROCS=${BENCH_GATEWAY_PROCS:-1}
+ROUNDS=${BENCH_ROUNDS:-5}
+PROCS=${BENCH_GATEWAY_PROCS:-0}
 FAST=${BENCH_FAST_LISTENER:-1}
 BASE=${BENCH_PORT_BASE:-18080}
 GO=${GO:-go}

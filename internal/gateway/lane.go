@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,7 +321,15 @@ func (c *handedConn) Read(p []byte) (int, error) {
 }
 
 // serveOne answers one request; false means the connection must close.
-func (l *Lane) serveOne(lc *laneConn, req *http.Request) bool {
+// A panic in the handler is logged and ends the connection, as net/http
+// does, instead of the process.
+func (l *Lane) serveOne(lc *laneConn, req *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.log.Error("gateway lane: panic serving request", "path", req.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
 	if lc.bw == nil {
 		lc.bw = bufio.NewWriterSize(lc.c, laneBufSize)
 		lc.hdr = make(http.Header, 16)
