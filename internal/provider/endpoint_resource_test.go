@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -279,4 +281,66 @@ func TestAccEndpoint_invalidValues(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAccEndpoint_canaryWalkServesTraffic walks a canary 100/0 -> 0/100
+// -> 100/0 through Terraform, each step a plan with an in-place update,
+// and checks that the very next request through the gateway follows the
+// weights just applied.
+func TestAccEndpoint_canaryWalkServesTraffic(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	upstreamNamed := func(route string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, route) }))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	stable, canary := upstreamNamed("stable"), upstreamNamed("canary")
+	config := func(stableWeight int) string {
+		return providerBlock(r, "") + endpointModel + fmt.Sprintf(`
+resource "mlregistry_endpoint" "e" {
+  name  = "walk"
+  model = mlregistry_model.churn.name
+  routes = [
+    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = %d },
+    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = %q, weight = %d },
+  ]
+}
+`, stable, stableWeight, canary, 100-stableWeight)
+	}
+	reader := r.Token(t, "walker", registry.ScopeRead)
+	// servedBy checks that the next requests all reach route (weights are
+	// 100/0, so every request must).
+	servedBy := func(route, version string) tfresource.TestCheckFunc {
+		return func(*terraform.State) error {
+			for range 20 {
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, r.URL+"/serve/walk/predict", nil)
+				req.Header.Set("Authorization", "Bearer "+reader)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return err
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || string(body) != route || resp.Header.Get("X-Route") != route || resp.Header.Get("X-Model-Version") != version {
+					return fmt.Errorf("served %d %q by route %q version %q, want route %q version %s",
+						resp.StatusCode, body, resp.Header.Get("X-Route"), resp.Header.Get("X-Model-Version"), route, version)
+				}
+			}
+			return nil
+		}
+	}
+	inPlace := tfresource.ConfigPlanChecks{
+		PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
+		PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: config(100), Check: servedBy("stable", "1")},
+			{Config: config(0), ConfigPlanChecks: inPlace, Check: servedBy("canary", "2")},
+			{Config: config(100), ConfigPlanChecks: inPlace, Check: servedBy("stable", "1")},
+		},
+	})
 }
