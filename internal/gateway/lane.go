@@ -310,6 +310,15 @@ type handedConn struct {
 	br *bufio.Reader
 }
 
+// CloseWrite half-closes the connection when it can, as net/http does
+// before closing a connection whose request it did not read to the end.
+func (c *handedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *handedConn) Read(p []byte) (int, error) {
 	if c.br != nil {
 		if c.br.Buffered() > 0 {
