@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // The fast lane.
@@ -79,9 +81,9 @@ type Lane struct {
 	errMu   sync.Mutex
 	err     error
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards conns
 	conns   map[*laneConn]struct{}
-	closing bool
+	closing atomic.Bool
 	wg      sync.WaitGroup
 
 	idPrefix string
@@ -133,8 +135,8 @@ func (l *Lane) Addr() net.Addr { return l.ln.Addr() }
 // ones finished their request, or ctx ends (then it closes them). Call it
 // after Close.
 func (l *Lane) Shutdown(ctx context.Context) error {
+	l.closing.Store(true)
 	l.mu.Lock()
-	l.closing = true
 	for c := range l.conns {
 		if c.idle.Load() {
 			// Wakes the read the connection waits in; the loop then sees
@@ -179,9 +181,9 @@ func (l *Lane) acceptLoop() {
 			return
 		}
 		delay = 0
-		lc := &laneConn{c: c, br: bufio.NewReaderSize(c, laneBufSize)}
+		lc := &laneConn{c: c, br: bufio.NewReaderSize(c, laneBufSize), remote: c.RemoteAddr().String(), ctx: &laneCtx{c: c}}
 		l.mu.Lock()
-		if l.closing {
+		if l.closing.Load() {
 			l.mu.Unlock()
 			_ = c.Close()
 			continue
@@ -263,11 +265,11 @@ func (l *Lane) serveConn(lc *laneConn) {
 			lc.deadline = now.Add(l.opts.IdleTimeout)
 			_ = lc.c.SetReadDeadline(lc.deadline)
 		}
+		// Shutdown stores closing before it looks at idle, and this loop
+		// stores idle before it looks at closing: one of the two sees the
+		// other (atomics are sequentially consistent).
 		lc.idle.Store(true)
-		l.mu.Lock()
-		closing := l.closing
-		l.mu.Unlock()
-		if closing {
+		if l.closing.Load() {
 			return
 		}
 		if _, err := lc.br.Peek(1); err != nil {
@@ -351,7 +353,7 @@ func (l *Lane) serveOne(lc *laneConn, req *http.Request) (ok bool) {
 	}
 	if name := l.opts.RequestIDHeader; name != "" {
 		id := req.Header.Get(name)
-		if !validRequestID(id) {
+		if !registry.ValidRequestID(id) {
 			id = l.idPrefix + strconv.FormatUint(l.idSeq.Add(1), 36)
 		}
 		w.hdr[name] = []string{id}
@@ -461,10 +463,6 @@ func (l *Lane) parse(lc *laneConn) (req *http.Request, headLen int, ok bool) {
 	if err != nil {
 		return nil, 0, false
 	}
-	if lc.remote == "" {
-		lc.remote = lc.c.RemoteAddr().String()
-		lc.ctx = &laneCtx{c: lc.c}
-	}
 	req = &http.Request{
 		Method:     method,
 		URL:        u,
@@ -505,42 +503,8 @@ func cleanTarget(t []byte) bool {
 func onlyKeepAlive(v string) bool {
 	for v != "" {
 		var t string
-		t, v, _ = cutComma(v)
-		if !equalFoldASCII(trimOWS(t), "keep-alive") {
-			return false
-		}
-	}
-	return true
-}
-
-func cutComma(s string) (before, after string, found bool) {
-	if i := strings.IndexByte(s, ','); i >= 0 {
-		return s[:i], s[i+1:], true
-	}
-	return s, "", false
-}
-
-func trimOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-const maxRequestIDLen = 128
-
-// validRequestID is the registry's rule for reusing a client's
-// X-Request-ID: short, and a safe alphabet (it ends up in logs).
-func validRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
+		t, v, _ = strings.Cut(v, ",")
+		if !strings.EqualFold(strings.TrimSpace(t), "keep-alive") {
 			return false
 		}
 	}
@@ -587,11 +551,8 @@ func (w *laneWriter) WriteHeader(code int) {
 		_, _ = bw.WriteString("\r\n")
 	}
 	for k, vv := range w.hdr {
-		if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
-			continue
-		}
-		if k == "Transfer-Encoding" || k == "Connection" {
-			continue // framing is ours
+		if strings.HasPrefix(k, http.TrailerPrefix) || k == "Transfer-Encoding" || k == "Connection" {
+			continue // trailers come after the body; framing is ours
 		}
 		for _, v := range vv {
 			writeHeaderLine(bw, k, v)
@@ -669,9 +630,9 @@ func (w *laneWriter) finish() error {
 	if w.chunked {
 		_, _ = bw.WriteString("0\r\n")
 		for k, vv := range w.hdr {
-			if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
+			if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
 				for _, v := range vv {
-					writeHeaderLine(bw, k[len(http.TrailerPrefix):], v)
+					writeHeaderLine(bw, name, v)
 				}
 			}
 		}

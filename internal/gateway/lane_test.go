@@ -354,7 +354,7 @@ func FuzzLaneParse(f *testing.F) {
 	f.Cleanup(func() { client.Close(); server.Close() })
 	l := &Lane{}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		lc := &laneConn{c: server, br: bufio.NewReaderSize(bytes.NewReader(in), laneBufSize)}
+		lc := &laneConn{c: server, br: bufio.NewReaderSize(bytes.NewReader(in), laneBufSize), ctx: &laneCtx{c: server}}
 		if _, err := lc.br.Peek(1); err != nil {
 			return
 		}

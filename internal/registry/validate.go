@@ -469,3 +469,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// MaxRequestIDLen bounds a client-supplied X-Request-ID.
+const MaxRequestIDLen = 128
+
+// ValidRequestID reports whether a client's X-Request-ID may be reused: it
+// ends up in logs and audit events, so only a short ID in a safe alphabet
+// (letters, digits, '.', '_', '-') is taken; others are replaced.
+func ValidRequestID(id string) bool {
+	if id == "" || len(id) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}

@@ -88,23 +88,6 @@ func (st *reqState) logger() *slog.Logger {
 	return st.log
 }
 
-const maxRequestIDLen = 128
-
-// validRequestID reports whether a client's X-Request-ID may be reused: it
-// ends up in logs and events, so only a safe alphabet is accepted.
-func validRequestID(id string) bool {
-	if id == "" || len(id) > maxRequestIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
 func newRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -117,7 +100,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-ID")
-		if !validRequestID(id) {
+		if !registry.ValidRequestID(id) {
 			id = newRequestID()
 		}
 		st := &reqState{id: id, base: s.log}
