@@ -3,8 +3,8 @@
 //
 // It keeps an immutable routing table compiled from the store's endpoints
 // and swaps it atomically when they change (Refresh on this replica, Run's
-// poll of the event log for changes made by other replicas). Requests read
-// the table without locks. The guard counts each route's requests and
+// poll of every endpoint's revision for changes made by other replicas).
+// Requests read the table without locks. The guard counts each route's requests and
 // errors in a sliding window and, when a route fails too often, moves its
 // weight to the healthiest other route and records that through the
 // Source, so the next terraform plan shows the drift.
@@ -25,6 +25,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -40,7 +41,8 @@ import (
 // *sqlstore.Store satisfies it.
 type Source interface {
 	ListEndpoints(ctx context.Context, opts registry.ListOptions) (*registry.Page[registry.Endpoint], error)
-	LatestEventID(ctx context.Context) (int64, error)
+	// EndpointRevisions is every endpoint's revision stamp; Run polls it.
+	EndpointRevisions(ctx context.Context) (map[string]registry.EndpointRevision, error)
 	RecordGuardRollback(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, routes []registry.Route, message string) (*registry.Endpoint, error)
 }
 
@@ -54,8 +56,9 @@ type Options struct {
 	Now func() time.Time
 	// Registerer gets the gateway's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
-	// PollInterval is how often Run checks LatestEventID to pick up
-	// changes made by other replicas; 0 means 250ms.
+	// PollInterval is how often Run compares the endpoints' revisions
+	// with the table's to pick up changes made by other replicas; 0 means
+	// 250ms.
 	PollInterval time.Duration
 	// Transport carries requests upstream; nil means the gateway's own
 	// tuned transport. A custom transport brings its own dial and TLS
@@ -96,9 +99,15 @@ type Gateway struct {
 	// mu serialises writers of the table (Refresh and the guard); readers
 	// never take it.
 	mu sync.Mutex
-	// seenEvent is the LatestEventID the current table reflects (-1 before
-	// the first Refresh).
-	seenEvent atomic.Int64
+	// refreshMu serialises Refresh, so a table listed earlier never
+	// replaces one listed later, and guards seen.
+	refreshMu sync.Mutex
+	// seen holds the revision stamps of the endpoints the last Refresh
+	// listed (nil before the first). poll refreshes when the store's
+	// differ: comparing every endpoint's stamp, rather than a global
+	// marker such as MAX(events.id), misses no change whatever order
+	// transactions commit in.
+	seen map[string]registry.EndpointRevision
 	// bg tracks the guard's background writes.
 	bg sync.WaitGroup
 	// bufs holds copy buffers for the http.Transport path.
@@ -145,7 +154,6 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
-	g.seenEvent.Store(-1)
 	return g, nil
 }
 
@@ -176,12 +184,8 @@ func newTransport(headerTimeout time.Duration) *http.Transport {
 // table. The server calls it after an endpoint write, so the change
 // applies to the next request on this replica.
 func (g *Gateway) Refresh(ctx context.Context) error {
-	// Read the marker first: a write that lands while we list makes the
-	// marker move past what we saw, and Run refreshes once more.
-	id, err := g.src.LatestEventID(ctx)
-	if err != nil {
-		return err
-	}
+	g.refreshMu.Lock()
+	defer g.refreshMu.Unlock()
 	var eps []registry.Endpoint
 	opts := registry.ListOptions{PageSize: registry.MaxPageSize}
 	for {
@@ -196,12 +200,17 @@ func (g *Gateway) Refresh(ctx context.Context) error {
 		opts.PageToken = page.NextPageToken
 	}
 
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.install(eps)
-	if id > g.seenEvent.Load() {
-		g.seenEvent.Store(id)
+	// Remember each endpoint as listed (pages may come from different
+	// snapshots; whatever changed after its page was read differs from
+	// seen at the next poll).
+	seen := make(map[string]registry.EndpointRevision, len(eps))
+	for _, e := range eps {
+		seen[e.Name] = registry.EndpointRevision{Revision: e.Revision, CreatedAt: e.CreatedAt}
 	}
+	g.mu.Lock()
+	g.install(eps)
+	g.mu.Unlock()
+	g.seen = seen
 	return nil
 }
 
@@ -264,9 +273,10 @@ func (e *endpoint) route(name string) *route {
 	return nil
 }
 
-// Run polls LatestEventID every PollInterval and refreshes when it moved,
-// so changes made through other replicas apply within a second. It
-// returns nil when ctx is done.
+// Run reads every endpoint's revision stamp each PollInterval and
+// refreshes when one changed, appeared or disappeared since the last
+// Refresh, so changes made through other replicas (and guard rollbacks
+// they record) apply within a second. It returns nil when ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
 	t := time.NewTicker(g.pollInterval)
 	defer t.Stop()
@@ -292,11 +302,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 func (g *Gateway) poll(ctx context.Context) error {
-	id, err := g.src.LatestEventID(ctx)
+	revs, err := g.src.EndpointRevisions(ctx)
 	if err != nil {
 		return err
 	}
-	if id == g.seenEvent.Load() && g.table.Load() != nil {
+	g.refreshMu.Lock()
+	same := g.seen != nil && maps.EqualFunc(revs, g.seen, func(a, b registry.EndpointRevision) bool {
+		return a.Revision == b.Revision && a.CreatedAt.Equal(b.CreatedAt)
+	})
+	g.refreshMu.Unlock()
+	if same {
 		return nil
 	}
 	return g.Refresh(ctx)

@@ -26,7 +26,6 @@ import (
 type memSource struct {
 	mu        sync.Mutex
 	endpoints map[string]registry.Endpoint
-	event     int64
 	rollbacks []rollbackCall
 	// failRollback, when set, is returned by RecordGuardRollback.
 	failRollback error
@@ -49,7 +48,7 @@ func newMemSource(eps ...registry.Endpoint) *memSource {
 	return s
 }
 
-// put stores e as a write would: next revision, new event.
+// put stores e as a write would: next revision.
 func (s *memSource) put(e registry.Endpoint) registry.Endpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -65,7 +64,6 @@ func (s *memSource) put(e registry.Endpoint) registry.Endpoint {
 		e.Status = registry.EndpointStatusHealthy
 	}
 	s.endpoints[e.Name] = e
-	s.event++
 	return e
 }
 
@@ -113,10 +111,17 @@ func (s *memSource) ListEndpoints(_ context.Context, opts registry.ListOptions) 
 	return p, nil
 }
 
-func (s *memSource) LatestEventID(context.Context) (int64, error) {
+func (s *memSource) EndpointRevisions(context.Context) (map[string]registry.EndpointRevision, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.event, nil
+	if s.listErr != nil {
+		return nil, s.listErr
+	}
+	out := map[string]registry.EndpointRevision{}
+	for n, e := range s.endpoints {
+		out[n] = registry.EndpointRevision{Revision: e.Revision, CreatedAt: e.CreatedAt}
+	}
+	return out, nil
 }
 
 func (s *memSource) RecordGuardRollback(_ context.Context, actor registry.Actor, name string, rev int64, routes []registry.Route, msg string) (*registry.Endpoint, error) {
@@ -631,7 +636,6 @@ func TestMetrics(t *testing.T) {
 	// A deleted endpoint's series go away with it.
 	src.mu.Lock()
 	delete(src.endpoints, "e")
-	src.event++
 	src.mu.Unlock()
 	if err := h.gw.Refresh(context.Background()); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -47,9 +48,19 @@ type EventFilter struct {
 
 // Precondition is an optional optimistic concurrency check: when
 // IfRevision is > 0 the write fails with precondition_failed unless the
-// stored revision equals it.
+// stored revision equals it or one of OrRevisions (an If-Match list of
+// several entity-tags).
 type Precondition struct {
-	IfRevision int64
+	IfRevision  int64
+	OrRevisions []int64
+}
+
+// Holds reports whether a resource at revision current passes the check.
+func (p Precondition) Holds(current int64) bool {
+	if p.IfRevision <= 0 || p.IfRevision == current {
+		return true
+	}
+	return slices.Contains(p.OrRevisions, current)
 }
 
 // DeleteModelOptions controls DeleteModel.
@@ -90,6 +101,14 @@ type IdempotencyRecord struct {
 	CreatedAt time.Time
 }
 
+// EndpointRevision identifies one stored state of an endpoint: Revision
+// grows with every change; CreatedAt tells an endpoint deleted and created
+// again (back at revision 1) from the one it replaced.
+type EndpointRevision struct {
+	Revision  int64
+	CreatedAt time.Time
+}
+
 // Store is the registry's persistence. Every write runs in one transaction
 // together with its audit event; every rule that needs stored data (stage
 // policies, checksum uniqueness, version numbering, revisions) is decided
@@ -125,11 +144,17 @@ type Store interface {
 	StageHistory(ctx context.Context, model, stage string, opts ListOptions) (*Page[StageHistoryEntry], error)
 
 	// Endpoints. Create and update check that the model exists and every
-	// route's version exists and is not flagged.
+	// route's version exists and is not flagged; when the endpoint names
+	// the stage it serves, every route's version holds that stage or
+	// satisfies its stage policy.
 	CreateEndpoint(ctx context.Context, actor Actor, e EndpointCreate) (*Endpoint, error)
 	GetEndpoint(ctx context.Context, name string) (*Endpoint, error)
 	ListEndpoints(ctx context.Context, opts ListOptions) (*Page[Endpoint], error)
 	UpdateEndpoint(ctx context.Context, actor Actor, name string, p EndpointPatch, pre Precondition) (*Endpoint, error)
+	// CheckEndpointCreate and CheckEndpointUpdate run every check of
+	// CreateEndpoint and UpdateEndpoint (dry runs) and write nothing.
+	CheckEndpointCreate(ctx context.Context, actor Actor, e EndpointCreate) (*Endpoint, error)
+	CheckEndpointUpdate(ctx context.Context, actor Actor, name string, p EndpointPatch, pre Precondition) (*Endpoint, error)
 	DeleteEndpoint(ctx context.Context, actor Actor, name string, pre Precondition) error
 	// RecordGuardRollback stores routes observed after the guard moved
 	// traffic, sets status rolled_back with message, and writes an
@@ -138,10 +163,15 @@ type Store interface {
 	// expectedRevision (someone changed it meanwhile).
 	RecordGuardRollback(ctx context.Context, actor Actor, name string, expectedRevision int64, routes []Route, message string) (*Endpoint, error)
 
+	// EndpointRevisions returns every endpoint's revision stamp, keyed by
+	// name, read in one statement. Every change to what an endpoint routes
+	// (create, update, guard rollback, delete) changes its stamp, so a
+	// reader that compares stamps with what it loaded misses no change,
+	// whatever order concurrent writes commit in.
+	EndpointRevisions(ctx context.Context) (map[string]EndpointRevision, error)
+
 	// Events.
 	ListEvents(ctx context.Context, f EventFilter) (*Page[Event], error)
-	// LatestEventID is a cheap change marker: it grows on every write.
-	LatestEventID(ctx context.Context) (int64, error)
 
 	// Tokens. The secret itself is never stored; t.Hash is.
 	CreateToken(ctx context.Context, actor Actor, t Token) (*Token, error)

@@ -92,16 +92,3 @@ func (s *Store) ListEvents(ctx context.Context, f registry.EventFilter) (*regist
 	}
 	return page, nil
 }
-
-// LatestEventID is the highest event id, 0 when there are none. Every
-// write adds an event, so a changed answer means something changed.
-func (s *Store) LatestEventID(ctx context.Context) (int64, error) {
-	var id sql.NullInt64
-	err := s.inTx(ctx, "latest event id", modeRead, func(t *txn) error {
-		return t.queryRow(ctx, "SELECT MAX(id) FROM events").Scan(&id)
-	})
-	if err != nil {
-		return 0, err
-	}
-	return id.Int64, nil
-}
