@@ -192,7 +192,7 @@ func TestRequestErrors(t *testing.T) {
 			{"bad event model", req{method: "GET", path: "/api/v1/events?model=A%20B"}, 400, "model", "must match"},
 			{"bad force", req{method: "DELETE", path: "/api/v1/models/churn?force=yes"}, 400, "force", "true or false"},
 			{"bad dry_run", req{method: "PUT", path: "/api/v1/models/churn/stages/prod?dry_run=perhaps", body: `{"version":1}`}, 400, "dry_run", "true or false"},
-			{"bad If-Match", req{method: "DELETE", path: "/api/v1/models/churn/versions/1", header: map[string]string{"If-Match": `"abc"`}}, 400, "If-Match", "If-Match"},
+			{"bad If-Match", req{method: "DELETE", path: "/api/v1/models/churn/versions/1", header: map[string]string{"If-Match": `"abc`}}, 400, "If-Match", "If-Match"},
 			{"immutable", req{method: "PATCH", path: "/api/v1/models/churn/versions/1", body: `{"checksum":"sha256:00"}`}, 400, "checksum", "is immutable"},
 			{"bad checksum", req{method: "POST", path: "/api/v1/models/churn/versions", body: `{"source":"s3://a/b","checksum":"md5:1","format":"onnx"}`}, 400, "checksum", "sha256"},
 			{"bad format", req{method: "POST", path: "/api/v1/models/churn/versions", body: fmt.Sprintf(`{"source":"s3://a/b","checksum":%q,"format":"zip"}`, sha("z"))}, 400, "format", "one of"},

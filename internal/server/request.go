@@ -251,47 +251,108 @@ func sinceQuery(r *http.Request) (time.Time, error) {
 	return t, nil
 }
 
-// parseIfMatch reads If-Match: "N", W/"N" or N give a revision; * means
-// "must exist".
-func parseIfMatch(r *http.Request) (rev int64, star bool, err error) {
+// ifMatch is a parsed If-Match header (RFC 9110 section 13.1.1).
+type ifMatch struct {
+	present bool
+	// star is If-Match: *, which any current representation satisfies.
+	star bool
+	// revisions are the strong entity-tags that name one of our revisions
+	// ("3"); the condition holds when the current revision is one of them.
+	revisions []int64
+}
+
+// parseIfMatch reads If-Match: * or a list of entity-tags, possibly over
+// several header lines. Only a malformed header is an error. A
+// well-formed tag that is not one of ours ("abc") or a weak tag (W/"3":
+// If-Match uses the strong comparison, which a weak tag never passes)
+// simply never matches.
+func parseIfMatch(r *http.Request) (ifMatch, error) {
 	vals := r.Header.Values("If-Match")
 	if len(vals) == 0 {
-		return 0, false, nil
+		return ifMatch{}, nil
 	}
-	v := strings.TrimSpace(vals[0])
-	if len(vals) == 1 && v == "*" {
-		return 0, true, nil
-	}
-	s := strings.TrimPrefix(v, "W/")
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		s = s[1 : len(s)-1]
-	}
-	n, perr := strconv.ParseInt(s, 10, 64)
-	if len(vals) != 1 || perr != nil || n <= 0 {
-		return 0, false, &registry.Error{
+	m := ifMatch{present: true}
+	bad := func() (ifMatch, error) {
+		return ifMatch{}, &registry.Error{
 			Code:    registry.CodeInvalidArgument,
 			Field:   "If-Match",
 			Rule:    "etag",
-			Message: fmt.Sprintf("If-Match %q must be one ETag as returned by the server (such as \"3\") or *", strings.Join(vals, ", ")),
+			Message: fmt.Sprintf("If-Match %q is malformed: send * or entity-tags as the server returns them in ETag (such as \"3\")", strings.Join(vals, ", ")),
 		}
 	}
-	return n, false, nil
+	var members []string
+	for _, v := range vals {
+		for member := range strings.SplitSeq(v, ",") {
+			// An empty list element (as in `"1", , "2"`) is allowed by
+			// the list syntax, but a header of only commas is not.
+			if member = strings.Trim(member, " \t"); member != "" {
+				members = append(members, member)
+			}
+		}
+	}
+	if len(members) == 0 {
+		return bad()
+	}
+	if len(members) == 1 && members[0] == "*" {
+		m.star = true
+		return m, nil
+	}
+	for _, tag := range members {
+		weak := strings.HasPrefix(tag, "W/")
+		opaque := strings.TrimPrefix(tag, "W/")
+		if !validOpaqueTag(opaque) {
+			// Includes * inside a list, and bare 3 without quotes.
+			return bad()
+		}
+		if weak {
+			continue
+		}
+		// Our tags are decimal revisions without leading zeros; any other
+		// opaque tag is well-formed but cannot match.
+		s := opaque[1 : len(opaque)-1]
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && strconv.FormatInt(n, 10) == s {
+			m.revisions = append(m.revisions, n)
+		}
+	}
+	return m, nil
+}
+
+// validOpaqueTag: DQUOTE *etagc DQUOTE with etagc = %x21 / %x23-7E / obs-text.
+func validOpaqueTag(s string) bool {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		c := s[i]
+		if c != 0x21 && (c < 0x23 || c == 0x7f) {
+			return false
+		}
+	}
+	return true
 }
 
 // precondition turns If-Match into a store precondition. For * it checks
-// that the resource exists (exists returns its not_found otherwise).
+// that the resource exists (exists returns its not_found otherwise). A
+// list in which no tag can ever match (weak or foreign tags only) fails
+// with precondition_failed at once.
 func precondition(r *http.Request, exists func() error) (registry.Precondition, error) {
-	rev, star, err := parseIfMatch(r)
-	if err != nil {
+	m, err := parseIfMatch(r)
+	if err != nil || !m.present {
 		return registry.Precondition{}, err
 	}
-	if star {
+	if m.star {
 		if err := exists(); err != nil {
 			if registry.ErrorCode(err) == registry.CodeNotFound {
 				return registry.Precondition{}, registry.Errorf(registry.CodePreconditionFailed, "If-Match: * needs an existing resource: %s", registry.AsError(err).Message)
 			}
 			return registry.Precondition{}, err
 		}
+		return registry.Precondition{}, nil
 	}
-	return registry.Precondition{IfRevision: rev}, nil
+	if len(m.revisions) == 0 {
+		return registry.Precondition{}, registry.Errorf(registry.CodePreconditionFailed,
+			"If-Match %q does not match the current ETag (a weak W/ tag never matches, If-Match compares strongly); read the resource again and send its ETag",
+			strings.Join(r.Header.Values("If-Match"), ", "))
+	}
+	return registry.Precondition{IfRevision: m.revisions[0], OrRevisions: m.revisions[1:]}, nil
 }

@@ -89,7 +89,7 @@ func sameJSON(a, b any) bool {
 
 // checkRevision applies a Precondition to the stored revision of thing.
 func checkRevision(pre registry.Precondition, current int64, thing string) error {
-	if pre.IfRevision > 0 && pre.IfRevision != current {
+	if !pre.Holds(current) {
 		return registry.Errorf(registry.CodePreconditionFailed,
 			"%s is at revision %d, not the expected revision %d; read it again and retry", thing, current, pre.IfRevision)
 	}
