@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // isHopHeader reports whether k (canonical form) is a hop-by-hop header
@@ -40,26 +42,55 @@ func connectionListed(conn []string, k string) bool {
 	return false
 }
 
-// forwardable reports whether request header k with values vv goes
-// upstream.
-func forwardable(k string, vv []string, conn []string) bool {
+// forwardValues returns the values of request header k that go upstream
+// (nil: none).
+func forwardValues(k string, vv []string, conn []string) []string {
 	if isHopHeader(k) {
 		// "TE: trailers" is end-to-end in practice (gRPC needs it).
-		return k == "Te" && len(vv) == 1 && strings.EqualFold(vv[0], "trailers")
+		if k == "Te" && len(vv) == 1 && strings.EqualFold(vv[0], "trailers") {
+			return vv
+		}
+		return nil
 	}
 	switch k {
 	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
-		return false // rewritten by the gateway
+		return nil // rewritten by the gateway
 	case "Authorization":
 		// A registry token authenticates the caller to the registry; it
 		// must not leak to model servers. Other credentials pass through.
-		return len(vv) != 1 || !isRegistryToken(vv[0])
+		vv = withoutRegistryTokens(vv)
 	}
-	return len(conn) == 0 || !connectionListed(conn, k)
+	if len(conn) > 0 && connectionListed(conn, k) {
+		return nil
+	}
+	return vv
+}
+
+// withoutRegistryTokens drops every Authorization value the registry
+// would take for one of its tokens, parsed as the registry's own auth
+// parses it. vv is returned as it is when nothing is dropped.
+func withoutRegistryTokens(vv []string) []string {
+	for i, v := range vv {
+		if !isRegistryToken(v) {
+			continue
+		}
+		kept := append([]string(nil), vv[:i]...)
+		for _, v := range vv[i+1:] {
+			if !isRegistryToken(v) {
+				kept = append(kept, v)
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		return kept
+	}
+	return vv
 }
 
 func isRegistryToken(v string) bool {
-	return len(v) > 11 && strings.EqualFold(v[:7], "Bearer ") && strings.HasPrefix(v[7:], "mlr_")
+	secret, ok := registry.BearerSecret(v)
+	return ok && registry.IsTokenSecret(secret)
 }
 
 // outHeader builds the upstream request's header: r's end-to-end headers
@@ -68,7 +99,7 @@ func outHeader(r *http.Request) http.Header {
 	conn := r.Header["Connection"]
 	h := make(http.Header, len(r.Header)+3)
 	for k, vv := range r.Header {
-		if forwardable(k, vv, conn) {
+		if vv := forwardValues(k, vv, conn); vv != nil {
 			h[k] = vv
 		}
 	}

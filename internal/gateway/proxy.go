@@ -266,8 +266,12 @@ func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, ep *end
 			pr.SetURL(rt.target)
 			setOutURL(pr.Out.URL, targetPath(r, len(ep.name), rt), r.URL.RawQuery)
 			pr.SetXForwarded()
-			if isRegistryToken(pr.Out.Header.Get("Authorization")) {
-				pr.Out.Header.Del("Authorization")
+			if vv, ok := pr.Out.Header["Authorization"]; ok {
+				if vv = withoutRegistryTokens(vv); vv == nil {
+					delete(pr.Out.Header, "Authorization")
+				} else {
+					pr.Out.Header["Authorization"] = vv
+				}
 			}
 		},
 		Transport: g.transport,

@@ -148,10 +148,7 @@ func (c *upConn) writeRequest(r *http.Request, path string, rt *route) {
 		case "Content-Length", "Expect":
 			continue // the lean path carries no body
 		}
-		if !forwardable(k, vv, conn) {
-			continue
-		}
-		for _, v := range vv {
+		for _, v := range forwardValues(k, vv, conn) {
 			b = append(b, k...)
 			b = append(b, ": "...)
 			b = append(b, v...)

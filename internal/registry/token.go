@@ -29,3 +29,22 @@ func HashToken(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
 	return h[:]
 }
+
+// BearerSecret returns the secret of an Authorization header value of the
+// Bearer scheme (case-insensitive), with surrounding white space trimmed;
+// ok is false for any other scheme. The server authenticates with it, and
+// the gateway strips with it every value the server would take for one of
+// its tokens, so the two cannot disagree on what a registry token is.
+func BearerSecret(header string) (secret string, ok bool) {
+	scheme, secret, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(secret), true
+}
+
+// IsTokenSecret reports whether secret has the form of a registry token
+// (every secret NewTokenSecret makes starts with TokenPrefix).
+func IsTokenSecret(secret string) bool {
+	return strings.HasPrefix(secret, TokenPrefix)
+}

@@ -99,11 +99,11 @@ func (s *Server) token(r *http.Request) (*registry.Token, error) {
 	if header == "" {
 		return nil, registry.Errorf(registry.CodeUnauthenticated, "missing Authorization header; send \"Authorization: Bearer <token>\"")
 	}
-	scheme, secret, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	// The gateway strips tokens with the same parser (registry.BearerSecret).
+	secret, ok := registry.BearerSecret(header)
+	if !ok {
 		return nil, registry.Errorf(registry.CodeUnauthenticated, "the Authorization header must use the Bearer scheme: \"Authorization: Bearer <token>\"")
 	}
-	secret = strings.TrimSpace(secret)
 	if secret == "" || len(secret) > maxSecretLen {
 		return nil, errInvalidToken
 	}

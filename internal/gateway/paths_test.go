@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// The tests in this file send the same requests through every way a
+// request can take through the gateway and check what the upstream
+// receives: the lane (plain GET), the lean client behind net/http (a
+// body-less DELETE), http.Transport (a POST with a body) and the upgrade
+// path (httputil.ReverseProxy).
+
+// echoed is what the echo upstream saw of a request.
+type echoed struct {
+	Method string              `json:"method"`
+	URI    string              `json:"uri"`
+	Header map[string][]string `json:"header"`
+}
+
+// echoUpstream answers every request with what it received, as JSON, and
+// counts the requests.
+func echoUpstream(t *testing.T) (url string, hits *atomic.Int64) {
+	t.Helper()
+	hits = new(atomic.Int64)
+	url = upstreamFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, URI: r.RequestURI, Header: r.Header})
+	})
+	return url, hits
+}
+
+// gatewayPath is one way through the gateway.
+type gatewayPath struct {
+	name   string
+	method string
+	body   string
+	header http.Header
+	// viaNetHTTP: the lane hands the request over (net/http answers).
+	viaNetHTTP bool
+}
+
+var gatewayPaths = []gatewayPath{
+	{name: "lane", method: http.MethodGet},
+	{name: "lean", method: http.MethodDelete, viaNetHTTP: true},
+	{name: "transport", method: http.MethodPost, body: `{"x":1}`, viaNetHTTP: true},
+	{name: "upgrade", method: http.MethodGet, header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"echo"}}, viaNetHTTP: true},
+}
+
+// send sends one request along p and returns the answer; the upstream's
+// echo, when it answered, is decoded into e.
+func (p gatewayPath) send(t *testing.T, h *laneHarness, path string, hdr http.Header) (*http.Response, string, *echoed) {
+	t.Helper()
+	var body io.Reader
+	if p.body != "" {
+		body = strings.NewReader(p.body)
+	}
+	req, err := http.NewRequest(p.method, "http://"+h.addr+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vv := range p.header {
+		req.Header[k] = vv
+	}
+	for k, vv := range hdr {
+		req.Header[k] = vv
+	}
+	// Keep-alive: the client's "Connection: close" would make the lane
+	// hand the request over.
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", p.name, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Header.Get("X-Served-By") == "net/http"; got != p.viaNetHTTP {
+		t.Fatalf("%s: served by net/http = %v, want %v: the request did not take the path under test", p.name, got, p.viaNetHTTP)
+	}
+	var e *echoed
+	if res.Header.Get("Content-Type") == "application/json" {
+		e = new(echoed)
+		if err := json.Unmarshal(b, e); err != nil {
+			t.Fatalf("%s: decode echo %q: %v", p.name, b, err)
+		}
+	}
+	return res, string(b), e
+}
+
+func TestRegistryTokensNeverReachUpstream(t *testing.T) {
+	up, _ := echoUpstream(t)
+	h := newLaneHarness(t, newMemSource(endpointOf("e", rt("a", 1, up, 100))), LaneOptions{})
+	token, _, err := registry.NewTokenSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		auth []string
+		want []string // Authorization values the upstream receives
+	}{
+		{"token only", []string{"Bearer " + token}, nil},
+		{"token then model credential", []string{"Bearer " + token, "Bearer model-secret"}, []string{"Bearer model-secret"}},
+		{"model credential then token", []string{"Basic dXNlcjpwYXNz", "Bearer " + token}, []string{"Basic dXNlcjpwYXNz"}},
+		{"two spaces", []string{"Bearer  " + token}, nil},
+		{"tab after the space", []string{"Bearer \t" + token}, nil},
+		{"lower-case scheme", []string{"bearer " + token}, nil},
+		{"trailing space", []string{"BEARER " + token + " "}, nil},
+		{"two tokens", []string{"Bearer " + token, "Bearer  " + token}, nil},
+		{"model bearer passes", []string{"Bearer model-secret"}, []string{"Bearer model-secret"}},
+	}
+	for _, p := range gatewayPaths {
+		for _, c := range cases {
+			t.Run(p.name+"/"+c.name, func(t *testing.T) {
+				res, body, e := p.send(t, h, "/serve/e/predict", http.Header{"Authorization": c.auth})
+				if res.StatusCode != http.StatusOK || e == nil {
+					t.Fatalf("status %d: %s", res.StatusCode, body)
+				}
+				got := e.Header["Authorization"]
+				if !slices.Equal(got, c.want) {
+					t.Errorf("upstream received Authorization %q, want %q", got, c.want)
+				}
+				for _, v := range got {
+					if strings.Contains(v, registry.TokenPrefix) {
+						t.Errorf("registry token reached the upstream: %q", v)
+					}
+				}
+			})
+		}
+	}
+}
