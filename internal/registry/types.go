@@ -171,11 +171,19 @@ type StageHistoryEntry struct {
 // StageDryRun is the answer of PUT .../stages/{stage}?dry_run=true when the
 // assignment would be allowed.
 type StageDryRun struct {
+	// Allowed is true: the stage policy allows the assignment (a policy
+	// violation is answered as a 422 policy_violation problem instead).
 	Allowed         bool   `json:"allowed"`
 	Model           string `json:"model"`
 	Stage           string `json:"stage"`
 	Version         int64  `json:"version"`
 	PreviousVersion int64  `json:"previous_version"`
+	// Permitted says whether the calling token may make this change itself
+	// (write scope, and the stage among its stages when it is restricted).
+	// A read token may ask; the answer is then false with Permission
+	// saying what token the change needs.
+	Permitted  bool   `json:"permitted"`
+	Permission string `json:"permission,omitempty"`
 }
 
 // Endpoint statuses.
@@ -201,8 +209,11 @@ type Guard struct {
 
 // Endpoint serves a model's versions under /serve/{name}/.
 type Endpoint struct {
-	Name         string  `json:"name"`
-	Model        string  `json:"model"`
+	Name  string `json:"name"`
+	Model string `json:"model"`
+	// Stage, when set, is the stage the endpoint serves: every route's
+	// version must hold that stage or satisfy its stage policy.
+	Stage        string  `json:"stage"`
 	Routes       []Route `json:"routes"`
 	StickyHeader string  `json:"sticky_header"`
 	Guard        *Guard  `json:"guard,omitempty"`
@@ -219,6 +230,7 @@ type Endpoint struct {
 type EndpointCreate struct {
 	Name         string  `json:"name"`
 	Model        string  `json:"model"`
+	Stage        string  `json:"stage,omitempty"`
 	Routes       []Route `json:"routes"`
 	StickyHeader string  `json:"sticky_header,omitempty"`
 	Guard        *Guard  `json:"guard,omitempty"`
@@ -228,6 +240,8 @@ type EndpointCreate struct {
 // routes resets a rolled_back status to healthy. Guard: a JSON null is not
 // distinguishable from absent, so ClearGuard removes it.
 type EndpointPatch struct {
+	// Stage: "" clears it.
+	Stage        *string  `json:"stage,omitempty"`
 	Routes       *[]Route `json:"routes,omitempty"`
 	StickyHeader *string  `json:"sticky_header,omitempty"`
 	Guard        *Guard   `json:"guard,omitempty"`

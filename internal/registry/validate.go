@@ -415,6 +415,11 @@ func (e *EndpointCreate) Validate() error {
 	if err := ValidateName("model", e.Model); err != nil {
 		return err
 	}
+	if e.Stage != "" {
+		if err := ValidateStage("stage", e.Stage); err != nil {
+			return err
+		}
+	}
 	if err := ValidateRoutes("routes", e.Routes); err != nil {
 		return err
 	}
@@ -426,6 +431,11 @@ func (e *EndpointCreate) Validate() error {
 
 // Validate checks an endpoint patch.
 func (p *EndpointPatch) Validate() error {
+	if p.Stage != nil && *p.Stage != "" {
+		if err := ValidateStage("stage", *p.Stage); err != nil {
+			return err
+		}
+	}
 	if p.Routes != nil {
 		if err := ValidateRoutes("routes", *p.Routes); err != nil {
 			return err

@@ -344,7 +344,7 @@ func TestStagePolicies(t *testing.T) {
 		// An allowed dry run answers what would happen and writes nothing.
 		events := e.countEvents()
 		dry := into[registry.StageDryRun](t, e.do(req{method: "PUT", path: "/api/v1/models/fraud/stages/gold?dry_run=true", token: e.writer, body: registry.StageAssign{Version: 1}}, http.StatusOK))
-		if want := (registry.StageDryRun{Allowed: true, Model: "fraud", Stage: "gold", Version: 1}); dry != want {
+		if want := (registry.StageDryRun{Allowed: true, Model: "fraud", Stage: "gold", Version: 1, Permitted: true}); dry != want {
 			t.Errorf("dry run = %+v, want %+v", dry, want)
 		}
 		e.expectProblem(req{method: "GET", path: "/api/v1/models/fraud/stages/gold", token: e.reader}, http.StatusNotFound, registry.CodeNotFound)
@@ -375,7 +375,6 @@ func TestStageRestrictedToken(t *testing.T) {
 
 		for _, r := range []req{
 			{method: "PUT", path: "/api/v1/models/churn/stages/production", token: ci, body: registry.StageAssign{Version: 1}},
-			{method: "PUT", path: "/api/v1/models/churn/stages/production?dry_run=true", token: ci, body: registry.StageAssign{Version: 1}},
 			{method: "DELETE", path: "/api/v1/models/churn/stages/production", token: ci},
 		} {
 			p := e.expectProblem(r, http.StatusForbidden, registry.CodePermissionDenied)
@@ -383,13 +382,32 @@ func TestStageRestrictedToken(t *testing.T) {
 				t.Errorf("%s %s: detail %q", r.method, r.path, p.Detail)
 			}
 		}
+		// A dry run answers the policy and whether this token could make
+		// the change, so a plan fails before apply would.
+		dry := into[registry.StageDryRun](t, e.do(req{method: "PUT", path: "/api/v1/models/churn/stages/production?dry_run=true", token: ci, body: registry.StageAssign{Version: 1}}, http.StatusOK))
+		if !dry.Allowed || dry.Permitted || dry.Permission != `token "ci" may assign stages [staging], not "production"` {
+			t.Errorf("restricted dry run: %+v", dry)
+		}
 		e.assign("churn", "staging", 1, ci, http.StatusOK)
 		e.do(req{method: "DELETE", path: "/api/v1/models/churn/stages/staging", token: ci}, http.StatusNoContent)
-		// A read token cannot assign at all, not even as a dry run.
-		p := e.expectProblem(req{method: "PUT", path: "/api/v1/models/churn/stages/staging?dry_run=true", token: e.reader, body: registry.StageAssign{Version: 1}},
+		// A read token may ask (a dry run changes nothing) and learns that
+		// it could not make the change; it cannot assign for real.
+		dry = into[registry.StageDryRun](t, e.do(req{method: "PUT", path: "/api/v1/models/churn/stages/staging?dry_run=true", token: e.reader, body: registry.StageAssign{Version: 1}}, http.StatusOK))
+		if !dry.Allowed || dry.Permitted || !strings.Contains(dry.Permission, "needs scope write") {
+			t.Errorf("read token dry run: %+v", dry)
+		}
+		p := e.expectProblem(req{method: "PUT", path: "/api/v1/models/churn/stages/staging", token: e.reader, body: registry.StageAssign{Version: 1}},
 			http.StatusForbidden, registry.CodePermissionDenied)
 		if !strings.Contains(p.Detail, "needs scope write") {
 			t.Errorf("read token: %q", p.Detail)
+		}
+		// A policy violation is reported to a read token too.
+		e.do(req{method: "PATCH", path: "/api/v1/models/churn", token: e.writer, body: map[string]any{
+			"stage_policies": map[string]any{"staging": map[string]any{"min_metrics": map[string]float64{"auc": 0.9}}}}}, http.StatusOK)
+		p = e.expectProblem(req{method: "PUT", path: "/api/v1/models/churn/stages/staging?dry_run=true", token: e.reader, body: registry.StageAssign{Version: 1}},
+			http.StatusUnprocessableEntity, registry.CodePolicyViolation)
+		if p.Rule != "min_metrics" {
+			t.Errorf("read token policy dry run: rule %q", p.Rule)
 		}
 	})
 }

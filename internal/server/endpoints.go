@@ -18,13 +18,36 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, fixPage(page, func(e *registry.Endpoint) { s.fixEndpoint(r, e) }))
 }
 
+// createEndpoint creates an endpoint. With ?dry_run=true (read scope is
+// enough) it runs every check and writes nothing: 200 with the endpoint
+// as it would be, or the error the write would get; when the checks pass
+// but the caller's token could not write endpoints, 403.
 func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
+	dryRun, err := flagQuery(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	if !dryRun {
+		if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
+			return err
+		}
+	}
 	var req registry.EndpointCreate
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
 	if err := req.Validate(); err != nil {
 		return err
+	}
+	if dryRun {
+		e, err := s.store.CheckEndpointCreate(r.Context(), actor(r), req)
+		if err != nil {
+			return err
+		}
+		if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, s.fixEndpoint(r, e))
 	}
 	e, err := s.store.CreateEndpoint(r.Context(), actor(r), req)
 	if err != nil {
@@ -47,10 +70,20 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
 	return writeResource(w, http.StatusOK, e.Revision, s.fixEndpoint(r, e))
 }
 
+// updateEndpoint changes an endpoint; ?dry_run=true as for createEndpoint.
 func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 	name, err := pathName(r, "endpoint")
 	if err != nil {
 		return err
+	}
+	dryRun, err := flagQuery(r, "dry_run")
+	if err != nil {
+		return err
+	}
+	if !dryRun {
+		if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
+			return err
+		}
 	}
 	var req registry.EndpointPatch
 	if err := s.decode(w, r, &req); err != nil {
@@ -63,6 +96,16 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if dryRun {
+		e, err := s.store.CheckEndpointUpdate(r.Context(), actor(r), name, req, pre)
+		if err != nil {
+			return err
+		}
+		if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
+			return err
+		}
+		return writeResource(w, http.StatusOK, e.Revision, s.fixEndpoint(r, e))
+	}
 	e, err := s.store.UpdateEndpoint(r.Context(), actor(r), name, req, pre)
 	if err != nil {
 		return err
@@ -74,6 +117,9 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
 	name, err := pathName(r, "endpoint")
 	if err != nil {
+		return err
+	}
+	if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
 		return err
 	}
 	pre, err := precondition(r, func() error { _, err := s.store.GetEndpoint(r.Context(), name); return err })

@@ -26,6 +26,11 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	if len(req.StagePolicies) > 0 {
+		if err := requireUnrestricted(r, "setting stage_policies"); err != nil {
+			return err
+		}
+	}
 	m, err := s.store.CreateModel(r.Context(), actor(r), req)
 	if err != nil {
 		return err
@@ -59,6 +64,11 @@ func (s *Server) updateModel(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	if req.StagePolicies != nil {
+		if err := requireUnrestricted(r, "changing stage_policies"); err != nil {
+			return err
+		}
+	}
 	pre, err := precondition(r, func() error { _, err := s.store.GetModel(r.Context(), name); return err })
 	if err != nil {
 		return err
@@ -78,6 +88,9 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) error {
 	}
 	force, err := flagQuery(r, "force")
 	if err != nil {
+		return err
+	}
+	if err := requireUnrestricted(r, "deleting a model"); err != nil {
 		return err
 	}
 	if force {

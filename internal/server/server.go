@@ -88,8 +88,9 @@ type Server struct {
 	metricsHandler http.Handler
 	openapiJSON    []byte
 
-	mux     *http.ServeMux
-	handler http.Handler
+	mux      *http.ServeMux
+	patterns []string // every pattern given to Handle, in order
+	handler  http.Handler
 	metrics *httpMetrics
 	tokens  *tokenCache
 
@@ -161,8 +162,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // auth middleware as the API; need is the scope a token must have, ""
 // for no authentication at all. Call it before serving requests.
 func (s *Server) Handle(pattern string, need registry.Scope, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
 	s.mux.Handle(pattern, s.matched(s.authenticate(need, h)))
 }
+
+// Routes lists the patterns mounted so far (the API's own and any added
+// with Handle), so tests can check each is covered.
+func (s *Server) Routes() []string { return append([]string(nil), s.patterns...) }
 
 // Close waits for background work (token last-use updates) to finish.
 // Call it after the HTTP server has shut down and before closing the store.
@@ -196,14 +202,17 @@ func (s *Server) routes() {
 
 	s.api("GET /api/v1/models/{model}/stages", r, s.listStages)
 	s.api("GET /api/v1/models/{model}/stages/{stage}", r, s.getStage)
-	s.api("PUT /api/v1/models/{model}/stages/{stage}", w, s.assignStage)
+	// A dry run needs only read scope; assignStage checks write scope and
+	// the token's stages for a real assignment.
+	s.api("PUT /api/v1/models/{model}/stages/{stage}", r, s.assignStage)
 	s.api("DELETE /api/v1/models/{model}/stages/{stage}", w, s.unassignStage)
 	s.api("GET /api/v1/models/{model}/stages/{stage}/history", r, s.stageHistory)
 
 	s.api("GET /api/v1/endpoints", r, s.listEndpoints)
-	s.create("POST /api/v1/endpoints", s.createEndpoint)
+	// Dry runs need only read scope; the handlers check the rest.
+	s.Handle("POST /api/v1/endpoints", r, s.idempotentUnlessDryRun(s.createEndpoint))
 	s.api("GET /api/v1/endpoints/{endpoint}", r, s.getEndpoint)
-	s.api("PATCH /api/v1/endpoints/{endpoint}", w, s.updateEndpoint)
+	s.api("PATCH /api/v1/endpoints/{endpoint}", r, s.updateEndpoint)
 	s.api("DELETE /api/v1/endpoints/{endpoint}", w, s.deleteEndpoint)
 
 	s.api("GET /api/v1/events", r, s.listEvents)
@@ -228,6 +237,19 @@ func (s *Server) api(pattern string, need registry.Scope, f apiFunc) {
 // scope and honours Idempotency-Key.
 func (s *Server) create(pattern string, f apiFunc) {
 	s.Handle(pattern, registry.ScopeWrite, s.idempotent(f))
+}
+
+// idempotentUnlessDryRun honours Idempotency-Key for a create, but not for
+// its dry run: a dry run's answer must never be replayed for the create.
+func (s *Server) idempotentUnlessDryRun(f apiFunc) http.Handler {
+	real := s.idempotent(f)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dry, err := flagQuery(r, "dry_run"); dry || err != nil {
+			f.ServeHTTP(w, r)
+			return
+		}
+		real.ServeHTTP(w, r)
+	})
 }
 
 // public registers a route that needs no token.

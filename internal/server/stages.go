@@ -38,8 +38,9 @@ func (s *Server) getStage(w http.ResponseWriter, r *http.Request) error {
 	return writeResource(w, http.StatusOK, a.Revision, a)
 }
 
-// assignStage is a promotion or a rollback. With ?dry_run=true it runs
-// every check (including the token's stage restriction) and writes nothing.
+// assignStage is a promotion or a rollback. With ?dry_run=true (read
+// scope is enough) it runs every policy check and writes nothing; the
+// answer also says whether the caller's token could make the change.
 func (s *Server) assignStage(w http.ResponseWriter, r *http.Request) error {
 	model, stage, err := s.stageParams(r)
 	if err != nil {
@@ -49,8 +50,10 @@ func (s *Server) assignStage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := mayAssignStage(r, stage); err != nil {
-		return err
+	if !dryRun {
+		if err := mayAssignStage(r, stage); err != nil {
+			return err
+		}
 	}
 	var req registry.StageAssign
 	if err := s.decode(w, r, &req); err != nil {
@@ -68,13 +71,18 @@ func (s *Server) assignStage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if dryRun {
-		return writeJSON(w, http.StatusOK, registry.StageDryRun{
+		out := registry.StageDryRun{
 			Allowed:         true,
 			Model:           a.Model,
 			Stage:           a.Stage,
 			Version:         a.Version,
 			PreviousVersion: a.PreviousVersion,
-		})
+			Permitted:       true,
+		}
+		if perr := stagePermission(r, stage); perr != nil {
+			out.Permitted, out.Permission = false, registry.AsError(perr).Message
+		}
+		return writeJSON(w, http.StatusOK, out)
 	}
 	s.changed(KindStageAssignment, a.Model+"/"+a.Stage)
 	return writeResource(w, http.StatusOK, a.Revision, a)

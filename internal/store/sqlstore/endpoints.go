@@ -9,7 +9,7 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-const endpointCols = "name, model, routes, sticky_header, guard, status, status_message, created_at, updated_at, revision"
+const endpointCols = "name, model, stage, routes, sticky_header, guard, status, status_message, created_at, updated_at, revision"
 
 func scanEndpoint(sc scanner) (registry.Endpoint, error) {
 	var (
@@ -18,7 +18,7 @@ func scanEndpoint(sc scanner) (registry.Endpoint, error) {
 		guard            sql.NullString
 		created, updated int64
 	)
-	if err := sc.Scan(&e.Name, &e.Model, &routes, &e.StickyHeader, &guard, &e.Status, &e.StatusMessage, &created, &updated, &e.Revision); err != nil {
+	if err := sc.Scan(&e.Name, &e.Model, &e.Stage, &routes, &e.StickyHeader, &guard, &e.Status, &e.StatusMessage, &created, &updated, &e.Revision); err != nil {
 		return e, err
 	}
 	e.Routes = []registry.Route{}
@@ -57,27 +57,54 @@ func loadEndpoint(ctx context.Context, t *txn, name string, lock bool) (*registr
 	return &e, nil
 }
 
-// checkRoutes checks that every route's version exists in model and, when
-// allowFlagged is false, is not flagged.
-func checkRoutes(ctx context.Context, t *txn, model string, routes []registry.Route, allowFlagged bool) error {
+// checkRoutes checks that every route's version exists in model m and,
+// when allowFlagged is false, is not flagged. When stage is set (the stage
+// the endpoint serves), every route's version must hold that stage or
+// satisfy its stage policy, judged like an assignment: otherwise an
+// endpoint could send production traffic to a version that never passed
+// the production policy.
+func (s *Store) checkRoutes(ctx context.Context, t *txn, m *registry.Model, stage string, routes []registry.Route, allowFlagged bool) error {
+	var cur *stageRow
+	if stage != "" {
+		var err error
+		if cur, err = loadStage(ctx, t, m.Name, stage, false); err != nil {
+			return err
+		}
+	}
 	for i, r := range routes {
 		field := fmt.Sprintf("routes[%d].version", i)
-		var flagged bool
-		var reason string
-		err := t.queryRow(ctx, "SELECT flagged, flag_reason FROM model_versions WHERE model = ? AND version = ?", model, r.Version).Scan(&flagged, &reason)
-		if errors.Is(err, sql.ErrNoRows) {
-			return registry.FieldError(field, "exists", "version %d of model %q not found", r.Version, model)
-		}
+		v, err := loadVersion(ctx, t, m.Name, r.Version)
 		if err != nil {
 			return fmt.Errorf("check route version: %w", err)
 		}
-		if flagged && !allowFlagged {
-			if reason != "" {
-				reason = " (" + reason + ")"
+		if v == nil {
+			return registry.FieldError(field, "exists", "version %d of model %q not found", r.Version, m.Name)
+		}
+		if v.Flagged && !allowFlagged {
+			reason := ""
+			if v.FlagReason != "" {
+				reason = " (" + v.FlagReason + ")"
 			}
-			pe := registry.PolicyError("flagged", "%s: version %d of %q is flagged%s and cannot receive traffic (route %q)", field, r.Version, model, reason, r.Name)
+			pe := registry.PolicyError("flagged", "%s: version %d of %q is flagged%s and cannot receive traffic (route %q)", field, r.Version, m.Name, reason, r.Name)
 			pe.Field = field
 			return pe
+		}
+		if stage == "" || (cur != nil && cur.assigned() && cur.Version == v.Version) {
+			continue
+		}
+		check, err := s.stageCheck(ctx, t, m, stage, cur, v)
+		if err != nil {
+			return err
+		}
+		if err := registry.CheckAssignment(check); err != nil {
+			var re *registry.Error
+			if errors.As(err, &re) && re.Code == registry.CodePolicyViolation {
+				out := *re
+				out.Field = field
+				out.Message = fmt.Sprintf("%s: endpoint serves stage %q, and version %d (route %q) neither holds it nor satisfies its policy: %s", field, stage, v.Version, r.Name, re.Message)
+				return &out
+			}
+			return err
 		}
 	}
 	return nil
@@ -109,12 +136,23 @@ func endpointColumns(e *registry.Endpoint) (routes string, guard sql.NullString,
 // CreateEndpoint stores a new endpoint, healthy, at revision 1. URL is left
 // for the server to fill.
 func (s *Store) CreateEndpoint(ctx context.Context, actor registry.Actor, ec registry.EndpointCreate) (*registry.Endpoint, error) {
+	return s.createEndpoint(ctx, actor, ec, modeWrite)
+}
+
+// CheckEndpointCreate runs every check of CreateEndpoint under the same
+// locks and writes nothing.
+func (s *Store) CheckEndpointCreate(ctx context.Context, actor registry.Actor, ec registry.EndpointCreate) (*registry.Endpoint, error) {
+	return s.createEndpoint(ctx, actor, ec, modeDryRun)
+}
+
+func (s *Store) createEndpoint(ctx context.Context, actor registry.Actor, ec registry.EndpointCreate, mode txMode) (*registry.Endpoint, error) {
 	if err := ec.Validate(); err != nil {
 		return nil, err
 	}
 	var out *registry.Endpoint
-	err := s.inTx(ctx, "create endpoint", modeWrite, func(t *txn) error {
-		if _, err := loadModel(ctx, t, ec.Model, true); err != nil {
+	err := s.inTx(ctx, "create endpoint", mode, func(t *txn) error {
+		m, err := loadModel(ctx, t, ec.Model, true)
+		if err != nil {
 			if registry.ErrorCode(err) == registry.CodeNotFound {
 				return registry.FieldError("model", "exists", "model %q not found", ec.Model)
 			}
@@ -127,13 +165,14 @@ func (s *Store) CreateEndpoint(ctx context.Context, actor registry.Actor, ec reg
 		if n > 0 {
 			return registry.Errorf(registry.CodeAlreadyExists, "endpoint %q already exists", ec.Name)
 		}
-		if err := checkRoutes(ctx, t, ec.Model, ec.Routes, false); err != nil {
+		if err := s.checkRoutes(ctx, t, m, ec.Stage, ec.Routes, false); err != nil {
 			return err
 		}
 		now := s.clock()
 		e := registry.Endpoint{
 			Name:         ec.Name,
 			Model:        ec.Model,
+			Stage:        ec.Stage,
 			Routes:       append([]registry.Route{}, ec.Routes...),
 			StickyHeader: ec.StickyHeader,
 			Guard:        ec.Guard,
@@ -146,8 +185,8 @@ func (s *Store) CreateEndpoint(ctx context.Context, actor registry.Actor, ec reg
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			e.Name, e.Model, routes, e.StickyHeader, guard, e.Status, e.StatusMessage, now.UnixMicro(), now.UnixMicro(), e.Revision); err != nil {
+		if _, err := t.exec(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			e.Name, e.Model, e.Stage, routes, e.StickyHeader, guard, e.Status, e.StatusMessage, now.UnixMicro(), now.UnixMicro(), e.Revision); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
 		if err := writeRoutes(ctx, t, &e); err != nil {
@@ -218,12 +257,22 @@ func (s *Store) ListEndpoints(ctx context.Context, opts registry.ListOptions) (*
 // does and resets the status to healthy. A patch that changes nothing
 // returns the endpoint as it is.
 func (s *Store) UpdateEndpoint(ctx context.Context, actor registry.Actor, name string, p registry.EndpointPatch, pre registry.Precondition) (*registry.Endpoint, error) {
+	return s.updateEndpoint(ctx, actor, name, p, pre, modeWrite)
+}
+
+// CheckEndpointUpdate runs every check of UpdateEndpoint under the same
+// locks and writes nothing.
+func (s *Store) CheckEndpointUpdate(ctx context.Context, actor registry.Actor, name string, p registry.EndpointPatch, pre registry.Precondition) (*registry.Endpoint, error) {
+	return s.updateEndpoint(ctx, actor, name, p, pre, modeDryRun)
+}
+
+func (s *Store) updateEndpoint(ctx context.Context, actor registry.Actor, name string, p registry.EndpointPatch, pre registry.Precondition, mode txMode) (*registry.Endpoint, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	var out *registry.Endpoint
-	err := s.inTx(ctx, "update endpoint", modeWrite, func(t *txn) error {
-		before, err := s.lockEndpoint(ctx, t, name)
+	err := s.inTx(ctx, "update endpoint", mode, func(t *txn) error {
+		before, m, err := s.lockEndpoint(ctx, t, name)
 		if err != nil {
 			return err
 		}
@@ -231,13 +280,18 @@ func (s *Store) UpdateEndpoint(ctx context.Context, actor registry.Actor, name s
 			return err
 		}
 		after := *before
+		if p.Stage != nil {
+			after.Stage = *p.Stage
+		}
 		if p.Routes != nil {
-			if err := checkRoutes(ctx, t, before.Model, *p.Routes, false); err != nil {
-				return err
-			}
 			after.Routes = append([]registry.Route{}, (*p.Routes)...)
 			after.Status = registry.EndpointStatusHealthy
 			after.StatusMessage = ""
+		}
+		if p.Routes != nil || (p.Stage != nil && *p.Stage != before.Stage) {
+			if err := s.checkRoutes(ctx, t, m, after.Stage, after.Routes, false); err != nil {
+				return err
+			}
 		}
 		if p.StickyHeader != nil {
 			after.StickyHeader = *p.StickyHeader
@@ -263,16 +317,18 @@ func (s *Store) UpdateEndpoint(ctx context.Context, actor registry.Actor, name s
 }
 
 // lockEndpoint locks the endpoint's model (the order every write under a
-// model locks in) and then the endpoint, and reads it.
-func (s *Store) lockEndpoint(ctx context.Context, t *txn, name string) (*registry.Endpoint, error) {
+// model locks in) and then the endpoint, and reads both.
+func (s *Store) lockEndpoint(ctx context.Context, t *txn, name string) (*registry.Endpoint, *registry.Model, error) {
 	e, err := loadEndpoint(ctx, t, name, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := loadModel(ctx, t, e.Model, true); err != nil {
-		return nil, err
+	m, err := loadModel(ctx, t, e.Model, true)
+	if err != nil {
+		return nil, nil, err
 	}
-	return loadEndpoint(ctx, t, name, true)
+	e, err = loadEndpoint(ctx, t, name, true)
+	return e, m, err
 }
 
 // saveEndpoint writes after over before with a new revision and its event.
@@ -284,9 +340,9 @@ func (s *Store) saveEndpoint(ctx context.Context, t *txn, actor registry.Actor, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := t.exec(ctx, `UPDATE endpoints SET routes = ?, sticky_header = ?, guard = ?, status = ?, status_message = ?,
+	if _, err := t.exec(ctx, `UPDATE endpoints SET stage = ?, routes = ?, sticky_header = ?, guard = ?, status = ?, status_message = ?,
 		updated_at = ?, revision = ? WHERE name = ?`,
-		routes, after.StickyHeader, guard, after.Status, after.StatusMessage, now.UnixMicro(), after.Revision, after.Name); err != nil {
+		after.Stage, routes, after.StickyHeader, guard, after.Status, after.StatusMessage, now.UnixMicro(), after.Revision, after.Name); err != nil {
 		return nil, fmt.Errorf("update endpoint: %w", err)
 	}
 	if routesChanged {
@@ -306,7 +362,7 @@ func (s *Store) saveEndpoint(ctx context.Context, t *txn, actor registry.Actor, 
 // DeleteEndpoint deletes an endpoint.
 func (s *Store) DeleteEndpoint(ctx context.Context, actor registry.Actor, name string, pre registry.Precondition) error {
 	return s.inTx(ctx, "delete endpoint", modeWrite, func(t *txn) error {
-		e, err := s.lockEndpoint(ctx, t, name)
+		e, _, err := s.lockEndpoint(ctx, t, name)
 		if err != nil {
 			return err
 		}
@@ -336,7 +392,7 @@ func (s *Store) RecordGuardRollback(ctx context.Context, actor registry.Actor, n
 	}
 	var out *registry.Endpoint
 	err := s.inTx(ctx, "record guard rollback", modeWrite, func(t *txn) error {
-		before, err := s.lockEndpoint(ctx, t, name)
+		before, m, err := s.lockEndpoint(ctx, t, name)
 		if err != nil {
 			return err
 		}
@@ -344,7 +400,8 @@ func (s *Store) RecordGuardRollback(ctx context.Context, actor registry.Actor, n
 			return registry.Errorf(registry.CodePreconditionFailed,
 				"endpoint %q is at revision %d, not the expected revision %d; it changed while the guard acted", name, before.Revision, expectedRevision)
 		}
-		if err := checkRoutes(ctx, t, before.Model, routes, true); err != nil {
+		// The guard only moves weight between routes already checked.
+		if err := s.checkRoutes(ctx, t, m, "", routes, true); err != nil {
 			return err
 		}
 		after := *before

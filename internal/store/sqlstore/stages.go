@@ -10,14 +10,18 @@ import (
 )
 
 // stageRow is a stage_assignments row. Version is 0 while the stage is
-// unassigned; the row stays so the stage's revision keeps counting.
+// unassigned; the row stays so the stage's revision keeps counting, and
+// PreviousVersion with lastSignature remember the last version it held.
 type stageRow struct {
 	registry.StageAssignment
+	// lastSignature is the JSON signature of PreviousVersion while the
+	// stage is unassigned; invalid when unknown.
+	lastSignature sql.NullString
 }
 
 func (r *stageRow) assigned() bool { return r.Version != 0 }
 
-const stageCols = "model, stage, version, previous_version, assigned_at, assigned_by, reason, revision"
+const stageCols = "model, stage, version, previous_version, assigned_at, assigned_by, reason, revision, last_signature"
 
 func scanStage(sc scanner) (stageRow, error) {
 	var (
@@ -25,7 +29,7 @@ func scanStage(sc scanner) (stageRow, error) {
 		version sql.NullInt64
 		at      int64
 	)
-	if err := sc.Scan(&r.Model, &r.Stage, &version, &r.PreviousVersion, &at, &r.AssignedBy, &r.Reason, &r.Revision); err != nil {
+	if err := sc.Scan(&r.Model, &r.Stage, &version, &r.PreviousVersion, &at, &r.AssignedBy, &r.Reason, &r.Revision, &r.lastSignature); err != nil {
 		return r, err
 	}
 	r.Version = version.Int64
@@ -48,6 +52,50 @@ func loadStage(ctx context.Context, t *txn, model, stage string, lock bool) (*st
 		return nil, fmt.Errorf("load stage: %w", err)
 	}
 	return &r, nil
+}
+
+// stageCheck gathers, inside t, what registry.CheckAssignment needs to
+// judge version v for stage of model m; cur is the stage's row (nil when
+// the stage was never assigned).
+func (s *Store) stageCheck(ctx context.Context, t *txn, m *registry.Model, stage string, cur *stageRow, v *registry.ModelVersion) (registry.AssignmentCheck, error) {
+	check := registry.AssignmentCheck{Stage: stage, Version: v, Now: s.clock()}
+	var err error
+	switch {
+	case cur == nil:
+	case cur.assigned():
+		check.Current, err = mustLoadVersion(ctx, t, m.Name, cur.Version)
+	case cur.PreviousVersion != 0:
+		// Unassigned: judge against the last version the stage held, so
+		// an unassign followed by an assign is judged like a move.
+		check.Current, err = lastHolder(ctx, t, m.Name, cur)
+	}
+	if err != nil {
+		return check, err
+	}
+	if p, ok := m.StagePolicies[stage]; ok {
+		check.Policy = &p
+		if p.RequireStage != "" {
+			if check.RequiredHistory, err = stageHistoryOldestFirst(ctx, t, m.Name, p.RequireStage); err != nil {
+				return check, err
+			}
+		}
+	}
+	return check, nil
+}
+
+// lastHolder is the version an unassigned stage held last, with its
+// signature: from the row when it was recorded at unassign (the version
+// may have been deleted since), else from the version itself; nil when
+// neither is known.
+func lastHolder(ctx context.Context, t *txn, model string, cur *stageRow) (*registry.ModelVersion, error) {
+	if cur.lastSignature.Valid {
+		v := &registry.ModelVersion{Model: model, Version: cur.PreviousVersion}
+		if err := fromJSON(cur.lastSignature.String, &v.Signature); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	return loadVersion(ctx, t, model, cur.PreviousVersion)
 }
 
 func stageNotFound(model, stage string) error {
@@ -141,19 +189,9 @@ func (s *Store) AssignStage(ctx context.Context, actor registry.Actor, model, st
 			out = &a
 			return nil
 		}
-		check := registry.AssignmentCheck{Stage: stage, Version: v, Now: s.clock()}
-		if cur != nil && cur.assigned() {
-			if check.Current, err = mustLoadVersion(ctx, t, model, cur.Version); err != nil {
-				return err
-			}
-		}
-		if p, ok := m.StagePolicies[stage]; ok {
-			check.Policy = &p
-			if p.RequireStage != "" {
-				if check.RequiredHistory, err = stageHistoryOldestFirst(ctx, t, model, p.RequireStage); err != nil {
-					return err
-				}
-			}
+		check, err := s.stageCheck(ctx, t, m, stage, cur, v)
+		if err != nil {
+			return err
 		}
 		if err := registry.CheckAssignment(check); err != nil {
 			return err
@@ -168,14 +206,18 @@ func (s *Store) AssignStage(ctx context.Context, actor registry.Actor, model, st
 			Reason:     req.Reason,
 			Revision:   curRevision + 1,
 		}
-		if cur != nil {
+		switch {
+		case cur == nil:
+		case cur.assigned():
 			a.PreviousVersion = cur.Version
+		default:
+			a.PreviousVersion = cur.PreviousVersion // the last version it held
 		}
 		out = &a
 		if opts.DryRun {
 			return nil
 		}
-		if err := writeStage(ctx, t, cur != nil, a, a.Version); err != nil {
+		if err := writeStage(ctx, t, cur != nil, a, a.Version, sql.NullString{}); err != nil {
 			return err
 		}
 		if err := insertHistory(ctx, t, registry.StageHistoryEntry{
@@ -200,16 +242,17 @@ func (s *Store) AssignStage(ctx context.Context, actor registry.Actor, model, st
 }
 
 // writeStage inserts or updates a stage row; version 0 stores NULL.
-func writeStage(ctx context.Context, t *txn, exists bool, a registry.StageAssignment, version int64) error {
+// lastSig is the signature of a.PreviousVersion for an unassigned stage.
+func writeStage(ctx context.Context, t *txn, exists bool, a registry.StageAssignment, version int64, lastSig sql.NullString) error {
 	v := sql.NullInt64{Int64: version, Valid: version != 0}
 	var err error
 	if exists {
 		_, err = t.exec(ctx, `UPDATE stage_assignments SET version = ?, previous_version = ?, assigned_at = ?,
-			assigned_by = ?, reason = ?, revision = ? WHERE model = ? AND stage = ?`,
-			v, a.PreviousVersion, a.AssignedAt.UnixMicro(), a.AssignedBy, a.Reason, a.Revision, a.Model, a.Stage)
+			assigned_by = ?, reason = ?, revision = ?, last_signature = ? WHERE model = ? AND stage = ?`,
+			v, a.PreviousVersion, a.AssignedAt.UnixMicro(), a.AssignedBy, a.Reason, a.Revision, lastSig, a.Model, a.Stage)
 	} else {
-		_, err = t.exec(ctx, "INSERT INTO stage_assignments ("+stageCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-			a.Model, a.Stage, v, a.PreviousVersion, a.AssignedAt.UnixMicro(), a.AssignedBy, a.Reason, a.Revision)
+		_, err = t.exec(ctx, "INSERT INTO stage_assignments ("+stageCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			a.Model, a.Stage, v, a.PreviousVersion, a.AssignedAt.UnixMicro(), a.AssignedBy, a.Reason, a.Revision, lastSig)
 	}
 	if err != nil {
 		return fmt.Errorf("write stage: %w", err)
@@ -286,12 +329,20 @@ func (s *Store) UnassignStage(ctx context.Context, actor registry.Actor, model, 
 		if err := checkRevision(pre, cur.Revision, fmt.Sprintf("stage %q of model %q", stage, model)); err != nil {
 			return err
 		}
+		holder, err := mustLoadVersion(ctx, t, model, cur.Version)
+		if err != nil {
+			return err
+		}
+		sig, err := toJSON(holder.Signature)
+		if err != nil {
+			return err
+		}
 		now := s.clock()
 		next := registry.StageAssignment{
 			Model: model, Stage: stage, PreviousVersion: cur.Version,
 			AssignedAt: now, AssignedBy: actor.Name, Revision: cur.Revision + 1,
 		}
-		if err := writeStage(ctx, t, true, next, 0); err != nil {
+		if err := writeStage(ctx, t, true, next, 0, sql.NullString{String: sig, Valid: true}); err != nil {
 			return err
 		}
 		if err := insertHistory(ctx, t, registry.StageHistoryEntry{

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -12,6 +13,7 @@ var endpointCases = []testCase{
 	{"EndpointRouteChecks", testEndpointRouteChecks},
 	{"EndpointGuardRollback", testEndpointGuardRollback},
 	{"EndpointBlocksDeletes", testEndpointBlocksDeletes},
+	{"EndpointServesStage", testEndpointServesStage},
 }
 
 func routes(stableVersion int64, stableWeight int, canaryVersion int64) []registry.Route {
@@ -231,4 +233,73 @@ func testEndpointBlocksDeletes(e *env) {
 	wantCode(t, err, registry.CodeConflict, `"ep"`)
 	ok(t, e.s.DeleteEndpoint(e.ctx, e.actor, "ep", registry.Precondition{}))
 	ok(t, e.s.DeleteModel(e.ctx, e.actor, "churn", registry.DeleteModelOptions{Force: true}))
+}
+
+// testEndpointServesStage: an endpoint that declares the stage it serves
+// only routes to versions that hold that stage or satisfy its policy, on
+// create, on update, when the stage itself changes, and in dry runs.
+func testEndpointServesStage(e *env) {
+	t := e.t
+	e.model("churn", func(mc *registry.ModelCreate) {
+		mc.StagePolicies = map[string]registry.StagePolicy{"production": {MinMetrics: map[string]float64{"auc": 0.9}}}
+	})
+	e.version("churn", withMetrics(map[string]float64{"auc": 0.95})) // 1: holds production
+	e.version("churn", withMetrics(map[string]float64{"auc": 0.5}))  // 2: fails the policy
+	e.version("churn", withMetrics(map[string]float64{"auc": 0.92})) // 3: satisfies it
+	e.assign("churn", "production", 1)
+
+	bad := registry.EndpointCreate{Name: "churn-api", Model: "churn", Stage: "production", Routes: routes(1, 90, 2)}
+	events := e.latestEvent()
+	for name, create := range map[string]func(context.Context, registry.Actor, registry.EndpointCreate) (*registry.Endpoint, error){
+		"create": e.s.CreateEndpoint, "dry-run create": e.s.CheckEndpointCreate,
+	} {
+		_, err := create(e.ctx, e.actor, bad)
+		re := wantCode(t, err, registry.CodePolicyViolation, `"production"`, "routes[1].version", `"canary"`)
+		if re.Rule != "min_metrics" || re.Field != "routes[1].version" {
+			t.Errorf("%s: rule %q field %q, want min_metrics on routes[1].version", name, re.Rule, re.Field)
+		}
+	}
+	equal(t, "refused creates write nothing", e.latestEvent(), events)
+	_, err := e.s.GetEndpoint(e.ctx, "churn-api")
+	wantCode(t, err, registry.CodeNotFound)
+
+	good := bad
+	good.Routes = routes(1, 90, 3)
+	dry, err := e.s.CheckEndpointCreate(e.ctx, e.actor, good)
+	ok(t, err)
+	equal(t, "dry run answers the endpoint", dry.Stage, "production")
+	_, err = e.s.GetEndpoint(e.ctx, "churn-api")
+	wantCode(t, err, registry.CodeNotFound)
+	ep, err := e.s.CreateEndpoint(e.ctx, e.actor, good)
+	ok(t, err)
+	equal(t, "stage stored", ep.Stage, "production")
+
+	// Routing to version 2 is refused, in a dry run too, and nothing changes.
+	r2 := routes(1, 50, 2)
+	for name, update := range map[string]func(context.Context, registry.Actor, string, registry.EndpointPatch, registry.Precondition) (*registry.Endpoint, error){
+		"update": e.s.UpdateEndpoint, "dry-run update": e.s.CheckEndpointUpdate,
+	} {
+		_, err = update(e.ctx, e.actor, "churn-api", registry.EndpointPatch{Routes: &r2}, registry.Precondition{})
+		if re := wantCode(t, err, registry.CodePolicyViolation); re.Rule != "min_metrics" {
+			t.Errorf("%s: rule %q", name, re.Rule)
+		}
+	}
+	got, err := e.s.GetEndpoint(e.ctx, "churn-api")
+	ok(t, err)
+	equal(t, "endpoint unchanged", got, ep)
+
+	// Without a declared stage the same routes are accepted; declaring the
+	// stage again while they route to version 2 is refused.
+	none := ""
+	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "churn-api", registry.EndpointPatch{Stage: &none, Routes: &r2}, registry.Precondition{})
+	ok(t, err)
+	prod := "production"
+	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "churn-api", registry.EndpointPatch{Stage: &prod}, registry.Precondition{})
+	wantRule(t, err, "min_metrics")
+
+	// A stage nobody holds yet: versions must satisfy its (absent) policy,
+	// and a flagged one never does.
+	staging := "staging"
+	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "churn-api", registry.EndpointPatch{Stage: &staging}, registry.Precondition{})
+	ok(t, err)
 }

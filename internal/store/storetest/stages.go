@@ -107,9 +107,11 @@ func testStageLifecycle(e *env) {
 	err = e.s.UnassignStage(e.ctx, e.actor, "churn", "production", registry.Precondition{})
 	wantCode(t, err, registry.CodeNotFound, `"production"`)
 
-	// The stage's revision keeps counting across unassign and reassign.
+	// The stage's revision keeps counting across unassign and reassign, and
+	// an unassign followed by an assign is recorded like a move from the
+	// last version the stage held.
 	a = e.assign("churn", "production", 2)
-	equal(t, "reassign previous_version", a.PreviousVersion, int64(0))
+	equal(t, "reassign previous_version", a.PreviousVersion, int64(1))
 	equal(t, "reassign revision", a.Revision, int64(5))
 	_, err = e.s.AssignStage(e.ctx, e.actor, "churn", "production", registry.StageAssign{Version: 1}, registry.AssignOptions{Precondition: registry.Precondition{IfRevision: 4}})
 	wantCode(t, err, registry.CodePreconditionFailed, "5", "4")
@@ -270,6 +272,25 @@ var policyCases = []policyCase{
 	}, "require_signature_match"},
 	{"signature without holder", registry.StagePolicy{RequireSignatureMatch: true}, func(e *env, m string) int64 {
 		return e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigB }).Version
+	}, ""},
+	// Unassigning first must not skip the signature rule: the new version
+	// is compared with the last version the stage held.
+	{"signature differs from the last holder after unassign", registry.StagePolicy{RequireSignatureMatch: true}, func(e *env, m string) int64 {
+		e.assign(m, "production", e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA }).Version)
+		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", registry.Precondition{}))
+		return e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigB }).Version
+	}, "require_signature_match"},
+	{"signature differs from a deleted last holder", registry.StagePolicy{RequireSignatureMatch: true}, func(e *env, m string) int64 {
+		old := e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA })
+		e.assign(m, "production", old.Version)
+		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", registry.Precondition{}))
+		ok(e.t, e.s.DeleteVersion(e.ctx, e.actor, m, old.Version, registry.Precondition{}))
+		return e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigB }).Version
+	}, "require_signature_match"},
+	{"signature matches the last holder after unassign", registry.StagePolicy{RequireSignatureMatch: true}, func(e *env, m string) int64 {
+		e.assign(m, "production", e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA }).Version)
+		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", registry.Precondition{}))
+		return e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA }).Version
 	}, ""},
 }
 

@@ -1,0 +1,276 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// govCase is one governance action: a request against a fresh fixture and
+// the status each caller gets. A caller missing from want gets 403
+// permission_denied.
+type govCase struct {
+	name string
+	// route is the ServeMux pattern the request exercises, so the test can
+	// check that every API route is covered.
+	route  string
+	method string
+	path   string // {m}, {e} are the fixture's model and endpoint
+	body   func(n int) any
+	want   map[string]int
+	// permitted: for a stage dry run, which callers are told they could
+	// make the change.
+	permitted []string
+}
+
+// Callers: a read token, a write token restricted to staging (a CI
+// token), an unrestricted write token and an admin token.
+const (
+	cRead  = "read"
+	cCI    = "ci-staging"
+	cWrite = "write"
+	cAdmin = "admin"
+)
+
+var callers = []string{cRead, cCI, cWrite, cAdmin}
+
+func all(status int) map[string]int {
+	return map[string]int{cRead: status, cCI: status, cWrite: status, cAdmin: status}
+}
+
+func writers(status int) map[string]int {
+	return map[string]int{cCI: status, cWrite: status, cAdmin: status}
+}
+
+func unrestricted(status int) map[string]int {
+	return map[string]int{cWrite: status, cAdmin: status}
+}
+
+func nobody() map[string]int { return map[string]int{} }
+
+func with(m map[string]int, caller string, status int) map[string]int {
+	m[caller] = status
+	return m
+}
+
+func jsonBody(v any) func(int) any { return func(int) any { return v } }
+
+var govCases = []govCase{
+	{name: "list models", route: "GET /api/v1/models", method: "GET", path: "/api/v1/models", want: all(200)},
+	{name: "create model", route: "POST /api/v1/models", method: "POST", path: "/api/v1/models",
+		body: func(n int) any { return map[string]any{"name": fmt.Sprintf("new-%d", n)} }, want: writers(201)},
+	{name: "create model with stage_policies", route: "POST /api/v1/models", method: "POST", path: "/api/v1/models",
+		body: func(n int) any {
+			return map[string]any{"name": fmt.Sprintf("new-%d", n), "stage_policies": map[string]any{"production": map[string]any{}}}
+		}, want: unrestricted(201)},
+	{name: "get model", route: "GET /api/v1/models/{model}", method: "GET", path: "/api/v1/models/{m}", want: all(200)},
+	{name: "describe model", route: "PATCH /api/v1/models/{model}", method: "PATCH", path: "/api/v1/models/{m}",
+		body: jsonBody(map[string]any{"description": "d", "owner": "o", "tags": map[string]string{"a": "b"}}), want: writers(200)},
+	{name: "change stage_policies", route: "PATCH /api/v1/models/{model}", method: "PATCH", path: "/api/v1/models/{m}",
+		body: jsonBody(map[string]any{"stage_policies": map[string]any{}}), want: unrestricted(200)},
+	// The model still has versions and an endpoint: allowed callers get
+	// the store's conflict, the rest never reach it.
+	{name: "delete model", route: "DELETE /api/v1/models/{model}", method: "DELETE", path: "/api/v1/models/{m}", want: unrestricted(409)},
+	{name: "force delete model", route: "DELETE /api/v1/models/{model}", method: "DELETE", path: "/api/v1/models/{m}?force=true",
+		want: map[string]int{cAdmin: 409}},
+
+	{name: "list versions", route: "GET /api/v1/models/{model}/versions", method: "GET", path: "/api/v1/models/{m}/versions", want: all(200)},
+	{name: "create version", route: "POST /api/v1/models/{model}/versions", method: "POST", path: "/api/v1/models/{m}/versions",
+		body: func(n int) any {
+			return map[string]any{"source": "s3://b/new.onnx", "checksum": sha(fmt.Sprint("new", n)), "format": "onnx"}
+		}, want: writers(201)},
+	{name: "get version", route: "GET /api/v1/models/{model}/versions/{version}", method: "GET", path: "/api/v1/models/{m}/versions/1", want: all(200)},
+	{name: "describe version", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/1",
+		body: jsonBody(map[string]any{"description": "d", "tags": map[string]string{"a": "b"}}), want: writers(200)},
+	{name: "flag version", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
+		body: jsonBody(map[string]any{"flagged": true, "flag_reason": "bias"}), want: writers(200)},
+	{name: "unflag version", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/3",
+		body: jsonBody(map[string]any{"flagged": false}), want: unrestricted(200)},
+	{name: "unflag a version that is not flagged", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
+		body: jsonBody(map[string]any{"flagged": false, "description": "x"}), want: writers(200)},
+	{name: "delete version", route: "DELETE /api/v1/models/{model}/versions/{version}", method: "DELETE", path: "/api/v1/models/{m}/versions/2", want: writers(204)},
+
+	{name: "list stages", route: "GET /api/v1/models/{model}/stages", method: "GET", path: "/api/v1/models/{m}/stages", want: all(200)},
+	{name: "get stage", route: "GET /api/v1/models/{model}/stages/{stage}", method: "GET", path: "/api/v1/models/{m}/stages/production", want: all(200)},
+	{name: "stage history", route: "GET /api/v1/models/{model}/stages/{stage}/history", method: "GET", path: "/api/v1/models/{m}/stages/production/history", want: all(200)},
+	{name: "assign own stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/staging",
+		body: jsonBody(map[string]any{"version": 2}), want: writers(200)},
+	{name: "assign other stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/production",
+		body: jsonBody(map[string]any{"version": 2}), want: unrestricted(200)},
+	{name: "dry run other stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/production?dry_run=true",
+		body: jsonBody(map[string]any{"version": 2}), want: all(200), permitted: []string{cWrite, cAdmin}},
+	{name: "dry run own stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/staging?dry_run=true",
+		body: jsonBody(map[string]any{"version": 2}), want: all(200), permitted: []string{cCI, cWrite, cAdmin}},
+	{name: "unassign own stage", route: "DELETE /api/v1/models/{model}/stages/{stage}", method: "DELETE", path: "/api/v1/models/{m}/stages/staging", want: writers(204)},
+	{name: "unassign other stage", route: "DELETE /api/v1/models/{model}/stages/{stage}", method: "DELETE", path: "/api/v1/models/{m}/stages/production", want: unrestricted(204)},
+
+	{name: "list endpoints", route: "GET /api/v1/endpoints", method: "GET", path: "/api/v1/endpoints", want: all(200)},
+	{name: "create endpoint", route: "POST /api/v1/endpoints", method: "POST", path: "/api/v1/endpoints",
+		body: func(n int) any { return endpointBody(fmt.Sprintf("new-%d", n), fmt.Sprintf("m%d", n)) }, want: unrestricted(201)},
+	{name: "dry run create endpoint", route: "POST /api/v1/endpoints", method: "POST", path: "/api/v1/endpoints?dry_run=true",
+		body: func(n int) any { return endpointBody(fmt.Sprintf("new-%d", n), fmt.Sprintf("m%d", n)) }, want: unrestricted(200)},
+	{name: "get endpoint", route: "GET /api/v1/endpoints/{endpoint}", method: "GET", path: "/api/v1/endpoints/{e}", want: all(200)},
+	{name: "change endpoint routes", route: "PATCH /api/v1/endpoints/{endpoint}", method: "PATCH", path: "/api/v1/endpoints/{e}",
+		body: jsonBody(map[string]any{"routes": []map[string]any{{"name": "a", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}}}), want: unrestricted(200)},
+	{name: "dry run endpoint change", route: "PATCH /api/v1/endpoints/{endpoint}", method: "PATCH", path: "/api/v1/endpoints/{e}?dry_run=true",
+		body: jsonBody(map[string]any{"routes": []map[string]any{{"name": "a", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}}}), want: unrestricted(200)},
+	{name: "delete endpoint", route: "DELETE /api/v1/endpoints/{endpoint}", method: "DELETE", path: "/api/v1/endpoints/{e}", want: unrestricted(204)},
+
+	{name: "events", route: "GET /api/v1/events", method: "GET", path: "/api/v1/events", want: all(200)},
+	{name: "metrics", route: "GET /metrics", method: "GET", path: "/metrics", want: all(200)},
+	{name: "openapi", route: "GET /openapi.json", method: "GET", path: "/openapi.json", want: all(200)},
+	{name: "healthz", route: "GET /healthz", method: "GET", path: "/healthz", want: all(200)},
+	{name: "readyz", route: "GET /readyz", method: "GET", path: "/readyz", want: all(200)},
+}
+
+func endpointBody(name, model string) map[string]any {
+	return map[string]any{"name": name, "model": model, "routes": []map[string]any{
+		{"name": "a", "version": 1, "upstream_url": "http://127.0.0.1:9", "weight": 100},
+	}}
+}
+
+// TestGovernanceEveryActionEveryScope runs every governance action as
+// every kind of caller, each against a fresh model m<n> (versions 1, 2,
+// and 3 flagged by an admin; staging and production at 1; endpoint e<n>
+// routing to 1), and checks who may do what, that refusals are 403
+// permission_denied naming the rule, and that a refusal changes nothing.
+func TestGovernanceEveryActionEveryScope(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		tokens := map[string]string{
+			cRead:  e.reader,
+			cCI:    e.token("ci", registry.ScopeWrite, "staging"),
+			cWrite: e.writer,
+			cAdmin: e.admin,
+		}
+		n := 0
+		for _, c := range govCases {
+			for _, caller := range callers {
+				n++
+				m, ep := fmt.Sprintf("m%d", n), fmt.Sprintf("e%d", n)
+				e.createModel(registry.ModelCreate{Name: m})
+				e.createVersion(m, registry.ModelVersionCreate{Checksum: sha(m + "1")})
+				e.createVersion(m, registry.ModelVersionCreate{Checksum: sha(m + "2")})
+				e.createVersion(m, registry.ModelVersionCreate{Checksum: sha(m + "3"), Flagged: true, FlagReason: "leak"})
+				e.assign(m, "staging", 1, e.admin, http.StatusOK)
+				e.assign(m, "production", 1, e.admin, http.StatusOK)
+				e.do(req{method: "POST", path: "/api/v1/endpoints", token: e.admin, body: endpointBody(ep, m)}, http.StatusCreated)
+				events := e.countEvents()
+
+				path := strings.NewReplacer("{m}", m, "{e}", ep).Replace(c.path)
+				r := req{method: c.method, path: path, token: tokens[caller]}
+				if c.body != nil {
+					r.body = c.body(n)
+				}
+				res := e.call(r)
+				want, allowed := c.want[caller]
+				if !allowed {
+					want = http.StatusForbidden
+				}
+				if res.status != want {
+					t.Errorf("%s as %s: %s %s = %d, want %d; body %s", c.name, caller, c.method, path, res.status, want, res.body)
+					continue
+				}
+				if !allowed {
+					p := problem(t, res, registry.CodePermissionDenied)
+					if p.Rule != "scope" && p.Rule != "token_stages" {
+						t.Errorf("%s as %s: refusal rule %q, want scope or token_stages (%s)", c.name, caller, p.Rule, p.Detail)
+					}
+					if got := e.countEvents(); got != events {
+						t.Errorf("%s as %s: a refused request wrote %d events", c.name, caller, got-events)
+					}
+				}
+				if c.permitted != nil {
+					dry := into[registry.StageDryRun](t, res)
+					want := contains(c.permitted, caller)
+					if dry.Permitted != want || (!want && dry.Permission == "") {
+						t.Errorf("%s as %s: permitted %v (%q), want %v", c.name, caller, dry.Permitted, dry.Permission, want)
+					}
+				}
+			}
+		}
+	})
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestGovernanceCoversEveryRoute fails when an API route is added without
+// a governance case.
+func TestGovernanceCoversEveryRoute(t *testing.T) {
+	e := newEnv(t, "sqlite://"+t.TempDir()+"/r.db")
+	covered := map[string]bool{}
+	for _, c := range govCases {
+		covered[c.route] = true
+	}
+	var missing []string
+	for _, route := range e.srv.Routes() {
+		if !covered[route] {
+			missing = append(missing, route)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("routes without a governance case: %s", strings.Join(missing, ", "))
+	}
+}
+
+// TestStageRestrictedTokenCannotSteerProduction replays the attack from
+// the review: a staging-only token, refused a staging assignment by the
+// policy, tries to remove the policy, clear an admin's flag and point a
+// production endpoint at an unvetted version. Each step is refused and
+// production traffic still goes where production points.
+func TestStageRestrictedTokenCannotSteerProduction(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		ci := e.token("ci", registry.ScopeWrite, "staging")
+		e.createModel(registry.ModelCreate{Name: "churn", StagePolicies: map[string]registry.StagePolicy{
+			"staging":    {MinMetrics: map[string]float64{"auc": 0.8}},
+			"production": {RequireStage: "staging", MinMetrics: map[string]float64{"auc": 0.85}},
+		}})
+		e.createVersion("churn", registry.ModelVersionCreate{Checksum: sha("1"), Metrics: map[string]float64{"auc": 0.9}})
+		e.createVersion("churn", registry.ModelVersionCreate{Checksum: sha("2"), Metrics: map[string]float64{"auc": 0.5}})
+		e.assign("churn", "staging", 1, e.admin, http.StatusOK)
+		e.assign("churn", "production", 1, e.admin, http.StatusOK)
+		e.do(req{method: "POST", path: "/api/v1/endpoints", token: e.admin, body: map[string]any{
+			"name": "churn", "model": "churn", "stage": "production",
+			"routes": []map[string]any{{"name": "stable", "version": 1, "upstream_url": "http://127.0.0.1:9", "weight": 100}},
+		}}, http.StatusCreated)
+		e.do(req{method: "PATCH", path: "/api/v1/models/churn/versions/2", token: e.admin, body: map[string]any{"flagged": true, "flag_reason": "leak"}}, http.StatusOK)
+
+		e.expectProblem(req{method: "PUT", path: "/api/v1/models/churn/stages/staging", token: ci, body: registry.StageAssign{Version: 2}},
+			http.StatusUnprocessableEntity, registry.CodePolicyViolation)
+		e.expectProblem(req{method: "PATCH", path: "/api/v1/models/churn", token: ci, body: map[string]any{"stage_policies": map[string]any{}}},
+			http.StatusForbidden, registry.CodePermissionDenied)
+		e.expectProblem(req{method: "PATCH", path: "/api/v1/models/churn/versions/2", token: ci, body: map[string]any{"flagged": false}},
+			http.StatusForbidden, registry.CodePermissionDenied)
+		e.expectProblem(req{method: "PATCH", path: "/api/v1/endpoints/churn", token: ci, body: map[string]any{
+			"routes": []map[string]any{{"name": "stable", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}},
+		}}, http.StatusForbidden, registry.CodePermissionDenied)
+		e.expectProblem(req{method: "DELETE", path: "/api/v1/models/churn?force=true", token: ci}, http.StatusForbidden, registry.CodePermissionDenied)
+
+		// Even an unrestricted writer cannot send production traffic to a
+		// version that fails the production policy once it is unflagged.
+		e.do(req{method: "PATCH", path: "/api/v1/models/churn/versions/2", token: e.writer, body: map[string]any{"flagged": false}}, http.StatusOK)
+		p := e.expectProblem(req{method: "PATCH", path: "/api/v1/endpoints/churn", token: e.writer, body: map[string]any{
+			"routes": []map[string]any{{"name": "stable", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}},
+		}}, http.StatusUnprocessableEntity, registry.CodePolicyViolation)
+		if p.Rule != "require_stage" || !strings.Contains(p.Detail, `endpoint serves stage "production"`) {
+			t.Errorf("endpoint route to an unvetted version: rule %q detail %q", p.Rule, p.Detail)
+		}
+		ep := into[registry.Endpoint](t, e.do(req{method: "GET", path: "/api/v1/endpoints/churn", token: e.reader}, http.StatusOK))
+		if len(ep.Routes) != 1 || ep.Routes[0].Version != 1 || ep.Stage != "production" {
+			t.Errorf("endpoint changed: %+v", ep)
+		}
+	})
+}
