@@ -91,8 +91,8 @@ type Server struct {
 	mux      *http.ServeMux
 	patterns []string // every pattern given to Handle, in order
 	handler  http.Handler
-	metrics *httpMetrics
-	tokens  *tokenCache
+	metrics  *httpMetrics
+	tokens   *tokenCache
 
 	// wg tracks background token touches so Close can wait for them.
 	wg sync.WaitGroup
