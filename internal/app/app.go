@@ -174,9 +174,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Registry:       reg,
 		Version:        m.cfg.Version,
 		OnChange: func(kind, _ string) {
-			if kind == "endpoint" || kind == "model" || kind == "model_version" {
+			if kind == "endpoint" {
 				// The writer's own replica applies endpoint changes to the
-				// very next request; other replicas poll.
+				// very next request; other replicas poll. Model and version
+				// writes cannot change routing (the gateway routes from the
+				// endpoint row; deletes of routed versions are refused), so
+				// they cost no reload.
 				if err := m.gateway.Refresh(bg); err != nil {
 					log.Warn("gateway refresh failed", "err", err)
 				}
