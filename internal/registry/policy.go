@@ -25,9 +25,11 @@ type AssignmentCheck struct {
 }
 
 // CheckAssignment applies the rules for assigning a version to a stage:
-// a flagged version is never promoted, then each rule of the stage policy
-// in a fixed order. The first failure is returned as a policy_violation
-// error whose Rule names it.
+// a flagged version is never promoted (reported alone: the fix is to
+// unflag it), then every rule of the stage policy in a fixed order. The
+// answer is a policy_violation error whose Rule names the first rule that
+// failed and whose message lists every rule that failed, so one plan shows
+// everything to fix.
 func CheckAssignment(c AssignmentCheck) error {
 	v := c.Version
 	if v.Flagged {
@@ -41,18 +43,19 @@ func CheckAssignment(c AssignmentCheck) error {
 	if p == nil {
 		return nil
 	}
+	var failed []*Error
+	fail := func(rule, format string, args ...any) { failed = append(failed, PolicyError(rule, format, args...)) }
 	if p.RequireStage != "" {
 		held, longest := StageHold(c.RequiredHistory, v.Version, c.Now)
-		if !held {
-			return PolicyError("require_stage", "version %d must hold or have held stage %q before it can be assigned to %q", v.Version, p.RequireStage, c.Stage)
-		}
-		if p.MinSoak != "" {
+		switch {
+		case !held:
+			fail("require_stage", "version %d must hold or have held stage %q before it can be assigned to %q", v.Version, p.RequireStage, c.Stage)
+		case p.MinSoak != "":
 			soak, err := time.ParseDuration(p.MinSoak)
 			if err != nil {
-				return PolicyError("min_soak", "policy has an invalid min_soak %q", p.MinSoak)
-			}
-			if longest < soak {
-				return PolicyError("min_soak", "version %d held stage %q for %s, policy for %q needs at least %s", v.Version, p.RequireStage, longest.Truncate(time.Second), c.Stage, p.MinSoak)
+				fail("min_soak", "policy has an invalid min_soak %q", p.MinSoak)
+			} else if longest < soak {
+				fail("min_soak", "version %d held stage %q for %s, policy for %q needs at least %s", v.Version, p.RequireStage, longest.Truncate(time.Second), c.Stage, p.MinSoak)
 			}
 		}
 	}
@@ -60,28 +63,35 @@ func CheckAssignment(c AssignmentCheck) error {
 		floor := p.MinMetrics[name]
 		got, ok := v.Metrics[name]
 		if !ok {
-			return PolicyError("min_metrics", "version %d has no metric %q, policy for %q needs %s >= %g", v.Version, name, c.Stage, name, floor)
-		}
-		if got < floor {
-			return PolicyError("min_metrics", "version %d has %s = %g, policy for %q needs >= %g", v.Version, name, got, c.Stage, floor)
+			fail("min_metrics", "version %d has no metric %q, policy for %q needs %s >= %g", v.Version, name, c.Stage, name, floor)
+		} else if got < floor {
+			fail("min_metrics", "version %d has %s = %g, policy for %q needs >= %g", v.Version, name, got, c.Stage, floor)
 		}
 	}
 	for _, name := range sortedKeys(p.MaxMetrics) {
 		ceiling := p.MaxMetrics[name]
 		got, ok := v.Metrics[name]
 		if !ok {
-			return PolicyError("max_metrics", "version %d has no metric %q, policy for %q needs %s <= %g", v.Version, name, c.Stage, name, ceiling)
-		}
-		if got > ceiling {
-			return PolicyError("max_metrics", "version %d has %s = %g, policy for %q needs <= %g", v.Version, name, got, c.Stage, ceiling)
+			fail("max_metrics", "version %d has no metric %q, policy for %q needs %s <= %g", v.Version, name, c.Stage, name, ceiling)
+		} else if got > ceiling {
+			fail("max_metrics", "version %d has %s = %g, policy for %q needs <= %g", v.Version, name, got, c.Stage, ceiling)
 		}
 	}
 	if p.RequireSignatureMatch && c.Current != nil && c.Current.Version != v.Version {
 		if !SignaturesEqual(c.Current.Signature, v.Signature) {
-			return PolicyError("require_signature_match", "version %d's signature differs from version %d, which holds %q now: %s", v.Version, c.Current.Version, c.Stage, signatureDiff(c.Current.Signature, v.Signature))
+			fail("require_signature_match", "version %d's signature differs from version %d, which holds or last held %q: %s", v.Version, c.Current.Version, c.Stage, signatureDiff(c.Current.Signature, v.Signature))
 		}
 	}
-	return nil
+	if len(failed) == 0 {
+		return nil
+	}
+	out := *failed[0]
+	msgs := make([]string, len(failed))
+	for i, e := range failed {
+		msgs[i] = e.Message
+	}
+	out.Message = strings.Join(msgs, "; ")
+	return &out
 }
 
 // StageHold walks a stage's history (oldest first) and reports whether

@@ -110,3 +110,27 @@ func TestCheckAssignment(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckAssignmentReportsEveryFailingRule: one answer names every rule
+// that fails, so a plan shows everything to fix at once; Rule is the first.
+func TestCheckAssignmentReportsEveryFailingRule(t *testing.T) {
+	err := CheckAssignment(AssignmentCheck{
+		Stage: "production",
+		Policy: &StagePolicy{
+			RequireStage: "staging",
+			MinMetrics:   map[string]float64{"auc": 0.85},
+			MaxMetrics:   map[string]float64{"latency_ms": 50},
+		},
+		Version: &ModelVersion{Model: "churn", Version: 3, Metrics: map[string]float64{"auc": 0.81, "latency_ms": 70}},
+		Now:     time.Unix(0, 0),
+	})
+	var re *Error
+	if !errors.As(err, &re) || re.Code != CodePolicyViolation || re.Rule != "require_stage" {
+		t.Fatalf("got %v, want policy_violation with rule require_stage", err)
+	}
+	for _, want := range []string{"rule require_stage failed", "rule min_metrics failed: version 3 has auc = 0.81", "rule max_metrics failed: version 3 has latency_ms = 70"} {
+		if !strings.Contains(re.Message, want) {
+			t.Errorf("message %q lacks %q", re.Message, want)
+		}
+	}
+}
