@@ -159,7 +159,7 @@ func TestLaneHandsOverWhatItDoesNotServe(t *testing.T) {
 		wantStatus int
 	}{
 		{"http/1.0", "GET /serve/e/x HTTP/1.0\r\nHost: gw\r\n\r\n", 200},
-		{"dot segments", "GET /serve/e/../e/x HTTP/1.1\r\nHost: gw\r\n\r\n", 200},
+		{"dot segments", "GET /serve/e/../e/x HTTP/1.1\r\nHost: gw\r\n\r\n", 400}, // refused by the gateway
 		{"double slash", "GET /serve/e//x HTTP/1.1\r\nHost: gw\r\n\r\n", 200},
 		{"no host", "GET /serve/e/x HTTP/1.1\r\nX-A: b\r\n\r\n", 400},
 		{"two hosts", "GET /serve/e/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},

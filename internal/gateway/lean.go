@@ -38,13 +38,13 @@ const (
 
 // forwardLean proxies a body-less request to a plain-http upstream over
 // the lean client.
-func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, start time.Time) outcome {
+func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route, rest string, start time.Time) outcome {
 	ctx := r.Context()
 	now := start // deadlines and idle times need the real clock
 	if !g.realClock {
 		now = time.Now()
 	}
-	path := targetPath(r, len(ep.name), rt)
+	path := targetPath(rest, rt)
 	pool := rt.pool
 	c := pool.take()
 	if c != nil && !replayable(r) && time.Duration(now.UnixNano()-c.idleSince) > staleRisk {

@@ -142,3 +142,62 @@ func TestRegistryTokensNeverReachUpstream(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodedPathsReachTheRightUpstreamPath(t *testing.T) {
+	up, hits := echoUpstream(t)
+	h := newLaneHarness(t, newMemSource(
+		endpointOf("churn", rt("a", 1, up+"/v1", 100)),
+		endpointOf("stall", rt("a", 1, up+"/v1/", 100)),
+	), LaneOptions{})
+	cases := []struct {
+		path string
+		// want is the upstream's request URI; "" means refused with
+		// status and never forwarded.
+		want   string
+		status int
+		// handedOver: the lane leaves plain dot segments to net/http.
+		handedOver bool
+	}{
+		{"/serve/churn/predict", "/v1/predict", 200, false},
+		{"/serve/%63hurn/predict", "/v1/predict", 200, false},
+		{"/serve/%63%68%75%72%6E/predict?x=%2F", "/v1/predict?x=%2F", 200, false},
+		{"/serve/st%61ll/x", "/v1/x", 200, false},
+		{"/serve/churn", "/v1", 200, false},
+		{"/serve/churn/a%2Fb", "/v1/a%2Fb", 200, false},
+		{"/serve/churn/a.b/..c/c..", "/v1/a.b/..c/c..", 200, false},
+		{"/serve/churn/%2e%2e/admin", "", 400, false},
+		{"/serve/churn/%2E/admin", "", 400, false},
+		{"/serve/churn/..%2fadmin", "", 400, false},
+		{"/serve/churn/x/%2e%2e%2F%2e%2e%2Fadmin", "", 400, false},
+		{"/serve/churn/..%5cadmin", "", 400, false},
+		{"/serve/churn/../admin", "", 400, true},
+		{"/serve/churn/./x", "", 400, true},
+		{"/serve/churn/x/..", "", 400, true},
+		{"/serve/ch%2Furn/x", "", 400, false},
+		{"/serve/%2e%2e/x", "", 404, false},
+	}
+	for _, p := range gatewayPaths {
+		for _, c := range cases {
+			t.Run(p.name+c.path, func(t *testing.T) {
+				before := hits.Load()
+				p := p
+				if c.handedOver {
+					p.viaNetHTTP = true
+				}
+				res, body, e := p.send(t, h, c.path, nil)
+				if res.StatusCode != c.status {
+					t.Fatalf("status %d, want %d: %s", res.StatusCode, c.status, body)
+				}
+				if c.want == "" {
+					if n := hits.Load() - before; n != 0 {
+						t.Fatalf("refused request reached the upstream (%d requests)", n)
+					}
+					return
+				}
+				if e == nil || e.URI != c.want {
+					t.Fatalf("upstream got %+v, want %s", e, c.want)
+				}
+			})
+		}
+	}
+}

@@ -31,9 +31,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // complete one.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	start := g.now()
-	name, ok := endpointName(r.URL.Path)
-	if !ok {
-		g.problem(w, r, http.StatusNotFound, registry.CodeNotFound, "gateway paths look like /serve/{endpoint}/{path}")
+	name, rest, status, msg := splitServePath(r.URL.EscapedPath())
+	if status != 0 {
+		code := registry.CodeInvalidArgument
+		if status == http.StatusNotFound {
+			code = registry.CodeNotFound
+		}
+		g.problem(w, r, status, code, msg)
 		return false
 	}
 	t, err := g.current(r.Context())
@@ -52,20 +56,67 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 		g.problem(w, r, http.StatusServiceUnavailable, registry.CodeUnavailable, "endpoint "+quote(name)+" has no route with weight > 0")
 		return false
 	}
-	return g.forward(w, r, ep, rt, start)
+	return g.forward(w, r, ep, rt, rest, start)
 }
 
-// endpointName cuts the endpoint name out of /serve/{endpoint}[/...].
-func endpointName(p string) (string, bool) {
-	if !strings.HasPrefix(p, servePrefix) {
-		return "", false
+// splitServePath splits the escaped request path /serve/{endpoint}{rest}:
+// name is the endpoint name unescaped, rest the remainder still escaped,
+// as it goes upstream after the route's base path. The name ends at the
+// first "/" of the escaped path, so an escaped byte in it cannot shift
+// where the remainder starts. A path the gateway refuses gets status
+// (404: not a gateway path; 400: a name with an encoded "/", a bad escape,
+// or a dot segment, plain or encoded, that could climb out of the route's
+// base path on the upstream) and a message.
+func splitServePath(escaped string) (name, rest string, status int, msg string) {
+	if !strings.HasPrefix(escaped, servePrefix) {
+		return "", "", http.StatusNotFound, "gateway paths look like /serve/{endpoint}/{path}"
 	}
-	p = p[len(servePrefix):]
+	p := escaped[len(servePrefix):]
+	name = p
 	if i := strings.IndexByte(p, '/'); i >= 0 {
-		p = p[:i]
+		name, rest = p[:i], p[i:]
 	}
-	return p, p != ""
+	if strings.IndexByte(name, '%') >= 0 {
+		var err error
+		if name, err = url.PathUnescape(name); err != nil || strings.ContainsAny(name, "/\\") {
+			return "", "", http.StatusBadRequest, "the endpoint name in the path is not a valid name"
+		}
+	}
+	if name == "" {
+		return "", "", http.StatusNotFound, "gateway paths look like /serve/{endpoint}/{path}"
+	}
+	if dotSegment(rest) {
+		return "", "", http.StatusBadRequest, `the path after the endpoint name must not hold "." or ".." segments, plain or percent-encoded`
+	}
+	return name, rest, 0, ""
 }
+
+// dotSegment reports whether the escaped path p holds a "." or ".."
+// segment once unescaped, counting "/" and "\\" (encoded or not) as
+// separators, since an upstream may decode and resolve either. An invalid
+// escape counts too, as the upstream could read it in any way.
+func dotSegment(p string) bool {
+	if strings.IndexByte(p, '.') < 0 && strings.IndexByte(p, '%') < 0 {
+		return false // the common case: nothing to look at
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.IndexByte(seg, '%') >= 0 {
+			u, err := url.PathUnescape(seg)
+			if err != nil {
+				return true
+			}
+			seg = u
+		}
+		for piece := range strings.FieldsFuncSeq(seg, isSlash) {
+			if piece == "." || piece == ".." {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isSlash(r rune) bool { return r == '/' || r == '\\' }
 
 func quote(s string) string { return `"` + s + `"` }
 
@@ -84,16 +135,16 @@ type outcome struct {
 	abort bool
 }
 
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, start time.Time) (abort bool) {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest string, start time.Time) (abort bool) {
 	if isUpgrade(r.Header) {
-		g.finish(ep, rt, start, g.forwardUpgrade(w, r, ep, rt))
+		g.finish(ep, rt, start, g.forwardUpgrade(w, r, rt, rest))
 		return false
 	}
 	var o outcome
 	if rt.pool != nil && r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-		o = g.forwardLean(w, r, ep, rt, start)
+		o = g.forwardLean(w, r, rt, rest, start)
 	} else {
-		o = g.forwardTransport(w, r, ep, rt)
+		o = g.forwardTransport(w, r, ep, rt, rest)
 	}
 	g.finish(ep, rt, start, o)
 	return o.abort
@@ -120,10 +171,8 @@ func (g *Gateway) finish(ep *endpoint, rt *route, start time.Time, o outcome) {
 }
 
 // targetPath joins the route's upstream path and the part of the request
-// path after /serve/{endpoint}, both in escaped form.
-func targetPath(r *http.Request, nameLen int, rt *route) string {
-	p := r.URL.EscapedPath()
-	rest := p[len(servePrefix)+nameLen:]
+// path after /serve/{endpoint} (see splitServePath), both in escaped form.
+func targetPath(rest string, rt *route) string {
 	if rest == "" {
 		return rt.fullPath
 	}
@@ -134,7 +183,7 @@ func targetPath(r *http.Request, nameLen int, rt *route) string {
 }
 
 // forwardTransport proxies through an http.RoundTripper.
-func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route) outcome {
+func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest string) outcome {
 	ctx := r.Context()
 	var timedOut atomic.Bool
 	var timer *time.Timer
@@ -149,7 +198,7 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 
 	out := r.WithContext(ctx)
 	out.URL = &url.URL{Scheme: rt.scheme, Host: rt.hostHdr}
-	setOutURL(out.URL, targetPath(r, len(ep.name), rt), r.URL.RawQuery)
+	setOutURL(out.URL, targetPath(rest, rt), r.URL.RawQuery)
 	out.Host = ""
 	out.RequestURI = ""
 	out.Close = false
@@ -259,12 +308,12 @@ func errText(err error) string {
 // forwardUpgrade hands protocol upgrades (WebSocket) to
 // httputil.ReverseProxy, which splices the two connections. It is the
 // rare path and is not tuned.
-func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route) outcome {
+func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *route, rest string) outcome {
 	o := outcome{}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(rt.target)
-			setOutURL(pr.Out.URL, targetPath(r, len(ep.name), rt), r.URL.RawQuery)
+			setOutURL(pr.Out.URL, targetPath(rest, rt), r.URL.RawQuery)
 			pr.SetXForwarded()
 			if vv, ok := pr.Out.Header["Authorization"]; ok {
 				if vv = withoutRegistryTokens(vv); vv == nil {
