@@ -542,7 +542,7 @@ func TestRunPicksUpChanges(t *testing.T) {
 	})
 	c := client(t)
 
-	// A change made elsewhere (another replica): only the event log moves.
+	// A change made elsewhere (another replica): only the store moves.
 	changed := time.Now()
 	src.setWeights("e", 0, 100)
 	for {
