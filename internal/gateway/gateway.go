@@ -4,10 +4,10 @@
 // It keeps an immutable routing table compiled from the store's endpoints
 // and swaps it atomically when they change (Refresh on this replica, Run's
 // poll of every endpoint's revision for changes made by other replicas).
-// Requests read the table without locks. The guard counts each route's requests and
-// errors in a sliding window and, when a route fails too often, moves its
-// weight to the healthiest other route and records that through the
-// Source, so the next terraform plan shows the drift.
+// Requests read the table without locks. The guard counts each route's
+// requests and errors in a sliding window and, when a route fails too
+// often, moves its weight to the healthiest other route and records that
+// through the Source, so the next terraform plan shows the drift.
 //
 // Speed: body-less requests to plain-http upstreams (the prediction GETs
 // and most probes) go through a lean HTTP/1.1 client that works on the
