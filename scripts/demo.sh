@@ -59,27 +59,49 @@ export MLREGISTRY_ADDR="$addr" MLREGISTRY_TOKEN="$token"
 export TF_IN_AUTOMATION=1
 cp -r examples/quickstart "$work/quickstart"
 cd "$work/quickstart"
-tf() { terraform "$@" -no-color 2>&1 | grep -v -e 'Warning: Provider development overrides' -e 'The following provider development overrides' -e 'mlregistry/mlregistry in' -e 'skip installing' -e 'state may become incompatible' -e 'applying changes may' -e '^[│╷╵] *$' || true; }
 api() { curl -fsS -H "Authorization: Bearer $token" "$addr$1"; }
 
-bold "1. terraform apply: model churn with a production policy, versions 1-3, staging = production = v1"
-tf apply -auto-approve -input=false | tail -n 12
+# tf runs one terraform command. Its whole output goes to a log; on success
+# the demo shows the lines that say what changed (whole lines, never cut),
+# on failure the whole output, and the demo stops: no step's failure is
+# hidden.
+step=0
+tf() {
+	step=$((step + 1))
+	local log="$work/tf-$step.log"
+	if ! terraform "$@" -no-color -input=false >"$log" 2>&1; then
+		echo "terraform $* failed:"
+		sed 's/^[│╷╵] \{0,1\}//' "$log"
+		return 1
+	fi
+	# The planned changes (up to "Plan:"), then the outcome.
+	awk '/^Plan:/ { print; planned = 1; next }
+		!planned && (/^  # .* (will be|must be)/ || /^ +[~+-] +(version|weight) /) { print; next }
+		/^(Apply complete|Destroy complete|No changes)/ { print }' "$log" |
+		sed -e 's/^  *//' -e 's/^/  /' -e 's/^  \([~+-]\)/    \1/'
+}
 
-bold "2. Promote v2 to staging, then to production (policy: must have been in staging, auc >= 0.85)"
-tf apply -auto-approve -input=false -var staging_version=2 | grep -E 'will be updated|version|Apply complete' || true
-tf apply -auto-approve -input=false -var staging_version=2 -var production_version=2 | grep -E 'will be updated|version|Apply complete' || true
-echo "production now: $(api /api/v1/models/churn/stages/production)"
+bold "1. terraform apply: model churn with a production policy, versions 1-3, staging = production = v1"
+tf apply -auto-approve
+
+bold "2. Promote v2: first to staging, then (a second apply, once v2 has held staging) to production"
+tf apply -auto-approve -var staging_version=2
+tf apply -auto-approve -var staging_version=2 -var production_version=2
+echo "  production now: $(api /api/v1/models/churn/stages/production)"
 
 bold "3. Try to put v3 (auc 0.81, never in staging) into production: the PLAN fails, nothing is applied"
 if terraform plan -no-color -input=false -var staging_version=2 -var production_version=3 >"$work/plan.out" 2>&1; then
-	echo "expected the plan to fail on the stage policy"; exit 1
+	echo "expected the plan to fail on the stage policy"; cat "$work/plan.out"; exit 1
 fi
-grep -E 'policy|rule' "$work/plan.out" | sed 's/^[│ ]*//' | head -5
+grep -q 'Stage policy violation' "$work/plan.out" || { echo "the plan failed for another reason:"; cat "$work/plan.out"; exit 1; }
+# The error block, without Terraform's box drawing.
+sed -n '/Error: Stage policy violation/,/^[╵]/p' "$work/plan.out" | sed -e 's/^[│╷╵] \{0,1\}//' -e '/^$/d' -e 's/^/  /'
 
 bold "4. Roll production back to v1"
-tf apply -auto-approve -input=false -var staging_version=2 -var production_version=1 | grep -E 'will be updated|version|Apply complete' || true
-echo "production history (newest first):"
-api /api/v1/models/churn/stages/production/history | python3 -c 'import json,sys; [print("  v%-2s <- v%-2s %s by %s" % (e["version"], e["previous_version"], e["action"], e["assigned_by"])) for e in json.load(sys.stdin)["items"]]' 2>/dev/null || api /api/v1/models/churn/stages/production/history
+tf apply -auto-approve -var staging_version=2 -var production_version=1
+echo "  production history (newest first):"
+api /api/v1/models/churn/stages/production/history |
+	python3 -c 'import json,sys; [print("    v%-2s <- v%-2s %-8s by %s" % (e["version"], e["previous_version"], e["action"], e["assigned_by"])) for e in json.load(sys.stdin)["items"]]'
 
 bold "5. Someone moves production by hand; terraform plan -detailed-exitcode reports the drift"
 curl -fsS -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
@@ -89,11 +111,11 @@ terraform plan -no-color -input=false -detailed-exitcode -var staging_version=2 
 code=$?
 set -e
 [ "$code" -eq 2 ] || { echo "expected exit code 2 (drift), got $code"; cat "$work/drift.out"; exit 1; }
-grep -E '~ version|will be updated' "$work/drift.out" | head -3
-echo "plan exit code 2: drift detected"
+sed -n '/Terraform will perform the following actions/,$p' "$work/drift.out" | grep -E '^ +# .* will be updated|^ +~ +version ' | sed -e 's/^  *//' -e 's/^/  /'
+echo "  plan exit code 2: drift detected"
 
 bold "6. terraform destroy"
-tf destroy -auto-approve -input=false -var staging_version=2 -var production_version=1 | tail -n 1
+tf destroy -auto-approve -var staging_version=2 -var production_version=1
 
 bold "Done. Where to look next"
 cat <<TXT
