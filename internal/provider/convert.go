@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/big"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -14,7 +12,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
-	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -66,35 +63,6 @@ func stringMapValue(ctx context.Context, m map[string]string, prior types.Map) (
 	return types.MapValueFrom(ctx, types.StringType, m)
 }
 
-func float64MapValue(ctx context.Context, m map[string]float64, prior types.Map) (types.Map, diag.Diagnostics) {
-	if len(m) == 0 && !isKnown(prior) {
-		return types.MapNull(types.Float64Type), nil
-	}
-	elems := make(map[string]attr.Value, len(m))
-	for k, f := range m {
-		elems[k] = float64Value(ctx, f)
-	}
-	return types.MapValue(types.Float64Type, elems)
-}
-
-// float64Value returns f as the number Terraform reads from the same
-// literal in HCL: the shortest decimal that round-trips f, parsed at cty's
-// 512-bit precision. types.Float64Value(0.85) would be the binary double
-// nearest 0.85, which Terraform compares unequal to the 0.85 of the
-// configuration, so an imported or data-source value would never match
-// the configuration that wrote it.
-func float64Value(ctx context.Context, f float64) types.Float64 {
-	bf, _, err := big.ParseFloat(strconv.FormatFloat(f, 'g', -1, 64), 10, 512, big.ToNearestEven)
-	if err != nil {
-		return types.Float64Value(f)
-	}
-	v, err := types.Float64Type.ValueFromTerraform(ctx, tftypes.NewValue(tftypes.Number, bf))
-	if err != nil {
-		return types.Float64Value(f)
-	}
-	return v.(types.Float64)
-}
-
 func stringListValue(ctx context.Context, s []string, prior types.List) (types.List, diag.Diagnostics) {
 	if len(s) == 0 && !isKnown(prior) {
 		return types.ListNull(types.StringType), nil
@@ -109,15 +77,6 @@ func stringListValue(ctx context.Context, s []string, prior types.List) (types.L
 // (a patch that clears).
 func stringMapFrom(ctx context.Context, m types.Map) (map[string]string, diag.Diagnostics) {
 	out := map[string]string{}
-	if !isKnown(m) {
-		return out, nil
-	}
-	diags := m.ElementsAs(ctx, &out, false)
-	return out, diags
-}
-
-func float64MapFrom(ctx context.Context, m types.Map) (map[string]float64, diag.Diagnostics) {
-	out := map[string]float64{}
 	if !isKnown(m) {
 		return out, nil
 	}

@@ -42,7 +42,7 @@ func TestNullVersusEmpty(t *testing.T) {
 	if v, _ := stringMapValue(ctx, nil, emptyPrior); v.IsNull() || len(v.Elements()) != 0 {
 		t.Errorf("nil with {} prior = %v, want {}", v)
 	}
-	if v, _ := float64MapValue(ctx, nil, types.MapNull(types.Float64Type)); !v.IsNull() {
+	if v, _ := float64MapValue(ctx, nil, types.MapNull(types.NumberType)); !v.IsNull() {
 		t.Errorf("nil metrics with null prior = %v", v)
 	}
 	if v, _ := stringListValue(ctx, nil, types.ListNull(types.StringType)); !v.IsNull() {
@@ -53,11 +53,11 @@ func TestNullVersusEmpty(t *testing.T) {
 // TestFloat64ValueMatchesHCL: a number read from the registry equals the
 // number Terraform parses from the same literal, so imports and refreshes
 // of metrics never differ from the configuration.
-func TestFloat64ValueMatchesHCL(t *testing.T) {
+func TestNumberValueMatchesHCL(t *testing.T) {
 	ctx := context.Background()
 	for _, lit := range []string{"0.85", "0.1", "0.91", "1e-07", "0.3333333333333333", "12345.678", "50", "-3.5"} {
 		want := cty.MustParseNumberVal(lit).AsBigFloat()
-		got := float64Value(ctx, mustFloat(t, lit))
+		got := numberValue(mustFloat(t, lit))
 		tv, err := got.ToTerraformValue(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -69,8 +69,8 @@ func TestFloat64ValueMatchesHCL(t *testing.T) {
 		if bf.Cmp(want) != 0 {
 			t.Errorf("%s: provider value %s != Terraform's %s", lit, bf.Text('g', 40), want.Text('g', 40))
 		}
-		if got.ValueFloat64() != mustFloat(t, lit) {
-			t.Errorf("%s: ValueFloat64 = %v", lit, got.ValueFloat64())
+		if numberFloat64Of(got) != mustFloat(t, lit) {
+			t.Errorf("%s: float64 = %v", lit, numberFloat64Of(got))
 		}
 	}
 }

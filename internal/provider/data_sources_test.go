@@ -126,7 +126,7 @@ func TestAccDataSources_lookups(t *testing.T) {
 					statecheck.ExpectKnownValue("data.mlregistry_model_version.production", tfjsonpath.New("metrics").AtMapKey("auc"), knownvalue.Float64Exact(0.92)),
 				},
 			},
-			// Flagged versions are skipped by latest and best.
+			// Flagged versions are skipped by best: v2 has the best auc.
 			{
 				Config: providerBlock(r, "") + churn{staging: 1, production: 1, flagV2: true, extra: lookups}.hcl(),
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -135,6 +135,16 @@ func TestAccDataSources_lookups(t *testing.T) {
 					version("latest", 3),
 					versions("flagged", 2),
 					statecheck.ExpectKnownValue("data.mlregistry_model_version.v2", tfjsonpath.New("flag_reason"), knownvalue.StringExact("label leak")),
+				},
+			},
+			// ... and by latest: v3 is the latest and has the worst auc.
+			{
+				Config: providerBlock(r, "") + churn{staging: 1, production: 1, flagV3: true, extra: lookups}.hcl(),
+				ConfigStateChecks: []statecheck.StateCheck{
+					version("latest", 2),
+					version("worst_auc", 1),
+					version("best_auc", 2),
+					versions("flagged", 3),
 				},
 			},
 		},

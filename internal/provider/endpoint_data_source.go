@@ -64,7 +64,7 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 				MarkdownDescription: "Automatic rollback settings; null when there is no guard.",
 				Computed:            true,
 				Attributes: map[string]schema.Attribute{
-					"max_error_rate": schema.Float64Attribute{MarkdownDescription: "Error rate that trips the guard.", Computed: true},
+					"max_error_rate": schema.NumberAttribute{MarkdownDescription: "Error rate that trips the guard.", Computed: true},
 					"min_requests":   schema.Int64Attribute{MarkdownDescription: "Requests needed in the window before the guard judges a route.", Computed: true},
 					"window":         schema.StringAttribute{MarkdownDescription: "Sliding window of the error rate.", Computed: true},
 				},

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -68,9 +66,9 @@ type routeModel struct {
 }
 
 type guardModel struct {
-	MaxErrorRate types.Float64 `tfsdk:"max_error_rate"`
-	MinRequests  types.Int64   `tfsdk:"min_requests"`
-	Window       types.String  `tfsdk:"window"`
+	MaxErrorRate types.Number `tfsdk:"max_error_rate"`
+	MinRequests  types.Int64  `tfsdk:"min_requests"`
+	Window       types.String `tfsdk:"window"`
 }
 
 var (
@@ -79,7 +77,7 @@ var (
 	}
 	routeObjectType = types.ObjectType{AttrTypes: routeAttrTypes}
 	guardAttrTypes  = map[string]attr.Type{
-		"max_error_rate": types.Float64Type, "min_requests": types.Int64Type, "window": types.StringType,
+		"max_error_rate": types.NumberType, "min_requests": types.Int64Type, "window": types.StringType,
 	}
 )
 
@@ -150,10 +148,12 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					"(after at least `min_requests` requests), the gateway moves its weight to the healthiest other route and records an event.",
 				Optional: true,
 				Attributes: map[string]schema.Attribute{
-					"max_error_rate": schema.Float64Attribute{
-						MarkdownDescription: "Error rate that trips the guard, greater than 0 and at most 1 (e.g. `0.05`).",
+					"max_error_rate": schema.NumberAttribute{
+						MarkdownDescription: "Error rate that trips the guard, greater than 0 and at most 1 (e.g. `0.05` or `1 / 20`).",
 						Required:            true,
-						Validators:          []validator.Float64{float64validator.Between(math.SmallestNonzeroFloat64, 1)},
+						// The range is checked once, by ValidateConfig with
+						// the registry's own rule and words.
+						PlanModifiers: []planmodifier.Number{keepEquivalentNumbers{}},
 					},
 					"min_requests": schema.Int64Attribute{
 						MarkdownDescription: "Requests a route must have served in the window before the guard judges it.",
@@ -243,14 +243,16 @@ func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.Vali
 	var g guardModel
 	resp.Diagnostics.Append(guard.As(ctx, &g, objectAsOptions)...)
 	if isKnown(g.MaxErrorRate) && isKnown(g.MinRequests) && isKnown(g.Window) {
-		rg := registry.Guard{MaxErrorRate: g.MaxErrorRate.ValueFloat64(), MinRequests: g.MinRequests.ValueInt64(), Window: g.Window.ValueString()}
+		rg := registry.Guard{MaxErrorRate: numberFloat64Of(g.MaxErrorRate), MinRequests: g.MinRequests.ValueInt64(), Window: g.Window.ValueString()}
 		var e *registry.Error
 		if err := rg.Validate("guard"); err != nil && asRegistryError(err, &e) {
 			p := path.Root("guard")
 			if _, field, ok := strings.Cut(e.Field, "."); ok {
 				p = p.AtName(field)
 			}
-			resp.Diagnostics.AddAttributeError(p, "Invalid guard", ruleMessage(err))
+			// The message names the attribute ("guard.max_error_rate: must
+			// be ..."): Terraform shows only the resource for a nested path.
+			resp.Diagnostics.AddAttributeError(p, "Invalid guard", err.Error())
 		}
 	}
 }
@@ -417,7 +419,7 @@ func guardValue(ctx context.Context, g *registry.Guard, prior types.Object) (typ
 		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
 	}
 	v, d := types.ObjectValueFrom(ctx, guardAttrTypes, guardModel{
-		MaxErrorRate: float64Value(ctx, g.MaxErrorRate),
+		MaxErrorRate: numberValueLike(g.MaxErrorRate, p.MaxErrorRate),
 		MinRequests:  types.Int64Value(g.MinRequests),
 		Window:       durationValue(g.Window, p.Window),
 	})
@@ -445,7 +447,7 @@ func guardFrom(ctx context.Context, o types.Object) (*registry.Guard, diag.Diagn
 	var g guardModel
 	diags := o.As(ctx, &g, objectAsOptions)
 	return &registry.Guard{
-		MaxErrorRate: g.MaxErrorRate.ValueFloat64(),
+		MaxErrorRate: numberFloat64Of(g.MaxErrorRate),
 		MinRequests:  g.MinRequests.ValueInt64(),
 		Window:       g.Window.ValueString(),
 	}, diags

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -343,4 +345,56 @@ resource "mlregistry_endpoint" "e" {
 			{Config: config(100), ConfigPlanChecks: inPlace, Check: servedBy("stable", "1")},
 		},
 	})
+}
+
+// TestEndpointGuardRateIsOneError: an out-of-range max_error_rate is one
+// error in the registry's words, not one from a schema validator and
+// another from ValidateConfig.
+func TestEndpointGuardRateIsOneError(t *testing.T) {
+	ctx := context.Background()
+	server, err := testAccProviders["mlregistry"]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas, err := server.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := schemas.ResourceSchemas["mlregistry_endpoint"].ValueType().(tftypes.Object)
+	guardType := typ.AttributeTypes["guard"].(tftypes.Object)
+	for _, rate := range []float64{5, 0, -1} {
+		attrs := map[string]tftypes.Value{}
+		for name, at := range typ.AttributeTypes {
+			attrs[name] = tftypes.NewValue(at, nil)
+		}
+		attrs["name"] = tftypes.NewValue(tftypes.String, "e")
+		attrs["model"] = tftypes.NewValue(tftypes.String, "m")
+		routesType := typ.AttributeTypes["routes"].(tftypes.List)
+		attrs["routes"] = tftypes.NewValue(routesType, []tftypes.Value{tftypes.NewValue(routesType.ElementType, map[string]tftypes.Value{
+			"name": tftypes.NewValue(tftypes.String, "stable"), "version": tftypes.NewValue(tftypes.Number, 1),
+			"upstream_url": tftypes.NewValue(tftypes.String, "http://stable:8080"), "weight": tftypes.NewValue(tftypes.Number, 100),
+		})})
+		attrs["guard"] = tftypes.NewValue(guardType, map[string]tftypes.Value{
+			"max_error_rate": tftypes.NewValue(tftypes.Number, rate),
+			"min_requests":   tftypes.NewValue(tftypes.Number, 10),
+			"window":         tftypes.NewValue(tftypes.String, "5m"),
+		})
+		config, err := tfprotov6.NewDynamicValue(typ, tftypes.NewValue(typ, attrs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := server.ValidateResourceConfig(ctx, &tfprotov6.ValidateResourceConfigRequest{TypeName: "mlregistry_endpoint", Config: &config})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errs []string
+		for _, d := range resp.Diagnostics {
+			if d.Severity == tfprotov6.DiagnosticSeverityError {
+				errs = append(errs, d.Summary+": "+d.Detail)
+			}
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0], "must be greater than 0 and at most 1") {
+			t.Errorf("max_error_rate = %v: want one error saying the rule, got %d: %q", rate, len(errs), errs)
+		}
+	}
 }

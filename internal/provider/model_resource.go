@@ -28,6 +28,7 @@ var (
 	_ resource.Resource                = (*modelResource)(nil)
 	_ resource.ResourceWithConfigure   = (*modelResource)(nil)
 	_ resource.ResourceWithImportState = (*modelResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*modelResource)(nil)
 )
 
 // NewModelResource is the mlregistry_model resource.
@@ -62,8 +63,8 @@ type stagePolicyModel struct {
 var stagePolicyAttrTypes = map[string]attr.Type{
 	"require_stage":           types.StringType,
 	"min_soak":                types.StringType,
-	"min_metrics":             types.MapType{ElemType: types.Float64Type},
-	"max_metrics":             types.MapType{ElemType: types.Float64Type},
+	"min_metrics":             types.MapType{ElemType: types.NumberType},
+	"max_metrics":             types.MapType{ElemType: types.NumberType},
 	"require_signature_match": types.BoolType,
 }
 
@@ -128,14 +129,18 @@ func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 							},
 						},
 						"min_metrics": schema.MapAttribute{
-							MarkdownDescription: "Each named metric must be present on the version and at least this value, e.g. `{ auc = 0.85 }`.",
-							ElementType:         types.Float64Type,
+							MarkdownDescription: "Each named metric must be present on the version and at least this value, e.g. `{ auc = 0.85 }`. " + numbersNote,
+							ElementType:         types.NumberType,
 							Optional:            true,
+							Validators:          []validator.Map{numberRange{}},
+							PlanModifiers:       []planmodifier.Map{keepEquivalentNumbers{}},
 						},
 						"max_metrics": schema.MapAttribute{
-							MarkdownDescription: "Each named metric must be present on the version and at most this value, e.g. `{ latency_p99_ms = 50 }`.",
-							ElementType:         types.Float64Type,
+							MarkdownDescription: "Each named metric must be present on the version and at most this value, e.g. `{ latency_p99_ms = 50 }`. " + numbersNote,
+							ElementType:         types.NumberType,
 							Optional:            true,
+							Validators:          []validator.Map{numberRange{}},
+							PlanModifiers:       []planmodifier.Map{keepEquivalentNumbers{}},
 						},
 						"require_signature_match": schema.BoolAttribute{
 							MarkdownDescription: "The version's signature must equal the signature of the version holding the stage now (if any).",
@@ -170,6 +175,12 @@ func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 
 func (r *modelResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
+}
+
+// ModifyPlan plans no update when nothing changes but the spelling of a
+// number.
+func (r *modelResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	planStateWhenUnchanged(ctx, req, resp)
 }
 
 func (r *modelResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

@@ -51,7 +51,7 @@ var versionFieldsAttrTypes = map[string]attr.Type{
 	"checksum":    types.StringType,
 	"format":      types.StringType,
 	"parameters":  types.MapType{ElemType: types.StringType},
-	"metrics":     types.MapType{ElemType: types.Float64Type},
+	"metrics":     types.MapType{ElemType: types.NumberType},
 	"lineage":     types.ObjectType{AttrTypes: lineageAttrTypes},
 	"signature":   types.ObjectType{AttrTypes: signatureAttrTypes},
 	"description": types.StringType,
@@ -230,7 +230,7 @@ func versionDataAttributes() map[string]schema.Attribute {
 		"checksum":   schema.StringAttribute{MarkdownDescription: "Checksum of the artifact (`sha256:<hex>`).", Computed: true},
 		"format":     schema.StringAttribute{MarkdownDescription: "Artifact format.", Computed: true},
 		"parameters": schema.MapAttribute{MarkdownDescription: "Training parameters.", ElementType: types.StringType, Computed: true},
-		"metrics":    schema.MapAttribute{MarkdownDescription: "Evaluation metrics.", ElementType: types.Float64Type, Computed: true},
+		"metrics":    schema.MapAttribute{MarkdownDescription: "Evaluation metrics.", ElementType: types.NumberType, Computed: true},
 		"lineage": schema.SingleNestedAttribute{
 			MarkdownDescription: "Where the version came from.",
 			Computed:            true,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -16,8 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -33,6 +34,7 @@ var (
 	_ resource.ResourceWithConfigure      = (*modelVersionResource)(nil)
 	_ resource.ResourceWithImportState    = (*modelVersionResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*modelVersionResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*modelVersionResource)(nil)
 )
 
 // NewModelVersionResource is the mlregistry_model_version resource.
@@ -147,23 +149,26 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"parameters": schema.MapAttribute{
-				MarkdownDescription: "Training parameters (string values). " + replace,
+				MarkdownDescription: "Training parameters (string values). " + replace + " " + emptyNote,
 				ElementType:         types.StringType,
 				Optional:            true,
+				Computed:            true,
 				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries)},
-				PlanModifiers:       []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+				PlanModifiers:       []planmodifier.Map{keepEquivalentState{}, requiresReplaceUnlessEquivalentMap()},
 			},
 			"metrics": schema.MapAttribute{
-				MarkdownDescription: "Evaluation metrics (numbers), e.g. `{ auc = 0.91 }`; stage policies and best-metric look-ups read them. " + replace,
-				ElementType:         types.Float64Type,
+				MarkdownDescription: "Evaluation metrics (numbers), e.g. `{ auc = 0.91 }`; stage policies and best-metric look-ups read them. " + numbersNote + " " + replace + " " + emptyNote,
+				ElementType:         types.NumberType,
 				Optional:            true,
-				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries)},
-				PlanModifiers:       []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+				Computed:            true,
+				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries), numberRange{}},
+				PlanModifiers:       []planmodifier.Map{keepEquivalentState{}, requiresReplaceUnlessEquivalentMap()},
 			},
 			"lineage": schema.SingleNestedAttribute{
-				MarkdownDescription: "Where the version came from. " + replace,
+				MarkdownDescription: "Where the version came from. " + replace + " " + emptyNote,
 				Optional:            true,
-				PlanModifiers:       []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Computed:            true,
+				PlanModifiers:       []planmodifier.Object{keepEquivalentState{}, requiresReplaceUnlessEquivalentObject()},
 				Attributes: map[string]schema.Attribute{
 					"run_id":     schema.StringAttribute{MarkdownDescription: "Training run ID.", Optional: true},
 					"git_commit": schema.StringAttribute{MarkdownDescription: "Commit of the training code.", Optional: true},
@@ -172,9 +177,10 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 				},
 			},
 			"signature": schema.SingleNestedAttribute{
-				MarkdownDescription: "The version's input/output contract; a stage policy with `require_signature_match` compares it. " + replace,
+				MarkdownDescription: "The version's input/output contract; a stage policy with `require_signature_match` compares it. " + replace + " " + emptyNote,
 				Optional:            true,
-				PlanModifiers:       []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Computed:            true,
+				PlanModifiers:       []planmodifier.Object{keepEquivalentState{}, requiresReplaceUnlessEquivalentObject()},
 				Attributes: map[string]schema.Attribute{
 					"inputs":  tensorListAttribute("inputs"),
 					"outputs": tensorListAttribute("outputs"),
@@ -186,10 +192,12 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 				Validators:          []validator.String{stringvalidator.LengthAtMost(registry.MaxDescriptionLen)},
 			},
 			"tags": schema.MapAttribute{
-				MarkdownDescription: fmt.Sprintf("Key/value tags (at most %d). Change in place.", registry.MaxTags),
+				MarkdownDescription: fmt.Sprintf("Key/value tags (at most %d). Change in place. ", registry.MaxTags) + emptyNote,
 				ElementType:         types.StringType,
 				Optional:            true,
+				Computed:            true,
 				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxTags)},
+				PlanModifiers:       []planmodifier.Map{keepEquivalentState{}},
 			},
 			"flagged": schema.BoolAttribute{
 				MarkdownDescription: "Marks the version as bad: it cannot be assigned to a stage and \"latest\"/\"best\" look-ups skip it. Stages it holds already keep it. Defaults to `false`. Changes in place.",
@@ -203,9 +211,10 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 				Validators:          []validator.String{stringvalidator.LengthAtMost(registry.MaxReasonLen)},
 			},
 			"stages": schema.ListAttribute{
-				MarkdownDescription: "Stages that point at this version now, sorted. Promotions change it, so it is read from the registry on every refresh.",
+				MarkdownDescription: "Stages that point at this version now, sorted. Promotions change it, so it is read from the registry on every refresh; an update of the version (description, tags, flag) never changes it.",
 				ElementType:         types.StringType,
 				Computed:            true,
+				PlanModifiers:       []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 			},
 			"created_at": schema.StringAttribute{
 				MarkdownDescription: "When the version was registered (RFC 3339).",
@@ -258,6 +267,12 @@ func (r *modelVersionResource) ValidateConfig(ctx context.Context, req resource.
 	}
 }
 
+// ModifyPlan plans no update when nothing changes but the spelling of a
+// number or of an empty value.
+func (r *modelVersionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	planStateWhenUnchanged(ctx, req, resp)
+}
+
 func (r *modelVersionResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	if r.client == nil {
 		notConfigured(&resp.Diagnostics)
@@ -277,8 +292,8 @@ func (r *modelVersionResource) Create(ctx context.Context, req resource.CreateRe
 	v, err := r.client.CreateVersion(ctx, model, in)
 	if err != nil {
 		if errors.Is(err, registry.ErrAlreadyExists) {
-			resp.Diagnostics.AddAttributeError(path.Root("checksum"), "Artifact already registered",
-				fmt.Sprintf("%s\n\nA model cannot have two live versions of the same artifact. Import the existing version (terraform import <address> %s/<version>) or change the artifact.", err, model))
+			summary, detail := r.duplicateArtifact(ctx, model, in, err)
+			resp.Diagnostics.AddAttributeError(path.Root("checksum"), summary, detail)
 			return
 		}
 		addAPIError(&resp.Diagnostics, "register a version of", fmt.Sprintf("model %q", model), err)
@@ -338,7 +353,15 @@ func (r *modelVersionResource) Update(ctx context.Context, req resource.UpdateRe
 		addAPIError(&resp.Diagnostics, "update", versionWhat(model, version), err)
 		return
 	}
+	planned := plan.Stages
 	resp.Diagnostics.Append(plan.fromAPI(ctx, v, plan)...)
+	// The plan promised the stages of the last refresh. A stage assignment
+	// applied in parallel (it need not depend on this version) may have
+	// moved one since; the next refresh reads it, and Terraform refuses a
+	// result that differs from a known planned value.
+	if isKnown(planned) {
+		plan.Stages = planned
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -373,6 +396,72 @@ func (r *modelVersionResource) ImportState(ctx context.Context, req resource.Imp
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("model"), model)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("version"), version)...)
+}
+
+// existingVersionPattern finds the version the registry names in its
+// already_exists answer ("version 3 of model ... already has checksum").
+var existingVersionPattern = regexp.MustCompile(`^version (\d+) of model `)
+
+// duplicateArtifact words an already_exists answer to a registration. The
+// registry names the live version that has the checksum. When that version
+// records exactly this artifact, it was registered outside this
+// configuration and importing it is the fix. When it records the checksum
+// with other artifact fields, it is (almost always) the version this
+// resource replaces, still alive because create_before_destroy registers
+// the replacement first; importing it would be wrong, since it is in state.
+func (r *modelVersionResource) duplicateArtifact(ctx context.Context, model string, in registry.ModelVersionCreate, err error) (summary, detail string) {
+	m := existingVersionPattern.FindStringSubmatch(problemMessage(err))
+	if m == nil {
+		return "Artifact already registered", fmt.Sprintf("%s\n\nA model holds each artifact (checksum) once: give this version its own artifact.", err)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	summary = fmt.Sprintf("Artifact already registered as version %d", n)
+	existing, getErr := r.client.GetVersion(ctx, model, n)
+	if getErr != nil {
+		tflog.Debug(ctx, "could not read the version with the same checksum", map[string]any{"error": getErr.Error()})
+		return summary, fmt.Sprintf("%s\n\nA model holds each artifact (checksum) once: give this version its own artifact.", err)
+	}
+	differ := artifactDifferences(in, existing)
+	if len(differ) == 0 {
+		return summary, fmt.Sprintf("%s\n\nVersion %d of model %q records exactly this artifact, but it is not managed by this resource. "+
+			"Import it instead of registering it again: terraform import <this resource's address> %s/%d (or an import block).", err, n, model, model, n)
+	}
+	return summary, fmt.Sprintf("%s\n\nVersion %d records this checksum with a different %s. A model holds each artifact once, so the new version can only be registered after version %d is deleted. "+
+		"If this resource is replacing version %d, it has create_before_destroy, which registers the replacement before deleting the old version: "+
+		"remove create_before_destroy from this resource's lifecycle block, and Terraform deletes version %d first.",
+		err, n, strings.Join(differ, ", "), n, n, n)
+}
+
+// artifactDifferences names the artifact fields in which the registration
+// in differs from the version v.
+func artifactDifferences(in registry.ModelVersionCreate, v *registry.ModelVersion) []string {
+	var out []string
+	if in.Source != v.Source {
+		out = append(out, "source")
+	}
+	if in.Format != v.Format {
+		out = append(out, "format")
+	}
+	if !maps.Equal(in.Parameters, v.Parameters) {
+		out = append(out, "parameters")
+	}
+	if !maps.Equal(in.Metrics, v.Metrics) {
+		out = append(out, "metrics")
+	}
+	if lineageOrZero(in.Lineage) != lineageOrZero(v.Lineage) {
+		out = append(out, "lineage")
+	}
+	if !registry.SignaturesEqual(in.Signature, v.Signature) {
+		out = append(out, "signature")
+	}
+	return out
+}
+
+func lineageOrZero(l *registry.Lineage) registry.Lineage {
+	if l == nil {
+		return registry.Lineage{}
+	}
+	return *l
 }
 
 // parseVersionID parses "<model>/<version>".
@@ -448,7 +537,15 @@ func tensorsFrom(ctx context.Context, l types.List) ([]registry.TensorSpec, diag
 func (m *modelVersionResourceModel) fromAPI(ctx context.Context, v *registry.ModelVersion, prior modelVersionResourceModel) diag.Diagnostics {
 	m.ID = types.StringValue(fmt.Sprintf("%s/%d", v.Model, v.Version))
 	m.Model = types.StringValue(v.Model)
-	return m.versionFields.fromAPI(ctx, v, prior.versionFields)
+	diags := m.versionFields.fromAPI(ctx, v, prior.versionFields)
+	// Unlike elsewhere (see convert.go), these are never null in the
+	// resource's state: empty is {}, whether the configuration leaves them
+	// out or writes {}, and whatever created or imported the version. So
+	// neither spelling ever differs from the state (keepEquivalentState
+	// plans {} for a left-out attribute).
+	m.Parameters, m.Metrics, m.Tags = emptyMap(m.Parameters), emptyMap(m.Metrics), emptyMap(m.Tags)
+	m.Lineage, m.Signature = emptyObject(ctx, m.Lineage), emptyObject(ctx, m.Signature)
+	return diags
 }
 
 func (f *versionFields) fromAPI(ctx context.Context, v *registry.ModelVersion, prior versionFields) diag.Diagnostics {

@@ -92,7 +92,7 @@ func TestAccModelVersion_basic(t *testing.T) {
 					})),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("flagged"), knownvalue.Bool(false)),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("flag_reason"), knownvalue.Null()),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.MapExact(map[string]knownvalue.Check{})),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{})),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("created_by"), adminName),
 				},
@@ -306,4 +306,94 @@ func TestAccModelVersion_invalidValues(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAccModelVersion_flagKeepsStages: flagging a version that holds a
+// stage plans no change of its stages (an update cannot move a stage).
+func TestAccModelVersion_flagKeepsStages(t *testing.T) {
+	r := testRegistry(t)
+	const v2 = "mlregistry_model_version.v2"
+	staging := knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("staging")})
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			// v2 is registered, then assigned to staging; the next refresh
+			// reads its stages.
+			{Config: providerBlock(r, "") + churn{staging: 2}.hcl()},
+			{
+				Config: providerBlock(r, "") + churn{staging: 2, flagV2: true}.hcl(),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(v2, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(v2, tfjsonpath.New("stages"), staging),
+						plancheck.ExpectResourceAction("mlregistry_stage_assignment.staging", plancheck.ResourceActionNoop),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(v2, tfjsonpath.New("flagged"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue(v2, tfjsonpath.New("stages"), staging),
+				},
+			},
+		},
+	})
+}
+
+// TestAccModelVersion_duplicateChecksumAdvice: the advice for a checksum
+// that is already registered depends on whose version holds it.
+func TestAccModelVersion_duplicateChecksumAdvice(t *testing.T) {
+	r := testRegistry(t)
+	cbd := func(source string) string {
+		return providerBlock(r, "") + `
+resource "mlregistry_model" "m" {
+  name = "fraud"
+}
+resource "mlregistry_model_version" "v" {
+  model    = mlregistry_model.m.name
+  source   = "` + source + `"
+  checksum = "` + checksum(1) + `"
+  format   = "onnx"
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+`
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: cbd("s3://models/fraud/a.onnx")},
+			{
+				// The version being replaced is in state: no advice to import.
+				Config: cbd("s3://models/fraud/b.onnx"),
+				ExpectError: expectError("Artifact already registered as version 1", "different source",
+					"remove create_before_destroy from this resource's lifecycle block"),
+			},
+			{
+				// Registered outside Terraform with exactly this artifact:
+				// import it.
+				PreConfig: func() {
+					_, err := apiClient(t, r).CreateVersion(context.Background(), "fraud", registry.ModelVersionCreate{
+						Source: "s3://models/fraud/c.onnx", Checksum: checksum(2), Format: "onnx",
+					})
+					must(t, err)
+				},
+				Config: cbd("s3://models/fraud/a.onnx") + `
+resource "mlregistry_model_version" "outside" {
+  model    = mlregistry_model.m.name
+  source   = "s3://models/fraud/c.onnx"
+  checksum = "` + checksum(2) + `"
+  format   = "onnx"
+}
+`,
+				ExpectError: expectError("Artifact already registered as version 2", "records exactly this artifact", "terraform import", "fraud/2"),
+			},
+			{
+				PreConfig: func() { must(t, apiClient(t, r).DeleteVersion(context.Background(), "fraud", 2, 0)) },
+				Config:    cbd("s3://models/fraud/a.onnx"),
+			},
+		},
+	})
 }

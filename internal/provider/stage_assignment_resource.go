@@ -151,11 +151,9 @@ func (r *stageAssignmentResource) ModifyPlan(ctx context.Context, req resource.M
 	case err == nil:
 		tflog.Debug(ctx, "stage assignment dry run allowed", map[string]any{"model": model, "stage": stage, "version": version, "previous_version": dry.PreviousVersion})
 	case errors.Is(err, registry.ErrPolicyViolation):
-		resp.Diagnostics.AddAttributeError(path.Root("version"), "Stage policy violation",
-			fmt.Sprintf("The registry refuses to assign version %d of model %q to stage %q:\n\n%s\n\n"+
-				"The provider asked the registry for a dry run of this assignment before writing anything, and the stage policy does not allow it. "+
-				"Pick a version that satisfies the model's stage_policies for %q, or change the policy in an apply of its own first.",
-				version, model, stage, problemMessage(err), stage))
+		summary, detail := refusedAssignment(model, stage, version, err)
+		resp.Diagnostics.AddAttributeError(path.Root("version"), summary,
+			detail+"\n\n(The registry checked this in a dry run at plan time; nothing was written.)")
 	case errors.Is(err, registry.ErrNotFound):
 		// The model or version may be created by this same apply.
 		tflog.Debug(ctx, "stage assignment dry run skipped: model or version not found yet", map[string]any{"model": model, "version": version, "error": err.Error()})
@@ -276,8 +274,7 @@ func (r *stageAssignmentResource) assign(ctx context.Context, plan *stageAssignm
 		summary, detail := "Could not assign "+what, err.Error()
 		switch {
 		case errors.Is(err, registry.ErrPolicyViolation):
-			summary = "Stage policy violation"
-			detail = fmt.Sprintf("The registry refused to assign %s:\n\n%s", what, problemMessage(err))
+			summary, detail = refusedAssignment(model, stage, version, err)
 		case errors.Is(err, registry.ErrPreconditionFailed):
 			summary = fmt.Sprintf("Stage %q of model %q changed outside this plan", stage, model)
 			detail = fmt.Sprintf("The stage was assigned by someone or something else since Terraform last read it, so this promotion or rollback would overwrite a change it has not seen.\n\n"+
@@ -320,6 +317,26 @@ func stageWhat(model, stage string) string {
 
 // problemMessage is the registry's own message, without the HTTP details
 // the client appends.
+// refusedAssignment words a policy_violation of assigning version to
+// stage: what the registry said, and the one thing to do about it. A
+// flagged version is not a policy matter: the flag has to go first, in an
+// apply of its own (the registry checks the flag as it is when the
+// assignment runs, and a plan cannot order an unflag before it).
+func refusedAssignment(model, stage string, version int64, err error) (summary, detail string) {
+	var e *registry.Error
+	if asRegistryError(err, &e) && e.Rule == "flagged" {
+		return fmt.Sprintf("Version %d of model %q is flagged", version, model),
+			fmt.Sprintf("The registry refuses to assign version %d of model %q to stage %q:\n\n%s\n\n"+
+				"A flagged version cannot be assigned to any stage, whatever the stage policy says. "+
+				"If the version is fit to serve after all, unflag it (flagged = false on its mlregistry_model_version) in an apply of its own, then assign it in the next apply.",
+				version, model, stage, problemMessage(err))
+	}
+	return "Stage policy violation",
+		fmt.Sprintf("The registry refuses to assign version %d of model %q to stage %q because the model's stage policy for %q does not allow it:\n\n%s\n\n"+
+			"Assign a version that meets every rule listed above.",
+			version, model, stage, stage, problemMessage(err))
+}
+
 func problemMessage(err error) string {
 	var e *registry.Error
 	if asRegistryError(err, &e) {

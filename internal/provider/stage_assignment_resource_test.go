@@ -23,7 +23,7 @@ import (
 type churn struct {
 	staging, production int
 	minSoak             string // production policy's min_soak, "" for none
-	flagV2              bool
+	flagV2, flagV3      bool
 	reason              string
 	extra               string
 }
@@ -48,7 +48,7 @@ resource "mlregistry_model" "churn" {
 `, soak)
 	for i, auc := range []float64{0.88, 0.92, 0.80} {
 		extra := ""
-		if i == 1 && c.flagV2 {
+		if (i == 1 && c.flagV2) || (i == 2 && c.flagV3) {
 			extra = `flagged     = true
   flag_reason = "label leak"`
 		}
@@ -256,16 +256,17 @@ func TestAccStageAssignment_flaggedVersionCannotBePromoted(t *testing.T) {
 			{Config: providerBlock(r, "") + churn{staging: 1, flagV2: true}.hcl()},
 			{
 				// At plan time: the dry run refuses the flagged version.
-				Config:      providerBlock(r, "") + churn{staging: 2, flagV2: true}.hcl(),
-				PlanOnly:    true,
-				ExpectError: expectError(`stage policy rule flagged failed: version 2 of "churn" is flagged (label leak)`),
+				Config:   providerBlock(r, "") + churn{staging: 2, flagV2: true}.hcl(),
+				PlanOnly: true,
+				ExpectError: expectError(`Version 2 of model "churn" is flagged`, `stage policy rule flagged failed: version 2 of "churn" is flagged (label leak)`,
+					"unflag it (flagged = false on its mlregistry_model_version) in an apply of its own, then assign it in the next apply", "dry run"),
 			},
 			{Config: providerBlock(r, "") + churn{staging: 1}.hcl()},
 			{
 				// Flagged and promoted in one apply: the plan cannot know yet,
 				// the registry refuses at apply time.
 				Config:      providerBlock(r, "") + churn{staging: 2, flagV2: true}.hcl(),
-				ExpectError: expectError("Stage policy violation", "is flagged"),
+				ExpectError: expectError(`Version 2 of model "churn" is flagged`, "is flagged", "unflag it", "in an apply of its own"),
 			},
 		},
 	})
