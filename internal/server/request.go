@@ -36,7 +36,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 }
 
 // decode reads a JSON object body into dst, strictly: JSON content type,
-// size limit, no unknown fields, nothing after the object.
+// size limit, no unknown fields, no member given twice, member names that
+// match exactly (case-sensitive), nothing after the object. Every request
+// body the server reads goes through it.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	if err := checkContentType(r); err != nil {
 		return err
@@ -86,7 +88,9 @@ func decodeJSON(body []byte, dst any) error {
 	if err := dec.Decode(&extra); err != io.EOF {
 		return bodyError("json", "request body has data after the JSON object (offset %d)", dec.InputOffset())
 	}
-	return nil
+	// What encoding/json let pass: duplicate members, names that match a
+	// field only case-insensitively.
+	return checkMemberNames(body, reflect.TypeOf(dst))
 }
 
 func jsonError(err error) error {
