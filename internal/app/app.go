@@ -226,7 +226,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		defer m.wg.Done()
 		m.purgeLoop(bg)
 	}()
-	log.Info("mlregistry serving", "addr", m.url, "db", redactDSN(m.cfg.DB), "public_url", publicURL, "auth", !m.cfg.InsecureNoAuth)
+	log.Info("mlregistry serving", "addr", m.url, "db", sqlstore.RedactDSN(m.cfg.DB), "public_url", publicURL, "auth", !m.cfg.InsecureNoAuth)
 	return nil
 }
 
@@ -294,18 +294,4 @@ func (m *Main) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// redactDSN hides a password in a postgres:// DSN before it is logged.
-func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
-	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return dsn
-	}
-	cred := dsn[scheme+3 : at]
-	if i := strings.Index(cred, ":"); i >= 0 {
-		return dsn[:scheme+3] + cred[:i] + ":xxxxx" + dsn[at:]
-	}
-	return dsn
 }

@@ -110,18 +110,6 @@ func parseDSN(dsn string) (dialect, target string, err error) {
 	return DialectSQLite, target, nil
 }
 
-// redactDSN hides a password for error messages and logs.
-func redactDSN(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		return dsn
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
-
 // Open connects to the database named by dsn and, unless opts.NoMigrate,
 // applies pending migrations. A SQLite file's directory is created if
 // missing.
@@ -160,7 +148,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	case DialectPostgres:
 		db, err := sql.Open("pgx", target)
 		if err != nil {
-			return nil, fmt.Errorf("sqlstore: open %s: %w", redactDSN(target), err)
+			return nil, fmt.Errorf("sqlstore: open %s: %w", RedactDSN(target), err)
 		}
 		db.SetMaxOpenConns(20)
 		db.SetMaxIdleConns(10)
@@ -171,7 +159,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	// before any reader opens it.
 	if err := s.w.PingContext(ctx); err != nil {
 		_ = s.Close()
-		return nil, fmt.Errorf("sqlstore: connect to %s: %w", redactDSN(target), err)
+		return nil, fmt.Errorf("sqlstore: connect to %s: %w", RedactDSN(target), err)
 	}
 	if !opts.NoMigrate {
 		if _, err := s.Migrate(ctx); err != nil {
