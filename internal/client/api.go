@@ -131,7 +131,7 @@ func (c *Client) GetVersion(ctx context.Context, model string, version int64) (*
 // retried create never registers the artifact twice.
 func (c *Client) CreateVersion(ctx context.Context, model string, v registry.ModelVersionCreate) (*registry.ModelVersion, error) {
 	var out registry.ModelVersion
-	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("models", model, "versions"), body: v, idempotent: true}, &out); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("models", model, "versions"), body: v, idempotent: false}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -189,7 +189,9 @@ func (c *Client) AssignStage(ctx context.Context, model, stage string, a registr
 
 // DryRunAssignStage runs every check of AssignStage and writes nothing. It
 // returns the server's policy_violation (or other) error when the
-// assignment would be refused.
+// assignment would be refused. A read token may ask; the answer's
+// Permitted says whether the caller's own token could make the change,
+// and Permission why not.
 func (c *Client) DryRunAssignStage(ctx context.Context, model, stage string, a registry.StageAssign) (*registry.StageDryRun, error) {
 	var out registry.StageDryRun
 	q := url.Values{"dry_run": {"true"}}
@@ -257,6 +259,30 @@ func (c *Client) CreateEndpoint(ctx context.Context, e registry.EndpointCreate) 
 func (c *Client) UpdateEndpoint(ctx context.Context, name string, p registry.EndpointPatch, ifRevision int64) (*registry.Endpoint, error) {
 	var out registry.Endpoint
 	if _, err := c.do(ctx, request{method: http.MethodPatch, path: apiPath("endpoints", name), body: p, ifRevision: ifRevision}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DryRunCreateEndpoint runs every check of CreateEndpoint (the stage the
+// endpoint serves and its policy included) and writes nothing: the
+// endpoint as it would be, or the error the create would get. A read
+// token may ask; a token that could not make the change gets
+// permission_denied once every other check has passed.
+func (c *Client) DryRunCreateEndpoint(ctx context.Context, e registry.EndpointCreate) (*registry.Endpoint, error) {
+	var out registry.Endpoint
+	q := url.Values{"dry_run": {"true"}}
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("endpoints"), query: q, body: e}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DryRunUpdateEndpoint is DryRunCreateEndpoint for UpdateEndpoint.
+func (c *Client) DryRunUpdateEndpoint(ctx context.Context, name string, p registry.EndpointPatch) (*registry.Endpoint, error) {
+	var out registry.Endpoint
+	q := url.Values{"dry_run": {"true"}}
+	if _, err := c.do(ctx, request{method: http.MethodPatch, path: apiPath("endpoints", name), query: q, body: p}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

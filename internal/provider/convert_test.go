@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/zclconf/go-cty/cty"
 
@@ -131,5 +133,27 @@ func TestStagePoliciesRoundTrip(t *testing.T) {
 	}
 	if v, _ := stagePoliciesValue(ctx, nil, types.MapNull(stagePolicyObjectType)); !v.IsNull() {
 		t.Errorf("no policies = %v, want null", v)
+	}
+}
+
+// TestNotPermittedReadVersusWrite: a change the provider's token may not
+// make fails the plan of a write token and warns a read token, which is
+// for plans only. The messages are the registry's own (server scopeError
+// and stageError).
+func TestNotPermittedReadVersusWrite(t *testing.T) {
+	for _, tt := range []struct {
+		permission string
+		wantError  bool
+	}{
+		{`token "drift" has scope read; changing a stage needs scope write`, false},
+		{`token "ci" may assign stages [staging], not "production"`, true},
+		{`token "ci" may only change stages [staging]; changing an endpoint needs a write token without a stage restriction`, true},
+		{`something the provider does not recognise`, true},
+	} {
+		var diags diag.Diagnostics
+		addNotPermitted(&diags, path.Root("version"), "assign", tt.permission, "a write token")
+		if diags.HasError() != tt.wantError || len(diags) != 1 {
+			t.Errorf("%q: error = %v (want %v), %d diagnostics", tt.permission, diags.HasError(), tt.wantError, len(diags))
+		}
 	}
 }

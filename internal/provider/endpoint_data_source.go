@@ -47,6 +47,7 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 				Validators:          []validator.String{nameValidator()},
 			},
 			"model": schema.StringAttribute{MarkdownDescription: "The registered model whose versions the routes serve.", Computed: true},
+			"stage": schema.StringAttribute{MarkdownDescription: "The stage the endpoint serves (its routes hold or satisfy it); null when it serves none.", Computed: true},
 			"routes": schema.ListNestedAttribute{
 				MarkdownDescription: "Where traffic goes now.",
 				Computed:            true,

@@ -28,6 +28,7 @@ var (
 	_ resource.ResourceWithConfigure      = (*endpointResource)(nil)
 	_ resource.ResourceWithImportState    = (*endpointResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*endpointResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*endpointResource)(nil)
 )
 
 // NewEndpointResource is the mlregistry_endpoint resource.
@@ -47,6 +48,7 @@ type endpointResourceModel struct {
 // endpointFields are the attributes of an endpoint besides its identity,
 // shared with the data source.
 type endpointFields struct {
+	Stage         types.String `tfsdk:"stage"`
 	Routes        types.List   `tfsdk:"routes"`
 	StickyHeader  types.String `tfsdk:"sticky_header"`
 	Guard         types.Object `tfsdk:"guard"`
@@ -108,6 +110,13 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Required:            true,
 				Validators:          []validator.String{nameValidator()},
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"stage": schema.StringAttribute{
+				MarkdownDescription: "The stage the endpoint serves, e.g. `production`. The registry then refuses routes to versions that neither hold that stage " +
+					"nor satisfy the model's stage policy for it, on every write; the plan fails early, because the provider asks the registry for a dry run " +
+					"of the endpoint's change. Changes in place.",
+				Optional:   true,
+				Validators: []validator.String{stageValidator()},
 			},
 			"routes": schema.ListNestedAttribute{
 				MarkdownDescription: fmt.Sprintf("Where traffic goes: 1 to %d routes with unique names whose weights sum to 100. Changes in place (and reset a `rolled_back` status).", registry.MaxRoutes),
@@ -257,6 +266,93 @@ func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.Vali
 	}
 }
 
+// ModifyPlan asks the registry for a dry run of the endpoint's create or
+// update once its routes are known, so a route the stage's policy refuses
+// (or a token that may not change endpoints) fails the plan, not the
+// apply.
+func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	planStateWhenUnchanged(ctx, req, resp)
+	if req.Plan.Raw.IsNull() || r.client == nil {
+		return // destroy, or no registry connection yet
+	}
+	var plan endpointResourceModel
+	resp.Diagnostics.Append(resp.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	var state *endpointResourceModel
+	if !req.State.Raw.IsNull() {
+		state = &endpointResourceModel{}
+		resp.Diagnostics.Append(req.State.Get(ctx, state)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		if !plan.Name.Equal(state.Name) || !plan.Model.Equal(state.Model) {
+			state = nil // replaced: the new endpoint is a create
+		} else if plan.Stage.Equal(state.Stage) && plan.Routes.Equal(state.Routes) &&
+			plan.StickyHeader.Equal(state.StickyHeader) && attrEquivalent(ctx, plan.Guard, state.Guard) {
+			return // nothing the registry would check changes
+		}
+	}
+	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Routes, plan.Guard} {
+		if fullyKnown(ctx, v) {
+			continue
+		}
+		// A version created in this same apply has no number yet; the
+		// registry checks the routes when the apply writes them.
+		return
+	}
+	routes, diags := routesFrom(ctx, plan.Routes)
+	resp.Diagnostics.Append(diags...)
+	guard, diags := guardFrom(ctx, plan.Guard)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := plan.Name.ValueString()
+	var err error
+	if state == nil {
+		_, err = r.client.DryRunCreateEndpoint(ctx, registry.EndpointCreate{
+			Name: name, Model: plan.Model.ValueString(), Stage: plan.Stage.ValueString(), Routes: routes,
+			StickyHeader: plan.StickyHeader.ValueString(), Guard: guard,
+		})
+	} else {
+		_, err = r.client.DryRunUpdateEndpoint(ctx, state.ID.ValueString(), plan.patch(routes, guard))
+	}
+	what := fmt.Sprintf("endpoint %q", name)
+	switch {
+	case err == nil:
+		tflog.Debug(ctx, "endpoint dry run allowed", map[string]any{"name": name})
+	case errors.Is(err, registry.ErrPolicyViolation):
+		resp.Diagnostics.AddAttributeError(path.Root("routes"), "Stage policy violation",
+			fmt.Sprintf("The registry refuses these routes for %s, which serves stage %q:\n\n%s\n\n"+
+				"Route only versions that hold stage %q or meet every rule listed above. "+
+				"(The registry checked this in a dry run at plan time; nothing was written.)",
+				what, plan.Stage.ValueString(), problemMessage(err), plan.Stage.ValueString()))
+	case errors.Is(err, registry.ErrPermissionDenied):
+		change := "create " + what
+		if state != nil {
+			change = "change " + what
+		}
+		addNotPermitted(&resp.Diagnostics, path.Root("routes"), change, problemMessage(err),
+			"a write token without a stage restriction (endpoints decide what every stage serves)")
+	case errors.Is(err, registry.ErrNotFound):
+		// The model or a routed version may be created by this same apply.
+		tflog.Debug(ctx, "endpoint dry run skipped: model or version not found yet", map[string]any{"name": name, "error": err.Error()})
+	case errors.Is(err, registry.ErrInvalidArgument) && isNotFoundField(err):
+		tflog.Debug(ctx, "endpoint dry run skipped: model or version not found yet", map[string]any{"name": name, "error": err.Error()})
+	case errors.Is(err, registry.ErrInvalidArgument):
+		resp.Diagnostics.AddAttributeError(path.Root("routes"), "Invalid endpoint", err.Error())
+	case errors.Is(err, registry.ErrAlreadyExists):
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Endpoint already exists",
+			fmt.Sprintf("%s\n\nTo manage the existing endpoint with Terraform, import it: terraform import <address> %s", err, name))
+	default:
+		resp.Diagnostics.AddAttributeWarning(path.Root("routes"), "Endpoint not checked at plan time",
+			fmt.Sprintf("The registry's dry run of this change to %s did not answer: %s\n\n"+
+				"The registry still checks the routes when the plan is applied; plan again once the registry answers to check them now.", what, err))
+	}
+}
+
 func (r *endpointResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	if r.client == nil {
 		notConfigured(&resp.Diagnostics)
@@ -276,7 +372,7 @@ func (r *endpointResource) Create(ctx context.Context, req resource.CreateReques
 	}
 	name := plan.Name.ValueString()
 	e, err := r.client.CreateEndpoint(ctx, registry.EndpointCreate{
-		Name: name, Model: plan.Model.ValueString(), Routes: routes,
+		Name: name, Model: plan.Model.ValueString(), Stage: plan.Stage.ValueString(), Routes: routes,
 		StickyHeader: plan.StickyHeader.ValueString(), Guard: guard,
 	})
 	if err != nil {
@@ -340,9 +436,7 @@ func (r *endpointResource) Update(ctx context.Context, req resource.UpdateReques
 		return
 	}
 	name := state.ID.ValueString()
-	sticky := plan.StickyHeader.ValueString()
-	patch := registry.EndpointPatch{Routes: &routes, StickyHeader: &sticky, Guard: guard, ClearGuard: guard == nil}
-	e, err := r.client.UpdateEndpoint(ctx, name, patch, state.Revision.ValueInt64())
+	e, err := r.client.UpdateEndpoint(ctx, name, plan.patch(routes, guard), state.Revision.ValueInt64())
 	if err != nil {
 		addAPIError(&resp.Diagnostics, "update", fmt.Sprintf("endpoint %q", name), err)
 		return
@@ -397,6 +491,7 @@ func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prio
 	}
 	f.Routes, d = types.ListValue(routeObjectType, elems)
 	diags.Append(d...)
+	f.Stage = stringValue(e.Stage, prior.Stage)
 	f.StickyHeader = stringValue(e.StickyHeader, prior.StickyHeader)
 	f.Guard, d = guardValue(ctx, e.Guard, prior.Guard)
 	diags.Append(d...)
@@ -407,6 +502,25 @@ func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prio
 	f.UpdatedAt = timeValue(e.UpdatedAt)
 	f.Revision = types.Int64Value(e.Revision)
 	return diags
+}
+
+// patch is the update that makes the endpoint look like m.
+func (m *endpointResourceModel) patch(routes []registry.Route, guard *registry.Guard) registry.EndpointPatch {
+	stage, sticky := m.Stage.ValueString(), m.StickyHeader.ValueString()
+	return registry.EndpointPatch{Stage: &stage, Routes: &routes, StickyHeader: &sticky, Guard: guard, ClearGuard: guard == nil}
+}
+
+// fullyKnown: v and everything inside it is known.
+func fullyKnown(ctx context.Context, v attr.Value) bool {
+	tv, err := v.ToTerraformValue(ctx)
+	return err == nil && tv.IsFullyKnown()
+}
+
+// isNotFoundField: the registry's invalid_argument for a model or version
+// that does not exist (yet), rule "exists".
+func isNotFoundField(err error) bool {
+	var e *registry.Error
+	return asRegistryError(err, &e) && e.Rule == "exists"
 }
 
 func guardValue(ctx context.Context, g *registry.Guard, prior types.Object) (types.Object, diag.Diagnostics) {

@@ -398,3 +398,119 @@ func TestEndpointGuardRateIsOneError(t *testing.T) {
 		}
 	}
 }
+
+// stageEndpoint is an endpoint of the churn model (see churn) serving
+// stage; canary routes 10% to version canary when it is not 0.
+func stageEndpoint(stage string, canary int, upstream string) string {
+	stageAttr := ""
+	if stage != "" {
+		stageAttr = fmt.Sprintf("stage = %q", stage)
+	}
+	routes := fmt.Sprintf(`{ name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = 100 },`, upstream)
+	if canary != 0 {
+		routes = fmt.Sprintf(`{ name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = 90 },
+    { name = "canary", version = mlregistry_model_version.v%d.version, upstream_url = "http://canary:8080", weight = 10 },`, upstream, canary)
+	}
+	return fmt.Sprintf(`
+resource "mlregistry_endpoint" "churn" {
+  name   = "churn"
+  model  = mlregistry_model.churn.name
+  %s
+  routes = [
+    %s
+  ]
+  depends_on = [mlregistry_stage_assignment.production]
+}
+
+data "mlregistry_endpoint" "churn" {
+  name       = mlregistry_endpoint.churn.name
+  depends_on = [mlregistry_endpoint.churn]
+}
+`, stageAttr, routes)
+}
+
+// TestAccEndpoint_stage: an endpoint serving a stage plans only routes
+// whose versions hold or satisfy that stage, whoever plans; a token that
+// may not change endpoints fails the plan, a read token gets a warning.
+func TestAccEndpoint_stage(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.churn"
+	ci := r.Token(t, "ci-staging", registry.ScopeWrite, "staging")
+	reader := r.Token(t, "drift", registry.ScopeRead)
+	config := func(token, stage string, canary int, upstream string) string {
+		return providerBlock(r, token) + churn{staging: 1, production: 1, extra: stageEndpoint(stage, canary, upstream)}.hcl()
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: config("", "production", 0, "http://stable:8080"),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage"), knownvalue.StringExact("production")),
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.churn", tfjsonpath.New("stage"), knownvalue.StringExact("production")),
+				},
+			},
+			{
+				ResourceName:      name,
+				ImportState:       true,
+				ImportStateId:     "churn",
+				ImportStateVerify: true,
+			},
+			{
+				// v3 never held staging and its auc is too low.
+				Config:      config("", "production", 3, "http://stable:8080"),
+				PlanOnly:    true,
+				ExpectError: expectError("Stage policy violation", `serves stage "production"`, "require_stage failed: version 3", "dry run"),
+			},
+			{
+				Config:      config(reader, "production", 3, "http://stable:8080"),
+				PlanOnly:    true,
+				ExpectError: expectError("Stage policy violation", "require_stage failed: version 3"),
+			},
+			{
+				// Allowed by the policy, but endpoints need a write token
+				// without a stage restriction.
+				Config:      config(ci, "production", 0, "http://stable-2:8080"),
+				PlanOnly:    true,
+				ExpectError: expectError("Permission denied", `token "ci-staging"`, "a write token without a stage restriction"),
+			},
+			{
+				Config:             config(reader, "production", 0, "http://stable-2:8080"),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// The stage changes in place.
+				Config: config("", "staging", 0, "http://stable:8080"),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage"), knownvalue.StringExact("staging")),
+				},
+			},
+			{
+				Config: config("", "", 0, "http://stable:8080"),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				Check: func(_ *terraformState) error {
+					e, err := apiClient(t, r).GetEndpoint(context.Background(), "churn")
+					if err != nil {
+						return err
+					}
+					if e.Stage != "" {
+						return fmt.Errorf("stage = %q after removing it", e.Stage)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}

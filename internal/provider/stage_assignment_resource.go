@@ -148,8 +148,12 @@ func (r *stageAssignmentResource) ModifyPlan(ctx context.Context, req resource.M
 	model, stage, version := plan.Model.ValueString(), plan.Stage.ValueString(), plan.Version.ValueInt64()
 	dry, err := r.client.DryRunAssignStage(ctx, model, stage, registry.StageAssign{Version: version, Reason: plan.Reason.ValueString()})
 	switch {
-	case err == nil:
+	case err == nil && dry.Permitted:
 		tflog.Debug(ctx, "stage assignment dry run allowed", map[string]any{"model": model, "stage": stage, "version": version, "previous_version": dry.PreviousVersion})
+	case err == nil:
+		addNotPermitted(&resp.Diagnostics, path.Root("version"),
+			fmt.Sprintf("assign version %d of model %q to stage %q", version, model, stage), dry.Permission,
+			fmt.Sprintf("a write token that may assign stage %q (created without --stages, or with --stages %s)", stage, stage))
 	case errors.Is(err, registry.ErrPolicyViolation):
 		summary, detail := refusedAssignment(model, stage, version, err)
 		resp.Diagnostics.AddAttributeError(path.Root("version"), summary,
@@ -159,10 +163,15 @@ func (r *stageAssignmentResource) ModifyPlan(ctx context.Context, req resource.M
 		tflog.Debug(ctx, "stage assignment dry run skipped: model or version not found yet", map[string]any{"model": model, "version": version, "error": err.Error()})
 	case errors.Is(err, registry.ErrInvalidArgument):
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Invalid stage assignment", err.Error())
+	case errors.Is(err, registry.ErrPermissionDenied):
+		// A registry from before dry runs answered "permitted".
+		addNotPermitted(&resp.Diagnostics, path.Root("version"),
+			fmt.Sprintf("assign version %d of model %q to stage %q", version, model, stage), problemMessage(err),
+			fmt.Sprintf("a write token that may assign stage %q", stage))
 	default:
 		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Stage policy not checked at plan time",
 			fmt.Sprintf("The registry's dry run of assigning version %d of model %q to stage %q did not answer: %s\n\n"+
-				"The registry still enforces the policy when the plan is applied. (A read-only token cannot run dry runs.)", version, model, stage, err))
+				"The registry still enforces the policy when the plan is applied; plan again once the registry answers to check it now.", version, model, stage, err))
 	}
 }
 

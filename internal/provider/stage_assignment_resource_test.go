@@ -354,8 +354,8 @@ func TestAccStageAssignment_drift(t *testing.T) {
 }
 
 // TestAccStageAssignment_readOnlyTokenCanPlan: a pull request's plan may
-// run with a read token; the dry run is then refused (it is a write), which
-// must not fail the plan.
+// run with a read token; the dry run answers that the token may not apply
+// the change, which must not fail the plan.
 func TestAccStageAssignment_readOnlyTokenCanPlan(t *testing.T) {
 	r := testRegistry(t)
 	reader := r.Token(t, "pr-plan", registry.ScopeRead)
@@ -376,6 +376,53 @@ func TestAccStageAssignment_readOnlyTokenCanPlan(t *testing.T) {
 			},
 			// Back to the admin token, which the final destroy uses.
 			{Config: providerBlock(r, "") + churn{staging: 1}.hcl()},
+		},
+	})
+}
+
+// TestAccStageAssignment_dryRunPermission: the plan fails when the
+// provider's token could not apply the change, and fails on a policy
+// violation whoever plans, a read token included.
+func TestAccStageAssignment_dryRunPermission(t *testing.T) {
+	r := testRegistry(t)
+	ci := r.Token(t, "ci-staging", registry.ScopeWrite, "staging")
+	reader := r.Token(t, "drift", registry.ScopeRead)
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			// v1 in both stages, then v2 in staging: the policy allows v2
+			// into production.
+			{Config: providerBlock(r, "") + churn{staging: 1, production: 1}.hcl()},
+			{Config: providerBlock(r, "") + churn{staging: 2, production: 1}.hcl()},
+			{
+				// A token restricted to staging: the dry run passes the
+				// policy but says the token may not assign production.
+				Config:      providerBlock(r, ci) + churn{staging: 2, production: 2}.hcl(),
+				PlanOnly:    true,
+				ExpectError: expectError("Permission denied", `token "ci-staging" may assign stages [staging], not "production"`, `Plan and apply with a write token that may assign stage "production"`),
+			},
+			{
+				// A read token sees a policy violation like anyone else.
+				Config:      providerBlock(r, reader) + churn{staging: 2, production: 3}.hcl(),
+				PlanOnly:    true,
+				ExpectError: expectError("Stage policy violation", "require_stage failed: version 3"),
+			},
+			{
+				// A read token planning an allowed change: a plan, and a
+				// warning that applying needs a write token.
+				Config:             providerBlock(r, reader) + churn{staging: 2, production: 2}.hcl(),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// The restricted token may move staging.
+				Config: providerBlock(r, ci) + churn{staging: 3, production: 1}.hcl(),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("mlregistry_stage_assignment.staging", tfjsonpath.New("assigned_by"), knownvalue.StringExact("ci-staging")),
+				},
+			},
+			{Config: providerBlock(r, "") + churn{staging: 1, production: 1}.hcl()},
 		},
 	})
 }

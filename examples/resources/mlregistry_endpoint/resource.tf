@@ -23,3 +23,16 @@ resource "mlregistry_endpoint" "churn" {
 output "churn_url" {
   value = mlregistry_endpoint.churn.url
 }
+
+# An endpoint that serves the production stage: the registry refuses routes
+# to versions that neither hold production nor satisfy the model's
+# production policy, and `terraform plan` fails early on such a change.
+resource "mlregistry_endpoint" "churn_production" {
+  name  = "churn-production"
+  model = mlregistry_model.churn.name
+  stage = "production"
+
+  routes = [
+    { name = "production", version = mlregistry_stage_assignment.production.version, upstream_url = "http://churn-production:8080", weight = 100 },
+  ]
+}
