@@ -131,7 +131,7 @@ func (c *Client) GetVersion(ctx context.Context, model string, version int64) (*
 // retried create never registers the artifact twice.
 func (c *Client) CreateVersion(ctx context.Context, model string, v registry.ModelVersionCreate) (*registry.ModelVersion, error) {
 	var out registry.ModelVersion
-	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("models", model, "versions"), body: v, idempotent: false}, &out); err != nil {
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("models", model, "versions"), body: v, idempotent: true}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
