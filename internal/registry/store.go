@@ -112,7 +112,10 @@ type EndpointRevision struct {
 // Store is the registry's persistence. Every write runs in one transaction
 // together with its audit event; every rule that needs stored data (stage
 // policies, checksum uniqueness, version numbering, revisions) is decided
-// inside that transaction. Errors are *Error values with registry codes.
+// inside that transaction. Errors are *Error values with registry codes,
+// except when ctx ends before the store is done: then the error wraps
+// ctx.Err() (context.Canceled or context.DeadlineExceeded), because the
+// caller stopped waiting and the database did not fail.
 type Store interface {
 	// Models.
 	CreateModel(ctx context.Context, actor Actor, m ModelCreate) (*Model, error)
@@ -132,7 +135,17 @@ type Store interface {
 	UpdateVersion(ctx context.Context, actor Actor, model string, version int64, p ModelVersionPatch, pre Precondition) (*ModelVersion, error)
 	// DeleteVersion fails with conflict while the version holds a stage or
 	// an endpoint routes to it.
+	// UpdateVersion changes a version's mutable fields. Flagging is the
+	// emergency stop: in the same transaction every endpoint route to a
+	// flagged version loses its weight, moved to the endpoint's largest
+	// route to an unflagged version (none: every weight ends at 0), and
+	// each endpoint it changed gets status drained, a new revision and an
+	// endpoint.flag_drain event. VersionEndpoints names them afterwards.
 	DeleteVersion(ctx context.Context, actor Actor, model string, version int64, pre Precondition) error
+	// VersionEndpoints names the endpoints with a route to the version,
+	// whatever its weight, sorted (after a flag: the endpoints whose
+	// routing the flag may have changed).
+	VersionEndpoints(ctx context.Context, model string, version int64) ([]string, error)
 
 	// Stages. AssignStage enforces CheckAssignment inside the transaction.
 	// With DryRun it returns the assignment that would be written.
@@ -144,9 +157,11 @@ type Store interface {
 	StageHistory(ctx context.Context, model, stage string, opts ListOptions) (*Page[StageHistoryEntry], error)
 
 	// Endpoints. Create and update check that the model exists and every
-	// route's version exists and is not flagged; when the endpoint names
-	// the stage it serves, every route's version holds that stage or
-	// satisfies its stage policy.
+	// route's version exists and, unless the route's weight is 0, is not
+	// flagged; when the endpoint names the stage it serves, every route's
+	// version with weight or unflagged holds that stage or satisfies its
+	// stage policy (a flagged version at weight 0 gets no traffic, so it
+	// is not judged).
 	CreateEndpoint(ctx context.Context, actor Actor, e EndpointCreate) (*Endpoint, error)
 	GetEndpoint(ctx context.Context, name string) (*Endpoint, error)
 	ListEndpoints(ctx context.Context, opts ListOptions) (*Page[Endpoint], error)
@@ -165,6 +180,11 @@ type Store interface {
 
 	// EndpointRevisions returns every endpoint's revision stamp, keyed by
 	// name, read in one statement. Every change to what an endpoint routes
+	// RecordGuardDegraded records that every route failed the guard: the
+	// routes stay as they are, status becomes degraded with message, and
+	// an endpoint.guard_degraded event is written, in one transaction,
+	// with the same precondition as RecordGuardRollback.
+	RecordGuardDegraded(ctx context.Context, actor Actor, name string, expectedRevision int64, message string) (*Endpoint, error)
 	// (create, update, guard rollback, delete) changes its stamp, so a
 	// reader that compares stamps with what it loaded misses no change,
 	// whatever order concurrent writes commit in.

@@ -190,6 +190,14 @@ type StageDryRun struct {
 const (
 	EndpointStatusHealthy    = "healthy"
 	EndpointStatusRolledBack = "rolled_back"
+	// EndpointStatusDrained: a version the routes served was flagged, and
+	// the routes serving it lost their weight (moved to the largest
+	// unflagged route; none left: every weight is 0 and the gateway
+	// answers 503). StatusMessage names the version and the flag reason.
+	EndpointStatusDrained = "drained"
+	// EndpointStatusDegraded: every route failed the guard at once, so it
+	// moved no weight (there was nowhere healthy to move it).
+	EndpointStatusDegraded = "degraded"
 )
 
 // Route is one weighted target of an endpoint.
@@ -217,7 +225,9 @@ type Endpoint struct {
 	Routes       []Route `json:"routes"`
 	StickyHeader string  `json:"sticky_header"`
 	Guard        *Guard  `json:"guard,omitempty"`
-	// Status is healthy, or rolled_back after the guard moved traffic.
+	// Status is healthy; rolled_back after the guard moved traffic;
+	// drained after a flagged version lost its weight; degraded when every
+	// route failed the guard. Setting routes resets it to healthy.
 	Status        string    `json:"status"`
 	StatusMessage string    `json:"status_message"`
 	URL           string    `json:"url"`
@@ -278,6 +288,8 @@ const (
 	ActionEndpointUpdate        = "endpoint.update"
 	ActionEndpointDelete        = "endpoint.delete"
 	ActionEndpointGuardRollback = "endpoint.guard_rollback"
+	ActionEndpointGuardDegraded = "endpoint.guard_degraded"
+	ActionEndpointFlagDrain     = "endpoint.flag_drain"
 	ActionTokenCreate           = "token.create"
 	ActionTokenRevoke           = "token.revoke"
 )

@@ -26,6 +26,9 @@ type reqState struct {
 	// takes the request.
 	route string
 	token *registry.Token
+	// clientGone is set when the request failed because its client went
+	// away (its context was canceled): not a server error.
+	clientGone bool
 }
 
 type stateKey struct{}
@@ -155,6 +158,10 @@ func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
 	if status == 0 {
 		status = http.StatusOK
 	}
+	msg := "http request"
+	if st.clientGone {
+		status, msg = statusClientClosedRequest, "client went away"
+	}
 	elapsed := time.Since(start)
 	route := routeLabel(st.route)
 	method := methodLabel(r.Method)
@@ -172,13 +179,13 @@ func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
 		// --log-level debug to see each one.
 		level = slog.LevelDebug
 	}
-	if status >= 500 {
+	if status >= 500 && status != statusClientClosedRequest {
 		level = slog.LevelWarn
 	}
 	if !st.base.Enabled(context.Background(), level) {
 		return
 	}
-	st.logger().LogAttrs(context.Background(), level, "http request",
+	st.logger().LogAttrs(context.Background(), level, msg,
 		slog.String("method", r.Method),
 		slog.String("route", route),
 		slog.String("path", r.URL.Path),
@@ -188,6 +195,11 @@ func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
 		slog.String("actor", actorName),
 	)
 }
+
+// statusClientClosedRequest is what logs and metrics record for a request
+// whose client went away before the answer (nginx's 499). It is never
+// sent: there is nobody to send it to.
+const statusClientClosedRequest = 499
 
 // gatewayRoute is the route label of the gateway's /serve/ mount.
 const gatewayRoute = "/serve/"

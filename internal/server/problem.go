@@ -60,7 +60,11 @@ func problemError(r *http.Request, err error) *registry.Error {
 		requestLogger(r).Warn("request timed out", "err", err)
 		return registry.Errorf(registry.CodeUnavailable, "the request timed out; try again")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		// The client went away; nobody reads this answer.
+		// The client went away; nobody reads this answer. The access log
+		// says so (status 499, like nginx), instead of a 503 warning.
+		if st := stateFrom(r.Context()); st != nil {
+			st.clientGone = true
+		}
 		return registry.Errorf(registry.CodeUnavailable, "the request was canceled")
 	}
 	var re *registry.Error

@@ -144,6 +144,9 @@ func (s *Server) updateVersion(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.changed(KindModelVersion, versionID(v.Model, v.Version))
+	if v.Flagged {
+		s.drained(r, v)
+	}
 	return writeResource(w, http.StatusOK, v.Revision, fixVersion(v))
 }
 
@@ -184,4 +187,21 @@ func (s *Server) mayUnflag(r *http.Request, model string, version int64, pre reg
 		pre.IfRevision = cur.Revision
 	}
 	return pre, nil
+}
+
+// drained tells the OnChange hook about the endpoints that route to a
+// flagged version: the store drained their traffic in the flag's
+// transaction, and this replica's gateway must stop sending requests there
+// now, not at its next poll. A failed look-up is only logged: the write
+// is done, and the poll picks the change up.
+func (s *Server) drained(r *http.Request, v *registry.ModelVersion) {
+	names, err := s.store.VersionEndpoints(r.Context(), v.Model, v.Version)
+	if err != nil {
+		s.log.Warn("cannot list the endpoints of a flagged version; gateways apply the drain at their next poll",
+			"model", v.Model, "version", v.Version, "err", err)
+		return
+	}
+	for _, name := range names {
+		s.changed(KindEndpoint, name)
+	}
 }

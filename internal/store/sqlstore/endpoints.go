@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -58,7 +60,8 @@ func loadEndpoint(ctx context.Context, t *txn, name string, lock bool) (*registr
 }
 
 // checkRoutes checks that every route's version exists in model m and,
-// when allowFlagged is false, is not flagged. When stage is set (the stage
+// when allowFlagged is false, is not flagged unless the route's weight is
+// 0 (such a route is not judged further). When stage is set (the stage
 // the endpoint serves), every route's version must hold that stage or
 // satisfy its stage policy, judged like an assignment: otherwise an
 // endpoint could send production traffic to a version that never passed
@@ -79,6 +82,11 @@ func (s *Store) checkRoutes(ctx context.Context, t *txn, m *registry.Model, stag
 		}
 		if v == nil {
 			return registry.FieldError(field, "exists", "version %d of model %q not found", r.Version, m.Name)
+		}
+		if v.Flagged && r.Weight == 0 {
+			// Kept at weight 0 (as a flag drain leaves it): it gets no
+			// traffic, so neither the flag nor the stage policy applies.
+			continue
 		}
 		if v.Flagged && !allowFlagged {
 			reason := ""
@@ -415,4 +423,165 @@ func (s *Store) RecordGuardRollback(ctx context.Context, actor registry.Actor, n
 		return nil, err
 	}
 	return out, nil
+}
+
+// RecordGuardDegraded marks the endpoint degraded (every route failed the
+// guard, which moved nothing) and writes the event, unless the endpoint
+// changed since the gateway read it at expectedRevision.
+func (s *Store) RecordGuardDegraded(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, message string) (*registry.Endpoint, error) {
+	if len(message) > registry.MaxReasonLen {
+		return nil, registry.FieldError("message", "max_length", "must be at most %d bytes", registry.MaxReasonLen)
+	}
+	var out *registry.Endpoint
+	err := s.inTx(ctx, "record guard degraded", modeWrite, func(t *txn) error {
+		before, _, err := s.lockEndpoint(ctx, t, name)
+		if err != nil {
+			return err
+		}
+		if before.Revision != expectedRevision {
+			return registry.Errorf(registry.CodePreconditionFailed,
+				"endpoint %q is at revision %d, not the expected revision %d; it changed while the guard acted", name, before.Revision, expectedRevision)
+		}
+		after := *before
+		after.Status = registry.EndpointStatusDegraded
+		after.StatusMessage = message
+		out, err = s.saveEndpoint(ctx, t, actor, before, after, registry.ActionEndpointGuardDegraded, false)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// VersionEndpoints names the endpoints with a route to the version,
+// whatever its weight, sorted.
+func (s *Store) VersionEndpoints(ctx context.Context, model string, version int64) ([]string, error) {
+	var out []string
+	err := s.inTx(ctx, "version endpoints", modeRead, func(t *txn) error {
+		var err error
+		out, err = versionEndpoints(ctx, t, model, version)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func versionEndpoints(ctx context.Context, t *txn, model string, version int64) ([]string, error) {
+	rows, err := t.query(ctx, "SELECT DISTINCT endpoint FROM endpoint_routes WHERE model = ? AND version = ? ORDER BY endpoint", model, version)
+	if err != nil {
+		return nil, fmt.Errorf("list version endpoints: %w", err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list version endpoints: %w", err)
+		}
+		out = append(out, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list version endpoints: %w", err)
+	}
+	return out, nil
+}
+
+// drainFlagged takes all traffic off the flagged version v, inside the
+// flag's transaction (the model is locked): on every endpoint whose routes
+// give v weight, that weight moves to the endpoint's largest route to an
+// unflagged version (ties: the first in order; a route at weight 0 counts
+// only if it may serve the endpoint's stage); with no such route every
+// weight ends at 0 and the gateway answers 503. Each endpoint changed is
+// marked drained, with a new revision (so gateways reload it) and an
+// endpoint.flag_drain event by the flagging actor.
+func (s *Store) drainFlagged(ctx context.Context, t *txn, actor registry.Actor, v *registry.ModelVersion) error {
+	names, err := versionEndpoints(ctx, t, v.Model, v.Version)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	m, err := loadModel(ctx, t, v.Model, false)
+	if err != nil {
+		return err
+	}
+	flagged := map[int64]bool{}
+	rows, err := t.query(ctx, "SELECT version FROM model_versions WHERE model = ? AND flagged = ?", v.Model, true)
+	if err != nil {
+		return fmt.Errorf("load flagged versions: %w", err)
+	}
+	for rows.Next() {
+		var n int64
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("load flagged versions: %w", err)
+		}
+		flagged[n] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load flagged versions: %w", err)
+	}
+	flagged[v.Version] = true
+
+	for _, name := range names {
+		before, err := loadEndpoint(ctx, t, name, true)
+		if err != nil {
+			return err
+		}
+		after := *before
+		after.Routes = append([]registry.Route{}, before.Routes...)
+		moved := 0
+		var lost []string
+		for i := range after.Routes {
+			if r := &after.Routes[i]; r.Version == v.Version && r.Weight > 0 {
+				moved += r.Weight
+				lost = append(lost, strconv.Quote(r.Name))
+				r.Weight = 0
+			}
+		}
+		if moved == 0 {
+			continue
+		}
+		to := -1
+		for i, r := range after.Routes {
+			if flagged[r.Version] || (to >= 0 && r.Weight <= after.Routes[to].Weight) {
+				continue
+			}
+			if r.Weight == 0 && after.Stage != "" {
+				// An idle route was never judged against the stage with
+				// weight; it takes traffic only if it may.
+				err := s.checkRoutes(ctx, t, m, after.Stage, []registry.Route{r}, false)
+				if registry.ErrorCode(err) == registry.CodePolicyViolation || registry.ErrorCode(err) == registry.CodeInvalidArgument {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			to = i
+		}
+		msg := "version " + strconv.FormatInt(v.Version, 10) + " flagged"
+		if v.FlagReason != "" {
+			msg += " (" + v.FlagReason + ")"
+		}
+		what := "route " + lost[0]
+		if len(lost) > 1 {
+			what = "routes " + strings.Join(lost, ", ")
+		}
+		msg += ": " + what + " lost weight " + strconv.Itoa(moved)
+		if to >= 0 {
+			after.Routes[to].Weight += moved
+			msg += ", moved to route " + strconv.Quote(after.Routes[to].Name)
+		} else {
+			msg += "; no route to an unflagged version is left, so the endpoint answers 503 until its routes are set"
+		}
+		after.Status = registry.EndpointStatusDrained
+		after.StatusMessage = msg
+		if _, err := s.saveEndpoint(ctx, t, actor, before, after, registry.ActionEndpointFlagDrain, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }

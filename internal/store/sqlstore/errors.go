@@ -111,13 +111,24 @@ func (s *Store) retryable(err error, attempt int) bool {
 // unchanged; driver errors become a code with a generic message that names
 // the operation, and the original is logged, never returned (it may hold
 // SQL, paths or addresses).
-func (s *Store) normalize(op string, err error) error {
+//
+// The one exception: when ctx has ended, the caller stopped waiting (an
+// HTTP client went away, a deadline passed) and the database did not fail,
+// whatever the driver made of the interruption (SQLite reports
+// SQLITE_INTERRUPT, pgx a canceled query or closed connection). The error
+// then wraps ctx.Err(), so callers can tell it from an outage, and it is
+// logged at debug only.
+func (s *Store) normalize(ctx context.Context, op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var regErr *registry.Error
 	if errors.As(err, &regErr) {
 		return regErr
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		s.log.DebugContext(ctx, "sqlstore: caller stopped waiting", "op", op, "err", err)
+		return &contextEndedError{op: op, err: ctxErr}
 	}
 	switch classify(err) {
 	case classUnique:
@@ -133,3 +144,13 @@ func (s *Store) normalize(op string, err error) error {
 	s.log.Error("sqlstore: database error", "op", op, "err", err)
 	return registry.Errorf(registry.CodeInternal, "%s: internal error", op)
 }
+
+// contextEndedError is what the store answers when the caller's context
+// ended during op. It wraps context.Canceled or context.DeadlineExceeded.
+type contextEndedError struct {
+	op  string
+	err error
+}
+
+func (e *contextEndedError) Error() string { return "sqlstore: " + e.op + ": " + e.err.Error() }
+func (e *contextEndedError) Unwrap() error { return e.err }

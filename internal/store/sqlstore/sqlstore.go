@@ -176,11 +176,11 @@ func (s *Store) Dialect() string { return s.dialect }
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.r.PingContext(ctx); err != nil {
-		return s.normalize("ping", err)
+		return s.normalize(ctx, "ping", err)
 	}
 	if s.w != s.r {
 		if err := s.w.PingContext(ctx); err != nil {
-			return s.normalize("ping", err)
+			return s.normalize(ctx, "ping", err)
 		}
 	}
 	return nil
@@ -276,7 +276,7 @@ func (s *Store) inTx(ctx context.Context, op string, mode txMode, fn func(t *txn
 			s.log.DebugContext(ctx, "sqlstore: retrying transaction", "op", op, "attempt", attempt, "err", err)
 			continue
 		}
-		return s.normalize(op, err)
+		return s.normalize(ctx, op, err)
 	}
 }
 

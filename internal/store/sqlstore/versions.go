@@ -422,7 +422,8 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 
 // UpdateVersion changes a version's mutable fields. Unflagging clears the
 // flag reason unless the patch sets one, which is only allowed on a flagged
-// version. A patch that changes nothing returns the version as it is.
+// version. A patch that changes nothing returns the version as it is. A
+// write that leaves the version flagged drains its routes (drainFlagged).
 func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model string, version int64, p registry.ModelVersionPatch, pre registry.Precondition) (*registry.ModelVersion, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -483,10 +484,18 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 			}
 		}
 		out = &after
-		return s.addEvent(ctx, t, actor, now, event{
+		if err := s.addEvent(ctx, t, actor, now, event{
 			action: registry.ActionVersionUpdate, subjectType: "model_version", subject: versionSubject(model, version),
 			model: model, before: before, after: after,
-		})
+		}); err != nil {
+			return err
+		}
+		if after.Flagged {
+			// The flag is the emergency stop: its traffic goes in this
+			// transaction. (A version created flagged has no routes yet.)
+			return s.drainFlagged(ctx, t, actor, &after)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -152,13 +152,14 @@ func testEndpointRouteChecks(e *env) {
 	ok(t, err)
 	equal(t, "routes unchanged", got.Routes, routes(1, 100, 3))
 
-	// A version flagged after it got traffic keeps it; the endpoint is not
-	// rewritten behind the user's back.
+	// Flagging a version routed at weight 0 moves nothing (a version with
+	// traffic loses it at once: testFlagDrainsServingRoutes).
 	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 3, registry.ModelVersionPatch{Flagged: ptr(true)}, registry.Precondition{})
 	ok(t, err)
 	got, err = e.s.GetEndpoint(e.ctx, "ep")
 	ok(t, err)
 	equal(t, "routes after flagging", got.Routes, routes(1, 100, 3))
+	equal(t, "revision after flagging", got.Revision, int64(1))
 }
 
 func testEndpointGuardRollback(e *env) {

@@ -49,14 +49,15 @@ func testEndpointRevisions(e *env) {
 	equal(t, "after creates", revs, map[string]registry.EndpointRevision{"a": first, "b": first})
 
 	// Writes that do not change what an endpoint routes leave the stamps
-	// alone: the gateway routes from the endpoint row only (a flagged
-	// version keeps the traffic it has; deletes of routed versions and
-	// models are refused).
+	// alone: the gateway routes from the endpoint row only (flagging a
+	// version no route gives weight drains nothing; deletes of routed
+	// versions and models are refused).
 	e.clock.Advance(time.Minute)
 	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "a", registry.EndpointPatch{Routes: ptr(routes(1, 90, 2))}, registry.Precondition{})
 	ok(t, err) // a no-op: the same routes
 	e.version("churn")
-	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 2, registry.ModelVersionPatch{Flagged: ptr(true)}, registry.Precondition{})
+	e.version("churn")
+	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 4, registry.ModelVersionPatch{Flagged: ptr(true)}, registry.Precondition{})
 	ok(t, err)
 	_, err = e.s.UpdateModel(e.ctx, e.actor, "churn", registry.ModelPatch{Description: ptr("churn model")}, registry.Precondition{})
 	ok(t, err)
