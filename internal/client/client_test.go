@@ -336,8 +336,28 @@ func TestAuthErrors(t *testing.T) {
 	if _, err := ci.AssignStage(ctx, "churn", "staging", registry.StageAssign{Version: 1}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ci.DryRunAssignStage(ctx, "churn", "production", registry.StageAssign{Version: 1}); !errors.Is(err, registry.ErrPermissionDenied) {
+	// The dry run answers whoever asks, and says whether the caller may
+	// make the change; the change itself is refused.
+	dry, err := ci.DryRunAssignStage(ctx, "churn", "production", registry.StageAssign{Version: 1})
+	if err != nil || !dry.Allowed || dry.Permitted || !strings.Contains(dry.Permission, `"ci"`) {
+		t.Fatalf("stage-restricted token's dry run: %+v, %v", dry, err)
+	}
+	if _, err := ci.AssignStage(ctx, "churn", "production", registry.StageAssign{Version: 1}, 0); !errors.Is(err, registry.ErrPermissionDenied) {
 		t.Fatalf("stage-restricted token: %v", err)
+	}
+	dry, err = reader.DryRunAssignStage(ctx, "churn", "staging", registry.StageAssign{Version: 1})
+	if err != nil || !dry.Allowed || dry.Permitted || dry.Permission == "" {
+		t.Fatalf("read token's dry run: %+v, %v", dry, err)
+	}
+	endpoint := registry.EndpointCreate{Name: "dry", Model: "churn", Routes: []registry.Route{{Name: "stable", Version: 1, UpstreamURL: "http://stable:8080", Weight: 100}}}
+	if _, err := ci.DryRunCreateEndpoint(ctx, endpoint); !errors.Is(err, registry.ErrPermissionDenied) {
+		t.Fatalf("stage-restricted token's endpoint dry run: %v", err)
+	}
+	if e, err := newClient(t, r, r.AdminToken).DryRunCreateEndpoint(ctx, endpoint); err != nil || e.Name != "dry" {
+		t.Fatalf("endpoint dry run: %+v, %v", e, err)
+	}
+	if _, err := newClient(t, r, r.AdminToken).GetEndpoint(ctx, "dry"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("the dry run wrote the endpoint: %v", err)
 	}
 	if err := ci.DeleteModel(ctx, "churn", true, 0); !errors.Is(err, registry.ErrPermissionDenied) {
 		t.Fatalf("force delete without admin: %v", err)
