@@ -195,10 +195,17 @@ type Store interface {
 
 	// Tokens. The secret itself is never stored; t.Hash is.
 	CreateToken(ctx context.Context, actor Actor, t Token) (*Token, error)
-	// TokenByHash returns an unrevoked token, or not_found.
+	// TokenByHash returns an unrevoked token, or not_found. An expired
+	// token is returned (State expired): the caller refuses it.
 	TokenByHash(ctx context.Context, hash []byte) (*Token, error)
+	// TokenByID returns a token, revoked or not, or not_found.
+	TokenByID(ctx context.Context, id int64) (*Token, error)
 	ListTokens(ctx context.Context) ([]Token, error)
+	// RevokeToken revokes the unrevoked token of that name.
 	RevokeToken(ctx context.Context, actor Actor, name string) error
+	// RevokeTokenByID revokes a token by id (names repeat after a revoke
+	// and re-create) and returns it; conflict when it is already revoked.
+	RevokeTokenByID(ctx context.Context, actor Actor, id int64) (*Token, error)
 	// TouchToken records the token's last use (best effort, may be coarse).
 	TouchToken(ctx context.Context, id int64, at time.Time) error
 

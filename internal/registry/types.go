@@ -330,6 +330,12 @@ type Token struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// ExpiresAt, when set, is when the token stops working: an expired
+	// token is refused like a revoked one.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// State is active, revoked or expired, as the store saw it when it
+	// read the token (see Token.StateAt).
+	State string `json:"state"`
 	// Hash is the SHA-256 of the secret; never serialised.
 	Hash []byte `json:"-"`
 }

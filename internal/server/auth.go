@@ -113,6 +113,9 @@ func (s *Server) token(r *http.Request) (*registry.Token, error) {
 		if tok == nil {
 			return nil, errInvalidToken
 		}
+		if tok.Expired(now) {
+			return nil, expiredError(tok)
+		}
 		s.touch(tok, now)
 		return tok, nil
 	}
@@ -125,8 +128,17 @@ func (s *Server) token(r *http.Request) (*registry.Token, error) {
 		return nil, err
 	}
 	s.tokens.put(hash, tok, now)
+	if tok.Expired(now) {
+		return nil, expiredError(tok)
+	}
 	s.touch(tok, now)
 	return tok, nil
+}
+
+// expiredError refuses an expired token like a revoked one (401), saying
+// why: the caller holds the secret, so naming the token tells it nothing new.
+func expiredError(tok *registry.Token) error {
+	return registry.Errorf(registry.CodeUnauthenticated, "token %q expired at %s; ask an admin for a new one", tok.Name, tok.ExpiresAt.UTC().Format(time.RFC3339))
 }
 
 // touch records the token's use at most once a minute, in the background

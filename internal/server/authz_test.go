@@ -121,6 +121,13 @@ var govCases = []govCase{
 	{name: "delete endpoint", route: "DELETE /api/v1/endpoints/{endpoint}", method: "DELETE", path: "/api/v1/endpoints/{e}", want: unrestricted(204)},
 
 	{name: "events", route: "GET /api/v1/events", method: "GET", path: "/api/v1/events", want: all(200)},
+	{name: "list tokens", route: "GET /api/v1/tokens", method: "GET", path: "/api/v1/tokens", want: map[string]int{cAdmin: 200}},
+	{name: "create token", route: "POST /api/v1/tokens", method: "POST", path: "/api/v1/tokens",
+		body: func(n int) any { return map[string]any{"name": fmt.Sprintf("t-%d", n), "scope": "admin"} }, want: map[string]int{cAdmin: 201}},
+	// Token 1 is the fixture's admin token; {t} is a token made for the
+	// case, so each revoke finds it live.
+	{name: "get token", route: "GET /api/v1/tokens/{id}", method: "GET", path: "/api/v1/tokens/1", want: map[string]int{cAdmin: 200}},
+	{name: "revoke token", route: "DELETE /api/v1/tokens/{id}", method: "DELETE", path: "/api/v1/tokens/{t}", want: map[string]int{cAdmin: 200}},
 	{name: "metrics", route: "GET /metrics", method: "GET", path: "/metrics", want: all(200)},
 	{name: "openapi", route: "GET /openapi.json", method: "GET", path: "/openapi.json", want: all(200)},
 	{name: "healthz", route: "GET /healthz", method: "GET", path: "/healthz", want: all(200)},
@@ -159,9 +166,11 @@ func TestGovernanceEveryActionEveryScope(t *testing.T) {
 				e.assign(m, "staging", 1, e.admin, http.StatusOK)
 				e.assign(m, "production", 1, e.admin, http.StatusOK)
 				e.do(req{method: "POST", path: "/api/v1/endpoints", token: e.admin, body: endpointBody(ep, m)}, http.StatusCreated)
+				tk := fmt.Sprintf("t%d", n)
+				e.token(tk, registry.ScopeRead)
 				events := e.countEvents()
 
-				path := strings.NewReplacer("{m}", m, "{e}", ep).Replace(c.path)
+				path := strings.NewReplacer("{m}", m, "{e}", ep, "{t}", itoa(e.tokens[tk].ID)).Replace(c.path)
 				r := req{method: c.method, path: path, token: tokens[caller]}
 				if c.body != nil {
 					r.body = c.body(n)

@@ -78,6 +78,8 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 		"/api/v1/endpoints":                             {"GET", "POST"},
 		"/api/v1/endpoints/{endpoint}":                  {"DELETE", "GET", "PATCH"},
 		"/api/v1/events":                                {"GET"},
+		"/api/v1/tokens":                                {"GET", "POST"},
+		"/api/v1/tokens/{id}":                           {"DELETE", "GET"},
 		"/serve/{endpoint}/{path}":                      {"GET", "POST"},
 		"/healthz":                                      {"GET"},
 		"/readyz":                                       {"GET"},
@@ -124,15 +126,27 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 				if strings.Contains(path, "{") && op.Responses.Status(404) == nil {
 					t.Errorf("%s: 404 is not documented", where)
 				}
-				switch method {
-				case "PATCH", "PUT", "DELETE":
+				// Tokens have no revision (a revoke is their only change)
+				// and their create is not replayable (the answer holds the
+				// secret, which is never stored).
+				tokens := strings.HasPrefix(path, "/api/v1/tokens")
+				switch {
+				case tokens && method == "POST":
+					if op.Parameters.GetByInAndName("header", "Idempotency-Key") != nil {
+						t.Errorf("%s: token creation must not offer Idempotency-Key (a replay would need the secret)", where)
+					}
+					if r := op.Responses.Status(201); r == nil || r.Value.Headers["Location"] == nil {
+						t.Errorf("%s: 201 must document Location", where)
+					}
+				case tokens:
+				case method == "PATCH" || method == "PUT" || method == "DELETE":
 					if op.Responses.Status(412) == nil {
 						t.Errorf("%s: 412 is not documented", where)
 					}
 					if op.Parameters.GetByInAndName("header", "If-Match") == nil {
 						t.Errorf("%s: If-Match is not a parameter", where)
 					}
-				case "POST":
+				case method == "POST":
 					for _, code := range []int{403, 409, 413, 422} {
 						if op.Responses.Status(code) == nil {
 							t.Errorf("%s: %d is not documented", where, code)
@@ -178,10 +192,10 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			t.Errorf("Problem.code %q is not a registry code", code)
 		}
 	}
-	if _, ok := doc.Components.Schemas["Token"]; ok {
-		t.Errorf("tokens are not part of the API; the spec must not describe them")
+	if p := doc.Components.Schemas["Token"].Value.Properties; p["secret"] != nil || p["hash"] != nil {
+		t.Errorf("a listed token must never carry its secret or hash")
 	}
-	for _, name := range []string{"ModelCreate", "ModelPatch", "ModelVersionCreate", "ModelVersionPatch", "StageAssign", "EndpointCreate", "EndpointPatch"} {
+	for _, name := range []string{"ModelCreate", "ModelPatch", "ModelVersionCreate", "ModelVersionPatch", "StageAssign", "EndpointCreate", "EndpointPatch", "TokenCreate"} {
 		ap := doc.Components.Schemas[name].Value.AdditionalProperties
 		if ap.Has == nil || *ap.Has {
 			t.Errorf("%s: request schemas must say additionalProperties: false (the server rejects unknown members)", name)
@@ -225,6 +239,10 @@ func TestOpenAPISchemasMirrorWireTypes(t *testing.T) {
 		{"EndpointList", reflect.TypeFor[registry.Page[registry.Endpoint]](), true},
 		{"Event", reflect.TypeFor[registry.Event](), true},
 		{"EventList", reflect.TypeFor[registry.Page[registry.Event]](), true},
+		{"Token", reflect.TypeFor[registry.Token](), true},
+		{"TokenCreate", reflect.TypeFor[registry.TokenCreate](), false},
+		{"TokenCreated", reflect.TypeFor[registry.TokenCreated](), true},
+		{"TokenList", reflect.TypeFor[registry.Page[registry.Token]](), true},
 		{"Problem", reflect.TypeFor[Problem](), true},
 	}
 	for _, c := range cases {
@@ -968,6 +986,66 @@ func TestOpenAPIScenario(t *testing.T) {
 	e.do(oaReq{method: "DELETE", path: churn + "?force=true"}, 204)
 	e.do(oaReq{method: "GET", path: churn}, 404)
 	e.do(oaReq{method: "DELETE", path: churn}, 404)
+
+	// Tokens (admin only). The secret is in the create's answer and
+	// nowhere else; a revoke takes effect on the next request.
+	const tokens = "/api/v1/tokens"
+	e.do(oaReq{method: "GET", path: tokens, as: e.reader}, 403).problem(t, registry.CodePermissionDenied)
+	e.do(oaReq{method: "GET", path: tokens, as: oaNoAuth, invalid: true}, 401)
+	e.do(oaReq{method: "POST", path: tokens, as: e.ci, body: map[string]any{"name": "x", "scope": "read"}}, 403)
+	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	res = e.do(oaReq{method: "POST", path: tokens, body: map[string]any{
+		"name": "deploy", "scope": "write", "stages": []string{"staging"}, "expires_at": expires,
+	}}, 201)
+	var created registry.TokenCreated
+	res.decode(t, &created)
+	if !strings.HasPrefix(created.Secret, registry.TokenPrefix) || created.Token.ID <= 0 || created.Token.State != registry.TokenActive ||
+		created.Token.ExpiresAt == nil || !created.Token.ExpiresAt.Equal(expires) || !slices.Equal(created.Token.Stages, []string{"staging"}) {
+		t.Errorf("created token = %s", oaShort(res.body))
+	}
+	tokPath := fmt.Sprintf("%s/%d", tokens, created.Token.ID)
+	if loc := res.header.Get("Location"); loc != e.base+tokPath {
+		t.Errorf("Location %q, want %q", loc, e.base+tokPath)
+	}
+	e.do(oaReq{method: "POST", path: tokens, body: map[string]any{"name": "deploy", "scope": "read"}}, 409).problem(t, registry.CodeAlreadyExists)
+	e.do(oaReq{method: "POST", path: tokens, body: map[string]any{"name": "old", "scope": "read", "expires_at": time.Now().Add(-time.Hour)}}, 400).problem(t, registry.CodeInvalidArgument)
+	e.do(oaReq{method: "POST", path: tokens, body: map[string]any{"name": "x", "scope": "root"}, invalid: true}, 400)
+	e.do(oaReq{method: "POST", path: tokens, body: map[string]any{"name": "x", "scope": "read", "secret": "mlr_mine"}, invalid: true}, 400)
+	e.do(oaReq{method: "GET", path: "/api/v1/models", as: created.Secret}, 200)
+	res = e.do(oaReq{method: "GET", path: tokens}, 200)
+	if bytes.Contains(res.body, []byte(created.Secret)) || bytes.Contains(res.body, []byte("hash")) {
+		t.Errorf("the token list shows a secret or hash: %s", oaShort(res.body))
+	}
+	var list registry.Page[registry.Token]
+	res.decode(t, &list)
+	if n := len(list.Items); n != 4 || list.Items[n-1].Name != "deploy" || list.Items[n-1].ID != created.Token.ID {
+		t.Errorf("token list = %s", oaShort(res.body))
+	}
+	e.do(oaReq{method: "GET", path: tokPath}, 200)
+	e.do(oaReq{method: "GET", path: tokens + "/999999"}, 404).problem(t, registry.CodeNotFound)
+	e.do(oaReq{method: "GET", path: tokens + "/first", invalid: true}, 400).problem(t, registry.CodeInvalidArgument)
+	var revoked registry.Token
+	e.do(oaReq{method: "DELETE", path: tokPath}, 200).decode(t, &revoked)
+	if revoked.State != registry.TokenRevoked || revoked.RevokedAt == nil {
+		t.Errorf("revoked token = %+v", revoked)
+	}
+	e.do(oaReq{method: "DELETE", path: tokPath}, 409).problem(t, registry.CodeConflict)
+	e.do(oaReq{method: "DELETE", path: tokens + "/999999"}, 404)
+	e.do(oaReq{method: "GET", path: "/api/v1/models", as: created.Secret}, 401).problem(t, registry.CodeUnauthenticated)
+	var ev registry.Page[registry.Event]
+	e.do(oaReq{method: "GET", path: "/api/v1/events?page_size=1000"}, 200).decode(t, &ev)
+	var tokenEvents []string
+	for _, x := range ev.Items {
+		if x.SubjectType == "token" && x.Subject == "deploy" {
+			tokenEvents = append(tokenEvents, x.Action+" by "+x.Actor)
+			if bytes.Contains(x.After, []byte(created.Secret)) {
+				t.Errorf("an event carries the secret")
+			}
+		}
+	}
+	if !slices.Equal(tokenEvents, []string{"token.create by admin", "token.revoke by admin"}) {
+		t.Errorf("token events = %v", tokenEvents)
+	}
 
 	// Coverage: every operation (but /serve) was called, every documented
 	// success status was seen, and each main error status at least once.

@@ -216,6 +216,13 @@ func (s *Server) routes() {
 	s.api("DELETE /api/v1/endpoints/{endpoint}", w, s.deleteEndpoint)
 
 	s.api("GET /api/v1/events", r, s.listEvents)
+
+	// Tokens are admin only. Creating one does not honour Idempotency-Key:
+	// a replay would need the secret, which is never stored.
+	s.api("GET /api/v1/tokens", registry.ScopeAdmin, s.listTokens)
+	s.api("POST /api/v1/tokens", registry.ScopeAdmin, s.createToken)
+	s.api("GET /api/v1/tokens/{id}", registry.ScopeAdmin, s.getToken)
+	s.api("DELETE /api/v1/tokens/{id}", registry.ScopeAdmin, s.revokeToken)
 }
 
 // apiFunc is an API handler: it writes a success response or returns the

@@ -10,6 +10,7 @@ import (
 var tokenCases = []testCase{
 	{"Tokens", testTokens},
 	{"TokenValidation", testTokenValidation},
+	{"TokenExpiryAndRevokeByID", testTokenExpiryAndRevokeByID},
 }
 
 func testTokens(e *env) {
