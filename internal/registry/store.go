@@ -79,8 +79,11 @@ type AssignOptions struct {
 }
 
 // IdempotencyKey identifies an idempotent request: the same token, key,
-// method and path. RequestHash is the SHA-256 of the body and decides
-// whether a replay is the same request.
+// method and path. Path is the route's pattern with its wildcards filled
+// with the decoded path values, so two spellings of one URL
+// (/models/idem%2Da/versions, /models/idem-a/versions) are one key.
+// RequestHash is the SHA-256 of the body and decides whether a replay is
+// the same request.
 type IdempotencyKey struct {
 	TokenID     int64
 	Key         string
@@ -214,7 +217,17 @@ type Store interface {
 	// returns the existing record (completed or in flight). Records older
 	// than ttl are replaced. An in-flight record older than a minute is
 	// considered abandoned and is claimed again.
+	//
+	// CreateModel, CreateVersion and CreateEndpoint complete the claim of
+	// an IdempotentCreate in their ctx (WithIdempotentCreate) in their own
+	// transaction: they store Response(created) as the completed record
+	// and call MarkCommitted after the commit. When the claim is no longer
+	// in flight (completed, or taken over by a retry after a minute) the
+	// create fails with conflict and writes nothing. A create that fails
+	// leaves the claim in flight for the caller to complete or abandon.
 	BeginIdempotent(ctx context.Context, k IdempotencyKey, ttl time.Duration) (*IdempotencyRecord, error)
+	// CompleteIdempotent stores the outcome of a request that wrote nothing
+	// (a 4xx answer), or of one whose write did not complete the claim.
 	CompleteIdempotent(ctx context.Context, k IdempotencyKey, rec IdempotencyRecord) error
 	// AbandonIdempotent drops an in-flight record (the request failed
 	// before writing anything), so a retry can run again.

@@ -54,8 +54,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.changed(KindEndpoint, e.Name)
-	s.location(w, r, "endpoints", e.Name)
-	return writeResource(w, http.StatusCreated, e.Revision, s.fixEndpoint(r, e))
+	return s.writeCreated(w, r, e)
 }
 
 func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) error {

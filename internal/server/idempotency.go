@@ -31,7 +31,9 @@ func validIdempotencyKey(k string) bool {
 
 // idempotent makes a create route honour Idempotency-Key: the first
 // response to a (token, key, method, path) is stored in the database and
-// replayed for retries with the same body.
+// replayed for retries with the same body. The path is the route pattern
+// filled with the decoded path values (idempotencyPath), so a retry that
+// spells the URL differently is still the same request.
 func (s *Server) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		vals := r.Header.Values("Idempotency-Key")
@@ -63,7 +65,7 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			TokenID:     tokenID,
 			Key:         vals[0],
 			Method:      r.Method,
-			Path:        r.URL.EscapedPath(),
+			Path:        idempotencyPath(r),
 			RequestHash: hex.EncodeToString(sum[:]),
 		}
 		rec, err := s.store.BeginIdempotent(r.Context(), key, s.idemTTL)
@@ -98,17 +100,31 @@ func replay(w http.ResponseWriter, r *http.Request, key registry.IdempotencyKey,
 	}
 }
 
-// runIdempotent runs the handler, keeping its answer. 2xx and 4xx answers
-// are final and stored; after a 5xx or a panic nothing was written, so the
-// claim is dropped and a retry runs again.
+// runIdempotent runs the handler, keeping its answer.
+//
+// A create completes the claim itself: the handler's store call finds a
+// registry.IdempotentCreate in the request context and stores the answer
+// (rendered by renderCreated, byte for byte what the handler then sends)
+// in the transaction that writes the object, so no crash can separate the
+// two. Other outcomes are recorded here: a 4xx answer (nothing was
+// written) is final and stored; after a 5xx or a panic nothing was
+// written either, so the claim is dropped and a retry runs again.
 func (s *Server) runIdempotent(w http.ResponseWriter, r *http.Request, key registry.IdempotencyKey, next http.Handler) {
 	cw := &captureWriter{ResponseWriter: w}
 	// The client may be gone; the outcome must be recorded anyway.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
+	create := &registry.IdempotentCreate{Key: key, Response: func(created any) (registry.IdempotencyRecord, error) {
+		a, err := s.renderCreated(r, created)
+		if err != nil {
+			return registry.IdempotencyRecord{}, err
+		}
+		return registry.IdempotencyRecord{Completed: true, RequestHash: key.RequestHash, StatusCode: http.StatusCreated, Headers: a.header, Body: a.body}, nil
+	}}
+	r = r.WithContext(registry.WithIdempotentCreate(r.Context(), create))
 	completed := false
 	defer func() {
-		if completed {
+		if completed || create.Committed() {
 			return
 		}
 		if err := s.store.AbandonIdempotent(ctx, key); err != nil {
@@ -117,6 +133,9 @@ func (s *Server) runIdempotent(w http.ResponseWriter, r *http.Request, key regis
 	}()
 
 	next.ServeHTTP(cw, r)
+	if create.Committed() {
+		return
+	}
 
 	status := cw.status
 	if status == 0 {

@@ -36,8 +36,7 @@ func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.changed(KindModel, m.Name)
-	s.location(w, r, "models", m.Name)
-	return writeResource(w, http.StatusCreated, m.Revision, fixModel(m))
+	return s.writeCreated(w, r, m)
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {

@@ -43,11 +43,7 @@ func (s *Server) baseURL(r *http.Request) string {
 }
 
 func (s *Server) location(w http.ResponseWriter, r *http.Request, segments ...string) {
-	p := ""
-	for _, seg := range segments {
-		p += "/" + url.PathEscape(seg)
-	}
-	w.Header().Set("Location", s.baseURL(r)+"/api/v1"+p)
+	w.Header().Set("Location", s.locationURL(r, segments...))
 }
 
 // The store may leave empty collections nil; the wire always has [] / {}.

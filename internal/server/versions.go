@@ -61,8 +61,7 @@ func (s *Server) createVersion(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.changed(KindModelVersion, versionID(v.Model, v.Version))
-	s.location(w, r, "models", v.Model, "versions", strconv.FormatInt(v.Version, 10))
-	return writeResource(w, http.StatusCreated, v.Revision, fixVersion(v))
+	return s.writeCreated(w, r, v)
 }
 
 func (s *Server) versionParams(r *http.Request) (string, int64, error) {

@@ -201,10 +201,16 @@ func (s *Store) createEndpoint(ctx context.Context, actor registry.Actor, ec reg
 			return err
 		}
 		out = &e
-		return s.addEvent(ctx, t, actor, now, event{
+		if err := s.addEvent(ctx, t, actor, now, event{
 			action: registry.ActionEndpointCreate, subjectType: "endpoint", subject: e.Name,
 			model: e.Model, endpoint: e.Name, after: e,
-		})
+		}); err != nil {
+			return err
+		}
+		if mode != modeWrite {
+			return nil // a dry run completes no idempotency claim
+		}
+		return completeCreate(ctx, t, out)
 	})
 	if err != nil {
 		return nil, err

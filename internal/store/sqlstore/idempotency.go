@@ -138,6 +138,12 @@ func (s *Store) CompleteIdempotent(ctx context.Context, k registry.IdempotencyKe
 	if err := validateIdempotencyKey(k); err != nil {
 		return err
 	}
+	return s.inTx(ctx, "complete idempotent request", modeWrite, func(t *txn) error {
+		return completeIdempotency(ctx, t, k, rec)
+	})
+}
+
+func completeIdempotency(ctx context.Context, t *txn, k registry.IdempotencyKey, rec registry.IdempotencyRecord) error {
 	headers, err := toJSON(nonNilStrings(rec.Headers))
 	if err != nil {
 		return err
@@ -146,22 +152,48 @@ func (s *Store) CompleteIdempotent(ctx context.Context, k registry.IdempotencyKe
 	if body == nil {
 		body = []byte{}
 	}
-	return s.inTx(ctx, "complete idempotent request", modeWrite, func(t *txn) error {
-		where, args := inFlightWhere(k)
-		res, err := t.exec(ctx, "UPDATE idempotency SET completed = ?, status_code = ?, headers = ?, body = ? WHERE "+where,
-			append([]any{true, rec.StatusCode, headers, body}, args...)...)
-		if err != nil {
-			return fmt.Errorf("complete idempotency record: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("complete idempotency record: %w", err)
-		}
-		if n == 0 {
-			return registry.Errorf(registry.CodeNotFound, "no in-flight request holds idempotency key %q", k.Key)
-		}
+	where, args := inFlightWhere(k)
+	res, err := t.exec(ctx, "UPDATE idempotency SET completed = ?, status_code = ?, headers = ?, body = ? WHERE "+where,
+		append([]any{true, rec.StatusCode, headers, body}, args...)...)
+	if err != nil {
+		return fmt.Errorf("complete idempotency record: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("complete idempotency record: %w", err)
+	}
+	if n == 0 {
+		return registry.Errorf(registry.CodeNotFound, "no in-flight request holds idempotency key %q", k.Key)
+	}
+	return nil
+}
+
+// completeCreate completes the idempotency claim ctx carries (see
+// registry.IdempotentCreate), if any, with the answer for created, inside
+// the create's transaction t. Every create calls it last, after its event:
+// the object, its event and the replayable answer commit together.
+func completeCreate(ctx context.Context, t *txn, created any) error {
+	c := registry.IdempotentCreateFrom(ctx)
+	if c == nil {
 		return nil
-	})
+	}
+	if err := validateIdempotencyKey(c.Key); err != nil {
+		return err
+	}
+	rec, err := c.Response(created)
+	if err != nil {
+		return fmt.Errorf("render idempotent response: %w", err)
+	}
+	if err := completeIdempotency(ctx, t, c.Key, rec); err != nil {
+		if registry.ErrorCode(err) == registry.CodeNotFound {
+			// Writing now would make a second object for one key.
+			return registry.Errorf(registry.CodeConflict,
+				"this request no longer holds Idempotency-Key %q (it ran for over a minute and a retry took the key over); nothing was written", c.Key.Key)
+		}
+		return err
+	}
+	t.afterCommit(c.MarkCommitted)
+	return nil
 }
 
 // AbandonIdempotent drops k's in-flight record; a completed one stays.

@@ -89,9 +89,12 @@ func (s *Store) CreateModel(ctx context.Context, actor registry.Actor, mc regist
 			return err
 		}
 		out = &m
-		return s.addEvent(ctx, t, actor, now, event{
+		if err := s.addEvent(ctx, t, actor, now, event{
 			action: registry.ActionModelCreate, subjectType: "model", subject: m.Name, model: m.Name, after: m,
-		})
+		}); err != nil {
+			return err
+		}
+		return completeCreate(ctx, t, out)
 	})
 	if err != nil {
 		return nil, err

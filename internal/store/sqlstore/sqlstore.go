@@ -206,7 +206,12 @@ func (s *Store) clock() time.Time {
 type txn struct {
 	tx *sql.Tx
 	pg bool
+	// committed runs after a successful commit, never on rollback.
+	committed []func()
 }
+
+// afterCommit runs f once this transaction has committed.
+func (t *txn) afterCommit(f func()) { t.committed = append(t.committed, f) }
 
 func (t *txn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(ctx, t.rebind(q), args...)
@@ -302,6 +307,9 @@ func (s *Store) runTx(ctx context.Context, mode txMode, fn func(t *txn) error) (
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, f := range t.committed {
+		f()
 	}
 	return nil
 }

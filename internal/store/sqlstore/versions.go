@@ -177,10 +177,13 @@ func (s *Store) CreateVersion(ctx context.Context, actor registry.Actor, model s
 			return err
 		}
 		out = &v
-		return s.addEvent(ctx, t, actor, now, event{
+		if err := s.addEvent(ctx, t, actor, now, event{
 			action: registry.ActionVersionCreate, subjectType: "model_version", subject: versionSubject(model, number),
 			model: model, after: v,
-		})
+		}); err != nil {
+			return err
+		}
+		return completeCreate(ctx, t, out)
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,9 @@
 package storetest
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -11,6 +14,7 @@ var idempotencyCases = []testCase{
 	{"Idempotency", testIdempotency},
 	{"IdempotencyExpiry", testIdempotencyExpiry},
 	{"IdempotencyBeginRace", testIdempotencyBeginRace},
+	{"IdempotentCreate", testIdempotentCreate},
 }
 
 const ttl = 24 * time.Hour
@@ -205,4 +209,121 @@ func testIdempotencyBeginRace(e *env) {
 		}
 		equal(t, "winners of a concurrent begin", winners, 1)
 	}
+}
+
+// idempotentCreate claims key k and returns a ctx whose create completes
+// the claim, answering with the created object as JSON.
+func (e *env) idempotentCreate(k registry.IdempotencyKey) (context.Context, *registry.IdempotentCreate, *int) {
+	e.t.Helper()
+	rec, err := e.s.BeginIdempotent(e.ctx, k, ttl)
+	ok(e.t, err)
+	if rec != nil {
+		e.t.Fatalf("claim %s: %+v", k.Key, rec)
+	}
+	calls := new(int)
+	c := &registry.IdempotentCreate{Key: k, Response: func(created any) (registry.IdempotencyRecord, error) {
+		*calls++
+		body, err := json.Marshal(created)
+		return registry.IdempotencyRecord{
+			StatusCode: 201,
+			Headers:    map[string]string{"Content-Type": "application/json", "X-Type": fmt.Sprintf("%T", created)},
+			Body:       body,
+		}, err
+	}}
+	return registry.WithIdempotentCreate(e.ctx, c), c, calls
+}
+
+// testIdempotentCreate: a create whose ctx carries an IdempotentCreate
+// completes the claim in its own transaction, so the record is complete
+// the moment the create returns; a failed create leaves the claim in
+// flight; a create whose claim is gone writes nothing.
+func testIdempotentCreate(e *env) {
+	t := e.t
+	completed := func(k registry.IdempotencyKey, typ string, created any) {
+		t.Helper()
+		rec, err := e.s.BeginIdempotent(e.ctx, k, ttl)
+		ok(t, err)
+		body, _ := json.Marshal(created)
+		if rec == nil || !rec.Completed || rec.StatusCode != 201 || rec.Headers["X-Type"] != typ || string(rec.Body) != string(body) {
+			t.Fatalf("%s: record after the create: %+v", k.Key, rec)
+		}
+		// Nothing is left for the caller to complete.
+		wantCode(t, e.s.CompleteIdempotent(e.ctx, k, registry.IdempotencyRecord{StatusCode: 500}), registry.CodeNotFound)
+	}
+
+	ctx, c, _ := e.idempotentCreate(idemKey("model", "h"))
+	m, err := e.s.CreateModel(ctx, e.actor, registry.ModelCreate{Name: "churn"})
+	ok(t, err)
+	if !c.Committed() {
+		t.Fatal("CreateModel did not mark the claim committed")
+	}
+	completed(idemKey("model", "h"), "*registry.Model", m)
+
+	ctx, c, _ = e.idempotentCreate(idemKey("version", "h"))
+	v, err := e.s.CreateVersion(ctx, e.actor, "churn", e.versionCreate())
+	ok(t, err)
+	if !c.Committed() {
+		t.Fatal("CreateVersion did not mark the claim committed")
+	}
+	completed(idemKey("version", "h"), "*registry.ModelVersion", v)
+
+	// A dry run completes nothing; the real create does.
+	in := registry.EndpointCreate{Name: "api", Model: "churn", Routes: []registry.Route{{Name: "a", Version: v.Version, UpstreamURL: "http://a:1", Weight: 100}}}
+	ctx, c, _ = e.idempotentCreate(idemKey("endpoint", "h"))
+	if checker, isChecker := e.s.(interface {
+		CheckEndpointCreate(context.Context, registry.Actor, registry.EndpointCreate) (*registry.Endpoint, error)
+	}); isChecker {
+		_, err = checker.CheckEndpointCreate(ctx, e.actor, in)
+		ok(t, err)
+		if rec, err := e.s.BeginIdempotent(e.ctx, idemKey("endpoint", "h"), ttl); err != nil || rec == nil || rec.Completed || c.Committed() {
+			t.Fatalf("a dry run touched the claim: %+v %v", rec, err)
+		}
+	}
+	ep, err := e.s.CreateEndpoint(ctx, e.actor, in)
+	ok(t, err)
+	if !c.Committed() {
+		t.Fatal("CreateEndpoint did not mark the claim committed")
+	}
+	completed(idemKey("endpoint", "h"), "*registry.Endpoint", ep)
+
+	// A create that fails leaves the claim in flight, for the caller to
+	// record the 4xx answer or abandon it.
+	ctx, c, calls := e.idempotentCreate(idemKey("dup", "h"))
+	_, err = e.s.CreateModel(ctx, e.actor, registry.ModelCreate{Name: "churn"})
+	wantCode(t, err, registry.CodeAlreadyExists)
+	if c.Committed() || *calls != 0 {
+		t.Fatalf("failed create: committed %v, response rendered %d times", c.Committed(), *calls)
+	}
+	if rec, err := e.s.BeginIdempotent(e.ctx, idemKey("dup", "h"), ttl); err != nil || rec == nil || rec.Completed {
+		t.Fatalf("failed create: claim %+v %v, want in flight", rec, err)
+	}
+
+	// A create whose claim is no longer in flight (completed, or taken over
+	// by a retry after a minute) must not write a second object.
+	events := len(e.events(registry.EventFilter{}))
+	for _, k := range []registry.IdempotencyKey{
+		idemKey("model", "h"),         // already completed
+		idemKey("never-claimed", "h"), // no record at all
+	} {
+		c := &registry.IdempotentCreate{Key: k, Response: func(any) (registry.IdempotencyRecord, error) {
+			return registry.IdempotencyRecord{StatusCode: 201}, nil
+		}}
+		_, err := e.s.CreateModel(registry.WithIdempotentCreate(e.ctx, c), e.actor, registry.ModelCreate{Name: "fraud"})
+		wantCode(t, err, registry.CodeConflict, k.Key)
+		if c.Committed() {
+			t.Errorf("%s: marked committed", k.Key)
+		}
+	}
+	e.clock.Advance(2 * time.Minute)
+	ctx, c, _ = e.idempotentCreate(idemKey("slow", "h"))
+	e.clock.Advance(2 * time.Minute)
+	if rec, err := e.s.BeginIdempotent(e.ctx, idemKey("slow", "h"), ttl); err != nil || rec != nil {
+		t.Fatalf("the retry must take over the abandoned claim: %+v %v", rec, err)
+	}
+	ok(t, e.s.CompleteIdempotent(e.ctx, idemKey("slow", "h"), registry.IdempotencyRecord{StatusCode: 201}))
+	_, err = e.s.CreateModel(ctx, e.actor, registry.ModelCreate{Name: "fraud"})
+	wantCode(t, err, registry.CodeConflict)
+	_, err = e.s.GetModel(e.ctx, "fraud")
+	wantCode(t, err, registry.CodeNotFound)
+	equal(t, "events after refused creates", len(e.events(registry.EventFilter{})), events)
 }
