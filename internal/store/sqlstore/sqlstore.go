@@ -299,7 +299,8 @@ func (s *Store) runTx(ctx context.Context, mode txMode, fn func(t *txn) error) (
 			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(&txn{tx: tx, pg: s.dialect == DialectPostgres}); err != nil {
+	t := &txn{tx: tx, pg: s.dialect == DialectPostgres}
+	if err := fn(t); err != nil {
 		return err
 	}
 	if mode != modeWrite {
