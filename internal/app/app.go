@@ -52,6 +52,12 @@ type Config struct {
 	// GatewayPollInterval: how often other replicas' endpoint changes are
 	// looked for. Default 250ms.
 	GatewayPollInterval time.Duration
+	// MetricsListen, when set, serves GET /metrics (the same Prometheus
+	// registry as the API's /metrics) on its own listener without
+	// authentication, for scrapers that hold no registry token. Refused
+	// off loopback unless MetricsListenPublic.
+	MetricsListen       string
+	MetricsListenPublic bool
 }
 
 // Main is a running registry: store, API server and gateway on one
@@ -66,6 +72,9 @@ type Main struct {
 	ln      net.Listener
 	lane    *gateway.Lane
 	url     string
+
+	metricsHTTP *http.Server
+	metricsURL  string
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -118,6 +127,9 @@ func CheckListen(listen string, insecureNoAuth bool) error {
 // stop; Err reports a serving failure.
 func (m *Main) Run(ctx context.Context) (err error) {
 	if err := CheckListen(m.cfg.Listen, m.cfg.InsecureNoAuth); err != nil {
+		return err
+	}
+	if err := CheckMetricsListen(m.cfg.MetricsListen, m.cfg.MetricsListenPublic); err != nil {
 		return err
 	}
 	log := m.cfg.Logger
@@ -209,6 +221,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if err := m.serveMetrics(reg); err != nil {
+		return err
+	}
 	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
@@ -274,6 +289,11 @@ func (m *Main) Close() error {
 		}
 		if err := m.lane.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gateway lane shutdown: %w", err))
+		}
+		if m.metricsHTTP != nil {
+			if err := m.metricsHTTP.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("metrics listener shutdown: %w", err))
+			}
 		}
 		cancel()
 	} else if m.ln != nil {

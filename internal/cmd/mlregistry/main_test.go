@@ -73,11 +73,11 @@ type serverProc struct {
 
 var servingRE = regexp.MustCompile(`addr=(http://127\.0\.0\.1:\d+)`)
 
-// startServer runs `mlregistry serve` on a free port and waits until it
-// logs its address.
-func startServer(t *testing.T, db string) *serverProc {
+// startServer runs `mlregistry serve` on a free port (with extra flags)
+// and waits until it logs its address.
+func startServer(t *testing.T, db string, extra ...string) *serverProc {
 	t.Helper()
-	cmd := exec.Command(binary(t), "serve", "--listen", "127.0.0.1:0", "--db", db)
+	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--db", db}, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,65 +1,95 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
 )
 
-func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("serve", stderr)
-	listen := fs.String("listen", envOr("MLREGISTRY_LISTEN", app.DefaultListen), "TCP address to listen on (env MLREGISTRY_LISTEN)")
-	db := fs.String("db", envOr("MLREGISTRY_DB", app.DefaultDB), "database DSN: sqlite://PATH or postgres://... (env MLREGISTRY_DB)")
-	publicURL := fs.String("public-url", "", "base URL clients use to reach this server (default http://LISTEN)")
-	insecure := fs.Bool("insecure-no-auth", false, "disable authentication (loopback listen addresses only)")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newServeCmd() *cobra.Command {
+	var (
+		listen, db, publicURL, logFormat, logLevel, metricsListen string
+		insecure, metricsPublic                                   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the registry API and gateway",
+		Long: `Run the registry: the API (/api/v1), the gateway (/serve/), /healthz,
+/readyz, /metrics (read token) and /openapi.json on one listener. Migrations
+are applied on start. SIGTERM or Ctrl-C shut down gracefully.
+
+--metrics-listen serves /metrics alone on a second address without a token,
+for a Prometheus scrape; it must be a loopback address unless
+--metrics-listen-public is given too.`,
+		Example: `  mlregistry serve
+  mlregistry serve --listen 0.0.0.0:8080 --db sqlite:///var/lib/mlregistry/registry.db \
+      --public-url https://registry.example.com --log-format json
+  mlregistry serve --metrics-listen 127.0.0.1:9090
+  mlregistry serve --listen 127.0.0.1:0 --insecure-no-auth     # local experiments only`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			stderr := cmd.ErrOrStderr()
+			if !cmd.Flags().Changed("listen") {
+				listen = envOr("MLREGISTRY_LISTEN", listen)
+			}
+			logger, err := newLogger(stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			if insecure {
+				logger.Warn("authentication is DISABLED (--insecure-no-auth); every request acts as admin")
+			}
+			m := app.New(app.Config{
+				Listen:              listen,
+				DB:                  dsn(cmd, db),
+				PublicURL:           publicURL,
+				InsecureNoAuth:      insecure,
+				Logger:              logger,
+				Version:             version,
+				MetricsListen:       metricsListen,
+				MetricsListenPublic: metricsPublic,
+			})
+			if err := m.Run(ctx); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				logger.Info("shutting down")
+			case err := <-m.Err():
+				_ = m.Close()
+				return fmt.Errorf("serve: %w", err)
+			}
+			if err := m.Close(); err != nil {
+				return err
+			}
+			logger.Info("stopped")
+			return nil
+		},
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, fs.Args())
-	}
-	logger, err := newLogger(stderr, *logFormat, *logLevel)
-	if err != nil {
-		return err
-	}
-	if *insecure {
-		logger.Warn("authentication is DISABLED (--insecure-no-auth); every request acts as admin")
-	}
-	m := app.New(app.Config{
-		Listen:         *listen,
-		DB:             *db,
-		PublicURL:      *publicURL,
-		InsecureNoAuth: *insecure,
-		Logger:         logger,
-		Version:        version,
-	})
-	if err := m.Run(ctx); err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-	case err := <-m.Err():
-		_ = m.Close()
-		return fmt.Errorf("serve: %w", err)
-	}
-	if err := m.Close(); err != nil {
-		return err
-	}
-	logger.Info("stopped")
-	return nil
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", app.DefaultListen, "TCP address to listen on (env MLREGISTRY_LISTEN)")
+	addDBFlag(cmd, &db)
+	f.StringVar(&publicURL, "public-url", "", "base URL clients use to reach this server (default http://LISTEN)")
+	f.BoolVar(&insecure, "insecure-no-auth", false, "disable authentication (loopback listen addresses only)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&metricsListen, "metrics-listen", "", "also serve /metrics without a token on this address, e.g. 127.0.0.1:9090 (default off)")
+	f.BoolVar(&metricsPublic, "metrics-listen-public", false, "allow --metrics-listen on a non-loopback address")
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: --log-level %q must be debug, info, warn or error", errUsage, level)
+		return nil, usageErrorf("--log-level %q must be debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(format) {
@@ -68,5 +98,5 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("%w: --log-format %q must be text or json", errUsage, format)
+	return nil, usageErrorf("--log-format %q must be text or json", format)
 }

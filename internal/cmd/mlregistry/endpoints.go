@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+func newEndpointsCmd() *cobra.Command {
+	r := &remote{}
+	list := func(cmd *cobra.Command, _ []string) error {
+		return r.run(cmd, func(ctx context.Context, c *client.Client, asJSON bool) error {
+			eps, err := allEndpoints(ctx, c)
+			if err != nil {
+				return err
+			}
+			if eps == nil {
+				eps = []registry.Endpoint{}
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), eps)
+			}
+			t := newTable(cmd.OutOrStdout(), "NAME", "MODEL", "STAGE", "STATUS", "ROUTES", "URL")
+			for _, e := range eps {
+				routes := make([]string, len(e.Routes))
+				for i, rt := range e.Routes {
+					routes[i] = fmt.Sprintf("%s=v%d:%d%%", rt.Name, rt.Version, rt.Weight)
+				}
+				t.row(plain(e.Name), plain(e.Model), plain(e.Stage), statusCell(e.Status), plain(strings.Join(routes, " ")), plain(e.URL))
+			}
+			return t.flush()
+		})
+	}
+	cmd := &cobra.Command{
+		Use:   "endpoints [list | show NAME]",
+		Short: "List serving endpoints, or show one with its routes",
+		Long: `List serving endpoints, or show one: its routes (version, weight, upstream),
+status, guard and URL.
+
+Weights are the observed ones: after the gateway's guard moved traffic off a
+failing route, status is rolled_back and the message says what happened; the
+next terraform plan shows the configured weights as drift.`,
+		Example: `  mlregistry endpoints
+  mlregistry endpoints show churn
+  mlregistry endpoints show churn -o json | jq .routes`,
+		Args: noArgs,
+		RunE: list,
+	}
+	addRemoteFlags(cmd, r)
+	cmd.AddCommand(&cobra.Command{
+		Use:     "list",
+		Short:   "List serving endpoints",
+		Example: "  mlregistry endpoints list",
+		Args:    noArgs,
+		RunE:    list,
+	}, &cobra.Command{
+		Use:               "show NAME",
+		Short:             "Show an endpoint: routes, weights, status, guard and URL",
+		Example:           "  mlregistry endpoints show churn",
+		Args:              exactArgs(1, "an endpoint NAME"),
+		ValidArgsFunction: r.completeEndpoints,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return r.run(cmd, func(ctx context.Context, c *client.Client, asJSON bool) error {
+				e, err := c.GetEndpoint(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if asJSON {
+					return writeJSON(w, e)
+				}
+				status := e.Status
+				if e.StatusMessage != "" {
+					status += ": " + e.StatusMessage
+				}
+				guard := "none"
+				if g := e.Guard; g != nil {
+					guard = fmt.Sprintf("max error rate %g over %s, at least %d requests", g.MaxErrorRate, g.Window, g.MinRequests)
+				}
+				if err := fields(w,
+					"Name", e.Name,
+					"Model", e.Model,
+					"Stage", e.Stage,
+					"Status", status,
+					"URL", e.URL,
+					"Sticky header", e.StickyHeader,
+					"Guard", guard,
+					"Created", fmtTime(e.CreatedAt),
+					"Updated", fmtTime(e.UpdatedAt),
+					"Revision", fmt.Sprint(e.Revision),
+				); err != nil {
+					return err
+				}
+				fmt.Fprintln(w)
+				fmt.Fprintln(w, "Routes:")
+				t := newTable(w, "  NAME", "VERSION", "WEIGHT", "UPSTREAM")
+				for _, rt := range e.Routes {
+					t.strs("  "+rt.Name, fmt.Sprint(rt.Version), fmt.Sprintf("%d%%", rt.Weight), rt.UpstreamURL)
+				}
+				return t.flush()
+			})
+		},
+	})
+	return cmd
+}
+
+func statusCell(status string) cell {
+	if status == registry.EndpointStatusHealthy {
+		return cell{text: status, color: colorGreen}
+	}
+	return cell{text: status, color: colorRed}
+}
