@@ -34,7 +34,7 @@ func TestCreatesThroughLossyNetwork(t *testing.T) {
 	c, err := client.New(client.Options{
 		Address: p.URL(), Token: r.AdminToken, MaxRetries: 20,
 		// One request per connection, so about half of all answers are lost.
-		HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		HTTPClient:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond,
 	})
 	if err != nil {
