@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -241,6 +242,22 @@ func normalise(s string) string {
 	s = tfVerRE.ReplaceAllString(s, `"terraform_version": "X.Y.Z"`)
 	s = tempDirRE.ReplaceAllString(s, "/TMP")
 	return s
+}
+
+// seed keeps a real plan as a seed of FuzzSummary (with -update).
+func seed(t *testing.T, name string, planJSON []byte) {
+	t.Helper()
+	if !*update {
+		return
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzSummary")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := "go test fuzz v1\n[]byte(" + strconv.Quote(normalise(string(planJSON))) + ")\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // golden compares got (normalised) with testdata/name, or rewrites it

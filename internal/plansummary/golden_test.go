@@ -71,6 +71,7 @@ func TestGolden_promotion(t *testing.T) {
 		stageHCL("churn", "staging", "mlregistry_model_version.churn_v3.version", `  reason = "try the small model"`+"\n") +
 		stageHCL("churn", "production", "mlregistry_model_version.churn_v2.version", `  reason = "better auc"`+"\n"))
 	md := e.summarise(plan, "markdown")
+	seed(t, "promotion", plan)
 	golden(t, "promotion.md", md)
 	golden(t, "promotion.json", e.summarise(plan, "json"))
 	// Without a registry the summary says what it could not fetch.
@@ -123,6 +124,7 @@ func TestGolden_wholePlan(t *testing.T) {
 		stageHCL("fraud", "staging", "mlregistry_model_version.fraud_v2.version", "") +
 		stageHCL("fraud", "production", "mlregistry_model_version.fraud_v2.version", "  depends_on = [mlregistry_stage_assignment.fraud_staging]\n"))
 	md := e.summarise(plan, "markdown")
+	seed(t, "whole-plan", plan)
 	golden(t, "whole-plan.md", md)
 	for _, want := range []string{
 		"add `depends_on = [mlregistry_stage_assignment.churn_staging]` to `mlregistry_stage_assignment.churn_production`",
@@ -140,6 +142,7 @@ func TestGolden_wholePlan(t *testing.T) {
 		stageHCL("fraud", "staging", "mlregistry_model_version.fraud_v1.version", "") +
 		stageHCL("fraud", "production", "mlregistry_model_version.fraud_v1.version", ""))
 	md = e.summarise(ordered, "markdown")
+	seed(t, "whole-plan-ordered", ordered)
 	golden(t, "whole-plan-ordered.md", md)
 	if !strings.Contains(md, "passes once `mlregistry_stage_assignment.churn_staging` is applied") {
 		t.Errorf("ordered summary lacks the pass-once verdict:\n%s", md)
@@ -172,6 +175,7 @@ resource "mlregistry_endpoint" "churn" {
 	changed = strings.Replace(changed, "auc = 0.91 }", "auc = 0.91 }\n  flagged = true\n  flag_reason = \"label leak\"", 1)
 	plan := e.planJSON(changed + stageHCL("churn", "production", "mlregistry_model_version.churn_v1.version", "") + endpoint(50, 50, ""))
 	md := e.summarise(plan, "markdown")
+	seed(t, "replace-warnings", plan)
 	golden(t, "replace-warnings.md", md)
 	for _, want := range []string{
 		"REPLACES version 1",
@@ -247,8 +251,10 @@ resource "mlregistry_endpoint" "churn" {
 
 	plan := e.planJSON(config)
 	md := e.summarise(plan, "markdown")
+	seed(t, "drift", plan)
 	golden(t, "drift.md", md)
 	refresh := e.planJSON(config, "-refresh-only")
+	seed(t, "drift-refresh-only", refresh)
 	golden(t, "drift-refresh-only.md", e.summarise(refresh, "markdown"))
 	for _, want := range []string{
 		"production moved from v1 to v2 by ci-bot at 2026-01-02 06:04 UTC (reason: hotfix)",
