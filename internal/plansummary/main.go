@@ -27,12 +27,13 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
 )
 
-// Exit codes of Main.
+// Exit codes of Main, the mlregistry CLI's: a --fail-on gate is its
+// "refused" (5).
 const (
 	ExitOK     = 0
 	ExitError  = 1
 	ExitUsage  = 2
-	ExitFailOn = 3
+	ExitFailOn = 5
 )
 
 // Usage is the command's help text.
@@ -47,7 +48,7 @@ With MLREGISTRY_ADDR and MLREGISTRY_TOKEN set (a read token is enough) it
 asks the registry for metrics, dry runs and history; without them it says
 what it could not fetch.
 
-Exit status: 0, or 3 when a --fail-on condition holds (warning: any
+Exit status: 0, or 5 when a --fail-on condition holds (warning: any
 warning; drift: anything changed outside Terraform; the flag may repeat or
 take a comma list), 1 on errors (unreadable or foreign input), 2 on usage
 errors.
@@ -71,17 +72,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.SetOutput(io.Discard)
 	format := fs.String("format", "markdown", "markdown or json")
 	var failOn []string
-	fs.Func("fail-on", "warning or drift (repeatable, or a comma list)", func(s string) error {
-		for _, v := range strings.Split(s, ",") {
-			v = strings.TrimSpace(v)
-			switch v {
-			case "warning", "warnings", "drift":
-				failOn = append(failOn, strings.TrimSuffix(v, "s"))
-			default:
-				return fmt.Errorf("--fail-on takes warning or drift, not %q", v)
-			}
-		}
-		return nil
+	fs.Func("fail-on", "warning or drift (repeatable, or a comma list)", func(v string) error {
+		conds, err := ParseFailOn(v)
+		failOn = append(failOn, conds...)
+		return err
 	})
 	var files []string
 	rest := args
@@ -127,6 +121,29 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "mlregistry plan-summary: %s: %v\n", name, err)
 		return ExitError
 	}
+	if hit := FailOnHits(s, failOn); len(hit) > 0 {
+		fmt.Fprintf(stderr, "mlregistry plan-summary: failing (--fail-on): %s\n", strings.Join(hit, " and "))
+		return ExitFailOn
+	}
+	return ExitOK
+}
+
+// ParseFailOn reads a --fail-on value: warning or drift, or a comma list.
+func ParseFailOn(v string) ([]string, error) {
+	var out []string
+	for _, c := range strings.Split(v, ",") {
+		switch c = strings.TrimSpace(c); c {
+		case "warning", "warnings", "drift":
+			out = append(out, strings.TrimSuffix(c, "s"))
+		default:
+			return out, fmt.Errorf("--fail-on takes warning or drift, not %q", c)
+		}
+	}
+	return out, nil
+}
+
+// FailOnHits says which --fail-on conditions the summary meets.
+func FailOnHits(s *Summary, failOn []string) []string {
 	var hit []string
 	if slices.Contains(failOn, "warning") && len(s.Warnings) > 0 {
 		hit = append(hit, fmt.Sprintf("%d warning(s)", len(s.Warnings)))
@@ -134,11 +151,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if slices.Contains(failOn, "drift") && len(s.Drift) > 0 {
 		hit = append(hit, fmt.Sprintf("drift in %d object(s)", len(s.Drift)))
 	}
-	if len(hit) > 0 {
-		fmt.Fprintf(stderr, "mlregistry plan-summary: failing (--fail-on): %s\n", strings.Join(hit, " and "))
-		return ExitFailOn
-	}
-	return ExitOK
+	return hit
 }
 
 // Run reads plan JSON from in, summarises it and writes the summary to

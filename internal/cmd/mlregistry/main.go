@@ -10,6 +10,7 @@
 //	mlregistry endpoints  list and show serving endpoints         } internal/client
 //	mlregistry events     the audit log, optionally followed      }
 //	mlregistry flag/unflag  flag a version (no promotion) or clear the flag
+//	mlregistry plan-summary  review summary of a saved Terraform plan (internal/plansummary)
 //	mlregistry completion shell completion scripts
 //	mlregistry version    print the version
 //
@@ -111,7 +112,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{newModelsCmd(), newVersionsCmd(), newStagesCmd(), newEndpointsCmd(), newEventsCmd(), newFlagCmd(), newUnflagCmd(), newTokenCmd()} {
+	for _, c := range []*cobra.Command{newModelsCmd(), newVersionsCmd(), newStagesCmd(), newEndpointsCmd(), newEventsCmd(), newFlagCmd(), newUnflagCmd(), newTokenCmd(), newPlanSummaryCmd()} {
 		c.GroupID = "client"
 		root.AddCommand(c)
 	}
