@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"time"
 
@@ -166,23 +165,19 @@ func capitalize(s string) string {
 	return string(b)
 }
 
-// readOnlyPermission matches the registry's words for a token whose scope
-// is read (registry's scopeError: `token "x" has scope read; ... needs
-// scope write`). The dry runs say why a token may not make a change but
-// not, in a field, whether the token can write at all; until they do,
-// this is how the provider tells its read token from a restricted write
-// token. A message it does not recognise counts as a write token, so the
-// plan fails rather than passes.
-var readOnlyPermission = regexp.MustCompile(`\bhas scope read\b`)
-
 // addNotPermitted reports a change the dry run says the provider's token
 // may not make although the registry's rules allow it. With a write token
 // that is an error: the apply would fail, so the plan does. A read token
 // cannot apply anything; it is the token for scheduled drift plans and
 // pull-request plans, whose job is to show the change, so it gets a
 // warning that applying needs another token.
-func addNotPermitted(diags *diag.Diagnostics, p path.Path, change, permission, needed string) {
-	if readOnlyPermission.MatchString(permission) {
+//
+// readOnly comes from the registry's rule for the refusal: "scope" means
+// the token has no write scope. Any other rule (token_stages, or one this
+// provider does not know) counts as a write token, so the plan fails
+// rather than passes.
+func addNotPermitted(diags *diag.Diagnostics, p path.Path, change, permission, needed string, readOnly bool) {
+	if readOnly {
 		diags.AddAttributeWarning(p, "Applying this plan needs a write token",
 			fmt.Sprintf("The registry's rules allow this plan to %s, but the provider's token is read-only: %s\n\n"+
 				"A read token can plan (scheduled drift checks, pull-request plans). Apply with %s.", change, permission, needed))

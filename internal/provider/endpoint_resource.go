@@ -334,8 +334,10 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		if state != nil {
 			change = "change " + what
 		}
+		var re *registry.Error
+		readOnly := errors.As(err, &re) && re.Rule == "scope"
 		addNotPermitted(&resp.Diagnostics, path.Root("routes"), change, problemMessage(err),
-			"a write token without a stage restriction (endpoints decide what every stage serves)")
+			"a write token without a stage restriction (endpoints decide what every stage serves)", readOnly)
 	case errors.Is(err, registry.ErrNotFound):
 		// The model or a routed version may be created by this same apply.
 		tflog.Debug(ctx, "endpoint dry run skipped: model or version not found yet", map[string]any{"name": name, "error": err.Error()})

@@ -153,7 +153,8 @@ func (r *stageAssignmentResource) ModifyPlan(ctx context.Context, req resource.M
 	case err == nil:
 		addNotPermitted(&resp.Diagnostics, path.Root("version"),
 			fmt.Sprintf("assign version %d of model %q to stage %q", version, model, stage), dry.Permission,
-			fmt.Sprintf("a write token that may assign stage %q (created without --stages, or with --stages %s)", stage, stage))
+			fmt.Sprintf("a write token that may assign stage %q (created without --stages, or with --stages %s)", stage, stage),
+			dry.PermissionRule == "scope")
 	case errors.Is(err, registry.ErrPolicyViolation):
 		summary, detail := refusedAssignment(model, stage, version, err)
 		resp.Diagnostics.AddAttributeError(path.Root("version"), summary,
@@ -165,9 +166,10 @@ func (r *stageAssignmentResource) ModifyPlan(ctx context.Context, req resource.M
 		resp.Diagnostics.AddAttributeError(path.Root("version"), "Invalid stage assignment", err.Error())
 	case errors.Is(err, registry.ErrPermissionDenied):
 		// A registry from before dry runs answered "permitted".
+		var re *registry.Error
 		addNotPermitted(&resp.Diagnostics, path.Root("version"),
 			fmt.Sprintf("assign version %d of model %q to stage %q", version, model, stage), problemMessage(err),
-			fmt.Sprintf("a write token that may assign stage %q", stage))
+			fmt.Sprintf("a write token that may assign stage %q", stage), errors.As(err, &re) && re.Rule == "scope")
 	default:
 		resp.Diagnostics.AddAttributeWarning(path.Root("version"), "Stage policy not checked at plan time",
 			fmt.Sprintf("The registry's dry run of assigning version %d of model %q to stage %q did not answer: %s\n\n"+

@@ -184,6 +184,10 @@ type StageDryRun struct {
 	// saying what token the change needs.
 	Permitted  bool   `json:"permitted"`
 	Permission string `json:"permission,omitempty"`
+	// PermissionRule says why not, for programs: "scope" (the token has
+	// no write scope: a read token) or "token_stages" (a write token
+	// restricted to other stages).
+	PermissionRule string `json:"permission_rule,omitempty"`
 }
 
 // Endpoint statuses.

@@ -80,7 +80,8 @@ func (s *Server) assignStage(w http.ResponseWriter, r *http.Request) error {
 			Permitted:       true,
 		}
 		if perr := stagePermission(r, stage); perr != nil {
-			out.Permitted, out.Permission = false, registry.AsError(perr).Message
+			re := registry.AsError(perr)
+			out.Permitted, out.Permission, out.PermissionRule = false, re.Message, re.Rule
 		}
 		return writeJSON(w, http.StatusOK, out)
 	}
