@@ -102,10 +102,18 @@ func (b *builder) stageDrift(rc ResourceChange, item *DriftItem) error {
 	if !ok {
 		return nil
 	}
+	// What happened after the assignment Terraform last saw: the entries
+	// after it in the history (times alone may tie).
 	since := parseTime(before.AssignedAt)
+	start := -1
+	for i, e := range h {
+		if before.Version != nil && e.Action == registry.StageActionAssign && e.Version == *before.Version && e.AssignedAt.Equal(since) {
+			start = i
+		}
+	}
 	var lines []string
-	for _, e := range h {
-		if !since.IsZero() && !e.AssignedAt.After(since) {
+	for i, e := range h {
+		if start >= 0 && i <= start || start < 0 && !since.IsZero() && e.AssignedAt.Before(since) {
 			continue
 		}
 		lines = append(lines, historyLine(e))
