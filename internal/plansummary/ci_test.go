@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -300,3 +301,27 @@ func (h *commentHost) bodies() []string {
 	}
 	return out
 }
+
+// TestCIWorkflowsCallShippedScripts: the workflow files only wire the
+// scripts; every script they call exists and is executable.
+func TestCIWorkflowsCallShippedScripts(t *testing.T) {
+	dir := filepath.Join(repoRoot(), "examples", "ci")
+	for _, wf := range []string{"plan-summary.yml", "drift-check.yml", "gitlab-ci.yml"} {
+		b, err := os.ReadFile(filepath.Join(dir, wf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := scriptRE.FindAllStringSubmatch(string(b), -1)
+		if len(calls) == 0 {
+			t.Errorf("%s calls no script of ci/scripts", wf)
+		}
+		for _, m := range calls {
+			fi, err := os.Stat(filepath.Join(dir, "scripts", m[1]))
+			if err != nil || fi.Mode()&0o111 == 0 {
+				t.Errorf("%s calls ci/scripts/%s, which is not an executable in examples/ci/scripts (%v)", wf, m[1], err)
+			}
+		}
+	}
+}
+
+var scriptRE = regexp.MustCompile(`ci/scripts/([a-z-]+\.sh)`)
