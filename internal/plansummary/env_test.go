@@ -233,6 +233,7 @@ var (
 	portRE    = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 	tfVerRE   = regexp.MustCompile(`"terraform_version": "[^"]*"`)
 	tempDirRE = regexp.MustCompile(`/tmp/[^\s"']+`)
+	stampRE   = regexp.MustCompile(`"timestamp":"[^"]*"`)
 )
 
 // normalise replaces what changes from run to run: ports, the Terraform
@@ -241,6 +242,7 @@ func normalise(s string) string {
 	s = portRE.ReplaceAllString(s, "127.0.0.1:PORT")
 	s = tfVerRE.ReplaceAllString(s, `"terraform_version": "X.Y.Z"`)
 	s = tempDirRE.ReplaceAllString(s, "/TMP")
+	s = stampRE.ReplaceAllString(s, `"timestamp":"2026-01-02T03:04:05Z"`)
 	return s
 }
 

@@ -178,7 +178,7 @@ func (f *facts) dryRun(model, stage string, version int64, reason string) *Verdi
 	}
 	dry, err := f.c.DryRunAssignStage(f.ctx, model, stage, registry.StageAssign{Version: version, Reason: reason})
 	if err == nil {
-		v := &Verdict{Outcome: Pass, Permitted: &dry.Permitted, Permission: dry.Permission}
+		v := &Verdict{Outcome: Pass, Permitted: &dry.Permitted, Permission: dry.Permission, PermissionRule: dry.PermissionRule}
 		if !dry.Allowed {
 			v.Outcome = Unknown
 		}

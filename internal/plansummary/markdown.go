@@ -172,7 +172,7 @@ func verdictText(v *Verdict) string {
 	}
 	// A read token (the usual reviewer's) cannot apply anything; say so
 	// only when a write token lacks the stage.
-	if v.Permitted != nil && !*v.Permitted && !strings.Contains(v.Permission, "scope read") {
+	if v.Permitted != nil && !*v.Permitted && v.PermissionRule != "scope" {
 		s += " (the token that made this summary could not apply it"
 		if v.Permission != "" {
 			s += ": " + v.Permission

@@ -144,6 +144,9 @@ type Verdict struct {
 	// caller's token could make the change itself.
 	Permitted  *bool  `json:"permitted,omitempty"`
 	Permission string `json:"permission,omitempty"`
+	// PermissionRule is the registry's reason in a word: "scope" (the
+	// token is read-only) or "token_stages" (it may not move this stage).
+	PermissionRule string `json:"permission_rule,omitempty"`
 	// Needs lists stage moves of this plan that must be applied before
 	// this one (addresses) for it to pass.
 	Needs []string `json:"needs,omitempty"`
