@@ -286,6 +286,9 @@ func (m *Main) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
 		if err := m.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			// Past the deadline: Shutdown leaves busy connections open
+			// (a stream on a stalled upstream would hold Close forever).
+			_ = m.http.Close()
 		}
 		if err := m.lane.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("gateway lane shutdown: %w", err))

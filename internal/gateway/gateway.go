@@ -112,6 +112,12 @@ type Gateway struct {
 	bg sync.WaitGroup
 	// bufs holds copy buffers for the http.Transport path.
 	bufs sync.Pool
+	// upgrades counts upgraded connections being spliced; abort ends
+	// them (Lane.Shutdown, past its deadline: net/http's Shutdown and
+	// Close do not see hijacked connections).
+	upgrades sync.WaitGroup
+	abort    context.Context
+	abortAll context.CancelFunc
 }
 
 // New builds a Gateway. Its table is empty until the first Refresh (which
@@ -154,6 +160,7 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.metrics = m
+	g.abort, g.abortAll = context.WithCancel(context.Background())
 	return g, nil
 }
 

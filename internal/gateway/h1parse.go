@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
+	"math"
 	"net/http"
-	"strconv"
+	"strings"
 )
 
 // errBadResponse is an upstream answer the gateway cannot parse.
@@ -33,27 +35,56 @@ const (
 
 // readHead reads a response head for a request of method and writes its
 // end-to-end headers into dst. 1xx answers other than 101 are skipped.
+//
+// The parser accepts a subset of what net/http's ReadResponse accepts and
+// frames every message it accepts as net/http does (FuzzResponseParse
+// holds it to that). Where net/http is lenient it is stricter and the
+// answer is a 502: lines must end in CRLF (net/http takes a bare LF in
+// heads and trailers, RFC 9112 section 2.2 allows either), no obsolete
+// line folding, no space in header names, a status line of exactly
+// "HTTP/1.0" or "HTTP/1.1", a three-digit code >= 100 and an optional
+// reason.
 func (c *upConn) readHead(method string, dst http.Header) (respHead, error) {
+	// The 1xx answers skipped share the head size limit with the final
+	// one, as in net/http's Transport.
+	budget := maxHeadBytes
 	for {
-		h, err := c.readOneHead(method, dst)
+		h, err := c.readOneHead(method, dst, &budget)
 		if err != nil || h.status >= 200 || h.status == http.StatusSwitchingProtocols {
 			return h, err
 		}
 	}
 }
 
-func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
-	var h respHead
+// crlfLine reads one line and returns it without its CRLF; a line that
+// ends in a bare LF is an error.
+func (c *upConn) crlfLine(what string) ([]byte, error) {
 	line, err := c.br.ReadSlice('\n')
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return h, errBadResponse("status line too long")
+			return nil, errBadResponse(what + " too long")
 		}
+		if errors.Is(err, io.EOF) && len(line) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n := len(line)
+	if n < 2 || line[n-2] != '\r' {
+		return nil, errBadResponse(what + " ends in a bare LF")
+	}
+	return line[:n-2], nil
+}
+
+func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respHead, error) {
+	var h respHead
+	line, err := c.crlfLine("status line")
+	if err != nil {
 		return h, err
 	}
-	// "HTTP/1.1 200 OK\r\n"
-	if len(line) < 14 || string(line[:7]) != "HTTP/1." || line[8] != ' ' ||
-		!isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) || (line[12] != ' ' && line[12] != '\r') {
+	// "HTTP/1.1 200 OK"
+	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
+		!isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) || (len(line) > 12 && line[12] != ' ') {
 		return h, errBadResponse("bad status line")
 	}
 	http10 := line[7] == '0'
@@ -68,14 +99,10 @@ func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
 	hb := c.head[:0]
 	kvs := c.kvs[:0]
 	for {
-		line, err = c.br.ReadSlice('\n')
+		line, err = c.crlfLine("header line")
 		if err != nil {
-			if errors.Is(err, bufio.ErrBufferFull) {
-				return h, errBadResponse("header line too long")
-			}
 			return h, err
 		}
-		line = trimCRLF(line)
 		if len(line) == 0 {
 			break
 		}
@@ -92,7 +119,7 @@ func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
 		if colon <= 0 {
 			return h, errBadResponse("header line without a name")
 		}
-		if len(hb)+len(line) > maxHeadBytes {
+		if *budget -= len(line); *budget < 0 {
 			return h, errBadResponse("head too large")
 		}
 		k0 := len(hb)
@@ -101,7 +128,11 @@ func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
 			return h, errBadResponse("invalid header name")
 		}
 		k1 := len(hb)
-		v := trimSpace(line[colon+1:])
+		v := line[colon+1:]
+		if !validHeaderValue(v) {
+			return h, errBadResponse("control character in a header value")
+		}
+		v = trimSpace(v)
 		hb = append(hb, v...)
 		kvs = append(kvs, kv{k0, k1, k1, len(hb)})
 	}
@@ -113,22 +144,31 @@ func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
 		h.close = true
 	}
 	var conn []string
+	length := "" // the first Content-Length, as net/http compares them
 	lengthSeen := false
-	chunked := false
+	te := 0
 	for _, e := range kvs {
 		k, v := block[e.k0:e.k1], block[e.v0:e.v1]
 		switch k {
 		case "Content-Length":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 || (lengthSeen && n != h.length) {
+			if lengthSeen {
+				if v != length {
+					return h, errBadResponse("differing Content-Length values")
+				}
+				continue
+			}
+			n, ok := parseContentLength(v)
+			if !ok {
 				return h, errBadResponse("bad Content-Length")
 			}
-			h.length, lengthSeen = n, true
+			h.length, length, lengthSeen = n, v, true
 		case "Transfer-Encoding":
-			if !equalFoldASCII(v, "chunked") {
-				return h, errBadResponse("unsupported Transfer-Encoding " + v)
+			te++
+			// net/http ignores Transfer-Encoding in HTTP/1.0, and takes
+			// one field only, "chunked" only (as nginx does).
+			if !http10 && (te > 1 || !equalFoldASCII(v, "chunked")) {
+				return h, errBadResponse("unsupported Transfer-Encoding")
 			}
-			chunked = true
 		case "Connection":
 			conn = append(conn, v)
 			if containsToken(v, "close") {
@@ -146,6 +186,10 @@ func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
 				h.stream = true
 			}
 		}
+	}
+	chunked := te > 0 && !http10
+	if chunked && h.trailers != "" && !validTrailerNames(h.trailers) {
+		return h, errBadResponse("Trailer names a framing header")
 	}
 	if chunked {
 		h.length = lengthChunked
@@ -165,13 +209,19 @@ func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
 	}
 
 	vals := make([]string, len(kvs))
+	lengthSent := false
 	for i, e := range kvs {
 		k := block[e.k0:e.k1]
 		if isHopHeader(k) || (len(conn) > 0 && connectionListed(conn, k)) {
 			continue
 		}
-		if chunked && k == "Content-Length" {
-			continue // Transfer-Encoding wins (RFC 9112 6.3)
+		if k == "Content-Length" {
+			if chunked || lengthSent {
+				// Transfer-Encoding wins (RFC 9112 6.3); equal
+				// duplicates pass as one, as in net/http.
+				continue
+			}
+			lengthSent = true
 		}
 		vals[i] = block[e.v0:e.v1]
 		if old, ok := dst[k]; ok {
@@ -185,14 +235,51 @@ func (c *upConn) readOneHead(method string, dst http.Header) (respHead, error) {
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
 
-func trimCRLF(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-		if n := len(b); n > 0 && b[n-1] == '\r' {
-			b = b[:n-1]
+// parseContentLength parses a Content-Length value: decimal digits only
+// (no sign, no space, as net/http: strconv.ParseInt would take "+5"), at
+// most 2^63-1.
+func parseContentLength(v string) (int64, bool) {
+	if v == "" || len(v) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(v); i++ {
+		if !isDigit(v[i]) {
+			return 0, false
+		}
+		n = n*10 + uint64(v[i]-'0')
+	}
+	if n > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(n), true
+}
+
+// validHeaderValue reports whether v holds no control byte other than
+// HTAB (net/textproto refuses the same).
+func validHeaderValue(v []byte) bool {
+	for _, c := range v {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
 		}
 	}
-	return b
+	return true
+}
+
+// validTrailerNames reports whether a Trailer header value names no
+// framing header, which net/http refuses.
+func validTrailerNames(v string) bool {
+	for v != "" {
+		var name string
+		name, v, _ = strings.Cut(v, ",")
+		name = strings.TrimSpace(name)
+		for _, bad := range [...]string{"Transfer-Encoding", "Trailer", "Content-Length"} {
+			if equalFoldASCII(name, bad) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func trimSpace(b []byte) []byte {
@@ -268,6 +355,7 @@ func (c *upConn) copyBodyTo(w io.Writer, h respHead, flush *bodyFlusher, trailer
 	case 0:
 		return true, nil, nil
 	case lengthChunked:
+		c.excess = 0
 		for {
 			size, err := c.chunkSize()
 			if err != nil {
@@ -282,13 +370,17 @@ func (c *upConn) copyBodyTo(w io.Writer, h respHead, flush *bodyFlusher, trailer
 			if _, rerr, werr := c.copyN(w, size, flush); rerr != nil || werr != nil {
 				return false, rerr, werr
 			}
-			line, err := br.ReadSlice('\n')
+			crlf, err := br.Peek(2)
 			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
 				return false, err, nil
 			}
-			if len(trimCRLF(line)) != 0 {
+			if crlf[0] != '\r' || crlf[1] != '\n' {
 				return false, errChunk, nil
 			}
+			_, _ = br.Discard(2)
 		}
 	case lengthUntilClose:
 		_, rerr, werr := c.copyN(w, -1, flush)
@@ -370,6 +462,18 @@ func (f *bodyFlusher) flush() {
 	f.pending = false
 }
 
+// Chunked framing follows net/http's reader (net/http/internal/chunked.go)
+// with the read buffer of its Transport (4 KiB): chunk lines end in CRLF
+// (not a bare LF: CVE-2025-22871), a chunk line is shorter than
+// maxChunkLine, a size has at most 16 hex digits, and overhead beyond
+// 16 bytes per chunk plus twice its data may not pass 16 KiB.
+const (
+	maxChunkLine  = 4095 // ReadSlice in a 4 KiB buffer, with CRLF
+	maxTrailer    = 4096 // trailer lines with their CRLFs, and the blank line
+	maxExcess     = 16 << 10
+	maxChunkDigit = 16
+)
+
 // chunkSize reads a chunk-size line ("1a2b;ext=1\r\n").
 func (c *upConn) chunkSize() (int64, error) {
 	line, err := c.br.ReadSlice('\n')
@@ -377,11 +481,26 @@ func (c *upConn) chunkSize() (int64, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			err = errChunk
+		}
 		return 0, err
 	}
-	line = trimCRLF(line)
-	var n int64
-	digits := 0
+	if len(line) < 2 || len(line) > maxChunkLine || bytes.IndexByte(line, '\r') != len(line)-2 {
+		return 0, errChunk // too long, a bare LF or a CR inside
+	}
+	line = line[:len(line)-2]
+	c.excess += int64(len(line)) + 2
+	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
+		line = line[:len(line)-1]
+	}
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i] // extensions are ignored
+	}
+	if len(line) == 0 || len(line) > maxChunkDigit {
+		return 0, errChunk
+	}
+	var n uint64
 	for _, b := range line {
 		var d byte
 		switch {
@@ -391,58 +510,53 @@ func (c *upConn) chunkSize() (int64, error) {
 			d = b - 'a' + 10
 		case 'A' <= b && b <= 'F':
 			d = b - 'A' + 10
-		case b == ';' || b == ' ' || b == '\t':
-			goto done
 		default:
 			return 0, errChunk
 		}
-		if digits == 15 {
-			return 0, errChunk
-		}
-		n = n<<4 | int64(d)
-		digits++
+		n = n<<4 | uint64(d)
 	}
-done:
-	if digits == 0 {
+	if n > math.MaxInt64/4 {
+		return 0, errChunk // more than any upstream sends; net/http fails at EOF
+	}
+	c.excess = max(c.excess-16-2*int64(n), 0)
+	if c.excess > maxExcess {
 		return 0, errChunk
 	}
-	return n, nil
+	return int64(n), nil
 }
 
-// readTrailer reads the trailer section after the last chunk.
+// readTrailer reads the trailer section after the last chunk. Lines
+// must be well-formed header lines ending in CRLF; the section, with its
+// blank line, must fit in maxTrailer bytes.
 func (c *upConn) readTrailer(trailer http.Header) error {
 	size := 0
 	for {
-		line, err := c.br.ReadSlice('\n')
+		line, err := c.crlfLine("trailer line")
 		if err != nil {
 			return err
 		}
-		line = trimCRLF(line)
+		if size += len(line) + 2; size > maxTrailer {
+			return errBadResponse("trailer too large")
+		}
 		if len(line) == 0 {
 			return nil
 		}
-		size += len(line)
-		if size > maxHeadBytes {
-			return errBadResponse("trailer too large")
-		}
-		colon := -1
-		for i, b := range line {
-			if b == ':' {
-				colon = i
-				break
-			}
-		}
-		if colon <= 0 || trailer == nil {
-			continue
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || line[0] == ' ' || line[0] == '\t' {
+			return errBadResponse("malformed trailer line")
 		}
 		name := append([]byte(nil), line[:colon]...)
-		if !canonicalize(name) {
+		v := line[colon+1:]
+		if !canonicalize(name) || !validHeaderValue(v) {
+			return errBadResponse("malformed trailer line")
+		}
+		if trailer == nil {
 			continue
 		}
 		k := string(name)
 		if isHopHeader(k) {
 			continue
 		}
-		trailer[k] = append(trailer[k], string(trimSpace(line[colon+1:])))
+		trailer[k] = append(trailer[k], string(trimSpace(v)))
 	}
 }

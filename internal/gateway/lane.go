@@ -39,10 +39,11 @@ import (
 // A client that leaves while the upstream thinks: instead of a read
 // that waits on the client connection all along, the request's context
 // looks at the socket (a non-blocking MSG_PEEK) when asked, and the lean
-// client asks at least once a second while it waits for an answer's
-// head. So a departed client cancels the upstream request within about
-// a second rather than at once, and a fast request pays nothing. While a
-// body streams, a departure shows as a failed write.
+// client asks every half second while it waits for an answer's head. So
+// a departed client cancels the upstream request within a second rather
+// than at once, and a fast request pays nothing. A body that streams
+// (and the Transport path) waits on the context's Done channel, which a
+// watcher closes when the client has gone (see laneCtx).
 
 // LaneOptions configures Lane.
 type LaneOptions struct {
@@ -132,8 +133,8 @@ func (l *Lane) Close() error { return l.ln.Close() }
 func (l *Lane) Addr() net.Addr { return l.ln.Addr() }
 
 // Shutdown closes the lane's idle connections and waits until the busy
-// ones finished their request, or ctx ends (then it closes them). Call it
-// after Close.
+// ones finished their request and the gateway's upgraded connections
+// ended, or ctx ends: then it closes them. Call it after Close.
 func (l *Lane) Shutdown(ctx context.Context) error {
 	l.closing.Store(true)
 	l.mu.Lock()
@@ -146,7 +147,7 @@ func (l *Lane) Shutdown(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	waited := make(chan struct{})
-	go func() { l.wg.Wait(); close(waited) }()
+	go func() { l.wg.Wait(); l.g.upgrades.Wait(); close(waited) }()
 	select {
 	case <-waited:
 		return nil
@@ -154,8 +155,10 @@ func (l *Lane) Shutdown(ctx context.Context) error {
 		l.mu.Lock()
 		for c := range l.conns {
 			_ = c.c.Close()
+			c.ctx.cancel() // ends a stream that waits on its upstream
 		}
 		l.mu.Unlock()
+		l.g.abortAll()
 		<-waited
 		return ctx.Err()
 	}
@@ -217,27 +220,92 @@ type laneConn struct {
 
 // laneCtx is the context of the lane's requests on one connection. Err
 // reports context.Canceled once the client has closed or reset the
-// connection, which it checks on each call. Done is nil, as for a context
-// that is never cancelled: nothing waits on it, callers poll Err (the
-// lean client does while it waits for an answer).
+// connection, which it checks on each call (a non-blocking MSG_PEEK), so
+// the lean client, which polls Err while it waits for an answer's head,
+// costs the fast requests nothing. Done, which only streams and the
+// Transport path ask for, starts a watcher that peeks every
+// laneWatchEvery until the request ends (endRequest) and closes the
+// channel when the client has gone, so context.AfterFunc and selects on
+// Done work as on any context.
 type laneCtx struct {
 	c    net.Conn
 	gone atomic.Bool
+
+	mu     sync.Mutex // guards the rest
+	done   chan struct{}
+	closed bool          // done is closed
+	stop   chan struct{} // closed to stop the running watcher (nil: none)
 }
 
+// laneWatchEvery is how often a request whose Done was asked for looks
+// for its client: a departure releases the upstream within about this.
+const laneWatchEvery = 200 * time.Millisecond
+
 func (x *laneCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (x *laneCtx) Done() <-chan struct{}       { return nil }
 func (x *laneCtx) Value(any) any               { return nil }
+
+func (x *laneCtx) Done() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.done == nil {
+		x.done = make(chan struct{})
+		if x.gone.Load() {
+			close(x.done)
+			x.closed = true
+		}
+	}
+	if !x.closed && x.stop == nil {
+		x.stop = make(chan struct{})
+		go x.watch(x.stop)
+	}
+	return x.done
+}
 
 func (x *laneCtx) Err() error {
 	if x.gone.Load() {
 		return context.Canceled
 	}
 	if peerGone(x.c) {
-		x.gone.Store(true)
+		x.cancel()
 		return context.Canceled
 	}
 	return nil
+}
+
+// cancel marks the client gone and closes Done.
+func (x *laneCtx) cancel() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.gone.Store(true)
+	if x.done != nil && !x.closed {
+		close(x.done)
+		x.closed = true
+	}
+}
+
+func (x *laneCtx) watch(stop chan struct{}) {
+	t := time.NewTicker(laneWatchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if x.Err() != nil {
+				return
+			}
+		}
+	}
+}
+
+// endRequest stops the watcher of the request that ended, if it had one.
+func (x *laneCtx) endRequest() {
+	x.mu.Lock()
+	if x.stop != nil {
+		close(x.stop)
+		x.stop = nil
+	}
+	x.mu.Unlock()
 }
 
 func (l *Lane) forget(lc *laneConn) {
@@ -336,6 +404,7 @@ func (c *handedConn) Read(p []byte) (int, error) {
 // does, instead of the process.
 func (l *Lane) serveOne(lc *laneConn, req *http.Request) (ok bool) {
 	defer func() {
+		lc.ctx.endRequest()
 		if v := recover(); v != nil {
 			l.log.Error("gateway lane: panic serving request", "path", req.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			ok = false

@@ -53,7 +53,9 @@ func newLaneHarness(t *testing.T, src Source, opts LaneOptions) *laneHarness {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close() // what is still busy after the deadline
+		}
 		if err := h.lane.Shutdown(ctx); err != nil {
 			t.Errorf("lane shutdown: %v", err)
 		}

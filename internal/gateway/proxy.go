@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -204,6 +205,13 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 	out.Close = false
 	if r.ContentLength == 0 {
 		out.Body = nil // lets the transport retry on a stale idle connection
+	} else {
+		// The answer may start before the upload ended (a stream that
+		// answers as it reads): net/http would otherwise close the
+		// request body at the first write, and the Transport's read
+		// after the last byte would then fail the upstream connection.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		out.Body = &stickyEOF{ReadCloser: r.Body}
 	}
 	out.Header = outHeader(r)
 
@@ -215,6 +223,13 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 		return g.upstreamFailed(w, r, rt, err, timedOut.Load())
 	}
 	defer res.Body.Close()
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Upgrades take forwardUpgrade; relayed here, a 101 would pass
+		// for an informational answer and leave the rest unframed.
+		g.log.Warn("gateway: upstream switched protocols unasked", "route", rt.name)
+		g.problem(w, r, http.StatusBadGateway, registry.CodeUnavailable, "route "+quote(rt.name)+": upstream sent a protocol switch nobody asked for")
+		return outcome{status: http.StatusBadGateway, failed: true, upstreamErr: true}
+	}
 
 	h := w.Header()
 	copyResponseHeader(h, res.Header)
@@ -258,6 +273,23 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 		h[http.TrailerPrefix+k] = vv
 	}
 	return o
+}
+
+// stickyEOF keeps answering io.EOF once its body did: the Transport reads
+// once more after a body's last byte to check its length, and the
+// server's request body may be closed by then.
+type stickyEOF struct {
+	io.ReadCloser
+	eof bool
+}
+
+func (b *stickyEOF) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.eof = err == io.EOF
+	return n, err
 }
 
 // streaming reports whether the response should reach the client as it
@@ -335,7 +367,12 @@ func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *rou
 			o = g.upstreamFailed(w, r, rt, err, false)
 		},
 	}
-	rp.ServeHTTP(w, r)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(g.abort, cancel)()
+	g.upgrades.Add(1)
+	defer g.upgrades.Done()
+	rp.ServeHTTP(w, r.WithContext(ctx))
 	if o.status == 0 {
 		o.status = http.StatusSwitchingProtocols
 	}

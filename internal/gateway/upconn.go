@@ -50,6 +50,10 @@ type upConn struct {
 	rn      int
 	rerr    error
 
+	// excess is the chunked body's framing overhead so far (see
+	// chunkSize).
+	excess int64
+
 	// head is scratch space for the response head, reused per request.
 	head []byte
 	kvs  []kv
@@ -76,11 +80,12 @@ func (c *upConn) setReadDeadline(t time.Time) {
 }
 
 // maxCheckEvery is how often a request waiting for an answer's head
-// checks whether its client is still there.
-const maxCheckEvery = time.Second
+// checks whether its client is still there (with the 10% slack of
+// beginWait, a departed client is noticed within a second).
+const maxCheckEvery = 500 * time.Millisecond
 
 // beginWait prepares the wait for an answer's head: a read deadline at
-// most every (min(timeout, 1s)) away, after which checkWait runs. Setting
+// most every (min(timeout, maxCheckEvery)) away, after which checkWait runs. Setting
 // a deadline is a timer operation, so a deadline still at least every
 // away is kept: deadlines are set with 10% slack and reused until they
 // come closer than every, which makes the first check come between every
