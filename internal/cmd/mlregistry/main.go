@@ -108,7 +108,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		&cobra.Group{ID: "client", Title: "Registry client commands:"},
 		&cobra.Group{ID: "server", Title: "Server and database commands:"},
 	)
-	for _, c := range []*cobra.Command{newServeCmd(), newMigrateCmd()} {
+	for _, c := range []*cobra.Command{newServeCmd(), newMigrateCmd(), newBackupCmd(), newRestoreCmd()} {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}
