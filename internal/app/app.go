@@ -28,6 +28,9 @@ import (
 const (
 	DefaultListen = "127.0.0.1:8080"
 	DefaultDB     = "sqlite://./mlregistry.db"
+
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
 )
 
 // Config is everything Main needs. The zero value serves on DefaultListen
@@ -52,6 +55,12 @@ type Config struct {
 	// GatewayPollInterval: how often other replicas' endpoint changes are
 	// looked for. Default 250ms.
 	GatewayPollInterval time.Duration
+	// ReadHeaderTimeout bounds reading a request's header (default 10s);
+	// ReadTimeout bounds reading a whole request, body included (default
+	// 30s), so a client that announces a body and stops sending cannot
+	// hold a connection. Negative disables either.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
 	// MetricsListen, when set, serves GET /metrics (the same Prometheus
 	// registry as the API's /metrics) on its own listener without
 	// authentication, for scrapers that hold no registry token. Refused
@@ -99,6 +108,12 @@ func New(cfg Config) *Main {
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
 	}
 	return &Main{cfg: cfg, serveErr: make(chan error, 1)}
 }
@@ -217,7 +232,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	m.http = &http.Server{
 		Handler:           m.server.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: max(m.cfg.ReadHeaderTimeout, 0),
+		ReadTimeout:       max(m.cfg.ReadTimeout, 0),
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -29,6 +31,33 @@ type reqState struct {
 	// clientGone is set when the request failed because its client went
 	// away (its context was canceled): not a server error.
 	clientGone bool
+	// body tracks whether the request body was read to its end; nil for
+	// a request without one.
+	body *trackedBody
+}
+
+// trackedBody notes whether a request body was read to its end. The
+// gateway's proxy may read it on another goroutine, hence the atomic.
+type trackedBody struct {
+	io.ReadCloser
+	done atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.done.Store(true)
+	}
+	return n, err
+}
+
+// bodyUnread reports whether r came with a body that nobody read to the
+// end (an error answered before the handler got to it).
+func bodyUnread(r *http.Request) bool {
+	if st := stateFrom(r.Context()); st != nil {
+		return st.body != nil && !st.body.done.Load()
+	}
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 }
 
 type stateKey struct{}
@@ -108,6 +137,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		}
 		st := &reqState{id: id, base: s.log}
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		if r.Body != nil && r.Body != http.NoBody {
+			st.body = &trackedBody{ReadCloser: r.Body}
+			r.Body = st.body
+		}
 
 		h := w.Header()
 		h.Set("X-Request-ID", id)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -91,6 +92,19 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, e *registr
 	h.Set("Cache-Control", "no-store")
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", `Bearer realm="mlregistry"`)
+	}
+	if bodyUnread(r) {
+		// The request failed before its body was read (a refused token,
+		// say). net/http would read what is left of it before answering,
+		// to keep the connection, which lets a client that announces a
+		// body and never sends it hold the connection and get no answer.
+		// Answer now and close instead.
+		h.Set("Connection", "close")
+		defer func() {
+			// After the answer, end the read at once: net/http still
+			// tries to drain the body before closing.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+		}()
 	}
 	p := Problem{
 		Type:     ProblemTypeBase + string(e.Code),
