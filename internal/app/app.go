@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,11 @@ type Config struct {
 	// GatewayPollInterval: how often other replicas' endpoint changes are
 	// looked for. Default 250ms.
 	GatewayPollInterval time.Duration
+	// UpstreamAllow, when not empty, lists the only networks (CIDR)
+	// endpoint upstreams may be in; UpstreamDeny lists networks refused
+	// besides link-local, unspecified and this registry's own listener
+	// (see gateway.UpstreamPolicy).
+	UpstreamAllow, UpstreamDeny []string
 	// ReadHeaderTimeout bounds reading a request's header (default 10s);
 	// ReadTimeout bounds reading a whole request, body included (default
 	// 30s), so a client that announces a body and stops sending cannot
@@ -175,12 +181,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 
+	// The registry's own listener is never an upstream: a route pointing
+	// at it would loop through /serve/ or reach the API with any method.
+	upstreams := gateway.UpstreamPolicy{Self: []string{m.ln.Addr().String()}}
+	if upstreams.Allow, err = parsePrefixes("upstream allow", m.cfg.UpstreamAllow); err != nil {
+		return err
+	}
+	if upstreams.Deny, err = parsePrefixes("upstream deny", m.cfg.UpstreamDeny); err != nil {
+		return err
+	}
 	m.gateway, err = gateway.New(gateway.Options{
 		Source:       m.store,
 		Logger:       log.With("component", "gateway"),
 		Now:          m.cfg.Now,
 		Registerer:   reg,
 		PollInterval: m.cfg.GatewayPollInterval,
+		Upstreams:    upstreams,
 		WriteProblem: func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string) {
 			server.WriteProblemStatus(w, r, status, &registry.Error{Code: code, Message: detail})
 		},
@@ -281,6 +297,28 @@ func (m *Main) purgeLoop(ctx context.Context) {
 
 // URL is the base URL the listener answers on, e.g. http://127.0.0.1:41234.
 func (m *Main) URL() string { return m.url }
+
+// parsePrefixes parses CIDR networks ("10.0.0.0/8", "fd00::/8"); a bare
+// address stands for itself.
+func parsePrefixes(what string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s: %q is not a network such as 10.0.0.0/8 or an IP address", what, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
 
 // Store is the open store (nil before Run).
 func (m *Main) Store() registry.Store { return m.store }

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,6 +71,11 @@ type Options struct {
 	// WriteProblem writes error answers; nil means a built-in
 	// application/problem+json writer in the server's format.
 	WriteProblem func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string)
+	// Upstreams says which addresses upstreams may have (see
+	// UpstreamPolicy); the zero value denies link-local and unspecified
+	// addresses only. A custom Transport brings its own dialer and is
+	// not checked.
+	Upstreams UpstreamPolicy
 }
 
 // GuardActor is the actor name of the events the guard records.
@@ -151,9 +157,13 @@ func New(opts Options) (*Gateway, error) {
 		g.problem = writeProblem
 	}
 	if g.transport == nil {
-		g.transport = newTransport(g.upstreamTimeout)
+		pol, err := compilePolicy(opts.Upstreams)
+		if err != nil {
+			return nil, err
+		}
+		g.transport = newTransport(g.upstreamTimeout, pol.control)
 		g.ownTransport = true
-		g.pools = newPools()
+		g.pools = newPools(pol.control)
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
@@ -168,8 +178,8 @@ func New(opts Options) (*Gateway, error) {
 // many idle connections per host (a gateway talks to few hosts, often), no
 // transparent gzip (bodies pass through untouched), HTTP/2 only where TLS
 // negotiates it, a short dial timeout so a dead upstream fails fast.
-func newTransport(headerTimeout time.Duration) *http.Transport {
-	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+func newTransport(headerTimeout time.Duration, control func(network, address string, c syscall.RawConn) error) *http.Transport {
+	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second, Control: control}
 	return &http.Transport{
 		Proxy:                  nil,
 		DialContext:            d.DialContext,

@@ -53,7 +53,7 @@ func forwardValues(k string, vv []string, conn []string) []string {
 		return nil
 	}
 	switch k {
-	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", hopHeader:
 		return nil // rewritten by the gateway
 	case "Authorization":
 		// A registry token authenticates the caller to the registry; it
@@ -112,6 +112,8 @@ func outHeader(r *http.Request) http.Header {
 	if r.Host != "" {
 		h["X-Forwarded-Host"] = []string{r.Host}
 	}
+	n, _ := hops(r.Header)
+	h[hopHeader] = hopValues[n]
 	return h
 }
 

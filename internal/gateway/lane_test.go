@@ -30,15 +30,26 @@ type laneHarness struct {
 
 func newLaneHarness(t *testing.T, src Source, opts LaneOptions) *laneHarness {
 	t.Helper()
-	gw, err := New(Options{
-		Source:     src,
-		Registerer: prometheus.NewRegistry(),
-		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	})
+	return newLaneHarnessWith(t, src, opts, nil)
+}
+
+// newLaneHarnessWith is newLaneHarness with gateway options changed by
+// mod, which also learns the listen address.
+func newLaneHarnessWith(t *testing.T, src Source, opts LaneOptions, mod func(o *Options, addr string)) *laneHarness {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	gopts := Options{
+		Source:     src,
+		Registerer: prometheus.NewRegistry(),
+		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}
+	if mod != nil {
+		mod(&gopts, ln.Addr().String())
+	}
+	gw, err := New(gopts)
 	if err != nil {
 		t.Fatal(err)
 	}

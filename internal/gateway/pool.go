@@ -20,9 +20,9 @@ type pools struct {
 	byAddr map[string]*connPool
 }
 
-func newPools() *pools {
+func newPools(control func(network, address string, c syscall.RawConn) error) *pools {
 	return &pools{
-		dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
+		dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second, Control: control},
 		byAddr: map[string]*connPool{},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 			code = registry.CodeNotFound
 		}
 		g.problem(w, r, status, code, msg)
+		return false
+	}
+	if _, ok := hops(r.Header); !ok {
+		g.problem(w, r, http.StatusLoopDetected, registry.CodeInvalidArgument,
+			"the request passed "+strconv.Itoa(maxHops)+" mlregistry gateways already; an endpoint's upstream_url probably points back at a gateway")
 		return false
 	}
 	t, err := g.current(r.Context())
@@ -308,14 +314,21 @@ func (g *Gateway) upstreamFailed(w http.ResponseWriter, r *http.Request, rt *rou
 		// The client went away first; nobody reads the answer.
 		return outcome{status: 499, clientGone: true}
 	}
+	// The cause stays in the log: dial errors name internal addresses
+	// and ports, which callers must not be able to probe with.
 	var ne net.Error
 	if timedOut || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		g.log.Warn("gateway: upstream timed out", "route", rt.name, "err", errText(err))
 		g.problem(w, r, http.StatusGatewayTimeout, registry.CodeUnavailable,
 			"route "+quote(rt.name)+": upstream did not answer in time")
 		return outcome{status: http.StatusGatewayTimeout, failed: true, upstreamErr: true}
 	}
-	g.problem(w, r, http.StatusBadGateway, registry.CodeUnavailable,
-		"route "+quote(rt.name)+": upstream unreachable: "+errText(err))
+	g.log.Warn("gateway: upstream failed", "route", rt.name, "err", errText(err))
+	detail := "route " + quote(rt.name) + ": upstream unreachable"
+	if errors.Is(err, errUpstreamDenied) {
+		detail = "route " + quote(rt.name) + ": the upstream's address is not allowed by the gateway's upstream policy"
+	}
+	g.problem(w, r, http.StatusBadGateway, registry.CodeUnavailable, detail)
 	return outcome{status: http.StatusBadGateway, failed: true, upstreamErr: true}
 }
 
@@ -347,6 +360,8 @@ func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *rou
 			pr.SetURL(rt.target)
 			setOutURL(pr.Out.URL, targetPath(rest, rt), r.URL.RawQuery)
 			pr.SetXForwarded()
+			n, _ := hops(r.Header)
+			pr.Out.Header[hopHeader] = hopValues[n]
 			if vv, ok := pr.Out.Header["Authorization"]; ok {
 				if vv = withoutRegistryTokens(vv); vv == nil {
 					delete(pr.Out.Header, "Authorization")

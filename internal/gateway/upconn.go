@@ -176,7 +176,10 @@ func (c *upConn) writeRequest(r *http.Request, path string, rt *route) {
 		b = append(b, r.Host...)
 		b = append(b, "\r\n"...)
 	}
-	b = append(b, "\r\n"...)
+	n, _ := hops(r.Header)
+	b = append(b, hopHeader+": "...)
+	b = append(b, hopValues[n][0]...)
+	b = append(b, "\r\n\r\n"...)
 	c.whead = b
 	c.pending = b
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -114,6 +115,17 @@ func ValidateUpstreamURL(field, v string) error {
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return FieldError(field, "url", "%q must not have a query or fragment", v)
+	}
+	if u.User != nil {
+		// Never used for requests, yet shown to every reader and kept in
+		// the audit log.
+		return FieldError(field, "url", "must not hold a user name or password (user:password@host); give the model server its credentials another way")
+	}
+	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil {
+		ip = ip.Unmap()
+		if ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLinkLocalMulticast() {
+			return FieldError(field, "upstream_address", "%s is a link-local, unspecified or multicast address, which the gateway refuses to connect to", ip)
+		}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ func newServeCmd() *cobra.Command {
 	var (
 		listen, db, publicURL, logFormat, logLevel, metricsListen string
 		insecure, metricsPublic                                   bool
+		upstreamAllow, upstreamDeny                               []string
 		readHeaderTimeout, readTimeout                            time.Duration
 	)
 	cmd := &cobra.Command{
@@ -56,6 +57,8 @@ for a Prometheus scrape; it must be a loopback address unless
 				Version:             version,
 				MetricsListen:       metricsListen,
 				MetricsListenPublic: metricsPublic,
+				UpstreamAllow:       upstreamAllow,
+				UpstreamDeny:        upstreamDeny,
 				ReadHeaderTimeout:   readHeaderTimeout,
 				ReadTimeout:         readTimeout,
 			})
@@ -85,6 +88,8 @@ for a Prometheus scrape; it must be a loopback address unless
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&metricsListen, "metrics-listen", "", "also serve /metrics without a token on this address, e.g. 127.0.0.1:9090 (default off)")
 	f.BoolVar(&metricsPublic, "metrics-listen-public", false, "allow --metrics-listen on a non-loopback address")
+	f.StringSliceVar(&upstreamAllow, "upstream-allow", nil, "networks (CIDR) endpoint upstreams may be in; default any, except the denied ones")
+	f.StringSliceVar(&upstreamDeny, "upstream-deny", nil, "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this registry's own listener")
 	f.DurationVar(&readHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "longest a client may take to send a request's header")
 	f.DurationVar(&readTimeout, "read-timeout", app.DefaultReadTimeout, "longest a client may take to send a whole request, body included")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
