@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,10 @@ type Config struct {
 	// off loopback unless MetricsListenPublic.
 	MetricsListen       string
 	MetricsListenPublic bool
+	// TLSCertFile and TLSKeyFile, both set, serve HTTPS with this pair;
+	// ReloadTLS (the CLI calls it on SIGHUP) reads them again without
+	// dropping connections.
+	TLSCertFile, TLSKeyFile string
 }
 
 // Main is a running registry: store, API server and gateway on one
@@ -86,6 +91,7 @@ type Main struct {
 	http    *http.Server
 	ln      net.Listener
 	lane    *gateway.Lane
+	certs   *certReloader
 	url     string
 
 	metricsHTTP *http.Server
@@ -165,11 +171,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("open database: %w", err)
 	}
 
+	if (m.cfg.TLSCertFile == "") != (m.cfg.TLSKeyFile == "") {
+		return errors.New("TLS needs both --tls-cert and --tls-key")
+	}
+	if m.cfg.TLSCertFile != "" {
+		if m.certs, err = newCertReloader(m.cfg.TLSCertFile, m.cfg.TLSKeyFile); err != nil {
+			return err
+		}
+	}
 	m.ln, err = net.Listen("tcp", m.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	m.url = "http://" + m.ln.Addr().String()
+	if m.certs != nil {
+		m.url = "https://" + m.ln.Addr().String()
+	} else if !isLoopbackListen(m.cfg.Listen) {
+		log.Warn("listening on a non-loopback address without TLS: tokens and model traffic cross the network in clear text; pass --tls-cert and --tls-key, or terminate TLS in front of the registry",
+			"listen", m.cfg.Listen)
+	}
 	publicURL := strings.TrimRight(m.cfg.PublicURL, "/")
 	if publicURL == "" {
 		publicURL = m.url
@@ -237,15 +257,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// Connections go through the gateway's fast lane, which serves plain
 	// authorised /serve/ GETs itself and hands everything else (the API,
 	// request bodies, refused tokens) to m.http. gateway.Listener serves
-	// connections with raw non-blocking socket calls.
-	m.lane = m.gateway.Lane(gateway.Listener(m.ln), gateway.LaneOptions{
-		Authorize: func(r *http.Request) bool { return m.server.Allows(r, registry.ScopeRead) },
-		Header:    http.Header{"X-Content-Type-Options": {"nosniff"}},
-		// The same header the API middleware echoes or generates.
-		RequestIDHeader: "X-Request-ID",
-		IdleTimeout:     120 * time.Second,
-		Logger:          log.With("component", "gateway"),
-	})
+	// connections with raw non-blocking socket calls. Behind TLS there is
+	// no lane (it reads plain sockets): net/http serves every connection.
+	if m.certs == nil {
+		m.lane = m.gateway.Lane(gateway.Listener(m.ln), gateway.LaneOptions{
+			Authorize: func(r *http.Request) bool { return m.server.Allows(r, registry.ScopeRead) },
+			Header:    http.Header{"X-Content-Type-Options": {"nosniff"}},
+			// The same header the API middleware echoes or generates.
+			RequestIDHeader: "X-Request-ID",
+			IdleTimeout:     120 * time.Second,
+			Logger:          log.With("component", "gateway"),
+		})
+	}
 	m.http = &http.Server{
 		Handler:           m.server.Handler(),
 		ReadHeaderTimeout: max(m.cfg.ReadHeaderTimeout, 0),
@@ -257,9 +280,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.wg.Add(3)
+	var serveLn net.Listener = m.lane
+	if m.certs != nil {
+		m.http.TLSConfig = m.certs.config()
+		serveLn = tls.NewListener(m.ln, m.http.TLSConfig)
+	}
 	go func() {
 		defer m.wg.Done()
-		if err := m.http.Serve(m.lane); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.http.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.serveErr <- err
 		}
 	}()
@@ -295,8 +323,23 @@ func (m *Main) purgeLoop(ctx context.Context) {
 	}
 }
 
-// URL is the base URL the listener answers on, e.g. http://127.0.0.1:41234.
+// URL is the base URL the listener answers on, e.g. http://127.0.0.1:41234
+// (https:// with TLS).
 func (m *Main) URL() string { return m.url }
+
+// ReloadTLS reads the certificate and key files again; connections already
+// open keep theirs. Without TLS it does nothing. A pair that fails to load
+// leaves the current one serving and is returned as the error.
+func (m *Main) ReloadTLS() error {
+	if m.certs == nil {
+		return nil
+	}
+	if err := m.certs.Reload(); err != nil {
+		return err
+	}
+	m.cfg.Logger.Info("TLS certificate reloaded", "cert", m.cfg.TLSCertFile)
+	return nil
+}
 
 // parsePrefixes parses CIDR networks ("10.0.0.0/8", "fd00::/8"); a bare
 // address stands for itself.
@@ -344,8 +387,11 @@ func (m *Main) Close() error {
 			// (a stream on a stalled upstream would hold Close forever).
 			_ = m.http.Close()
 		}
-		if err := m.lane.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("gateway lane shutdown: %w", err))
+		// Behind TLS there is no lane: net/http owned the listener.
+		if m.lane != nil {
+			if err := m.lane.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("gateway lane shutdown: %w", err))
+			}
 		}
 		if m.metricsHTTP != nil {
 			if err := m.metricsHTTP.Shutdown(ctx); err != nil {
