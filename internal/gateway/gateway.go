@@ -45,6 +45,9 @@ type Source interface {
 	// EndpointRevisions is every endpoint's revision stamp; Run polls it.
 	EndpointRevisions(ctx context.Context) (map[string]registry.EndpointRevision, error)
 	RecordGuardRollback(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, routes []registry.Route, message string) (*registry.Endpoint, error)
+	// RecordGuardDegraded records that every route failed (the guard
+	// moved nothing).
+	RecordGuardDegraded(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, message string) (*registry.Endpoint, error)
 }
 
 // Options configures a Gateway. Only Source is required.

@@ -27,6 +27,7 @@ type memSource struct {
 	mu        sync.Mutex
 	endpoints map[string]registry.Endpoint
 	rollbacks []rollbackCall
+	degraded  []rollbackCall
 	// failRollback, when set, is returned by RecordGuardRollback.
 	failRollback error
 	listErr      error
@@ -144,6 +145,29 @@ func (s *memSource) RecordGuardRollback(_ context.Context, actor registry.Actor,
 	e.StatusMessage = msg
 	e = s.put(e)
 	return &e, nil
+}
+
+func (s *memSource) RecordGuardDegraded(_ context.Context, actor registry.Actor, name string, rev int64, msg string) (*registry.Endpoint, error) {
+	s.mu.Lock()
+	s.degraded = append(s.degraded, rollbackCall{actor, name, rev, nil, msg})
+	e, ok := s.endpoints[name]
+	s.mu.Unlock()
+	if !ok {
+		return nil, registry.Errorf(registry.CodeNotFound, "endpoint %q not found", name)
+	}
+	if e.Revision != rev {
+		return nil, registry.Errorf(registry.CodePreconditionFailed, "endpoint %q changed", name)
+	}
+	e.Status = registry.EndpointStatusDegraded
+	e.StatusMessage = msg
+	e = s.put(e)
+	return &e, nil
+}
+
+func (s *memSource) degradedCalls() []rollbackCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.degraded)
 }
 
 func (s *memSource) rollbackCalls() []rollbackCall {

@@ -241,6 +241,16 @@ func TestGuardSingleRouteCannotMove(t *testing.T) {
 	if !h.gw.table.Load().endpoints["e"].routes[0].st.tripped.Load() {
 		t.Error("single failing route not marked, it would be logged on every request")
 	}
+	// Every route (the only one) fails: degraded, recorded once.
+	h.gw.bg.Wait()
+	calls := src.degradedCalls()
+	if len(calls) != 1 || calls[0].revision != 1 || calls[0].actor.Name != GuardActor ||
+		calls[0].message != "route only: error rate 1.00 over 5 requests in 1m exceeded 0.1; it is the only route, so the guard moved no weight" {
+		t.Errorf("degraded calls %+v", calls)
+	}
+	if e := src.get("e"); e.Status != registry.EndpointStatusDegraded || e.Routes[0].Weight != 100 {
+		t.Errorf("stored endpoint %+v", e)
+	}
 }
 
 func TestGuardStoreFailureKeepsLocalRollback(t *testing.T) {
@@ -302,6 +312,8 @@ func TestHealthiestChoice(t *testing.T) {
 		{"idle route after healthy busy one", []int{0, 90, 10}, [][2]int{{0, 0}, {100, 2}, {100, 90}}, 2, 1},
 		{"idle route before failing one", []int{0, 60, 40}, [][2]int{{0, 0}, {100, 50}, {100, 90}}, 2, 0},
 		{"nothing else", []int{100}, [][2]int{{100, 90}}, 0, -1},
+		{"only failing routes left", []int{50, 30, 20}, [][2]int{{100, 90}, {100, 50}, {100, 11}}, 0, -1},
+		{"failing route skipped for an idle one", []int{50, 50, 0}, [][2]int{{100, 90}, {100, 50}, {0, 0}}, 0, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ce := build(tc.weights, tc.traffic)
@@ -324,13 +336,34 @@ func TestGuardStateAcrossRecompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A weight change keeps each route's window.
+	// A weight change starts each changed route's window afresh; a route
+	// whose weight stays keeps its window.
 	e.Revision = 2
 	e.Routes[0].Weight, e.Routes[1].Weight = 50, 50
 	second, _ := g.compile(e, first, false)
-	if second.routes[0].st != first.routes[0].st || second.routes[1].st != first.routes[1].st {
-		t.Error("weight change reset the guard windows")
+	if second.routes[0].st == first.routes[0].st || second.routes[1].st == first.routes[1].st {
+		t.Error("weight change kept the guard windows")
 	}
+	e.Revision = 3
+	e.StickyHeader = "X-User"
+	same, _ := g.compile(e, second, false)
+	if same.routes[0].st != second.routes[0].st || same.routes[1].st != second.routes[1].st {
+		t.Error("a change that moves no weight reset the guard windows")
+	}
+	// The guard's own move (keepTripped) keeps the windows it judged by.
+	e.Revision = 3
+	e.Routes[0].Weight, e.Routes[1].Weight = 100, 0
+	moved, _ := g.compile(e, same, true)
+	if moved.routes[0].st != same.routes[0].st || moved.routes[1].st != same.routes[1].st {
+		t.Error("the guard's own move reset the guard windows")
+	}
+	e.Routes[0].Weight, e.Routes[1].Weight = 50, 50
+	second, _ = g.compile(e, moved, false)
+	if second.routes[0].st == moved.routes[0].st {
+		t.Error("setting the weight back after a guard move kept the window")
+	}
+	second.routes[0].st = moved.routes[0].st // continue with carried states below
+	second.routes[1].st = moved.routes[1].st
 	// A tripped route starts over under a new configuration...
 	second.routes[1].st.tripped.Store(true)
 	e.Revision = 3

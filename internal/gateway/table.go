@@ -80,7 +80,9 @@ type route struct {
 // routeState is what outlives a recompile of the endpoint: metric
 // children, the guard's window and whether the guard already acted on the
 // route. It is keyed by the route's identity (name, version, upstream and
-// guard settings), so a weight change keeps the evidence the window holds.
+// guard settings) and kept only while the route's weight stays the same:
+// a new version, upstream or weight is judged on its own traffic, not on
+// evidence gathered under the old configuration.
 type routeState struct {
 	key     string
 	metrics *routeMetrics
@@ -102,10 +104,11 @@ func stateKey(e *registry.Endpoint, r *registry.Route) string {
 
 // compile builds the routing form of e. prev is the endpoint of the same
 // name in the current table (nil if none): route states with the same
-// identity are carried over, except those the guard had tripped, which
-// start over because the configuration they were tripped under is gone.
-// keepTripped carries tripped states too; the guard uses it when it
-// applies its own change.
+// identity and weight are carried over, except those the guard had
+// tripped, which start over because the configuration they were tripped
+// under is gone. keepTripped carries every state with the same identity,
+// tripped or not, whatever its weight; the guard uses it when it applies
+// its own change (which moves weight but must not forget what it saw).
 func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool) (*endpoint, error) {
 	ce := &endpoint{
 		name:      e.Name,
@@ -129,10 +132,10 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 			windowText:   e.Guard.Window,
 		}
 	}
-	old := map[string]*routeState{}
+	old := map[string]*route{}
 	if prev != nil {
 		for _, r := range prev.routes {
-			old[r.st.key] = r.st
+			old[r.st.key] = r
 		}
 	}
 	for i := range e.Routes {
@@ -167,8 +170,8 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 		ce.total += r.weight
 		r.upper = ce.total
 		key := stateKey(&e, rc)
-		if st := old[key]; st != nil && (keepTripped || !st.tripped.Load()) {
-			r.st = st
+		if or := old[key]; or != nil && (keepTripped || (!or.st.tripped.Load() && or.weight == r.weight)) {
+			r.st = or.st
 		} else {
 			r.st = &routeState{key: key, metrics: g.metrics.forRoute(e.Name, rc.Name)}
 			if ce.guard != nil {

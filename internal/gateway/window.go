@@ -18,7 +18,22 @@ const windowBuckets = 60
 type window struct {
 	width   int64 // bucket width in nanoseconds
 	buckets [windowBuckets]bucket
+	// run is the guard's second measure: the current run of consecutive
+	// requests, packed as epoch of its first request (blockEpochBits) |
+	// requests | errors (blockCountBits each), so counting is one
+	// compare-and-swap and exactly one request completes each run.
+	run atomic.Uint64
 }
+
+const (
+	blockCountBits = 20
+	blockCountMask = 1<<blockCountBits - 1
+	blockEpochBits = 64 - 2*blockCountBits
+	blockEpochMask = 1<<blockEpochBits - 1
+	// maxRunLength caps a run at what its counters hold; min_requests
+	// beyond it judges runs of this length.
+	maxRunLength = blockCountMask
+)
 
 type bucket struct {
 	reqs atomic.Uint64
@@ -74,4 +89,44 @@ func count(v uint64, cur uint32) int64 {
 		return int64(uint32(v))
 	}
 	return 0
+}
+
+// countRun adds one request to the current run of n consecutive requests.
+// A run older than the window (its first request left it) starts over.
+// When this request completes the run it returns the run's error count
+// and true, and the next request starts a new run.
+func (w *window) countRun(now time.Time, failed bool, n int64) (errs int64, done bool) {
+	if n > maxRunLength {
+		n = maxRunLength
+	}
+	e := uint64(w.epoch(now)) & blockEpochMask
+	for {
+		old := w.run.Load()
+		start, reqs, errc := old>>(2*blockCountBits), old>>blockCountBits&blockCountMask, old&blockCountMask
+		if reqs == 0 || (e-start)&blockEpochMask >= windowBuckets {
+			start, reqs, errc = e, 0, 0
+		}
+		reqs++
+		if failed {
+			errc++
+		}
+		next := start<<(2*blockCountBits) | reqs<<blockCountBits | errc
+		if int64(reqs) >= n {
+			next = 0
+		}
+		if w.run.CompareAndSwap(old, next) {
+			return int64(errc), int64(reqs) >= n
+		}
+	}
+}
+
+// runErrors is the error count of the current, unfinished run (0 when it
+// is older than the window).
+func (w *window) runErrors(now time.Time) int64 {
+	v := w.run.Load()
+	start, errc := v>>(2*blockCountBits), v&blockCountMask
+	if v == 0 || (uint64(w.epoch(now))&blockEpochMask-start)&blockEpochMask >= windowBuckets {
+		return 0
+	}
+	return int64(errc)
 }

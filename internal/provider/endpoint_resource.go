@@ -130,7 +130,7 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 							Validators:          []validator.String{stageValidator()},
 						},
 						"version": schema.Int64Attribute{
-							MarkdownDescription: "The model version this route serves (not flagged); sent back in the `X-Model-Version` response header.",
+							MarkdownDescription: "The model version this route serves; sent back in the `X-Model-Version` response header. A flagged version is refused unless the route's weight is 0.",
 							Required:            true,
 							Validators:          []validator.Int64{int64validator.AtLeast(1)},
 						},
@@ -153,8 +153,18 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Validators:          []validator.String{headerNameValidator()},
 			},
 			"guard": schema.SingleNestedAttribute{
-				MarkdownDescription: "Automatic rollback: when a route's share of 5xx answers and transport errors over `window` passes `max_error_rate` " +
-					"(after at least `min_requests` requests), the gateway moves its weight to the healthiest other route and records an event.",
+				MarkdownDescription: "Automatic rollback. Each gateway replica judges every route on the 5xx answers and transport errors of the traffic it serves, two ways: " +
+					"(1) over the sliding `window`: once the route has served at least `min_requests` requests in it, an error rate above `max_error_rate` trips it; " +
+					"(2) over runs of `min_requests` consecutive requests (a run older than `window` starts over): a run in which more than " +
+					"max(`max_error_rate`, 0.5) of the requests failed trips the route when the run completes, so a route that starts failing every request " +
+					"trips after at most 2 × `min_requests` failures, however much healthy traffic its window holds. " +
+					"A route's window and run start afresh whenever its `version`, `upstream_url` or `weight` (or the guard) changes. " +
+					"A tripped route's whole weight moves to the healthiest other route (lowest error rate among routes within the limit, then routes without " +
+					"traffic in the window; ties to the larger weight, then the earlier route); the endpoint becomes `rolled_back` and an `endpoint.guard_rollback` event is recorded. " +
+					"When no other route is healthy or untried (each is over the limit in its window or current run, or was already tripped, or there is no other route), " +
+					"the guard moves nothing: the endpoint becomes `degraded` (recorded once, event `endpoint.guard_degraded`) and keeps its weights, " +
+					"so traffic is not piled onto one failing route. The guard acts on a route once, until the endpoint is next changed. " +
+					"The moved weights and the status are what the registry reports, so the next plan shows them as drift.",
 				Optional: true,
 				Attributes: map[string]schema.Attribute{
 					"max_error_rate": schema.NumberAttribute{
@@ -182,11 +192,13 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"status": schema.StringAttribute{
-				MarkdownDescription: "`healthy`, or `rolled_back` after the guard moved traffic (until the routes are next set).",
-				Computed:            true,
+				MarkdownDescription: "`healthy`; `rolled_back` after the guard moved a failing route's weight; `degraded` when every route failed the guard (nothing moved); " +
+					"`drained` after a version the routes served was flagged: its routes lost their weight, moved to the largest route to an unflagged version " +
+					"(with none left every weight is 0 and the endpoint answers 503). Setting the routes resets it to `healthy`.",
+				Computed: true,
 			},
 			"status_message": schema.StringAttribute{
-				MarkdownDescription: "What the guard did, when `status` is `rolled_back`.",
+				MarkdownDescription: "What happened, when `status` is not `healthy`: the route and its error rate, or the flagged version and its flag reason, and where the weight went.",
 				Computed:            true,
 			},
 			"created_at": schema.StringAttribute{
