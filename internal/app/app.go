@@ -78,6 +78,10 @@ type Config struct {
 	// ReloadTLS (the CLI calls it on SIGHUP) reads them again without
 	// dropping connections.
 	TLSCertFile, TLSKeyFile string
+	// TokenCacheTTL is how long a validated token is trusted without asking
+	// the database: the longest a token revoked on another replica keeps
+	// working. 0 = 5s; negative disables the cache.
+	TokenCacheTTL time.Duration
 }
 
 // Main is a running registry: store, API server and gateway on one
@@ -234,6 +238,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Now:            m.cfg.Now,
 		PublicURL:      publicURL,
 		InsecureNoAuth: m.cfg.InsecureNoAuth,
+		TokenCacheTTL:  m.cfg.TokenCacheTTL,
 		Registry:       reg,
 		Version:        m.cfg.Version,
 		OnChange: func(kind, _ string) {

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +18,8 @@ import (
 func newServeCmd() *cobra.Command {
 	var (
 		listen, db, publicURL, logFormat, logLevel, metricsListen string
+		tlsCert, tlsKey                                           string
+		tokenCacheTTL                                             time.Duration
 		insecure, metricsPublic                                   bool
 		upstreamAllow, upstreamDeny                               []string
 		readHeaderTimeout, readTimeout                            time.Duration
@@ -26,6 +31,14 @@ func newServeCmd() *cobra.Command {
 /readyz, /metrics (read token) and /openapi.json on one listener. Migrations
 are applied on start. SIGTERM or Ctrl-C shut down gracefully.
 
+--tls-cert and --tls-key serve HTTPS; SIGHUP reloads the pair without
+dropping connections (a pair that fails to load is logged and the old one
+keeps serving). Without TLS on a non-loopback address the server warns at
+start: terminate TLS in front of it, or pass the pair.
+
+A revoked token keeps working on other replicas for at most
+--token-cache-ttl (default 5s; on the replica that revoked it, at once).
+
 --metrics-listen serves /metrics alone on a second address without a token,
 for a Prometheus scrape; it must be a loopback address unless
 --metrics-listen-public is given too.`,
@@ -33,6 +46,7 @@ for a Prometheus scrape; it must be a loopback address unless
   mlregistry serve --listen 0.0.0.0:8080 --db sqlite:///var/lib/mlregistry/registry.db \
       --public-url https://registry.example.com --log-format json
   mlregistry serve --metrics-listen 127.0.0.1:9090
+  mlregistry serve --listen 0.0.0.0:8443 --tls-cert /etc/mlregistry/tls.crt --tls-key /etc/mlregistry/tls.key
   mlregistry serve --listen 127.0.0.1:0 --insecure-no-auth     # local experiments only`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,16 +75,30 @@ for a Prometheus scrape; it must be a loopback address unless
 				UpstreamDeny:        upstreamDeny,
 				ReadHeaderTimeout:   readHeaderTimeout,
 				ReadTimeout:         readTimeout,
+				TLSCertFile:         tlsCert,
+				TLSKeyFile:          tlsKey,
+				TokenCacheTTL:       tokenCacheTTL,
 			})
 			if err := m.Run(ctx); err != nil {
 				return err
 			}
-			select {
-			case <-ctx.Done():
-				logger.Info("shutting down")
-			case err := <-m.Err():
-				_ = m.Close()
-				return fmt.Errorf("serve: %w", err)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					logger.Info("shutting down")
+					break wait
+				case err := <-m.Err():
+					_ = m.Close()
+					return fmt.Errorf("serve: %w", err)
+				case <-hup:
+					if err := m.ReloadTLS(); err != nil {
+						logger.Error("TLS reload failed; the previous certificate keeps serving", "err", err)
+					}
+				}
 			}
 			if err := m.Close(); err != nil {
 				return err
@@ -92,6 +120,9 @@ for a Prometheus scrape; it must be a loopback address unless
 	f.StringSliceVar(&upstreamDeny, "upstream-deny", nil, "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this registry's own listener")
 	f.DurationVar(&readHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "longest a client may take to send a request's header")
 	f.DurationVar(&readTimeout, "read-timeout", app.DefaultReadTimeout, "longest a client may take to send a whole request, body included")
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key); SIGHUP reloads it")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+	f.DurationVar(&tokenCacheTTL, "token-cache-ttl", 5*time.Second, "how long a validated token is trusted before the database is asked again: the longest a revoked token keeps working on other replicas (negative: no cache)")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
