@@ -12,6 +12,8 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -73,6 +76,10 @@ type Options struct {
 	// HTTPClient replaces the underlying transport client (its Timeout is
 	// overwritten by Timeout).
 	HTTPClient *http.Client
+	// CAFile is a PEM file of CA certificates trusted for an https://
+	// registry, besides the system's (a private CA). Ignored with
+	// HTTPClient.
+	CAFile string
 }
 
 // String describes the options without the token.
@@ -125,7 +132,15 @@ func New(opts Options) (*Client, error) {
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if opts.CAFile != "" {
+			pool, err := caPool(opts.CAFile)
+			if err != nil {
+				return nil, err
+			}
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		hc = &http.Client{Transport: tr}
 	} else {
 		cp := *hc
 		hc = &cp
@@ -505,4 +520,20 @@ func collect[T any](ctx context.Context, pageSize int, list func(ctx context.Con
 		}
 		opts.PageToken = page.NextPageToken
 	}
+}
+
+// caPool is the system's trusted certificates plus those in file.
+func caPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }

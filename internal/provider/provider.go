@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -33,6 +34,7 @@ import (
 const (
 	EnvAddress = "MLREGISTRY_ADDR"
 	EnvToken   = "MLREGISTRY_TOKEN"
+	EnvCAFile  = "MLREGISTRY_CA_FILE"
 )
 
 var _ provider.Provider = (*mlregistryProvider)(nil)
@@ -54,6 +56,7 @@ type providerModel struct {
 	Token      types.String `tfsdk:"token"`
 	Timeout    types.String `tfsdk:"timeout"`
 	MaxRetries types.Int64  `tfsdk:"max_retries"`
+	CAFile     types.String `tfsdk:"ca_file"`
 }
 
 func (p *mlregistryProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -79,6 +82,10 @@ func (p *mlregistryProvider) Schema(_ context.Context, _ provider.SchemaRequest,
 				Optional:            true,
 				Validators:          []validator.String{durationValidator{}},
 			},
+			"ca_file": schema.StringAttribute{
+				MarkdownDescription: "Path of a PEM file with the certificate authority (or authorities) that signed an `https://` registry's certificate, trusted besides the system's: for a registry behind a private CA. Defaults to the `" + EnvCAFile + "` environment variable.",
+				Optional:            true,
+			},
 			"max_retries": schema.Int64Attribute{
 				MarkdownDescription: "How many times a request is retried after a connection error or a 429, 502, 503 or 504 answer, with exponential backoff that honours `Retry-After`. Defaults to `4`; `0` disables retries.",
 				Optional:            true,
@@ -96,7 +103,7 @@ func (p *mlregistryProvider) Configure(ctx context.Context, req provider.Configu
 	}
 	// Values that depend on resources not yet created: resources will say
 	// the provider is not configured if they are needed before then.
-	if cfg.Address.IsUnknown() || cfg.Token.IsUnknown() || cfg.Timeout.IsUnknown() || cfg.MaxRetries.IsUnknown() {
+	if cfg.Address.IsUnknown() || cfg.Token.IsUnknown() || cfg.Timeout.IsUnknown() || cfg.MaxRetries.IsUnknown() || cfg.CAFile.IsUnknown() {
 		tflog.Debug(ctx, "provider configuration has unknown values, deferring the registry client")
 		return
 	}
@@ -117,9 +124,14 @@ func (p *mlregistryProvider) Configure(ctx context.Context, req provider.Configu
 		resp.Diagnostics.AddAttributeError(path.Root("token"), "Missing registry token",
 			"The registry needs a bearer token: set `token` in the provider block or the "+EnvToken+" environment variable. Create one with `mlregistry token create --name terraform --scope write`.")
 	}
+	caFile := os.Getenv(EnvCAFile)
+	if !cfg.CAFile.IsNull() {
+		caFile = cfg.CAFile.ValueString()
+	}
 	opts := client.Options{
 		Address:   address,
 		Token:     token,
+		CAFile:    caFile,
 		UserAgent: "terraform-provider-mlregistry/" + p.version,
 		Logger: func(ctx context.Context, msg string, fields map[string]any) {
 			tflog.Debug(ctx, msg, fields)
@@ -145,6 +157,11 @@ func (p *mlregistryProvider) Configure(ctx context.Context, req provider.Configu
 
 	c, err := client.New(opts)
 	if err != nil {
+		if caFile != "" && strings.HasPrefix(err.Error(), "CA file") {
+			resp.Diagnostics.AddAttributeError(path.Root("ca_file"), "Invalid CA file",
+				err.Error()+"\n\nSet `ca_file` (or "+EnvCAFile+") to a PEM file with the certificate of the CA that signed the registry's certificate.")
+			return
+		}
 		resp.Diagnostics.AddAttributeError(path.Root("address"), "Invalid registry address", err.Error())
 		return
 	}
