@@ -21,7 +21,7 @@ func TestTokenExpiry(t *testing.T) {
 			name string
 			ttl  time.Duration // how long the token lives
 		}{
-			{"cached", 2 * time.Second},         // used, then expires within the cache's 5s
+			{"cached", 2 * time.Second},          // used, then expires within the cache's 5s
 			{"from the store", 10 * time.Second}, // expires after the cache entry
 		} {
 			name := strings.ReplaceAll(c.name, " ", "-")
