@@ -135,20 +135,20 @@ type Store interface {
 	CreateVersion(ctx context.Context, actor Actor, model string, v ModelVersionCreate) (*ModelVersion, error)
 	GetVersion(ctx context.Context, model string, version int64) (*ModelVersion, error)
 	ListVersions(ctx context.Context, model string, f VersionFilter) (*Page[ModelVersion], error)
-	UpdateVersion(ctx context.Context, actor Actor, model string, version int64, p ModelVersionPatch, pre Precondition) (*ModelVersion, error)
-	// DeleteVersion fails with conflict while the version holds a stage or
-	// an endpoint routes to it.
 	// UpdateVersion changes a version's mutable fields. Flagging is the
 	// emergency stop: in the same transaction every endpoint route to a
 	// flagged version loses its weight, moved to the endpoint's largest
 	// route to an unflagged version (none: every weight ends at 0), and
 	// each endpoint it changed gets status drained, a new revision and an
 	// endpoint.flag_drain event. VersionEndpoints names them afterwards.
-	DeleteVersion(ctx context.Context, actor Actor, model string, version int64, pre Precondition) error
+	UpdateVersion(ctx context.Context, actor Actor, model string, version int64, p ModelVersionPatch, pre Precondition) (*ModelVersion, error)
 	// VersionEndpoints names the endpoints with a route to the version,
 	// whatever its weight, sorted (after a flag: the endpoints whose
 	// routing the flag may have changed).
 	VersionEndpoints(ctx context.Context, model string, version int64) ([]string, error)
+	// DeleteVersion fails with conflict while the version holds a stage or
+	// an endpoint routes to it.
+	DeleteVersion(ctx context.Context, actor Actor, model string, version int64, pre Precondition) error
 
 	// Stages. AssignStage enforces CheckAssignment inside the transaction.
 	// With DryRun it returns the assignment that would be written.
@@ -180,14 +180,14 @@ type Store interface {
 	// precondition_failed when the endpoint's revision is no longer
 	// expectedRevision (someone changed it meanwhile).
 	RecordGuardRollback(ctx context.Context, actor Actor, name string, expectedRevision int64, routes []Route, message string) (*Endpoint, error)
-
-	// EndpointRevisions returns every endpoint's revision stamp, keyed by
-	// name, read in one statement. Every change to what an endpoint routes
 	// RecordGuardDegraded records that every route failed the guard: the
 	// routes stay as they are, status becomes degraded with message, and
 	// an endpoint.guard_degraded event is written, in one transaction,
 	// with the same precondition as RecordGuardRollback.
 	RecordGuardDegraded(ctx context.Context, actor Actor, name string, expectedRevision int64, message string) (*Endpoint, error)
+
+	// EndpointRevisions returns every endpoint's revision stamp, keyed by
+	// name, read in one statement. Every change to what an endpoint routes
 	// (create, update, guard rollback, delete) changes its stamp, so a
 	// reader that compares stamps with what it loaded misses no change,
 	// whatever order concurrent writes commit in.
