@@ -135,7 +135,10 @@ type Store interface {
 	CreateVersion(ctx context.Context, actor Actor, model string, v ModelVersionCreate) (*ModelVersion, error)
 	GetVersion(ctx context.Context, model string, version int64) (*ModelVersion, error)
 	ListVersions(ctx context.Context, model string, f VersionFilter) (*Page[ModelVersion], error)
-	// UpdateVersion changes a version's mutable fields. Flagging is the
+	// UpdateVersion changes a version's mutable fields and adds the
+	// patch's AddMetrics the version does not have (AddMetrics: a recorded
+	// value never changes), keeping every metric filter and order in step
+	// in the same transaction. Flagging is the
 	// emergency stop: in the same transaction every endpoint route to a
 	// flagged version loses its weight, moved to the endpoint's largest
 	// route to an unflagged version (none: every weight ends at 0), and

@@ -126,6 +126,11 @@ type ModelVersionPatch struct {
 	Tags        *map[string]string `json:"tags,omitempty"`
 	Flagged     *bool              `json:"flagged,omitempty"`
 	FlagReason  *string            `json:"flag_reason,omitempty"`
+	// AddMetrics records metrics the version does not have yet (an
+	// evaluation that finished after registration). A recorded metric
+	// never changes: a key the version has with another value is refused
+	// (rule "immutable"), the same value again is no change.
+	AddMetrics map[string]float64 `json:"add_metrics,omitempty"`
 }
 
 // StageAssignment says which version a model's stage points at.

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -335,9 +336,40 @@ func (p *ModelVersionPatch) Validate() error {
 		}
 	}
 	if p.FlagReason != nil {
-		return validateText("flag_reason", *p.FlagReason, MaxReasonLen)
+		if err := validateText("flag_reason", *p.FlagReason, MaxReasonLen); err != nil {
+			return err
+		}
 	}
-	return nil
+	return validateMetrics("add_metrics", p.AddMetrics)
+}
+
+// AddMetrics returns have with add's metrics added, and the names of the
+// metrics it added, sorted. A metric have already records keeps its value:
+// the same value again adds nothing, another value is an "immutable" field
+// error naming the metric. The result stays within MaxMapEntries.
+func AddMetrics(have, add map[string]float64) (map[string]float64, []string, error) {
+	out := make(map[string]float64, len(have)+len(add))
+	for k, v := range have {
+		out[k] = v
+	}
+	var added []string
+	for _, k := range sortedKeys(add) {
+		v := add[k]
+		if cur, ok := have[k]; ok {
+			if cur != v {
+				return nil, nil, FieldError("add_metrics."+k, "immutable",
+					"metric %q is already recorded as %s; a recorded metric never changes (register a new version to record another value), only metrics the version does not have can be added",
+					k, strconv.FormatFloat(cur, 'g', -1, 64))
+			}
+			continue
+		}
+		out[k] = v
+		added = append(added, k)
+	}
+	if len(out) > MaxMapEntries {
+		return nil, nil, FieldError("add_metrics", "max_items", "would give the version %d metrics; a version has at most %d", len(out), MaxMapEntries)
+	}
+	return out, added, nil
 }
 
 // Validate checks a stage assignment request.

@@ -211,3 +211,29 @@ func TestTokenSecret(t *testing.T) {
 		t.Error("hash mismatch")
 	}
 }
+
+func TestAddMetrics(t *testing.T) {
+	have := map[string]float64{"auc": 0.91}
+	out, added, err := AddMetrics(have, map[string]float64{"auc": 0.91, "f1": 0.8, "acc": 0.7})
+	if err != nil || len(out) != 3 || out["f1"] != 0.8 || strings.Join(added, ",") != "acc,f1" {
+		t.Fatalf("add: %v %v %v", out, added, err)
+	}
+	if len(have) != 1 {
+		t.Fatalf("AddMetrics changed its input: %v", have)
+	}
+	if _, added, err := AddMetrics(have, map[string]float64{"auc": 0.91}); err != nil || len(added) != 0 {
+		t.Fatalf("the same value again: %v %v", added, err)
+	}
+	_, _, err = AddMetrics(have, map[string]float64{"f1": 0.8, "auc": 0.95})
+	expectField(t, err, "add_metrics.auc", "immutable")
+	if !strings.Contains(err.Error(), "0.91") {
+		t.Errorf("the refusal should say the recorded value: %v", err)
+	}
+	many := map[string]float64{}
+	for i := range MaxMapEntries {
+		many["m"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26))] = 1
+	}
+	_, _, err = AddMetrics(have, many)
+	expectField(t, err, "add_metrics", "max_items")
+	expectField(t, (&ModelVersionPatch{AddMetrics: map[string]float64{"x": math.NaN()}}).Validate(), "add_metrics.x", "finite")
+}

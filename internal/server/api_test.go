@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -150,7 +152,11 @@ func TestVersions(t *testing.T) {
 		for _, field := range []string{"source", "checksum", "format", "parameters", "metrics", "lineage", "signature"} {
 			p := e.expectProblem(req{method: "PATCH", path: "/api/v1/models/churn/versions/1", token: e.writer,
 				body: map[string]any{"description": "x", field: nil}}, http.StatusBadRequest, registry.CodeInvalidArgument)
-			if p.Field != field || p.Rule != "immutable" || p.Detail != field+": is immutable; create a new version instead" {
+			want := field + ": is immutable; create a new version instead"
+			if field == "metrics" {
+				want = "metrics: recorded metrics are immutable; add metrics the version does not have with add_metrics, or create a new version to change one"
+			}
+			if p.Field != field || p.Rule != "immutable" || p.Detail != want {
 				t.Errorf("PATCH %s: %+v", field, p)
 			}
 		}
@@ -201,6 +207,75 @@ func TestVersions(t *testing.T) {
 
 		if got := e.Changes(); !slices.Contains(got, "model_version:churn/1") || !slices.Contains(got, "model_version:churn/2") {
 			t.Errorf("OnChange calls = %v", got)
+		}
+	})
+}
+
+// TestAddMetrics: an evaluation that finishes after registration adds
+// its metrics to the version (a staging-only CI token may), the policy
+// that refused the version for lack of the metric then lets it through,
+// the change is audited, and recorded values never change.
+func TestAddMetrics(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		ci := e.token("ci", registry.ScopeWrite, "staging")
+		e.createModel(registry.ModelCreate{Name: "churn", StagePolicies: map[string]registry.StagePolicy{
+			"staging": {MinMetrics: map[string]float64{"auc": 0.85, "f1": 0.75}},
+		}})
+		v1 := e.createVersion("churn", registry.ModelVersionCreate{Checksum: sha("1"), Metrics: map[string]float64{"auc": 0.91}})
+		e.createVersion("churn", registry.ModelVersionCreate{Checksum: sha("2"), Metrics: map[string]float64{"auc": 0.9, "f1": 0.77}})
+		p := e.expectProblem(req{method: "PUT", path: "/api/v1/models/churn/stages/staging", token: ci, body: registry.StageAssign{Version: 1}},
+			http.StatusUnprocessableEntity, registry.CodePolicyViolation)
+		if p.Rule != "min_metrics" || !strings.Contains(p.Detail, "f1") {
+			t.Fatalf("before the metric: %+v", p)
+		}
+
+		path := "/api/v1/models/churn/versions/1"
+		res := e.do(req{method: "PATCH", path: path, token: ci, header: map[string]string{"If-Match": etag(v1.Revision)},
+			body: map[string]any{"add_metrics": map[string]float64{"f1": 0.8, "auc": 0.91}}}, http.StatusOK)
+		v := into[registry.ModelVersion](t, res)
+		if !maps.Equal(v.Metrics, map[string]float64{"auc": 0.91, "f1": 0.8}) || v.Revision != 2 || res.header.Get("ETag") != etag(2) {
+			t.Fatalf("after adding f1: %+v (ETag %s)", v, res.header.Get("ETag"))
+		}
+		page := into[registry.Page[registry.Event]](t, e.do(req{method: "GET", path: "/api/v1/events?model=churn", token: e.reader}, http.StatusOK))
+		last := page.Items[len(page.Items)-1]
+		var before, after registry.ModelVersion
+		if err := json.Unmarshal(last.Before, &before); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(last.After, &after); err != nil {
+			t.Fatal(err)
+		}
+		if last.Action != registry.ActionVersionUpdate || last.Actor != "ci" || last.Subject != "churn/1" ||
+			len(before.Metrics) != 1 || after.Metrics["f1"] != 0.8 {
+			t.Errorf("event = %s %s by %s, before %v after %v", last.Action, last.Subject, last.Actor, before.Metrics, after.Metrics)
+		}
+		listed := into[registry.Page[registry.ModelVersion]](t, e.do(req{method: "GET", path: "/api/v1/models/churn/versions?order_by=metrics.f1+desc", token: e.reader}, http.StatusOK))
+		if len(listed.Items) != 2 || listed.Items[0].Version != 1 {
+			t.Errorf("ordered by f1: %+v", listed.Items)
+		}
+		e.assign("churn", "staging", 1, ci, http.StatusOK)
+
+		// The same value again is no change.
+		events := e.countEvents()
+		v = into[registry.ModelVersion](t, e.do(req{method: "PATCH", path: path, token: ci,
+			body: map[string]any{"add_metrics": map[string]float64{"f1": 0.8}}}, http.StatusOK))
+		if v.Revision != 2 || e.countEvents() != events {
+			t.Errorf("adding the same value again: revision %d, %d events", v.Revision, e.countEvents()-events)
+		}
+		// A recorded value never changes.
+		p = e.expectProblem(req{method: "PATCH", path: path, token: e.admin,
+			body: map[string]any{"add_metrics": map[string]float64{"f1": 0.9, "recall": 0.5}}}, http.StatusBadRequest, registry.CodeInvalidArgument)
+		if p.Field != "add_metrics.f1" || p.Rule != "immutable" || !strings.Contains(p.Detail, "0.8") {
+			t.Errorf("changing f1: %+v", p)
+		}
+		e.expectProblem(req{method: "PATCH", path: path, token: e.writer,
+			body: map[string]any{"add_metrics": map[string]any{"x": "high"}}}, http.StatusBadRequest, registry.CodeInvalidArgument)
+		e.expectProblem(req{method: "PATCH", path: path, token: e.reader,
+			body: map[string]any{"add_metrics": map[string]float64{"recall": 0.5}}}, http.StatusForbidden, registry.CodePermissionDenied)
+		got := into[registry.ModelVersion](t, e.do(req{method: "GET", path: path, token: e.reader}, http.StatusOK))
+		if got.Revision != 2 || len(got.Metrics) != 2 || e.countEvents() != events {
+			t.Errorf("refused changes changed the version: %+v", got)
 		}
 	})
 }

@@ -98,6 +98,11 @@ var govCases = []govCase{
 	{name: "get stage", route: "GET /api/v1/models/{model}/stages/{stage}", method: "GET", path: "/api/v1/models/{m}/stages/production", want: all(200)},
 	{name: "stage history", route: "GET /api/v1/models/{model}/stages/{stage}/history", method: "GET", path: "/api/v1/models/{m}/stages/production/history", want: all(200)},
 	{name: "assign own stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/staging",
+	// Metrics recorded after registration: a CI token restricted to
+	// staging may add them (recorded values never change, so it cannot
+	// rewrite what a production decision read).
+	{name: "add metrics", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/1",
+		body: jsonBody(map[string]any{"add_metrics": map[string]float64{"f1": 0.8}}), want: writers(200)},
 		body: jsonBody(map[string]any{"version": 2}), want: writers(200)},
 	{name: "assign other stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/production",
 		body: jsonBody(map[string]any{"version": 2}), want: unrestricted(200)},

@@ -800,6 +800,15 @@ func TestOpenAPIScenario(t *testing.T) {
 	}
 	oaETag(t, res)
 	e.do(oaReq{method: "PATCH", path: versions + "/2", body: map[string]any{"checksum": oaSHA("9")}, invalid: true}, 400)
+	res = e.do(oaReq{method: "PATCH", path: versions + "/2", as: e.ci, body: map[string]any{"add_metrics": map[string]float64{"f1": 0.8}}}, 200)
+	res.decode(t, &v2)
+	if v2.Metrics["f1"] != 0.8 {
+		t.Errorf("version 2 after add_metrics = %s", res.body)
+	}
+	if p := e.do(oaReq{method: "PATCH", path: versions + "/2", body: map[string]any{"add_metrics": map[string]float64{"f1": 0.9}}}, 400).problem(t, registry.CodeInvalidArgument); p.Field != "add_metrics.f1" || p.Rule != "immutable" {
+		t.Errorf("changing a recorded metric: %+v", p)
+	}
+	e.do(oaReq{method: "PATCH", path: versions + "/2", body: map[string]any{"add_metrics": map[string]any{"f1": "high"}}, invalid: true}, 400)
 	e.do(oaReq{method: "PATCH", path: versions + "/2", body: map[string]any{"description": "x"}, header: map[string]string{"If-Match": `"999"`}}, 412)
 	e.do(oaReq{method: "PATCH", path: versions + "/99", body: map[string]any{"description": "x"}}, 404)
 

@@ -87,7 +87,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
 
 // versionPatchBody is a version patch plus the artifact fields, which are
 // recognised only to reject them with a clearer message than "unknown
-// field".
+// field". (New metrics come in add_metrics, which the patch has.)
 type versionPatchBody struct {
 	registry.ModelVersionPatch
 	Source     json.RawMessage `json:"source"`
@@ -107,9 +107,14 @@ func (b *versionPatchBody) immutable() error {
 		{"source", b.Source}, {"checksum", b.Checksum}, {"format", b.Format},
 		{"parameters", b.Parameters}, {"metrics", b.Metrics}, {"lineage", b.Lineage}, {"signature", b.Signature},
 	} {
-		if f.raw != nil {
-			return registry.FieldError(f.name, "immutable", "is immutable; create a new version instead")
+		if f.raw == nil {
+			continue
 		}
+		if f.name == "metrics" {
+			return registry.FieldError(f.name, "immutable",
+				"recorded metrics are immutable; add metrics the version does not have with add_metrics, or create a new version to change one")
+		}
+		return registry.FieldError(f.name, "immutable", "is immutable; create a new version instead")
 	}
 	return nil
 }

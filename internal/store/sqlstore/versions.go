@@ -423,10 +423,12 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 	return page, nil
 }
 
-// UpdateVersion changes a version's mutable fields. Unflagging clears the
-// flag reason unless the patch sets one, which is only allowed on a flagged
-// version. A patch that changes nothing returns the version as it is. A
-// write that leaves the version flagged drains its routes (drainFlagged).
+// UpdateVersion changes a version's mutable fields and adds metrics it
+// does not have (registry.AddMetrics: recorded values never change).
+// Unflagging clears the flag reason unless the patch sets one, which is
+// only allowed on a flagged version. A patch that changes nothing returns
+// the version as it is. A write that leaves the version flagged drains its
+// routes (drainFlagged).
 func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model string, version int64, p registry.ModelVersionPatch, pre registry.Precondition) (*registry.ModelVersion, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -462,6 +464,12 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 		if !after.Flagged && after.FlagReason != "" {
 			return registry.FieldError("flag_reason", "requires", "may only be set when flagged is true")
 		}
+		var addedMetrics []string
+		if len(p.AddMetrics) > 0 {
+			if after.Metrics, addedMetrics, err = registry.AddMetrics(before.Metrics, p.AddMetrics); err != nil {
+				return err
+			}
+		}
 		if sameJSON(before, &after) {
 			out = before
 			return nil
@@ -473,10 +481,22 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE model_versions SET description = ?, tags = ?, flagged = ?, flag_reason = ?,
+		metrics, err := toJSON(after.Metrics)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, `UPDATE model_versions SET description = ?, tags = ?, flagged = ?, flag_reason = ?, metrics = ?,
 			updated_at = ?, revision = ? WHERE model = ? AND version = ?`,
-			after.Description, tags, after.Flagged, after.FlagReason, now.UnixMicro(), after.Revision, model, version); err != nil {
+			after.Description, tags, after.Flagged, after.FlagReason, metrics, now.UnixMicro(), after.Revision, model, version); err != nil {
 			return fmt.Errorf("update version: %w", err)
+		}
+		// version_metrics orders and filters lists; it holds every metric
+		// of the JSON column.
+		for _, name := range addedMetrics {
+			if _, err := t.exec(ctx, "INSERT INTO version_metrics (model, version, name, value) VALUES (?, ?, ?, ?)",
+				model, version, name, after.Metrics[name]); err != nil {
+				return fmt.Errorf("insert metric: %w", err)
+			}
 		}
 		if p.Tags != nil {
 			if _, err := t.exec(ctx, "DELETE FROM version_tags WHERE model = ? AND version = ?", model, version); err != nil {

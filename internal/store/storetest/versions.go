@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -16,6 +17,7 @@ var versionCases = []testCase{
 	{"VersionNumbering", testVersionNumbering},
 	{"VersionChecksumUnique", testVersionChecksumUnique},
 	{"VersionUpdate", testVersionUpdate},
+	{"VersionAddMetrics", testVersionAddMetrics},
 	{"VersionDelete", testVersionDelete},
 	{"VersionListFilters", testVersionListFilters},
 	{"VersionListOrderByMetric", testVersionListOrderByMetric},
@@ -207,6 +209,90 @@ func testVersionUpdate(e *env) {
 	wantCode(t, err, registry.CodeNotFound, `"nope"`)
 	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 1, registry.ModelVersionPatch{Description: ptr(strings.Repeat("x", registry.MaxDescriptionLen+1))}, registry.Precondition{})
 	wantField(t, err, "description")
+}
+
+// testVersionAddMetrics: metrics recorded after registration join the
+// version in one transaction with their event, are seen by list orders
+// and by stage policies, and never change a recorded value.
+func testVersionAddMetrics(e *env) {
+	t := e.t
+	e.model("churn", func(m *registry.ModelCreate) {
+		m.StagePolicies = map[string]registry.StagePolicy{"production": {MinMetrics: map[string]float64{"f1": 0.75}}}
+	})
+	orig := e.version("churn", func(vc *registry.ModelVersionCreate) { vc.Metrics = map[string]float64{"auc": 0.9} })
+	e.version("churn", func(vc *registry.ModelVersionCreate) { vc.Metrics = map[string]float64{"auc": 0.8, "f1": 0.7} })
+
+	_, err := e.s.AssignStage(e.ctx, e.actor, "churn", "production", registry.StageAssign{Version: 1}, registry.AssignOptions{})
+	wantCode(t, err, registry.CodePolicyViolation, "f1")
+	equal(t, "ordered by f1 before", e.versionNumbers("churn", registry.VersionFilter{OrderBy: "metrics.f1 desc"}), []int64{2, 1})
+
+	e.clock.Advance(time.Hour)
+	before := e.latestEvent()
+	v, err := e.s.UpdateVersion(e.ctx, e.actor, "churn", 1, registry.ModelVersionPatch{
+		AddMetrics: map[string]float64{"f1": 0.8, "auc": 0.9},
+	}, registry.Precondition{IfRevision: 1})
+	ok(t, err)
+	equal(t, "metrics", v.Metrics, map[string]float64{"auc": 0.9, "f1": 0.8})
+	equal(t, "revision", v.Revision, int64(2))
+	equal(t, "updated_at", v.UpdatedAt, at(Epoch.Add(time.Hour)))
+	got, err := e.s.GetVersion(e.ctx, "churn", 1)
+	ok(t, err)
+	equal(t, "read after adding", got, v)
+
+	evs := e.events(registry.EventFilter{Model: "churn"})
+	last := evs[len(evs)-1]
+	if last.ID <= before || last.Action != registry.ActionVersionUpdate || last.Subject != "churn/1" {
+		t.Fatalf("want a version.update event for churn/1, got %+v", last)
+	}
+	var eb, ea registry.ModelVersion
+	ok(t, json.Unmarshal(last.Before, &eb))
+	ok(t, json.Unmarshal(last.After, &ea))
+	equal(t, "event before", eb.Metrics, orig.Metrics)
+	equal(t, "event after", ea.Metrics, v.Metrics)
+
+	// List orders read the added metric.
+	equal(t, "ordered by f1 after", e.versionNumbers("churn", registry.VersionFilter{OrderBy: "metrics.f1 desc"}), []int64{1, 2})
+	equal(t, "ordered by f1, one a page", e.versionNumbers("churn", registry.VersionFilter{OrderBy: "metrics.f1", ListOptions: registry.ListOptions{PageSize: 1}}), []int64{2, 1})
+	// The policy sees it.
+	_, err = e.s.AssignStage(e.ctx, e.actor, "churn", "production", registry.StageAssign{Version: 1}, registry.AssignOptions{})
+	ok(t, err)
+
+	// The same values again change nothing and write no event.
+	before = e.latestEvent()
+	v, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 1, registry.ModelVersionPatch{AddMetrics: map[string]float64{"f1": 0.8}}, registry.Precondition{})
+	ok(t, err)
+	equal(t, "no-op revision", v.Revision, int64(2))
+	equal(t, "no-op writes no event", e.latestEvent(), before)
+
+	// A recorded value never changes, and a refused patch changes nothing
+	// else either.
+	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 1, registry.ModelVersionPatch{
+		Description: ptr("x"), AddMetrics: map[string]float64{"f1": 0.81, "recall": 0.5},
+	}, registry.Precondition{})
+	re := wantCode(t, err, registry.CodeInvalidArgument, `"f1"`, "0.8")
+	equal(t, "field", re.Field, "add_metrics.f1")
+	equal(t, "rule", re.Rule, "immutable")
+	got, err = e.s.GetVersion(e.ctx, "churn", 1)
+	ok(t, err)
+	equal(t, "after a refused change", got, v)
+	equal(t, "no recall to order by", e.versionNumbers("churn", registry.VersionFilter{OrderBy: "metrics.recall desc"}), []int64{2, 1})
+
+	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 1, registry.ModelVersionPatch{AddMetrics: map[string]float64{"x": math.Inf(1)}}, registry.Precondition{})
+	wantField(t, err, "add_metrics.x")
+	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 1, registry.ModelVersionPatch{AddMetrics: map[string]float64{"x": 1}}, registry.Precondition{IfRevision: 1})
+	wantCode(t, err, registry.CodePreconditionFailed)
+	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 9, registry.ModelVersionPatch{AddMetrics: map[string]float64{"x": 1}}, registry.Precondition{})
+	wantCode(t, err, registry.CodeNotFound, "version 9")
+
+	// Added with other changes, in the same write.
+	v, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 2, registry.ModelVersionPatch{
+		Description: ptr("evaluated"), AddMetrics: map[string]float64{"recall": 0.6},
+	}, registry.Precondition{})
+	ok(t, err)
+	if v.Description != "evaluated" || v.Metrics["recall"] != 0.6 || v.Revision != 2 {
+		t.Errorf("description and metric in one patch: %+v", v)
+	}
+	equal(t, "ordered by recall", e.versionNumbers("churn", registry.VersionFilter{OrderBy: "metrics.recall desc"}), []int64{2, 1})
 }
 
 func testVersionDelete(e *env) {
