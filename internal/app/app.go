@@ -257,7 +257,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	m.server.Handle("/serve/", registry.ScopeRead, m.gateway)
+	// Every scope may serve; a serve token only that, and only its
+	// endpoints when it names some. The lane's Authorize asks the same.
+	m.server.HandleServe("/serve/", gateway.EndpointName, m.gateway)
 
 	// Connections go through the gateway's fast lane, which serves plain
 	// authorised /serve/ GETs itself and hands everything else (the API,
@@ -266,7 +268,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// no lane (it reads plain sockets): net/http serves every connection.
 	if m.certs == nil {
 		m.lane = m.gateway.Lane(gateway.Listener(m.ln), gateway.LaneOptions{
-			Authorize: func(r *http.Request) bool { return m.server.Allows(r, registry.ScopeRead) },
+			Authorize: func(r *http.Request) bool { return m.server.MayServe(r, gateway.EndpointName(r)) },
 			Header:    http.Header{"X-Content-Type-Options": {"nosniff"}},
 			// The same header the API middleware echoes or generates.
 			RequestIDHeader: "X-Request-ID",

@@ -66,6 +66,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	return g.forward(w, r, ep, rt, rest, start)
 }
 
+// EndpointName is the endpoint a /serve/ request is for, read from its
+// path as the gateway routes it; "" when the path names none (the gateway
+// then answers 400 or 404). Authorization keys on it, so it must be the
+// very name the gateway routes by.
+func EndpointName(r *http.Request) string {
+	name, _, _, _ := splitServePath(r.URL.EscapedPath())
+	return name
+}
+
 // splitServePath splits the escaped request path /serve/{endpoint}{rest}:
 // name is the endpoint name unescaped, rest the remainder still escaped,
 // as it goes upstream after the route's base path. The name ends at the

@@ -35,6 +35,9 @@ type TokenCreate struct {
 	Scope Scope  `json:"scope"`
 	// Stages, when not empty, are the only stages the token may assign.
 	Stages []string `json:"stages,omitempty"`
+	// Endpoints, when not empty, are the only endpoints a serve token may
+	// call; only scope serve takes them.
+	Endpoints []string `json:"endpoints,omitempty"`
 	// ExpiresAt, when set, must be in the future.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
@@ -59,6 +62,9 @@ func (in *TokenCreate) Validate(now time.Time) error {
 			return err
 		}
 	}
+	if err := ValidateTokenLimits(in.Scope, in.Stages, in.Endpoints); err != nil {
+		return err
+	}
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
 		return FieldError("expires_at", "future", "must be in the future, got %s", in.ExpiresAt.UTC().Format(time.RFC3339))
 	}
@@ -76,9 +82,28 @@ func IssueToken(ctx context.Context, st Store, actor Actor, in TokenCreate, now 
 	if err != nil {
 		return nil, fmt.Errorf("generate token: %w", err)
 	}
-	tok, err := st.CreateToken(ctx, actor, Token{Name: in.Name, Scope: in.Scope, Stages: in.Stages, ExpiresAt: in.ExpiresAt, Hash: hash})
+	tok, err := st.CreateToken(ctx, actor, Token{Name: in.Name, Scope: in.Scope, Stages: in.Stages, Endpoints: in.Endpoints, ExpiresAt: in.ExpiresAt, Hash: hash})
 	if err != nil {
 		return nil, err
 	}
 	return &TokenCreated{Token: *tok, Secret: secret}, nil
+}
+
+// ValidateTokenLimits checks that a token's restrictions fit its scope:
+// stages limit what a write token may assign, endpoints what a serve
+// token may call; a restriction the scope cannot use would read as a
+// limit that is not there.
+func ValidateTokenLimits(scope Scope, stages, endpoints []string) error {
+	if len(stages) > 0 && scope == ScopeServe {
+		return FieldError("stages", "scope", "a %s token assigns no stages; stages restrict write tokens", scope)
+	}
+	if len(endpoints) > 0 && scope != ScopeServe {
+		return FieldError("endpoints", "scope", "only a serve token takes endpoints; a %s token may call every endpoint", scope)
+	}
+	for i, e := range endpoints {
+		if err := ValidateName(fmt.Sprintf("endpoints[%d]", i), e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

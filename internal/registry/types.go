@@ -311,10 +311,24 @@ const (
 	ScopeRead  Scope = "read"
 	ScopeWrite Scope = "write"
 	ScopeAdmin Scope = "admin"
+	// ScopeServe may call the gateway (/serve/) and nothing else: an
+	// inference client needs no access to the audit log or to the
+	// endpoints' upstream URLs. It is not a rank below read but a
+	// separate capability, which every other scope holds too.
+	ScopeServe Scope = "serve"
 )
 
 // Allows reports whether a token of scope s may do what needs scope need.
-func (s Scope) Allows(need Scope) bool { return s.rank() >= need.rank() && s.rank() > 0 }
+// Every valid scope allows ScopeServe; a serve token allows nothing else.
+func (s Scope) Allows(need Scope) bool {
+	if need == ScopeServe {
+		return s == ScopeServe || s.rank() > 0
+	}
+	return s.rank() >= need.rank() && s.rank() > 0
+}
+
+// valid reports whether s is one of the token scopes.
+func (s Scope) valid() bool { return s == ScopeServe || s.rank() > 0 }
 
 func (s Scope) rank() int {
 	switch s {
@@ -335,7 +349,10 @@ type Token struct {
 	Scope Scope  `json:"scope"`
 	// Stages, when not empty, are the only stages this token may assign or
 	// unassign.
-	Stages     []string   `json:"stages"`
+	Stages []string `json:"stages"`
+	// Endpoints, when not empty, are the only endpoints a serve token may
+	// call through the gateway (other scopes take none).
+	Endpoints  []string   `json:"endpoints,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
@@ -359,6 +376,24 @@ func (t *Token) MayAssignStage(stage string) bool {
 	}
 	for _, s := range t.Stages {
 		if s == stage {
+			return true
+		}
+	}
+	return false
+}
+
+// MayServe reports whether the token may call endpoint through the
+// gateway: every scope may, a serve token limited to endpoints only those.
+// The server's /serve/ auth and the gateway's fast lane both ask this.
+func (t *Token) MayServe(endpoint string) bool {
+	if !t.Scope.Allows(ScopeServe) {
+		return false
+	}
+	if len(t.Endpoints) == 0 {
+		return true
+	}
+	for _, e := range t.Endpoints {
+		if e == endpoint {
 			return true
 		}
 	}

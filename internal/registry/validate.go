@@ -498,8 +498,8 @@ func (p *EndpointPatch) Validate() error {
 
 // ValidateScope checks a token scope.
 func ValidateScope(field string, s Scope) error {
-	if s.rank() == 0 {
-		return FieldError(field, "enum", "%q must be one of read, write, admin", s)
+	if !s.valid() {
+		return FieldError(field, "enum", "%q must be one of read, write, admin, serve", s)
 	}
 	return nil
 }

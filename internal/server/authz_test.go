@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -28,18 +29,27 @@ type govCase struct {
 }
 
 // Callers: a read token, a write token restricted to staging (a CI
-// token), an unrestricted write token and an admin token.
+// token), an unrestricted write token, an admin token, a serve token and
+// a serve token limited to another endpoint.
 const (
-	cRead  = "read"
-	cCI    = "ci-staging"
-	cWrite = "write"
-	cAdmin = "admin"
+	cRead       = "read"
+	cCI         = "ci-staging"
+	cWrite      = "write"
+	cAdmin      = "admin"
+	cServe      = "serve"
+	cServeOther = "serve-other"
 )
 
-var callers = []string{cRead, cCI, cWrite, cAdmin}
+var callers = []string{cRead, cCI, cWrite, cAdmin, cServe, cServeOther}
 
+// all is every caller that may use the API: serve tokens may not.
 func all(status int) map[string]int {
 	return map[string]int{cRead: status, cCI: status, cWrite: status, cAdmin: status}
+}
+
+// anyone is every caller, serve tokens included.
+func anyone(status int) map[string]int {
+	return with(all(status), cServe, status)
 }
 
 func writers(status int) map[string]int {
@@ -88,6 +98,11 @@ var govCases = []govCase{
 		body: jsonBody(map[string]any{"description": "d", "tags": map[string]string{"a": "b"}}), want: writers(200)},
 	{name: "flag version", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
 		body: jsonBody(map[string]any{"flagged": true, "flag_reason": "bias"}), want: writers(200)},
+	// Metrics recorded after registration: a CI token restricted to
+	// staging may add them (recorded values never change, so it cannot
+	// rewrite what a production decision read).
+	{name: "add metrics", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/1",
+		body: jsonBody(map[string]any{"add_metrics": map[string]float64{"f1": 0.8}}), want: writers(200)},
 	{name: "unflag version", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/3",
 		body: jsonBody(map[string]any{"flagged": false}), want: unrestricted(200)},
 	{name: "unflag a version that is not flagged", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
@@ -98,11 +113,6 @@ var govCases = []govCase{
 	{name: "get stage", route: "GET /api/v1/models/{model}/stages/{stage}", method: "GET", path: "/api/v1/models/{m}/stages/production", want: all(200)},
 	{name: "stage history", route: "GET /api/v1/models/{model}/stages/{stage}/history", method: "GET", path: "/api/v1/models/{m}/stages/production/history", want: all(200)},
 	{name: "assign own stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/staging",
-	// Metrics recorded after registration: a CI token restricted to
-	// staging may add them (recorded values never change, so it cannot
-	// rewrite what a production decision read).
-	{name: "add metrics", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/1",
-		body: jsonBody(map[string]any{"add_metrics": map[string]float64{"f1": 0.8}}), want: writers(200)},
 		body: jsonBody(map[string]any{"version": 2}), want: writers(200)},
 	{name: "assign other stage", route: "PUT /api/v1/models/{model}/stages/{stage}", method: "PUT", path: "/api/v1/models/{m}/stages/production",
 		body: jsonBody(map[string]any{"version": 2}), want: unrestricted(200)},
@@ -135,8 +145,15 @@ var govCases = []govCase{
 	{name: "revoke token", route: "DELETE /api/v1/tokens/{id}", method: "DELETE", path: "/api/v1/tokens/{t}", want: map[string]int{cAdmin: 200}},
 	{name: "metrics", route: "GET /metrics", method: "GET", path: "/metrics", want: all(200)},
 	{name: "openapi", route: "GET /openapi.json", method: "GET", path: "/openapi.json", want: all(200)},
-	{name: "healthz", route: "GET /healthz", method: "GET", path: "/healthz", want: all(200)},
-	{name: "readyz", route: "GET /readyz", method: "GET", path: "/readyz", want: all(200)},
+	{name: "create serve token", route: "POST /api/v1/tokens", method: "POST", path: "/api/v1/tokens",
+		body: func(n int) any {
+			return map[string]any{"name": fmt.Sprintf("t-%d", n), "scope": "serve", "endpoints": []string{fmt.Sprintf("e%d", n)}}
+		}, want: map[string]int{cAdmin: 201}},
+	{name: "healthz", route: "GET /healthz", method: "GET", path: "/healthz", want: with(anyone(200), cServeOther, 200)},
+	{name: "readyz", route: "GET /readyz", method: "GET", path: "/readyz", want: with(anyone(200), cServeOther, 200)},
+	// The gateway itself is stood in for by serveStandIn; internal/app
+	// tests the real one. cServeOther may call endpoint "other" only.
+	{name: "serve", route: "/serve/", method: "POST", path: "/serve/{e}/predict", body: jsonBody(map[string]any{"x": 1}), want: anyone(200)},
 }
 
 func endpointBody(name, model string) map[string]any {
@@ -158,7 +175,10 @@ func TestGovernanceEveryActionEveryScope(t *testing.T) {
 			cCI:    e.token("ci", registry.ScopeWrite, "staging"),
 			cWrite: e.writer,
 			cAdmin: e.admin,
+			cServe: e.token("serve", registry.ScopeServe),
 		}
+		tokens[cServeOther] = e.serveToken("serve-other", "other")
+		e.srv.HandleServe("/serve/", serveStandInEndpoint, serveStandIn)
 		n := 0
 		for _, c := range govCases {
 			for _, caller := range callers {
@@ -191,14 +211,14 @@ func TestGovernanceEveryActionEveryScope(t *testing.T) {
 				}
 				if !allowed {
 					p := problem(t, res, registry.CodePermissionDenied)
-					if p.Rule != "scope" && p.Rule != "token_stages" {
-						t.Errorf("%s as %s: refusal rule %q, want scope or token_stages (%s)", c.name, caller, p.Rule, p.Detail)
+					if p.Rule != "scope" && p.Rule != "token_stages" && p.Rule != "token_endpoints" {
+						t.Errorf("%s as %s: refusal rule %q, want scope, token_stages or token_endpoints (%s)", c.name, caller, p.Rule, p.Detail)
 					}
 					if got := e.countEvents(); got != events {
 						t.Errorf("%s as %s: a refused request wrote %d events", c.name, caller, got-events)
 					}
 				}
-				if c.permitted != nil {
+				if c.permitted != nil && allowed {
 					dry := into[registry.StageDryRun](t, res)
 					want := contains(c.permitted, caller)
 					if dry.Permitted != want || (!want && dry.Permission == "") {
@@ -208,6 +228,17 @@ func TestGovernanceEveryActionEveryScope(t *testing.T) {
 			}
 		}
 	})
+}
+
+// serveStandIn stands in for the gateway behind HandleServe: the server's
+// part is the authorization in front of it.
+var serveStandIn = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+
+// serveStandInEndpoint reads the endpoint name as the gateway does for
+// plain names: the first path segment after /serve/.
+func serveStandInEndpoint(r *http.Request) string {
+	name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/serve/"), "/")
+	return name
 }
 
 func contains(list []string, s string) bool {
@@ -227,6 +258,7 @@ func TestGovernanceCoversEveryRoute(t *testing.T) {
 	for _, c := range govCases {
 		covered[c.route] = true
 	}
+	e.srv.HandleServe("/serve/", serveStandInEndpoint, serveStandIn)
 	var missing []string
 	for _, route := range e.srv.Routes() {
 		if !covered[route] {
@@ -287,4 +319,51 @@ func TestStageRestrictedTokenCannotSteerProduction(t *testing.T) {
 			t.Errorf("endpoint changed: %+v", ep)
 		}
 	})
+}
+
+// serveToken creates a serve token limited to endpoints and returns its
+// secret.
+func (e *testEnv) serveToken(name string, endpoints ...string) string {
+	e.t.Helper()
+	secret, hash, err := registry.NewTokenSecret()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, err := e.store.CreateToken(context.Background(), registry.Actor{Name: "test"}, registry.Token{
+		Name: name, Scope: registry.ScopeServe, Endpoints: endpoints, Hash: hash,
+	})
+	if err != nil {
+		e.t.Fatalf("create token %s: %v", name, err)
+	}
+	e.tokens[name] = tok
+	return secret
+}
+
+// TestTokenLimitsFitTheScope: endpoints only on serve tokens, stages never
+// on them, unknown scopes refused; the answer names the field.
+func TestTokenLimitsFitTheScope(t *testing.T) {
+	e := newEnv(t, "sqlite://"+t.TempDir()+"/r.db")
+	for _, c := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"name": "a", "scope": "read", "endpoints": []string{"churn"}}, "endpoints"},
+		{map[string]any{"name": "b", "scope": "serve", "stages": []string{"staging"}}, "stages"},
+		{map[string]any{"name": "c", "scope": "serve", "endpoints": []string{"Not A Name"}}, "endpoints[0]"},
+		{map[string]any{"name": "d", "scope": "inference"}, "scope"},
+	} {
+		res := e.call(req{method: "POST", path: "/api/v1/tokens", token: e.admin, body: c.body})
+		if res.status != http.StatusBadRequest {
+			t.Errorf("%v: %d, want 400; %s", c.body, res.status, res.body)
+			continue
+		}
+		if p := problem(t, res, registry.CodeInvalidArgument); p.Field != c.field {
+			t.Errorf("%v: field %q, want %q", c.body, p.Field, c.field)
+		}
+	}
+	res := e.call(req{method: "POST", path: "/api/v1/tokens", token: e.admin, body: map[string]any{"name": "app", "scope": "serve", "endpoints": []string{"churn"}}})
+	got := into[registry.TokenCreated](t, res)
+	if got.Token.Scope != registry.ScopeServe || len(got.Token.Endpoints) != 1 || got.Token.Endpoints[0] != "churn" {
+		t.Errorf("created %+v", got.Token)
+	}
 }

@@ -31,7 +31,9 @@ Two ways to reach the tokens:
 A secret is printed once, by create, on stdout (the message goes to stderr,
 so secret=$(mlregistry token create ...) captures just the secret). Only its
 SHA-256 is stored. Scopes: read (every GET), write (changes; --stages limits
-which stages it may assign), admin (tokens and force deletes too). An expired
+which stages it may assign), admin (tokens and force deletes too), serve
+(calls /serve/ and nothing else; --endpoints limits which endpoints). Every
+scope may call /serve/. An expired
 token is refused like a revoked one. Every change is in the audit log
 (token.create, token.revoke).`
 
@@ -135,14 +137,15 @@ func (b *localTokens) close() { _ = b.st.Close() }
 
 func newTokenCreateCmd(tf *tokenFlags) *cobra.Command {
 	var (
-		name, scope, stages, expiresIn, expiresAt string
+		name, scope, stages, endpoints, expiresIn, expiresAt string
 	)
 	cmd := &cobra.Command{
-		Use:   "create --name NAME --scope read|write|admin [--stages s1,s2] [--expires-in 90d | --expires-at TIME]",
+		Use:   "create --name NAME --scope read|write|admin|serve [--stages s1,s2] [--endpoints e1,e2] [--expires-in 90d | --expires-at TIME]",
 		Short: "Create a token and print its secret (once)",
 		Example: `  mlregistry token create --name me --scope admin --db sqlite://./mlregistry.db
   mlregistry token create --name ci --scope write --stages staging --expires-in 2160h
-  mlregistry token create --name grafana --scope read --expires-at 2027-01-01T00:00:00Z -o json`,
+  mlregistry token create --name grafana --scope read --expires-at 2027-01-01T00:00:00Z -o json
+  mlregistry token create --name churn-app --scope serve --endpoints churn`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if name == "" || scope == "" {
@@ -156,6 +159,11 @@ func newTokenCreateCmd(tf *tokenFlags) *cobra.Command {
 			for _, s := range strings.Split(stages, ",") {
 				if s = strings.TrimSpace(s); s != "" {
 					in.Stages = append(in.Stages, s)
+				}
+			}
+			for _, e := range strings.Split(endpoints, ",") {
+				if e = strings.TrimSpace(e); e != "" {
+					in.Endpoints = append(in.Endpoints, e)
 				}
 			}
 			if in.ExpiresAt, err = expiry(expiresIn, expiresAt, time.Now()); err != nil {
@@ -178,6 +186,9 @@ func newTokenCreateCmd(tf *tokenFlags) *cobra.Command {
 			if len(out.Token.Stages) > 0 {
 				extra = append(extra, "stages "+strings.Join(out.Token.Stages, ","))
 			}
+			if len(out.Token.Endpoints) > 0 {
+				extra = append(extra, "endpoints "+strings.Join(out.Token.Endpoints, ","))
+			}
 			if out.Token.ExpiresAt != nil {
 				extra = append(extra, "expires "+fmtTime(*out.Token.ExpiresAt))
 			}
@@ -191,11 +202,12 @@ func newTokenCreateCmd(tf *tokenFlags) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "token name (shown in the audit log as the actor)")
-	f.StringVar(&scope, "scope", "", "read, write or admin")
+	f.StringVar(&scope, "scope", "", "read, write, admin or serve")
 	f.StringVar(&stages, "stages", "", "comma-separated stages this token may assign (default: all)")
+	f.StringVar(&endpoints, "endpoints", "", "comma-separated endpoints a serve token may call (default: all)")
 	f.StringVar(&expiresIn, "expires-in", "", "expire after this long: a Go duration (720h) or days (90d)")
 	f.StringVar(&expiresAt, "expires-at", "", "expire at this RFC 3339 time")
-	_ = cmd.RegisterFlagCompletionFunc("scope", cobra.FixedCompletions([]string{"read", "write", "admin"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("scope", cobra.FixedCompletions([]string{"read", "write", "admin", "serve"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -266,7 +278,11 @@ func newTokenListCmd(tf *tokenFlags) *cobra.Command {
 				if len(tok.Stages) > 0 {
 					stages = strings.Join(tok.Stages, ",")
 				}
-				t.row(plain(strconv.FormatInt(tok.ID, 10)), plain(tok.Name), plain(string(tok.Scope)), plain(stages), stateCell(tok.State),
+				scope := string(tok.Scope)
+				if len(tok.Endpoints) > 0 {
+					scope += "(" + strings.Join(tok.Endpoints, ",") + ")"
+				}
+				t.row(plain(strconv.FormatInt(tok.ID, 10)), plain(tok.Name), plain(scope), plain(stages), stateCell(tok.State),
 					plain(fmtTime(tok.CreatedAt)), plain(fmtTimePtr(tok.LastUsedAt)), plain(fmtTimePtr(tok.ExpiresAt)), plain(fmtTimePtr(tok.RevokedAt)))
 			}
 			return t.flush()

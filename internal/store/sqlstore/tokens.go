@@ -11,17 +11,17 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-const tokenCols = "id, name, scope, stages, hash, created_at, last_used_at, revoked_at, expires_at"
+const tokenCols = "id, name, scope, stages, endpoints, hash, created_at, last_used_at, revoked_at, expires_at"
 
 // scanToken reads a token row; now fills its State.
 func scanToken(sc scanner, now time.Time) (registry.Token, error) {
 	var (
 		tok                        registry.Token
-		scope, stages              string
+		scope, stages, endpoints   string
 		created                    int64
 		lastUsed, revoked, expires sql.NullInt64
 	)
-	if err := sc.Scan(&tok.ID, &tok.Name, &scope, &stages, &tok.Hash, &created, &lastUsed, &revoked, &expires); err != nil {
+	if err := sc.Scan(&tok.ID, &tok.Name, &scope, &stages, &endpoints, &tok.Hash, &created, &lastUsed, &revoked, &expires); err != nil {
 		return tok, err
 	}
 	tok.Scope = registry.Scope(scope)
@@ -31,6 +31,12 @@ func scanToken(sc scanner, now time.Time) (registry.Token, error) {
 	}
 	if tok.Stages == nil {
 		tok.Stages = []string{}
+	}
+	if err := fromJSON(endpoints, &tok.Endpoints); err != nil {
+		return tok, err
+	}
+	if len(tok.Endpoints) == 0 {
+		tok.Endpoints = nil
 	}
 	tok.CreatedAt = fromMicros(created)
 	tok.LastUsedAt = optMicros(lastUsed)
@@ -51,6 +57,9 @@ func validateToken(t *registry.Token, now time.Time) error {
 		if err := registry.ValidateStage(fmt.Sprintf("stages[%d]", i), st); err != nil {
 			return err
 		}
+	}
+	if err := registry.ValidateTokenLimits(t.Scope, t.Stages, t.Endpoints); err != nil {
+		return err
 	}
 	if len(t.Hash) != sha256.Size {
 		return registry.FieldError("hash", "length", "must be a SHA-256 hash (%d bytes)", sha256.Size)
@@ -87,6 +96,7 @@ func (s *Store) CreateToken(ctx context.Context, actor registry.Actor, in regist
 			Name:      in.Name,
 			Scope:     in.Scope,
 			Stages:    append([]string{}, in.Stages...),
+			Endpoints: append([]string(nil), in.Endpoints...),
 			CreatedAt: now,
 			State:     registry.TokenActive,
 			Hash:      append([]byte(nil), in.Hash...),
@@ -101,8 +111,12 @@ func (s *Store) CreateToken(ctx context.Context, actor registry.Actor, in regist
 		if err != nil {
 			return err
 		}
-		if err := t.queryRow(ctx, `INSERT INTO tokens (name, scope, stages, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-			tok.Name, string(tok.Scope), stages, tok.Hash, now.UnixMicro(), expires).Scan(&tok.ID); err != nil {
+		endpoints, err := toJSON(append([]string{}, tok.Endpoints...))
+		if err != nil {
+			return err
+		}
+		if err := t.queryRow(ctx, `INSERT INTO tokens (name, scope, stages, endpoints, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			tok.Name, string(tok.Scope), stages, endpoints, tok.Hash, now.UnixMicro(), expires).Scan(&tok.ID); err != nil {
 			return fmt.Errorf("insert token: %w", err)
 		}
 		out = &tok
