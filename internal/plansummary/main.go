@@ -110,7 +110,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			fmt.Fprintf(stderr, "mlregistry plan-summary: %v\n", err)
 			return ExitError
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		in, name = f, files[0]
 	}
 	if env == nil {

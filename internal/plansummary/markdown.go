@@ -266,7 +266,7 @@ func writeEndpoint(b *strings.Builder, e *EndpointChange) {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%4s %s\t-> %4s %s\n", r.Name, version, pct(r.WeightFrom), bar(r.WeightFrom), pct(r.WeightTo), bar(r.WeightTo))
 		}
-		tw.Flush()
+		_ = tw.Flush() // writes to a strings.Builder, which cannot fail
 		b.WriteString("```\n")
 	}
 	if e.StageFrom != e.StageTo {

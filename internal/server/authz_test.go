@@ -60,8 +60,6 @@ func unrestricted(status int) map[string]int {
 	return map[string]int{cWrite: status, cAdmin: status}
 }
 
-func nobody() map[string]int { return map[string]int{} }
-
 func with(m map[string]int, caller string, status int) map[string]int {
 	m[caller] = status
 	return m

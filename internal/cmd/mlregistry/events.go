@@ -130,7 +130,7 @@ func followEvents(ctx context.Context, c *client.Client, f registry.EventFilter,
 	seen := map[int64]time.Time{}
 	var newest time.Time
 	// Fixed-width lines, not a table: rows arrive over time.
-	print := func(e registry.Event) error {
+	printEvent := func(e registry.Event) error {
 		seen[e.ID] = e.Time
 		if e.Time.After(newest) {
 			newest = e.Time
@@ -155,7 +155,7 @@ func followEvents(ctx context.Context, c *client.Client, f registry.EventFilter,
 		}
 	}
 	for _, e := range shown {
-		if err := print(e); err != nil {
+		if err := printEvent(e); err != nil {
 			return err
 		}
 	}
@@ -182,7 +182,7 @@ func followEvents(ctx context.Context, c *client.Client, f registry.EventFilter,
 			if _, ok := seen[e.ID]; ok {
 				continue
 			}
-			if err := print(e); err != nil {
+			if err := printEvent(e); err != nil {
 				return err
 			}
 		}

@@ -102,7 +102,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.SetVersionTemplate("mlregistry {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return fmt.Errorf("%w: %v\nRun '%s --help' for usage.", errUsage, err, cmd.CommandPath())
+		return fmt.Errorf("%w: %v\nRun '%s --help' for usage", errUsage, err, cmd.CommandPath())
 	})
 	root.AddGroup(
 		&cobra.Group{ID: "client", Title: "Registry client commands:"},

@@ -58,7 +58,7 @@ for CI gates; otherwise the exit code is 0 however the plan looks.`,
 				if err != nil {
 					return err
 				}
-				defer f.Close()
+				defer func() { _ = f.Close() }()
 				in, name = f, args[0]
 			}
 			if addr == "" {
