@@ -260,6 +260,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// Every scope may serve; a serve token only that, and only its
 	// endpoints when it names some. The lane's Authorize asks the same.
 	m.server.HandleServe("/serve/", gateway.EndpointName, m.gateway)
+	if err := m.mountUI(); err != nil {
+		return err
+	}
 
 	// Connections go through the gateway's fast lane, which serves plain
 	// authorised /serve/ GETs itself and hands everything else (the API,
