@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -157,12 +158,14 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 				PlanModifiers:       []planmodifier.Map{keepEquivalentState{}, requiresReplaceUnlessEquivalentMap()},
 			},
 			"metrics": schema.MapAttribute{
-				MarkdownDescription: "Evaluation metrics (numbers), e.g. `{ auc = 0.91 }`; stage policies and best-metric look-ups read them. " + numbersNote + " " + replace + " " + emptyNote,
-				ElementType:         types.NumberType,
-				Optional:            true,
-				Computed:            true,
-				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries), numberRange{}},
-				PlanModifiers:       []planmodifier.Map{keepEquivalentState{}, requiresReplaceUnlessEquivalentMap()},
+				MarkdownDescription: "Evaluation metrics (numbers), e.g. `{ auc = 0.91 }`; stage policies and best-metric look-ups read them. " + numbersNote + " " +
+					"Adding a metric updates the version in place (an evaluation that finished after registration; a stage policy that refused the version for lack of it then sees it); " +
+					"changing or removing a metric the version has registers a new version, since a recorded metric never changes. " + emptyNote,
+				ElementType:   types.NumberType,
+				Optional:      true,
+				Computed:      true,
+				Validators:    []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries), numberRange{}},
+				PlanModifiers: []planmodifier.Map{keepEquivalentState{}, metricsRequireReplace()},
 			},
 			"lineage": schema.SingleNestedAttribute{
 				MarkdownDescription: "Where the version came from. " + replace + " " + emptyNote,
@@ -348,6 +351,13 @@ func (r *modelVersionResource) Update(ctx context.Context, req resource.UpdateRe
 		return
 	}
 	patch := registry.ModelVersionPatch{Description: &desc, Tags: &tags, Flagged: &flagged, FlagReason: &reason}
+	// The plan replaced the version if a recorded metric changed or went
+	// (metricsRequireReplace), so what differs here are added metrics.
+	patch.AddMetrics, diags = addedMetrics(ctx, plan.Metrics, state.Metrics)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	v, err := r.client.UpdateVersion(ctx, model, version, patch, state.Revision.ValueInt64())
 	if err != nil {
 		addAPIError(&resp.Diagnostics, "update", versionWhat(model, version), err)
@@ -476,6 +486,56 @@ func parseVersionID(id string) (string, int64, error) {
 
 func versionWhat(model string, version int64) string {
 	return fmt.Sprintf("version %d of model %q", version, model)
+}
+
+const metricsReplaceDesc = "Changing or removing an existing metric replaces the version; adding a metric updates it in place. " +
+	"(A recorded metric never changes; numbers with the same 64-bit float, and null and empty, are not a change.)"
+
+// metricsRequireReplace replaces the version when a metric it records is
+// changed or removed; metrics that are only added are an update
+// (PATCH add_metrics). An unknown map or an unknown value of a recorded
+// metric may turn out to be either, so it replaces.
+func metricsRequireReplace() planmodifier.Map {
+	return mapplanmodifier.RequiresReplaceIf(func(ctx context.Context, req planmodifier.MapRequest, resp *mapplanmodifier.RequiresReplaceIfFuncResponse) {
+		resp.RequiresReplace = !onlyAddsMetrics(ctx, req.StateValue, req.PlanValue)
+	}, metricsReplaceDesc, metricsReplaceDesc)
+}
+
+// onlyAddsMetrics reports whether planned keeps every metric of state with
+// an equivalent value (it may have more).
+func onlyAddsMetrics(ctx context.Context, state, planned types.Map) bool {
+	if attrEquivalent(ctx, state, planned) || state.IsNull() {
+		return true
+	}
+	if planned.IsUnknown() || state.IsUnknown() {
+		return false
+	}
+	have := planned.Elements()
+	for k, v := range state.Elements() {
+		p, ok := have[k]
+		if !ok || !attrEquivalent(ctx, v, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// addedMetrics returns the planned metrics state does not have.
+func addedMetrics(ctx context.Context, planned, state types.Map) (map[string]float64, diag.Diagnostics) {
+	all, diags := float64MapFrom(ctx, planned)
+	var have map[string]attr.Value
+	if isKnown(state) {
+		have = state.Elements()
+	}
+	for k := range all {
+		if _, ok := have[k]; ok {
+			delete(all, k)
+		}
+	}
+	if len(all) == 0 {
+		return nil, diags
+	}
+	return all, diags
 }
 
 // createRequest converts the plan to the API's create body.

@@ -3,6 +3,9 @@ package provider
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"slices"
+	"sort"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
@@ -396,4 +399,188 @@ resource "mlregistry_model_version" "outside" {
 			},
 		},
 	})
+}
+
+// metricsVersionConfig is a model whose staging policy needs f1 and a
+// version with the given metrics.
+func metricsVersionConfig(metrics string) string {
+	return `
+resource "mlregistry_model" "m" {
+  name = "fraud"
+  stage_policies = {
+    staging = { min_metrics = { f1 = 0.75 } }
+  }
+}
+
+resource "mlregistry_model_version" "v" {
+  model    = mlregistry_model.m.name
+  source   = "s3://models/fraud/model.onnx"
+  checksum = "` + checksum(1) + `"
+  format   = "onnx"
+  metrics  = ` + metrics + `
+}
+`
+}
+
+const stagingAssignment = `
+resource "mlregistry_stage_assignment" "staging" {
+  model   = mlregistry_model.m.name
+  stage   = "staging"
+  version = mlregistry_model_version.v.version
+}
+`
+
+// TestAccModelVersion_addMetrics: a metric added to the configuration is
+// an in-place update (PATCH add_metrics) that a stage policy then sees;
+// changing or removing a recorded metric replaces the version, and the
+// plan names metrics as the reason.
+func TestAccModelVersion_addMetrics(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_model_version.v"
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: providerBlock(r, "") + metricsVersionConfig(`{ auc = 0.91 }`)},
+			{
+				// Without f1 the staging policy refuses the version, at plan time.
+				Config:      providerBlock(r, "") + metricsVersionConfig(`{ auc = 0.91 }`) + stagingAssignment,
+				ExpectError: regexp.MustCompile(`min_metrics`),
+			},
+			{
+				// Evaluation finished: f1 joins the same version.
+				Config: providerBlock(r, "") + metricsVersionConfig(`{ auc = 0.91, f1 = 0.8 }`),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+						expectNoReplacePaths(name),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("metrics"), knownvalue.MapExact(map[string]knownvalue.Check{
+						"auc": knownvalue.Float64Exact(0.91), "f1": knownvalue.Float64Exact(0.8),
+					})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("revision"), knownvalue.Int64Exact(2)),
+				},
+				Check: func(_ *terraformState) error {
+					v, err := apiClient(t, r).GetVersion(context.Background(), "fraud", 1)
+					if err != nil {
+						return err
+					}
+					if v.Metrics["f1"] != 0.8 || v.Metrics["auc"] != 0.91 || len(v.Metrics) != 2 {
+						return fmt.Errorf("registry metrics after the update: %v", v.Metrics)
+					}
+					return nil
+				},
+			},
+			{
+				ResourceName:      name,
+				ImportState:       true,
+				ImportStateId:     "fraud/1",
+				ImportStateVerify: true,
+			},
+			{
+				// Imported (ImportBlockWithID plans the import and checks
+				// the plan after it is empty).
+				ResourceName:    name,
+				ImportState:     true,
+				ImportStateKind: tfresource.ImportBlockWithID,
+				ImportStateId:   "fraud/1",
+			},
+			{
+				// The policy sees the added metric.
+				Config: providerBlock(r, "") + metricsVersionConfig(`{ auc = 0.91, f1 = 0.8 }`) + stagingAssignment,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction("mlregistry_stage_assignment.staging", plancheck.ResourceActionCreate),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+			{
+				// The same number spelled another way is no change.
+				Config: providerBlock(r, "") + metricsVersionConfig(`{ auc = 0.910, f1 = 8e-1 }`) + stagingAssignment,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+		},
+	})
+}
+
+// TestAccModelVersion_changeOrRemoveMetric: a recorded metric never
+// changes, so a new value or a removed key registers a new version, and
+// the plan says metrics forces it.
+func TestAccModelVersion_changeOrRemoveMetric(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_model_version.v"
+	replaced := func(metrics string, version int64) tfresource.TestStep {
+		return tfresource.TestStep{
+			Config: providerBlock(r, "") + metricsVersionConfig(metrics),
+			ConfigPlanChecks: tfresource.ConfigPlanChecks{
+				PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(name, plancheck.ResourceActionDestroyBeforeCreate),
+					expectReplacePaths(name, "metrics"),
+				},
+				PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+			},
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(version)),
+			},
+		}
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: providerBlock(r, "") + metricsVersionConfig(`{ auc = 0.91, f1 = 0.8 }`)},
+			replaced(`{ auc = 0.92, f1 = 0.8 }`, 2),
+			replaced(`{ auc = 0.92 }`, 3),
+			// Adding one while changing another is still a change.
+			replaced(`{ auc = 0.93, f1 = 0.8 }`, 4),
+			replaced(`{}`, 5),
+		},
+	})
+}
+
+// expectReplacePaths checks that the plan replaces name because of
+// exactly the given top-level attributes.
+func expectReplacePaths(name string, attrs ...string) plancheck.PlanCheck {
+	return replacePathsCheck{name: name, want: attrs}
+}
+
+// expectNoReplacePaths checks that no attribute of name forces a
+// replacement.
+func expectNoReplacePaths(name string) plancheck.PlanCheck { return replacePathsCheck{name: name} }
+
+type replacePathsCheck struct {
+	name string
+	want []string
+}
+
+func (c replacePathsCheck) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	for _, rc := range req.Plan.ResourceChanges {
+		if rc.Address != c.name {
+			continue
+		}
+		var got []string
+		for _, p := range rc.Change.ReplacePaths {
+			steps, ok := p.([]any)
+			if !ok || len(steps) == 0 {
+				resp.Error = fmt.Errorf("%s: unexpected replace path %v", c.name, p)
+				return
+			}
+			got = append(got, fmt.Sprint(steps[0]))
+		}
+		sort.Strings(got)
+		if !slices.Equal(got, c.want) {
+			resp.Error = fmt.Errorf("%s: replaced because of %v, want %v", c.name, got, c.want)
+		}
+		return
+	}
+	resp.Error = fmt.Errorf("%s: not in the plan", c.name)
 }
