@@ -79,9 +79,18 @@ func TestAccExamples_quickstart(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(examplesDir(t), "quickstart", "main.tf"))
 	must(t, err)
 	w.writeConfig(string(b))
+	// The model artifacts the versions are checksummed from.
+	must(t, os.CopyFS(filepath.Join(w.dir, "models"), os.DirFS(filepath.Join(examplesDir(t), "quickstart", "models"))))
 
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2")
+	// A 10% canary of release 2 on the endpoint that serves production.
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2", "-var", "canary_weight=10")
+	ep, err := apiClient(t, r).GetEndpoint(ctx, "churn")
+	must(t, err)
+	if len(ep.Routes) != 2 || ep.Routes[1].Name != "canary" || ep.Routes[1].Weight != 10 || ep.Stage != "production" {
+		t.Fatalf("endpoint after the canary step: %+v", ep)
+	}
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2", "-var", "production_version=2")
 	// Nothing left to do: no perpetual diff.
 	if out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode", "-var", "staging_version=2", "-var", "production_version=2"); err != nil {
