@@ -471,8 +471,9 @@ func TestErrors(t *testing.T) {
 	if p := decodeProblem(t, res, body); p.Code != registry.CodeUnavailable {
 		t.Errorf("dead upstream: code %q", p.Code)
 	}
-	if res.Header.Get("X-Route") != "" {
-		t.Errorf("error answer carries X-Route")
+	// The gateway's own 502 names the route it tried (issue 9 item 8).
+	if res.Header.Get("X-Route") != "a" || res.Header.Get("X-Model-Version") == "" {
+		t.Errorf("502 answer: X-Route %q, X-Model-Version %q", res.Header.Get("X-Route"), res.Header.Get("X-Model-Version"))
 	}
 }
 

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"net"
 	"net/http"
 	"strings"
 
@@ -42,8 +41,8 @@ func connectionListed(conn []string, k string) bool {
 	return false
 }
 
-// forwardValues returns the values of request header k that go upstream
-// (nil: none).
+// forwardValues returns the values of client request header k that go
+// upstream as they are (nil: none).
 func forwardValues(k string, vv []string, conn []string) []string {
 	if isHopHeader(k) {
 		// "TE: trailers" is end-to-end in practice (gRPC needs it).
@@ -53,8 +52,13 @@ func forwardValues(k string, vv []string, conn []string) []string {
 		return nil
 	}
 	switch k {
-	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", hopHeader:
-		return nil // rewritten by the gateway
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", hopHeader,
+		"X-Request-Id", "X-Model-Version", "X-Route":
+		return nil // written by the gateway (forwardHeaders)
+	case "Content-Length", "Expect":
+		// Framing: the client that sends the body writes its own, and the
+		// gateway has already answered any 100-continue.
+		return nil
 	case "Authorization":
 		// A registry token authenticates the caller to the registry; it
 		// must not leak to model servers. Other credentials pass through.
@@ -93,27 +97,60 @@ func isRegistryToken(v string) bool {
 	return ok && registry.IsTokenSecret(secret)
 }
 
-// outHeader builds the upstream request's header: r's end-to-end headers
-// (value slices shared, never modified) plus X-Forwarded-For/Proto/Host.
-func outHeader(r *http.Request) http.Header {
+// forwardHeaders is the one set of forwarding rules: it calls emit for
+// every header field (besides Host, which is rt's host, and the body's
+// framing) that the upstream of route rt receives for client request r,
+// whatever path carries it (lean client, Transport, upgrade, and the lane
+// through them):
+//
+//   - hop-by-hop headers and those the Connection header lists are dropped
+//     ("TE: trailers" passes), as are Content-Length and Expect;
+//   - Authorization values that are registry tokens are dropped (parsed by
+//     registry.BearerSecret, as the server authenticates);
+//   - X-Forwarded-For gets the client's address appended; X-Forwarded-Proto
+//     and X-Forwarded-Host are the gateway's view; an incoming Forwarded is
+//     dropped (its for= would otherwise pass unchecked beside ours);
+//   - X-Mlregistry-Hops counts this gateway;
+//   - X-Request-ID is id, the ID the client's answer carries;
+//   - X-Model-Version and X-Route name the route chosen (client values
+//     cannot spoof them).
+//
+// Value slices of r.Header are passed as they are and must not be changed.
+func forwardHeaders(r *http.Request, rt *route, id string, emit func(k string, vv []string)) {
 	conn := r.Header["Connection"]
-	h := make(http.Header, len(r.Header)+3)
 	for k, vv := range r.Header {
 		if vv := forwardValues(k, vv, conn); vv != nil {
-			h[k] = vv
+			emit(k, vv)
 		}
 	}
-	h["X-Forwarded-For"] = []string{forwardedFor(r)}
+	ip := remoteIP(r.RemoteAddr)
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	emit("X-Forwarded-For", []string{ip})
 	if r.TLS != nil {
-		h["X-Forwarded-Proto"] = protoHTTPS
+		emit("X-Forwarded-Proto", protoHTTPS)
 	} else {
-		h["X-Forwarded-Proto"] = protoHTTP
+		emit("X-Forwarded-Proto", protoHTTP)
 	}
 	if r.Host != "" {
-		h["X-Forwarded-Host"] = []string{r.Host}
+		emit("X-Forwarded-Host", []string{r.Host})
 	}
 	n, _ := hops(r.Header)
-	h[hopHeader] = hopValues[n]
+	emit(hopHeader, hopValues[n])
+	emit("X-Request-Id", []string{id})
+	emit("X-Model-Version", rt.hdrVersion)
+	emit("X-Route", rt.hdrRoute)
+}
+
+// outHeader builds forwardHeaders' fields as a header map, for the
+// Transport and upgrade paths.
+func outHeader(r *http.Request, rt *route, id string) http.Header {
+	h := make(http.Header, len(r.Header)+7)
+	forwardHeaders(r, rt, id, func(k string, vv []string) { h[k] = vv })
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // the Transport adds none then, like the lean client
+	}
 	return h
 }
 
@@ -122,17 +159,20 @@ var (
 	protoHTTPS = []string{"https"}
 )
 
-// forwardedFor appends the client's address to an incoming
-// X-Forwarded-For chain.
-func forwardedFor(r *http.Request) string {
-	ip := r.RemoteAddr
-	if host, _, err := net.SplitHostPort(ip); err == nil {
-		ip = host
+// requestID is the ID of r as its answer carries it: the API middleware
+// and the lane put it on the response header before the gateway runs;
+// alone, the gateway takes a valid client ID or makes one.
+func requestID(w http.ResponseWriter, r *http.Request) string {
+	h := w.Header()
+	if vv := h["X-Request-Id"]; len(vv) == 1 {
+		return vv[0]
 	}
-	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		return strings.Join(prior, ", ") + ", " + ip
+	id := r.Header.Get("X-Request-Id")
+	if !registry.ValidRequestID(id) {
+		id = registry.NewRequestID()
 	}
-	return ip
+	h["X-Request-Id"] = []string{id}
+	return id
 }
 
 // copyResponseHeader copies the upstream's end-to-end response headers.

@@ -57,7 +57,8 @@ type LaneOptions struct {
 	Header http.Header
 	// RequestIDHeader, when set, names a response header that carries the
 	// request's ID: the client's own when it sent a valid one under the
-	// same name, else a generated one.
+	// same name, else a generated one (registry.NewRequestID, the API's
+	// format). The upstream receives it too.
 	RequestIDHeader string
 	// IdleTimeout closes a connection that sends nothing for this long
 	// (default 120 s).
@@ -86,9 +87,6 @@ type Lane struct {
 	conns   map[*laneConn]struct{}
 	closing atomic.Bool
 	wg      sync.WaitGroup
-
-	idPrefix string
-	idSeq    atomic.Uint64
 }
 
 // Lane starts serving ln's connections. The caller serves the returned
@@ -97,15 +95,16 @@ func (g *Gateway) Lane(ln net.Listener, opts LaneOptions) *Lane {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
 	}
+	// Canonical, so the gateway finds the ID where net/http's path puts it.
+	opts.RequestIDHeader = http.CanonicalHeaderKey(opts.RequestIDHeader)
 	l := &Lane{
-		g:        g,
-		ln:       ln,
-		opts:     opts,
-		log:      opts.Logger,
-		handoff:  make(chan net.Conn),
-		done:     make(chan struct{}),
-		conns:    make(map[*laneConn]struct{}),
-		idPrefix: newIDPrefix(),
+		g:       g,
+		ln:      ln,
+		opts:    opts,
+		log:     opts.Logger,
+		handoff: make(chan net.Conn),
+		done:    make(chan struct{}),
+		conns:   make(map[*laneConn]struct{}),
 	}
 	if l.log == nil {
 		l.log = g.log
@@ -423,7 +422,7 @@ func (l *Lane) serveOne(lc *laneConn, req *http.Request) (ok bool) {
 	if name := l.opts.RequestIDHeader; name != "" {
 		id := req.Header.Get(name)
 		if !registry.ValidRequestID(id) {
-			id = l.idPrefix + strconv.FormatUint(l.idSeq.Add(1), 36)
+			id = registry.NewRequestID() // the API's format
 		}
 		w.hdr[name] = []string{id}
 	}
@@ -578,10 +577,6 @@ func onlyKeepAlive(v string) bool {
 		}
 	}
 	return true
-}
-
-func newIDPrefix() string {
-	return strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 }
 
 // laneWriter is the http.ResponseWriter of a lane request: it writes

@@ -38,7 +38,7 @@ const (
 
 // forwardLean proxies a body-less request to a plain-http upstream over
 // the lean client.
-func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route, rest string, start time.Time) outcome {
+func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route, rest, id string, start time.Time) outcome {
 	ctx := r.Context()
 	now := start // deadlines and idle times need the real clock
 	if !g.realClock {
@@ -63,7 +63,7 @@ func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route,
 			}
 		}
 		c.read = 0
-		o, retry := g.exchange(w, r, rt, c, path, now, reused && !retried)
+		o, retry := g.exchange(w, r, rt, c, path, id, now, reused && !retried)
 		if o.reuse {
 			pool.put(c, now.UnixNano())
 		} else {
@@ -84,8 +84,8 @@ type leanOutcome struct {
 // exchange sends one request on c and relays the answer. retry is true
 // when c turned out to be stale and nothing was sent to the client, so
 // the caller may try again on a fresh connection.
-func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, rt *route, c *upConn, path string, now time.Time, mayRetry bool) (o leanOutcome, retry bool) {
-	c.writeRequest(r, path, rt)
+func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, rt *route, c *upConn, path, id string, now time.Time, mayRetry bool) (o leanOutcome, retry bool) {
+	c.writeRequest(r, path, rt, id)
 	// Let the other requests that are ready get this far too, so their
 	// heads leave back to back: the upstream then wakes once for several
 	// requests instead of once for each (nginx's event loop batches the

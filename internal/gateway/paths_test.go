@@ -88,7 +88,7 @@ func (p gatewayPath) send(t *testing.T, h *laneHarness, path string, hdr http.He
 		t.Fatal(err)
 	}
 	if got := res.Header.Get("X-Served-By") == "net/http"; got != p.viaNetHTTP {
-		t.Fatalf("%s: served by net/http = %v, want %v: the request did not take the path under test", p.name, got, p.viaNetHTTP)
+		t.Fatalf("%s %v: served by net/http = %v, want %v: the request did not take the path under test", p.name, hdr, got, p.viaNetHTTP)
 	}
 	var e *echoed
 	if res.Header.Get("Content-Type") == "application/json" {

@@ -152,15 +152,21 @@ type outcome struct {
 }
 
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest string, start time.Time) (abort bool) {
+	// Every answer from here on names the route, the gateway's own
+	// 502/504 too; the upstream's headers cannot override these.
+	h := w.Header()
+	h["X-Model-Version"] = rt.hdrVersion
+	h["X-Route"] = rt.hdrRoute
+	id := requestID(w, r)
 	if isUpgrade(r.Header) {
-		g.finish(ep, rt, start, g.forwardUpgrade(w, r, rt, rest))
+		g.finish(ep, rt, start, g.forwardUpgrade(w, r, rt, rest, id))
 		return false
 	}
 	var o outcome
 	if rt.pool != nil && r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-		o = g.forwardLean(w, r, rt, rest, start)
+		o = g.forwardLean(w, r, rt, rest, id, start)
 	} else {
-		o = g.forwardTransport(w, r, ep, rt, rest)
+		o = g.forwardTransport(w, r, ep, rt, rest, id)
 	}
 	g.finish(ep, rt, start, o)
 	return o.abort
@@ -199,7 +205,7 @@ func targetPath(rest string, rt *route) string {
 }
 
 // forwardTransport proxies through an http.RoundTripper.
-func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest string) outcome {
+func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest, id string) outcome {
 	ctx := r.Context()
 	var timedOut atomic.Bool
 	var timer *time.Timer
@@ -228,7 +234,7 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		out.Body = &stickyEOF{ReadCloser: r.Body}
 	}
-	out.Header = outHeader(r)
+	out.Header = outHeader(r, rt, id)
 
 	res, err := g.transport.RoundTrip(out)
 	if timer != nil {
@@ -362,22 +368,18 @@ func errText(err error) string {
 // forwardUpgrade hands protocol upgrades (WebSocket) to
 // httputil.ReverseProxy, which splices the two connections. It is the
 // rare path and is not tuned.
-func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *route, rest string) outcome {
+func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *route, rest, id string) outcome {
 	o := outcome{}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(rt.target)
 			setOutURL(pr.Out.URL, targetPath(rest, rt), r.URL.RawQuery)
-			pr.SetXForwarded()
-			n, _ := hops(r.Header)
-			pr.Out.Header[hopHeader] = hopValues[n]
-			if vv, ok := pr.Out.Header["Authorization"]; ok {
-				if vv = withoutRegistryTokens(vv); vv == nil {
-					delete(pr.Out.Header, "Authorization")
-				} else {
-					pr.Out.Header["Authorization"] = vv
-				}
-			}
+			// The same rules as every other path; then the two
+			// hop-by-hop headers that ask the upstream to switch.
+			up := pr.Out.Header.Get("Upgrade")
+			pr.Out.Header = outHeader(r, rt, id)
+			pr.Out.Header["Connection"] = []string{"Upgrade"}
+			pr.Out.Header["Upgrade"] = []string{up}
 		},
 		Transport: g.transport,
 		ModifyResponse: func(res *http.Response) error {

@@ -135,7 +135,7 @@ func replayable(r *http.Request) bool {
 
 // writeRequest queues r's head (no body) for route rt; the next Read
 // sends it (see rawStep).
-func (c *upConn) writeRequest(r *http.Request, path string, rt *route) {
+func (c *upConn) writeRequest(r *http.Request, path string, rt *route, id string) {
 	b := c.whead[:0]
 	b = append(b, r.Method...)
 	b = append(b, ' ')
@@ -147,39 +147,15 @@ func (c *upConn) writeRequest(r *http.Request, path string, rt *route) {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, rt.hostHdr...)
 	b = append(b, "\r\n"...)
-	conn := r.Header["Connection"]
-	for k, vv := range r.Header {
-		switch k {
-		case "Content-Length", "Expect":
-			continue // the lean path carries no body
-		}
-		for _, v := range forwardValues(k, vv, conn) {
+	forwardHeaders(r, rt, id, func(k string, vv []string) {
+		for _, v := range vv {
 			b = append(b, k...)
 			b = append(b, ": "...)
 			b = append(b, v...)
 			b = append(b, "\r\n"...)
 		}
-	}
-	b = append(b, "X-Forwarded-For: "...)
-	for _, v := range r.Header["X-Forwarded-For"] {
-		b = append(b, v...)
-		b = append(b, ", "...)
-	}
-	b = append(b, remoteIP(r.RemoteAddr)...)
-	if r.TLS != nil {
-		b = append(b, "\r\nX-Forwarded-Proto: https\r\n"...)
-	} else {
-		b = append(b, "\r\nX-Forwarded-Proto: http\r\n"...)
-	}
-	if r.Host != "" {
-		b = append(b, "X-Forwarded-Host: "...)
-		b = append(b, r.Host...)
-		b = append(b, "\r\n"...)
-	}
-	n, _ := hops(r.Header)
-	b = append(b, hopHeader+": "...)
-	b = append(b, hopValues[n][0]...)
-	b = append(b, "\r\n\r\n"...)
+	})
+	b = append(b, "\r\n"...)
 	c.whead = b
 	c.pending = b
 }

@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/netip"
@@ -522,6 +524,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// NewRequestID makes a request ID (32 hex digits) for a request that
+// brought no valid one. The API and every gateway path use it, so an ID
+// has one format whichever path answered.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // MaxRequestIDLen bounds a client-supplied X-Request-ID.

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -120,11 +118,7 @@ func (st *reqState) logger() *slog.Logger {
 	return st.log
 }
 
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func newRequestID() string { return registry.NewRequestID() }
 
 // middleware wraps the mux: request ID, security headers, panic recovery,
 // problem+json for the mux's own 404/405, metrics and the access log.
