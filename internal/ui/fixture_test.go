@@ -113,13 +113,13 @@ func browser(t testing.TB) *http.Client {
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-type page struct {
+type answer struct {
 	status int
 	header http.Header
 	body   string
 }
 
-func get(t testing.TB, c *http.Client, u string) page {
+func get(t testing.TB, c *http.Client, u string) answer {
 	t.Helper()
 	res, err := c.Get(u)
 	if err != nil {
@@ -127,10 +127,10 @@ func get(t testing.TB, c *http.Client, u string) page {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return page{res.StatusCode, res.Header, string(b)}
+	return answer{res.StatusCode, res.Header, string(b)}
 }
 
-func postForm(t testing.TB, c *http.Client, u string, form url.Values, origin string) page {
+func postForm(t testing.TB, c *http.Client, u string, form url.Values, origin string) answer {
 	t.Helper()
 	req, err := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -146,7 +146,7 @@ func postForm(t testing.TB, c *http.Client, u string, form url.Values, origin st
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return page{res.StatusCode, res.Header, string(b)}
+	return answer{res.StatusCode, res.Header, string(b)}
 }
 
 // login signs c in with token and fails the test unless it worked.

@@ -541,6 +541,14 @@ func (h *Handler) endpoint(r *http.Request, u *user) (view, error) {
 		}
 	}
 	d.E = endpointView{Endpoint: *e}
+	if d.E.URL == "" {
+		// The store does not know the public address; this request does.
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		d.E.URL = scheme + "://" + r.Host + "/serve/" + url.PathEscape(e.Name) + "/"
+	}
 	for _, rt := range e.Routes {
 		rv := routeView{Route: rt, Configured: rt.Weight}
 		if c, ok := configured[rt.Name]; ok {
