@@ -122,7 +122,7 @@ func TestBrowser(t *testing.T) {
 			mu.Lock()
 			// The refused login is answered 401 on purpose; Chromium logs
 			// any 4xx document as a failed load.
-			if !(where == "wrong token" && m.Source == "network" && strings.Contains(m.Text, "401")) {
+			if expected := where == "wrong token" && m.Source == "network" && strings.Contains(m.Text, "401"); !expected {
 				problems = append(problems, fmt.Sprintf("[%s] %s %s: %s (%s)", where, m.Type, m.Source, m.Text, m.URL))
 			}
 			mu.Unlock()

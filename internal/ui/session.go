@@ -41,8 +41,8 @@ type sessions struct {
 	m  map[[32]byte]session
 }
 
-func newSessions(ttl time.Duration, max int) *sessions {
-	return &sessions{ttl: ttl, max: max, m: map[[32]byte]session{}}
+func newSessions(ttl time.Duration, limit int) *sessions {
+	return &sessions{ttl: ttl, max: limit, m: map[[32]byte]session{}}
 }
 
 func sessionKey(id string) [32]byte { return sha256.Sum256([]byte(id)) }
