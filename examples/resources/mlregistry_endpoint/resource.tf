@@ -1,12 +1,13 @@
 # 90% of the traffic to v6, a 10% canary of v7. If the canary's error rate
 # passes 5% over 5 minutes (after 100 requests), the gateway moves its
-# weight to the stable route; the next plan shows that as drift.
+# weight to the stable route; the next plan shows that as drift. The
+# upstreams are your model servers (the registry only routes to them).
 resource "mlregistry_endpoint" "churn" {
   name  = "churn"
   model = mlregistry_model.churn.name
 
   routes = [
-    { name = "stable", version = 6, upstream_url = "http://churn-v6:8080", weight = 90 },
+    { name = "stable", version = mlregistry_model_version.v6.version, upstream_url = "http://churn-v6:8080", weight = 90 },
     { name = "canary", version = mlregistry_model_version.v7.version, upstream_url = "http://churn-v7:8080", weight = 10 },
   ]
 

@@ -1,6 +1,9 @@
 resource "mlregistry_model_version" "v7" {
-  model    = mlregistry_model.churn.name
-  source   = "s3://models/churn/7/model.onnx"
+  model  = mlregistry_model.churn.name
+  source = "s3://models/churn/7/model.onnx"
+  # filesha256 reads a local file at plan time: this example needs
+  # build/model.onnx next to the configuration (the artifact you upload to
+  # source).
   checksum = "sha256:${filesha256("build/model.onnx")}"
   format   = "onnx"
 
@@ -29,4 +32,15 @@ resource "mlregistry_model_version" "v7" {
   # Set when a version turns out to be bad: it can no longer be assigned to
   # a stage and "latest"/"best" look-ups skip it.
   flagged = false
+}
+
+# The release before v7, with only the required fields and its metrics.
+# An evaluation that finishes later adds its metrics in place (a new key in
+# metrics); changing a recorded value registers a new version.
+resource "mlregistry_model_version" "v6" {
+  model    = mlregistry_model.churn.name
+  source   = "s3://models/churn/6/model.onnx"
+  checksum = "sha256:ef5021e124ccd79356bfad789c319279edc05af8443a61d84591c1f27af0789a"
+  format   = "onnx"
+  metrics  = { auc = 0.88, latency_p99_ms = 35 }
 }

@@ -12,7 +12,7 @@ resource "mlregistry_stage_assignment" "production" {
   model   = mlregistry_model.churn.name
   stage   = "production"
   version = mlregistry_model_version.v7.version
-  reason  = "AUC +0.03 over v6, 48h in staging"
+  reason  = "AUC +0.03 over v6"
 
   # The production policy checks staging, so assign staging first.
   depends_on = [mlregistry_stage_assignment.staging]
