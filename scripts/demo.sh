@@ -118,10 +118,15 @@ tf() {
 		return 1
 	fi
 	# The planned changes (up to "Plan:"), then the outcome.
-	# Versions and weights are shown for in-place updates only.
+	# Versions and weights are shown for in-place updates only, with the
+	# endpoint route they belong to.
 	awk '/^Plan:/ { print; planned = 1; next }
-		!planned && /^  # .* (will be|must be)/ { print; update = /updated in-place/; next }
-		!planned && update && /^ +[~+-] +(version|weight) += [^(]/ { print; next }
+		!planned && /^  # .* (will be|must be)/ { print; update = /updated in-place/; route = ""; next }
+		!planned && update && /^ +[~+-]? *name += "/ && match($0, /[^ ]/) > 12 {
+			match($0, /"[^"]*"/); route = substr($0, RSTART, RLENGTH); next }
+		!planned && update && /^ +[~+-] +(version|weight) += [^(]/ {
+			line = $0; gsub(/ +=/, " =", line)
+			print line (route == "" ? "" : "  (route " route ")"); next }
 		/^(Apply complete|Destroy complete|No changes)/ { print }' "$log" |
 		sed -e 's/^  *//' -e 's/^/  /' -e 's/^  \([~+-]\)/    \1/'
 }
@@ -189,6 +194,9 @@ curl -fsS -D "$work/headers" -o "$work/body" -H "Authorization: Bearer $read_tok
 	-d "$features" "$registry/serve/churn/predict"
 tr -d '\r' <"$work/headers" | grep -iE '^x-(model-version|route):' | sed 's/^/  /'
 say "$(cat "$work/body")"
+registered=$(api /api/v1/models/churn/versions/1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
+grep -q "\"artifact\":\"$registered\"" "$work/body" || { echo "  the model server's artifact is not the checksum the registry holds for v1 ($registered)"; exit 1; }
+say "The artifact it loaded has the checksum the registry holds for v1."
 say "20 predictions for the same customer:"
 predict 20 1
 
