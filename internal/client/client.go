@@ -1,6 +1,8 @@
 // Package client is the typed Go client of the mlregistry HTTP API
 // (/api/v1). It retries transient failures with go-retryablehttp, sends an
-// Idempotency-Key on every create and If-Match on conditional writes, and
+// Idempotency-Key on every write (so a retry after a lost answer gets the
+// first answer, even for a conditional write whose first attempt already
+// moved the revision) and If-Match on conditional writes, and
 // decodes RFC 9457 problem+json answers into *registry.Error values, so
 // callers test them with errors.Is(err, registry.ErrNotFound) and friends.
 //
@@ -265,7 +267,8 @@ type request struct {
 	// ifRevision > 0 sends If-Match: "<ifRevision>".
 	ifRevision int64
 	// idempotent sends an Idempotency-Key, generated once per call and
-	// reused by every retry of it.
+	// reused by every retry of it. Every write (any method but GET and
+	// HEAD) sends one anyway.
 	idempotent bool
 }
 
@@ -314,7 +317,7 @@ func (c *Client) do(ctx context.Context, req request, out any) (*response, error
 		hr.Header.Set("If-Match", etag(req.ifRevision))
 	}
 	fields := map[string]any{"method": req.method, "path": req.path}
-	if req.idempotent {
+	if req.idempotent || (req.method != http.MethodGet && req.method != http.MethodHead) {
 		key := newIdempotencyKey()
 		hr.Header.Set("Idempotency-Key", key)
 		fields["idempotency_key"] = key

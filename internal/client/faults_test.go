@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -98,4 +99,124 @@ func TestCreatesThroughLossyNetwork(t *testing.T) {
 		t.Errorf("the proxy lost only %d answers; the test did not exercise retries", d)
 	}
 	t.Logf("%d creates, %d connections, %d answers lost, %d versions stored", creates, p.Connections.Load(), p.Dropped.Load(), n)
+}
+
+// lossyClient is a client that reaches r through a proxy losing the
+// answer on about half of the connections (one request per connection).
+func lossyClient(t *testing.T, r *apptest.Registry, seed uint64) (*client.Client, *faultproxy.Proxy) {
+	t.Helper()
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Start(u.Host, 0.5, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	c, err := client.New(client.Options{
+		Address: p.URL(), Token: r.AdminToken, MaxRetries: 20,
+		HTTPClient:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
+// TestConditionalWritesThroughLossyNetwork: updates, stage assignments
+// and deletes with If-Match through a proxy that loses about half of the
+// answers. The first attempt of a write whose answer was lost was applied
+// and moved the revision, so a plain retry would fail its own If-Match;
+// with the client's Idempotency-Key on every write the retry gets the
+// first answer. Every write succeeds and is applied exactly once (one
+// audit event each, revisions advance by one).
+func TestConditionalWritesThroughLossyNetwork(t *testing.T) {
+	t.Parallel()
+	r := apptest.Start(t)
+	c, p := lossyClient(t, r, 7)
+	direct := newClient(t, r, r.AdminToken)
+	ctx := context.Background()
+
+	m, err := direct.CreateModel(ctx, registry.ModelCreate{Name: "cond"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const updates = 100
+	for i := range updates {
+		desc := fmt.Sprintf("update %d", i)
+		got, err := c.UpdateModel(ctx, "cond", registry.ModelPatch{Description: &desc}, m.Revision)
+		if err != nil {
+			t.Fatalf("update %d (If-Match %d): %v", i, m.Revision, err)
+		}
+		if got.Revision != m.Revision+1 || got.Description != desc {
+			t.Fatalf("update %d answered revision %d %q, want %d %q", i, got.Revision, got.Description, m.Revision+1, desc)
+		}
+		m = got
+	}
+
+	const versions = 3
+	for i := range versions {
+		if _, err := direct.CreateVersion(ctx, "cond", registry.ModelVersionCreate{Source: "s3://b/m.onnx", Checksum: checksum(i + 1), Format: "onnx"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const assigns = 60
+	var stageRev int64
+	for i := range assigns {
+		want := int64(i%versions + 1)
+		a, err := c.AssignStage(ctx, "cond", "production", registry.StageAssign{Version: want}, stageRev)
+		if err != nil {
+			t.Fatalf("assignment %d (If-Match %d): %v", i, stageRev, err)
+		}
+		if a.Version != want || a.Revision != stageRev+1 {
+			t.Fatalf("assignment %d answered version %d revision %d, want %d %d", i, a.Version, a.Revision, want, stageRev+1)
+		}
+		stageRev = a.Revision
+	}
+	if err := c.UnassignStage(ctx, "cond", "production", stageRev); err != nil {
+		t.Fatalf("unassign: %v", err)
+	}
+
+	const deletes = 40
+	for i := range deletes {
+		v, err := direct.CreateVersion(ctx, "cond", registry.ModelVersionCreate{Source: "s3://b/d.onnx", Checksum: checksum(1000 + i), Format: "onnx"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.DeleteVersion(ctx, "cond", v.Version, v.Revision); err != nil {
+			t.Fatalf("delete version %d: %v", v.Version, err)
+		}
+	}
+
+	counts := map[string]int{}
+	f := registry.EventFilter{Model: "cond", ListOptions: registry.ListOptions{PageSize: registry.MaxPageSize}}
+	for {
+		page, err := direct.ListEvents(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Items {
+			counts[e.Action]++
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		f.PageToken = page.NextPageToken
+	}
+	for action, want := range map[string]int{
+		registry.ActionModelUpdate:   updates,
+		registry.ActionStageAssign:   assigns,
+		registry.ActionStageUnassign: 1,
+		registry.ActionVersionDelete: deletes,
+	} {
+		if counts[action] != want {
+			t.Errorf("%d %s events, want %d (each write applied once)", counts[action], action, want)
+		}
+	}
+	if d := p.Dropped.Load(); d < (updates+assigns+deletes)/4 {
+		t.Errorf("the proxy lost only %d answers; the test did not exercise retries", d)
+	}
+	t.Logf("%d conditional writes, %d connections, %d answers lost", updates+assigns+1+deletes, p.Connections.Load(), p.Dropped.Load())
 }

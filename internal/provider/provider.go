@@ -49,6 +49,10 @@ func New(version string) func() provider.Provider {
 
 type mlregistryProvider struct {
 	version string
+	// clientOptions, when set, adjusts the client's options after the
+	// provider block is read (tests: a lossy network needs more retries
+	// with shorter waits than a user would want).
+	clientOptions func(*client.Options)
 }
 
 type providerModel struct {
@@ -155,6 +159,9 @@ func (p *mlregistryProvider) Configure(ctx context.Context, req provider.Configu
 		return
 	}
 
+	if p.clientOptions != nil {
+		p.clientOptions(&opts)
+	}
 	c, err := client.New(opts)
 	if err != nil {
 		if caFile != "" && strings.HasPrefix(err.Error(), "CA file") {

@@ -221,12 +221,15 @@ type Store interface {
 	// than ttl are replaced. An in-flight record older than a minute is
 	// considered abandoned and is claimed again.
 	//
-	// CreateModel, CreateVersion and CreateEndpoint complete the claim of
-	// an IdempotentCreate in their ctx (WithIdempotentCreate) in their own
-	// transaction: they store Response(created) as the completed record
-	// and call MarkCommitted after the commit. When the claim is no longer
-	// in flight (completed, or taken over by a retry after a minute) the
-	// create fails with conflict and writes nothing. A create that fails
+	// The writes a client may retry (CreateModel, UpdateModel, DeleteModel,
+	// CreateVersion, UpdateVersion, DeleteVersion, AssignStage but its dry
+	// run, UnassignStage, CreateEndpoint, UpdateEndpoint, DeleteEndpoint)
+	// complete the claim of an IdempotentWrite in their ctx
+	// (WithIdempotentWrite) in their own transaction: they store
+	// Response(written) as the completed record (written is nil after a
+	// delete) and call MarkCommitted after the commit. When the claim is no
+	// longer in flight (completed, or taken over by a retry after a minute)
+	// the write fails with conflict and changes nothing. A write that fails
 	// leaves the claim in flight for the caller to complete or abandon.
 	BeginIdempotent(ctx context.Context, k IdempotencyKey, ttl time.Duration) (*IdempotencyRecord, error)
 	// CompleteIdempotent stores the outcome of a request that wrote nothing

@@ -11,11 +11,51 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-// createdAnswer is the 201 answer to a create: the resource as JSON with
-// its ETag and Location.
+// createdAnswer is the answer to a write: for a create 201 with the
+// resource as JSON, its ETag and Location; for an update or stage change
+// 200 with the resource and its ETag; for a delete 204.
 type createdAnswer struct {
+	status int
 	header map[string]string
 	body   []byte
+}
+
+// renderWritten renders the answer to the write r made (see
+// registry.IdempotentWrite): renderCreated for a POST, else the resource
+// as the update left it (nil after a delete), as writeResource sends it.
+// The idempotency layer stores these bytes, inside the write's
+// transaction, for retries to replay.
+func (s *Server) renderWritten(r *http.Request, written any) (*createdAnswer, error) {
+	if r.Method == http.MethodPost {
+		return s.renderCreated(r, written)
+	}
+	var (
+		revision int64
+		v        any
+	)
+	switch c := written.(type) {
+	case nil:
+		return &createdAnswer{status: http.StatusNoContent, header: map[string]string{}}, nil
+	case *registry.Model:
+		revision, v = c.Revision, fixModel(c)
+	case *registry.ModelVersion:
+		revision, v = c.Revision, fixVersion(c)
+	case *registry.StageAssignment:
+		revision, v = c.Revision, c
+	case *registry.Endpoint:
+		revision, v = c.Revision, s.fixEndpoint(r, c)
+	default:
+		return nil, fmt.Errorf("server: no answer for a written %T", written)
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return &createdAnswer{
+		status: http.StatusOK,
+		header: map[string]string{"Content-Type": "application/json", "ETag": etag(revision)},
+		body:   append(body, '\n'),
+	}, nil
 }
 
 // renderCreated renders the answer to a create of created (a *Model,
@@ -43,6 +83,7 @@ func (s *Server) renderCreated(r *http.Request, created any) (*createdAnswer, er
 		return nil, err
 	}
 	return &createdAnswer{
+		status: http.StatusCreated,
 		header: map[string]string{
 			"Content-Type": "application/json",
 			"ETag":         etag(revision),
@@ -62,7 +103,7 @@ func (s *Server) writeCreated(w http.ResponseWriter, r *http.Request, created an
 	for k, v := range a.header {
 		h.Set(k, v)
 	}
-	w.WriteHeader(http.StatusCreated)
+	w.WriteHeader(a.status)
 	_, _ = w.Write(a.body)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -29,11 +30,18 @@ func validIdempotencyKey(k string) bool {
 	return true
 }
 
-// idempotent makes a create route honour Idempotency-Key: the first
-// response to a (token, key, method, path) is stored in the database and
-// replayed for retries with the same body. The path is the route pattern
-// filled with the decoded path values (idempotencyPath), so a retry that
-// spells the URL differently is still the same request.
+// idempotent makes a write route (a create, an update, a delete, a stage
+// change) honour Idempotency-Key: the first response to a (token, key,
+// method, path) is stored in the database and replayed for retries of the
+// same request (requestHash: its body, and its If-Match and query when
+// present). The path is the route pattern filled with the decoded path
+// values (idempotencyPath), so a retry that spells the URL differently is
+// still the same request.
+//
+// For a conditional write this is what makes a retry after a lost answer
+// safe: the first attempt was applied and moved the revision, so running
+// the retry would fail its own If-Match with 412; it gets the first
+// answer instead.
 func (s *Server) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		vals := r.Header.Values("Idempotency-Key")
@@ -56,7 +64,6 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		sum := sha256.Sum256(body)
 		var tokenID int64
 		if tok, ok := TokenFromContext(r.Context()); ok {
 			tokenID = tok.ID
@@ -66,7 +73,7 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			Key:         vals[0],
 			Method:      r.Method,
 			Path:        idempotencyPath(r),
-			RequestHash: hex.EncodeToString(sum[:]),
+			RequestHash: requestHash(r, body),
 		}
 		rec, err := s.store.BeginIdempotent(r.Context(), key, s.idemTTL)
 		if err != nil {
@@ -79,6 +86,24 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		}
 		s.runIdempotent(w, r, key, next)
 	})
+}
+
+// requestHash identifies what a request asks for, so a key reused for
+// another request is refused (422) instead of replaying an answer to
+// something else. It is the SHA-256 of the body, and of the If-Match
+// condition and the query when they are present: the same key with
+// another If-Match or ?force=true is another request. (A create has
+// neither, so its hash is that of its body alone, as before.)
+func requestHash(r *http.Request, body []byte) string {
+	h := sha256.New()
+	h.Write(body)
+	if im := r.Header.Values("If-Match"); len(im) > 0 {
+		h.Write([]byte("\x00If-Match\x00" + strings.Join(im, ",")))
+	}
+	if q := r.URL.Query(); len(q) > 0 {
+		h.Write([]byte("\x00?" + q.Encode()))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // replay answers a retry from the stored record.
@@ -102,10 +127,10 @@ func replay(w http.ResponseWriter, r *http.Request, key registry.IdempotencyKey,
 
 // runIdempotent runs the handler, keeping its answer.
 //
-// A create completes the claim itself: the handler's store call finds a
-// registry.IdempotentCreate in the request context and stores the answer
-// (rendered by renderCreated, byte for byte what the handler then sends)
-// in the transaction that writes the object, so no crash can separate the
+// A write completes the claim itself: the handler's store call finds a
+// registry.IdempotentWrite in the request context and stores the answer
+// (rendered by renderWritten, byte for byte what the handler then sends)
+// in the transaction that makes the change, so no crash can separate the
 // two. Other outcomes are recorded here: a 4xx answer (nothing was
 // written) is final and stored; after a 5xx or a panic nothing was
 // written either, so the claim is dropped and a retry runs again.
@@ -114,17 +139,17 @@ func (s *Server) runIdempotent(w http.ResponseWriter, r *http.Request, key regis
 	// The client may be gone; the outcome must be recorded anyway.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	create := &registry.IdempotentCreate{Key: key, Response: func(created any) (registry.IdempotencyRecord, error) {
-		a, err := s.renderCreated(r, created)
+	iw := &registry.IdempotentWrite{Key: key, Response: func(written any) (registry.IdempotencyRecord, error) {
+		a, err := s.renderWritten(r, written)
 		if err != nil {
 			return registry.IdempotencyRecord{}, err
 		}
-		return registry.IdempotencyRecord{Completed: true, RequestHash: key.RequestHash, StatusCode: http.StatusCreated, Headers: a.header, Body: a.body}, nil
+		return registry.IdempotencyRecord{Completed: true, RequestHash: key.RequestHash, StatusCode: a.status, Headers: a.header, Body: a.body}, nil
 	}}
-	r = r.WithContext(registry.WithIdempotentCreate(r.Context(), create))
+	r = r.WithContext(registry.WithIdempotentWrite(r.Context(), iw))
 	completed := false
 	defer func() {
-		if completed || create.Committed() {
+		if completed || iw.Committed() {
 			return
 		}
 		if err := s.store.AbandonIdempotent(ctx, key); err != nil {
@@ -133,7 +158,7 @@ func (s *Server) runIdempotent(w http.ResponseWriter, r *http.Request, key regis
 	}()
 
 	next.ServeHTTP(cw, r)
-	if create.Committed() {
+	if iw.Committed() {
 		return
 	}
 

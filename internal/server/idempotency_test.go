@@ -94,3 +94,125 @@ func TestIdempotencyCompletedWithWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotentConditionalWrites: PATCH, PUT and DELETE honour
+// Idempotency-Key. The first attempt of a conditional write moves the
+// revision, so its retry with the same If-Match would get 412; with the
+// same key it gets the first answer (from the write's own transaction:
+// the store here loses every CompleteIdempotent) and writes nothing.
+// The same key with another If-Match, query or body is 422.
+func TestIdempotentConditionalWrites(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		cs := &crashingStore{}
+		e := newEnv(t, dsn, func(o *Options) {
+			cs.Store = o.Store
+			o.Store = cs
+		})
+		e.createModel(registry.ModelCreate{Name: "churn"})
+		e.createModel(registry.ModelCreate{Name: "gone"})
+		v1 := e.createVersion("churn", registry.ModelVersionCreate{Source: "s3://m/1", Checksum: sha("1"), Format: "onnx"})
+		e.createVersion("churn", registry.ModelVersionCreate{Source: "s3://m/2", Checksum: sha("2"), Format: "onnx"})
+		v3 := e.createVersion("churn", registry.ModelVersionCreate{Source: "s3://m/3", Checksum: sha("3"), Format: "onnx"})
+		e.do(req{method: "POST", path: "/api/v1/endpoints", token: e.admin, body: registry.EndpointCreate{Name: "api", Model: "churn",
+			Routes: []registry.Route{{Name: "a", Version: 1, UpstreamURL: "http://a:1", Weight: 100}}}}, http.StatusCreated)
+		e.assign("churn", "staging", 1, e.admin, http.StatusOK)
+
+		desc := "updated"
+		routes := []registry.Route{{Name: "a", Version: 1, UpstreamURL: "http://a:1", Weight: 60}, {Name: "b", Version: 2, UpstreamURL: "http://b:1", Weight: 40}}
+		for _, c := range []struct {
+			method, path string
+			body         any
+			ifMatch      string
+			status       int
+		}{
+			{"PATCH", "/api/v1/models/churn", registry.ModelPatch{Description: &desc}, `"1"`, http.StatusOK},
+			{"PATCH", "/api/v1/models/churn/versions/1", registry.ModelVersionPatch{Description: &desc}, etag(v1.Revision), http.StatusOK},
+			{"PUT", "/api/v1/models/churn/stages/staging", registry.StageAssign{Version: 2}, `"1"`, http.StatusOK},
+			{"DELETE", "/api/v1/models/churn/stages/staging", nil, `"2"`, http.StatusNoContent},
+			{"PATCH", "/api/v1/endpoints/api", registry.EndpointPatch{Routes: &routes}, `"1"`, http.StatusOK},
+			{"DELETE", "/api/v1/endpoints/api", nil, `"2"`, http.StatusNoContent},
+			{"DELETE", "/api/v1/models/churn/versions/3", nil, etag(v3.Revision), http.StatusNoContent},
+			{"DELETE", "/api/v1/models/gone", nil, `"1"`, http.StatusNoContent},
+		} {
+			key := map[string]string{"Idempotency-Key": "k " + c.method + " " + c.path, "If-Match": c.ifMatch}
+			first := e.do(req{method: c.method, path: c.path, token: e.admin, body: c.body, header: key}, c.status)
+			events := e.countEvents()
+			again := e.do(req{method: c.method, path: c.path, token: e.admin, body: c.body, header: key}, c.status)
+			if again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.body, first.body) ||
+				again.header.Get("ETag") != first.header.Get("ETag") {
+				t.Errorf("%s %s: retry is not the first answer: %v %s / %v %s", c.method, c.path, first.header, first.body, again.header, again.body)
+			}
+			if got := e.countEvents(); got != events {
+				t.Errorf("%s %s: the retry wrote %d events", c.method, c.path, got-events)
+			}
+			// Without the key the same retry fails: its own If-Match, or the
+			// thing it deletes is gone.
+			status, code := http.StatusPreconditionFailed, registry.CodePreconditionFailed
+			if c.method == "DELETE" {
+				status, code = http.StatusNotFound, registry.CodeNotFound
+			}
+			e.expectProblem(req{method: c.method, path: c.path, token: e.admin, body: c.body, header: map[string]string{"If-Match": c.ifMatch}}, status, code)
+			// The same key for another request is refused.
+			other := map[string]string{"Idempotency-Key": key["Idempotency-Key"], "If-Match": `"99"`}
+			e.expectProblem(req{method: c.method, path: c.path, token: e.admin, body: c.body, header: other}, http.StatusUnprocessableEntity, registry.CodeIdempotencyMismatch)
+		}
+		e.expectProblem(req{method: "PATCH", path: "/api/v1/models/churn", token: e.admin, body: registry.ModelPatch{Owner: &desc},
+			header: map[string]string{"Idempotency-Key": "k PATCH /api/v1/models/churn", "If-Match": `"1"`}}, http.StatusUnprocessableEntity, registry.CodeIdempotencyMismatch)
+		e.expectProblem(req{method: "DELETE", path: "/api/v1/models/gone?force=true", token: e.admin,
+			header: map[string]string{"Idempotency-Key": "k DELETE /api/v1/models/gone", "If-Match": `"1"`}}, http.StatusUnprocessableEntity, registry.CodeIdempotencyMismatch)
+		if n := cs.completes.Load(); n != 0 {
+			t.Errorf("successful writes called CompleteIdempotent %d times; their transaction completes the claim", n)
+		}
+
+		// A dry run is never recorded under the key: the real write with the
+		// same key runs.
+		dry := map[string]string{"Idempotency-Key": "dry-then-real"}
+		e.do(req{method: "PUT", path: "/api/v1/models/churn/stages/production?dry_run=true", token: e.admin, body: registry.StageAssign{Version: 1}, header: dry}, http.StatusOK)
+		if r := e.do(req{method: "PUT", path: "/api/v1/models/churn/stages/production", token: e.admin, body: registry.StageAssign{Version: 1}, header: dry}, http.StatusOK); r.header.Get("Idempotent-Replayed") != "" {
+			t.Errorf("the assignment replayed its dry run")
+		}
+	})
+}
+
+// gatedStore holds UpdateModel until released, so a request can be kept
+// in flight.
+type gatedStore struct {
+	registry.Store
+	entered, release chan struct{}
+}
+
+func (s *gatedStore) UpdateModel(ctx context.Context, a registry.Actor, name string, p registry.ModelPatch, pre registry.Precondition) (*registry.Model, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.UpdateModel(ctx, a, name, p, pre)
+}
+
+// TestIdempotentWriteInFlight: a retry that arrives while the first
+// attempt of a conditional write is still running gets 409 conflict, and
+// the first answer once it is done.
+func TestIdempotentWriteInFlight(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		gs := &gatedStore{entered: make(chan struct{}), release: make(chan struct{})}
+		e := newEnv(t, dsn, func(o *Options) {
+			gs.Store = o.Store
+			o.Store = gs
+		})
+		e.do(req{method: "POST", path: "/api/v1/models", token: e.admin, body: registry.ModelCreate{Name: "churn"}}, http.StatusCreated)
+		desc := "slow"
+		r := req{method: "PATCH", path: "/api/v1/models/churn", token: e.admin, body: registry.ModelPatch{Description: &desc},
+			header: map[string]string{"Idempotency-Key": "slow-1", "If-Match": `"1"`}}
+		done := make(chan *resp)
+		go func() { done <- e.call(r) }()
+		<-gs.entered
+		e.expectProblem(r, http.StatusConflict, registry.CodeConflict)
+		gs.release <- struct{}{}
+		first := <-done
+		if first.status != http.StatusOK {
+			t.Fatalf("first attempt: %d %s", first.status, first.body)
+		}
+		again := e.do(r, http.StatusOK)
+		if again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.body, first.body) {
+			t.Errorf("retry after the first finished: %v %s", again.header, again.body)
+		}
+	})
+}

@@ -140,11 +140,21 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 					}
 				case tokens:
 				case method == "PATCH" || method == "PUT" || method == "DELETE":
-					if op.Responses.Status(412) == nil {
-						t.Errorf("%s: 412 is not documented", where)
+					for _, code := range []int{409, 412, 422} {
+						if op.Responses.Status(code) == nil {
+							t.Errorf("%s: %d is not documented", where, code)
+						}
 					}
 					if op.Parameters.GetByInAndName("header", "If-Match") == nil {
 						t.Errorf("%s: If-Match is not a parameter", where)
+					}
+					if op.Parameters.GetByInAndName("header", "Idempotency-Key") == nil {
+						t.Errorf("%s: Idempotency-Key is not a parameter", where)
+					}
+					for code, r := range op.Responses.Map() {
+						if code[0] == '2' && r.Value.Headers["Idempotent-Replayed"] == nil {
+							t.Errorf("%s: %s must document Idempotent-Replayed", where, code)
+						}
 					}
 				case method == "POST":
 					for _, code := range []int{403, 409, 413, 422} {
@@ -728,7 +738,9 @@ func TestOpenAPIScenario(t *testing.T) {
 	e.do(oaReq{method: "GET", path: models + "/Not%20A%20Name", invalid: true}, 400)
 
 	e.do(oaReq{method: "PATCH", path: churn, body: map[string]any{"owner": "x"}, header: map[string]string{"If-Match": `"999"`}}, 412).problem(t, registry.CodePreconditionFailed)
-	res = e.do(oaReq{method: "PATCH", path: churn, body: map[string]any{"description": "churn v2", "tags": map[string]string{"team": "ds", "tier": "1"}}, header: map[string]string{"If-Match": etag}}, 200)
+	patchBody := map[string]any{"description": "churn v2", "tags": map[string]string{"team": "ds", "tier": "1"}}
+	patchKey := map[string]string{"If-Match": etag, "Idempotency-Key": "patch-churn-1"}
+	res = e.do(oaReq{method: "PATCH", path: churn, body: patchBody, header: patchKey}, 200)
 	res.decode(t, &m)
 	if m.Description != "churn v2" || m.Tags["tier"] != "1" || m.Owner != "ds-team" {
 		t.Errorf("patched model = %+v", m)
@@ -736,6 +748,14 @@ func TestOpenAPIScenario(t *testing.T) {
 	if got := oaETag(t, res); got == etag {
 		t.Errorf("ETag did not change on PATCH")
 	}
+	// The retry of a conditional write (its answer lost) with the same key
+	// gets the first answer, not 412 from the revision it moved; the key
+	// for another request is 422.
+	replay = e.do(oaReq{method: "PATCH", path: churn, body: patchBody, header: patchKey}, 200)
+	if replay.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(replay.body, res.body) || oaETag(t, replay) != oaETag(t, res) {
+		t.Errorf("PATCH replay = %v %s", replay.header, oaShort(replay.body))
+	}
+	e.do(oaReq{method: "PATCH", path: churn, body: map[string]any{"owner": "x"}, header: patchKey}, 422).problem(t, registry.CodeIdempotencyMismatch)
 	e.do(oaReq{method: "PATCH", path: churn, body: map[string]any{"name": "renamed"}, invalid: true}, 400)
 	e.do(oaReq{method: "PATCH", path: models + "/nope", body: map[string]any{"owner": "x"}}, 404)
 	e.do(oaReq{method: "PATCH", path: churn, as: e.reader, body: map[string]any{"owner": "x"}}, 403)
@@ -977,7 +997,11 @@ func TestOpenAPIScenario(t *testing.T) {
 
 	// Deletes that succeed.
 	e.do(oaReq{method: "DELETE", path: endpoints + "/churn-api", header: map[string]string{"If-Match": `"999"`}}, 412)
-	e.do(oaReq{method: "DELETE", path: endpoints + "/churn-api"}, 204)
+	deleteKey := map[string]string{"Idempotency-Key": "delete-churn-api"}
+	e.do(oaReq{method: "DELETE", path: endpoints + "/churn-api", header: deleteKey}, 204)
+	if r := e.do(oaReq{method: "DELETE", path: endpoints + "/churn-api", header: deleteKey}, 204); r.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("DELETE replay = %v", r.header)
+	}
 	e.do(oaReq{method: "DELETE", path: endpoints + "/churn-api"}, 404)
 	e.do(oaReq{method: "DELETE", path: stages + "/production", header: map[string]string{"If-Match": prodETag}}, 204)
 	e.do(oaReq{method: "DELETE", path: stages + "/production"}, 404)

@@ -191,29 +191,29 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/models", r, s.listModels)
 	s.create("POST /api/v1/models", s.createModel)
 	s.api("GET /api/v1/models/{model}", r, s.getModel)
-	s.api("PATCH /api/v1/models/{model}", w, s.updateModel)
-	s.api("DELETE /api/v1/models/{model}", w, s.deleteModel)
+	s.write("PATCH /api/v1/models/{model}", w, s.updateModel)
+	s.write("DELETE /api/v1/models/{model}", w, s.deleteModel)
 
 	s.api("GET /api/v1/models/{model}/versions", r, s.listVersions)
 	s.create("POST /api/v1/models/{model}/versions", s.createVersion)
 	s.api("GET /api/v1/models/{model}/versions/{version}", r, s.getVersion)
-	s.api("PATCH /api/v1/models/{model}/versions/{version}", w, s.updateVersion)
-	s.api("DELETE /api/v1/models/{model}/versions/{version}", w, s.deleteVersion)
+	s.write("PATCH /api/v1/models/{model}/versions/{version}", w, s.updateVersion)
+	s.write("DELETE /api/v1/models/{model}/versions/{version}", w, s.deleteVersion)
 
 	s.api("GET /api/v1/models/{model}/stages", r, s.listStages)
 	s.api("GET /api/v1/models/{model}/stages/{stage}", r, s.getStage)
 	// A dry run needs only read scope; assignStage checks write scope and
 	// the token's stages for a real assignment.
-	s.api("PUT /api/v1/models/{model}/stages/{stage}", r, s.assignStage)
-	s.api("DELETE /api/v1/models/{model}/stages/{stage}", w, s.unassignStage)
+	s.write("PUT /api/v1/models/{model}/stages/{stage}", r, s.assignStage)
+	s.write("DELETE /api/v1/models/{model}/stages/{stage}", w, s.unassignStage)
 	s.api("GET /api/v1/models/{model}/stages/{stage}/history", r, s.stageHistory)
 
 	s.api("GET /api/v1/endpoints", r, s.listEndpoints)
 	// Dry runs need only read scope; the handlers check the rest.
 	s.Handle("POST /api/v1/endpoints", r, s.idempotentUnlessDryRun(s.createEndpoint))
 	s.api("GET /api/v1/endpoints/{endpoint}", r, s.getEndpoint)
-	s.api("PATCH /api/v1/endpoints/{endpoint}", r, s.updateEndpoint)
-	s.api("DELETE /api/v1/endpoints/{endpoint}", w, s.deleteEndpoint)
+	s.write("PATCH /api/v1/endpoints/{endpoint}", r, s.updateEndpoint)
+	s.write("DELETE /api/v1/endpoints/{endpoint}", w, s.deleteEndpoint)
 
 	s.api("GET /api/v1/events", r, s.listEvents)
 
@@ -244,6 +244,14 @@ func (s *Server) api(pattern string, need registry.Scope, f apiFunc) {
 // scope and honours Idempotency-Key.
 func (s *Server) create(pattern string, f apiFunc) {
 	s.Handle(pattern, registry.ScopeWrite, s.idempotent(f))
+}
+
+// write registers a PATCH, PUT or DELETE route: it honours
+// Idempotency-Key like a create (but not for a dry run), so a
+// conditional write retried after a lost answer gets the first answer
+// instead of failing its own If-Match.
+func (s *Server) write(pattern string, need registry.Scope, f apiFunc) {
+	s.Handle(pattern, need, s.idempotentUnlessDryRun(f))
 }
 
 // idempotentUnlessDryRun honours Idempotency-Key for a create, but not for

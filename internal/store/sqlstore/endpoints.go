@@ -210,7 +210,7 @@ func (s *Store) createEndpoint(ctx context.Context, actor registry.Actor, ec reg
 		if mode != modeWrite {
 			return nil // a dry run completes no idempotency claim
 		}
-		return completeCreate(ctx, t, out)
+		return completeWrite(ctx, t, out)
 	})
 	if err != nil {
 		return nil, err
@@ -285,7 +285,7 @@ func (s *Store) updateEndpoint(ctx context.Context, actor registry.Actor, name s
 		return nil, err
 	}
 	var out *registry.Endpoint
-	err := s.inTx(ctx, "update endpoint", mode, func(t *txn) error {
+	err := s.inTx(ctx, "update endpoint", mode, completing(ctx, mode, func() any { return out }, func(t *txn) error {
 		before, m, err := s.lockEndpoint(ctx, t, name)
 		if err != nil {
 			return err
@@ -323,7 +323,7 @@ func (s *Store) updateEndpoint(ctx context.Context, actor registry.Actor, name s
 		}
 		out, err = s.saveEndpoint(ctx, t, actor, before, after, registry.ActionEndpointUpdate, p.Routes != nil)
 		return err
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +375,7 @@ func (s *Store) saveEndpoint(ctx context.Context, t *txn, actor registry.Actor, 
 
 // DeleteEndpoint deletes an endpoint.
 func (s *Store) DeleteEndpoint(ctx context.Context, actor registry.Actor, name string, pre registry.Precondition) error {
-	return s.inTx(ctx, "delete endpoint", modeWrite, func(t *txn) error {
+	return s.inTx(ctx, "delete endpoint", modeWrite, completing(ctx, modeWrite, nil, func(t *txn) error {
 		e, _, err := s.lockEndpoint(ctx, t, name)
 		if err != nil {
 			return err
@@ -390,7 +390,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, actor registry.Actor, name s
 			action: registry.ActionEndpointDelete, subjectType: "endpoint", subject: name,
 			model: e.Model, endpoint: name, before: e,
 		})
-	})
+	}))
 }
 
 // RecordGuardRollback stores the routes the gateway's guard left, marks

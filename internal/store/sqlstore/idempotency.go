@@ -168,25 +168,27 @@ func completeIdempotency(ctx context.Context, t *txn, k registry.IdempotencyKey,
 	return nil
 }
 
-// completeCreate completes the idempotency claim ctx carries (see
-// registry.IdempotentCreate), if any, with the answer for created, inside
-// the create's transaction t. Every create calls it last, after its event:
-// the object, its event and the replayable answer commit together.
-func completeCreate(ctx context.Context, t *txn, created any) error {
-	c := registry.IdempotentCreateFrom(ctx)
+// completeWrite completes the idempotency claim ctx carries (see
+// registry.IdempotentWrite), if any, with the answer for written (nil
+// after a delete), inside the write's transaction t. Every write a client
+// may retry calls it last, after its event (creates directly, the others
+// through completing): the change, its event and the replayable answer
+// commit together.
+func completeWrite(ctx context.Context, t *txn, written any) error {
+	c := registry.IdempotentWriteFrom(ctx)
 	if c == nil {
 		return nil
 	}
 	if err := validateIdempotencyKey(c.Key); err != nil {
 		return err
 	}
-	rec, err := c.Response(created)
+	rec, err := c.Response(written)
 	if err != nil {
 		return fmt.Errorf("render idempotent response: %w", err)
 	}
 	if err := completeIdempotency(ctx, t, c.Key, rec); err != nil {
 		if registry.ErrorCode(err) == registry.CodeNotFound {
-			// Writing now would make a second object for one key.
+			// Writing now would apply one keyed request twice.
 			return registry.Errorf(registry.CodeConflict,
 				"this request no longer holds Idempotency-Key %q (it ran for over a minute and a retry took the key over); nothing was written", c.Key.Key)
 		}
@@ -194,6 +196,26 @@ func completeCreate(ctx context.Context, t *txn, created any) error {
 	}
 	t.afterCommit(c.MarkCommitted)
 	return nil
+}
+
+// completing wraps a write transaction's fn: once fn succeeds, the claim
+// ctx carries is completed with written() (see completeWrite). written is
+// nil for a delete. A dry run (mode other than modeWrite) completes
+// nothing: its answer must never be replayed for the real write.
+func completing(ctx context.Context, mode txMode, written func() any, fn func(t *txn) error) func(t *txn) error {
+	return func(t *txn) error {
+		if err := fn(t); err != nil {
+			return err
+		}
+		if mode != modeWrite {
+			return nil
+		}
+		var w any
+		if written != nil {
+			w = written()
+		}
+		return completeWrite(ctx, t, w)
+	}
 }
 
 // AbandonIdempotent drops k's in-flight record; a completed one stays.

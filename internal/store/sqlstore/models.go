@@ -94,7 +94,7 @@ func (s *Store) CreateModel(ctx context.Context, actor registry.Actor, mc regist
 		}); err != nil {
 			return err
 		}
-		return completeCreate(ctx, t, out)
+		return completeWrite(ctx, t, out)
 	})
 	if err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func (s *Store) UpdateModel(ctx context.Context, actor registry.Actor, name stri
 		return nil, err
 	}
 	var out *registry.Model
-	err := s.inTx(ctx, "update model", modeWrite, func(t *txn) error {
+	err := s.inTx(ctx, "update model", modeWrite, completing(ctx, modeWrite, func() any { return out }, func(t *txn) error {
 		before, err := loadModel(ctx, t, name, true)
 		if err != nil {
 			return err
@@ -223,7 +223,7 @@ func (s *Store) UpdateModel(ctx context.Context, actor registry.Actor, name stri
 		return s.addEvent(ctx, t, actor, now, event{
 			action: registry.ActionModelUpdate, subjectType: "model", subject: name, model: name, before: before, after: after,
 		})
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +235,7 @@ func (s *Store) UpdateModel(ctx context.Context, actor registry.Actor, name stri
 // delete either way. The version counter stays, so a re-created model
 // continues numbering.
 func (s *Store) DeleteModel(ctx context.Context, actor registry.Actor, name string, opts registry.DeleteModelOptions) error {
-	return s.inTx(ctx, "delete model", modeWrite, func(t *txn) error {
+	return s.inTx(ctx, "delete model", modeWrite, completing(ctx, modeWrite, nil, func(t *txn) error {
 		m, err := loadModel(ctx, t, name, true)
 		if err != nil {
 			return err
@@ -272,5 +272,5 @@ func (s *Store) DeleteModel(ctx context.Context, actor registry.Actor, name stri
 		return s.addEvent(ctx, t, actor, s.clock(), event{
 			action: registry.ActionModelDelete, subjectType: "model", subject: name, model: name, before: m,
 		})
-	})
+	}))
 }

@@ -164,7 +164,7 @@ func (s *Store) AssignStage(ctx context.Context, actor registry.Actor, model, st
 		mode = modeDryRun
 	}
 	var out *registry.StageAssignment
-	err := s.inTx(ctx, "assign stage", mode, func(t *txn) error {
+	err := s.inTx(ctx, "assign stage", mode, completing(ctx, mode, func() any { return out }, func(t *txn) error {
 		m, err := loadModel(ctx, t, model, true)
 		if err != nil {
 			return err
@@ -234,7 +234,7 @@ func (s *Store) AssignStage(ctx context.Context, actor registry.Actor, model, st
 			action: registry.ActionStageAssign, subjectType: "stage", subject: stageSubject(model, stage),
 			model: model, before: before, after: a,
 		})
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +315,7 @@ func (s *Store) UnassignStage(ctx context.Context, actor registry.Actor, model, 
 	if err := registry.ValidateStage("stage", stage); err != nil {
 		return err
 	}
-	return s.inTx(ctx, "unassign stage", modeWrite, func(t *txn) error {
+	return s.inTx(ctx, "unassign stage", modeWrite, completing(ctx, modeWrite, nil, func(t *txn) error {
 		if _, err := loadModel(ctx, t, model, true); err != nil {
 			return err
 		}
@@ -355,7 +355,7 @@ func (s *Store) UnassignStage(ctx context.Context, actor registry.Actor, model, 
 			action: registry.ActionStageUnassign, subjectType: "stage", subject: stageSubject(model, stage),
 			model: model, before: cur.StageAssignment,
 		})
-	})
+	}))
 }
 
 // StageHistory lists a stage's changes, newest first.

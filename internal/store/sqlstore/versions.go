@@ -183,7 +183,7 @@ func (s *Store) CreateVersion(ctx context.Context, actor registry.Actor, model s
 		}); err != nil {
 			return err
 		}
-		return completeCreate(ctx, t, out)
+		return completeWrite(ctx, t, out)
 	})
 	if err != nil {
 		return nil, err
@@ -434,7 +434,7 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 		return nil, err
 	}
 	var out *registry.ModelVersion
-	err := s.inTx(ctx, "update version", modeWrite, func(t *txn) error {
+	err := s.inTx(ctx, "update version", modeWrite, completing(ctx, modeWrite, func() any { return out }, func(t *txn) error {
 		if _, err := loadModel(ctx, t, model, true); err != nil {
 			return err
 		}
@@ -519,7 +519,7 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 			return s.drainFlagged(ctx, t, actor, &after)
 		}
 		return nil
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +529,7 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 // DeleteVersion deletes a version that holds no stage and receives no
 // endpoint traffic. Its number is never given out again.
 func (s *Store) DeleteVersion(ctx context.Context, actor registry.Actor, model string, version int64, pre registry.Precondition) error {
-	return s.inTx(ctx, "delete version", modeWrite, func(t *txn) error {
+	return s.inTx(ctx, "delete version", modeWrite, completing(ctx, modeWrite, nil, func(t *txn) error {
 		if _, err := loadModel(ctx, t, model, true); err != nil {
 			return err
 		}
@@ -561,5 +561,5 @@ func (s *Store) DeleteVersion(ctx context.Context, actor registry.Actor, model s
 			action: registry.ActionVersionDelete, subjectType: "model_version", subject: versionSubject(model, version),
 			model: model, before: v,
 		})
-	})
+	}))
 }

@@ -15,6 +15,7 @@ var idempotencyCases = []testCase{
 	{"IdempotencyExpiry", testIdempotencyExpiry},
 	{"IdempotencyBeginRace", testIdempotencyBeginRace},
 	{"IdempotentCreate", testIdempotentCreate},
+	{"IdempotentUpdate", testIdempotentUpdate},
 }
 
 const ttl = 24 * time.Hour
@@ -213,7 +214,7 @@ func testIdempotencyBeginRace(e *env) {
 
 // idempotentCreate claims key k and returns a ctx whose create completes
 // the claim, answering with the created object as JSON.
-func (e *env) idempotentCreate(k registry.IdempotencyKey) (context.Context, *registry.IdempotentCreate, *int) {
+func (e *env) idempotentCreate(k registry.IdempotencyKey) (context.Context, *registry.IdempotentWrite, *int) {
 	e.t.Helper()
 	rec, err := e.s.BeginIdempotent(e.ctx, k, ttl)
 	ok(e.t, err)
@@ -221,7 +222,7 @@ func (e *env) idempotentCreate(k registry.IdempotencyKey) (context.Context, *reg
 		e.t.Fatalf("claim %s: %+v", k.Key, rec)
 	}
 	calls := new(int)
-	c := &registry.IdempotentCreate{Key: k, Response: func(created any) (registry.IdempotencyRecord, error) {
+	c := &registry.IdempotentWrite{Key: k, Response: func(created any) (registry.IdempotencyRecord, error) {
 		*calls++
 		body, err := json.Marshal(created)
 		return registry.IdempotencyRecord{
@@ -230,10 +231,10 @@ func (e *env) idempotentCreate(k registry.IdempotencyKey) (context.Context, *reg
 			Body:       body,
 		}, err
 	}}
-	return registry.WithIdempotentCreate(e.ctx, c), c, calls
+	return registry.WithIdempotentWrite(e.ctx, c), c, calls
 }
 
-// testIdempotentCreate: a create whose ctx carries an IdempotentCreate
+// testIdempotentCreate: a create whose ctx carries an IdempotentWrite
 // completes the claim in its own transaction, so the record is complete
 // the moment the create returns; a failed create leaves the claim in
 // flight; a create whose claim is gone writes nothing.
@@ -305,17 +306,17 @@ func testIdempotentCreate(e *env) {
 		idemKey("model", "h"),         // already completed
 		idemKey("never-claimed", "h"), // no record at all
 	} {
-		c := &registry.IdempotentCreate{Key: k, Response: func(any) (registry.IdempotencyRecord, error) {
+		c := &registry.IdempotentWrite{Key: k, Response: func(any) (registry.IdempotencyRecord, error) {
 			return registry.IdempotencyRecord{StatusCode: 201}, nil
 		}}
-		_, err := e.s.CreateModel(registry.WithIdempotentCreate(e.ctx, c), e.actor, registry.ModelCreate{Name: "fraud"})
+		_, err := e.s.CreateModel(registry.WithIdempotentWrite(e.ctx, c), e.actor, registry.ModelCreate{Name: "fraud"})
 		wantCode(t, err, registry.CodeConflict, k.Key)
 		if c.Committed() {
 			t.Errorf("%s: marked committed", k.Key)
 		}
 	}
 	e.clock.Advance(2 * time.Minute)
-	ctx, c, _ = e.idempotentCreate(idemKey("slow", "h"))
+	ctx, _, _ = e.idempotentCreate(idemKey("slow", "h"))
 	e.clock.Advance(2 * time.Minute)
 	if rec, err := e.s.BeginIdempotent(e.ctx, idemKey("slow", "h"), ttl); err != nil || rec != nil {
 		t.Fatalf("the retry must take over the abandoned claim: %+v %v", rec, err)
@@ -326,4 +327,130 @@ func testIdempotentCreate(e *env) {
 	_, err = e.s.GetModel(e.ctx, "fraud")
 	wantCode(t, err, registry.CodeNotFound)
 	equal(t, "events after refused creates", len(e.events(registry.EventFilter{})), events)
+}
+
+// testIdempotentUpdate: every other write a client may retry (updates,
+// deletes, stage changes) completes the claim its ctx carries in its own
+// transaction, with the object as the write left it (nil after a
+// delete), so a retried conditional write replays instead of failing its
+// own If-Match. A dry run completes nothing; a failed write leaves the
+// claim in flight; a write whose claim is gone changes nothing.
+func testIdempotentUpdate(e *env) {
+	t := e.t
+	e.model("churn")
+	v1 := e.version("churn")
+	v2 := e.version("churn")
+	ep, err := e.s.CreateEndpoint(e.ctx, e.actor, registry.EndpointCreate{Name: "api", Model: "churn",
+		Routes: []registry.Route{{Name: "a", Version: v1.Version, UpstreamURL: "http://a:1", Weight: 100}}})
+	ok(t, err)
+
+	n := 0
+	claim := func() (context.Context, *registry.IdempotentWrite, registry.IdempotencyKey, *int) {
+		n++
+		k := idemKey(fmt.Sprintf("write-%d", n), "h")
+		k.Method = "PATCH"
+		ctx, c, calls := e.idempotentCreate(k)
+		return ctx, c, k, calls
+	}
+	completed := func(what string, k registry.IdempotencyKey, c *registry.IdempotentWrite, calls *int, typ string, written any) {
+		t.Helper()
+		if !c.Committed() || *calls == 0 {
+			t.Fatalf("%s: committed %v, rendered %d times", what, c.Committed(), *calls)
+		}
+		rec, err := e.s.BeginIdempotent(e.ctx, k, ttl)
+		ok(t, err)
+		body, _ := json.Marshal(written)
+		if rec == nil || !rec.Completed || rec.Headers["X-Type"] != typ || string(rec.Body) != string(body) {
+			t.Fatalf("%s: record after the write: %+v", what, rec)
+		}
+		wantCode(t, e.s.CompleteIdempotent(e.ctx, k, registry.IdempotencyRecord{StatusCode: 500}), registry.CodeNotFound)
+	}
+
+	desc := "churn model"
+	ctx, c, k, calls := claim()
+	m, err := e.s.UpdateModel(ctx, e.actor, "churn", registry.ModelPatch{Description: &desc}, registry.Precondition{IfRevision: 1})
+	ok(t, err)
+	equal(t, "model revision", m.Revision, int64(2))
+	completed("UpdateModel", k, c, calls, "*registry.Model", m)
+
+	// A patch that changes nothing answers too: the retry gets that answer.
+	ctx, c, k, calls = claim()
+	m, err = e.s.UpdateModel(ctx, e.actor, "churn", registry.ModelPatch{Description: &desc}, registry.Precondition{})
+	ok(t, err)
+	completed("UpdateModel (no change)", k, c, calls, "*registry.Model", m)
+
+	ctx, c, k, calls = claim()
+	v, err := e.s.UpdateVersion(ctx, e.actor, "churn", v2.Version, registry.ModelVersionPatch{Description: &desc}, registry.Precondition{IfRevision: v2.Revision})
+	ok(t, err)
+	completed("UpdateVersion", k, c, calls, "*registry.ModelVersion", v)
+
+	// A dry run completes nothing; the assignment does.
+	ctx, c, k, calls = claim()
+	_, err = e.s.AssignStage(ctx, e.actor, "churn", "staging", registry.StageAssign{Version: v1.Version}, registry.AssignOptions{DryRun: true})
+	ok(t, err)
+	if rec, err := e.s.BeginIdempotent(e.ctx, k, ttl); err != nil || rec == nil || rec.Completed || c.Committed() || *calls != 0 {
+		t.Fatalf("a stage dry run touched the claim: %+v %v", rec, err)
+	}
+	a, err := e.s.AssignStage(ctx, e.actor, "churn", "staging", registry.StageAssign{Version: v1.Version}, registry.AssignOptions{})
+	ok(t, err)
+	completed("AssignStage", k, c, calls, "*registry.StageAssignment", a)
+
+	routes := []registry.Route{{Name: "a", Version: v1.Version, UpstreamURL: "http://a:1", Weight: 50}, {Name: "b", Version: v2.Version, UpstreamURL: "http://b:1", Weight: 50}}
+	ctx, c, k, calls = claim()
+	if checker, isChecker := e.s.(interface {
+		CheckEndpointUpdate(context.Context, registry.Actor, string, registry.EndpointPatch, registry.Precondition) (*registry.Endpoint, error)
+	}); isChecker {
+		_, err = checker.CheckEndpointUpdate(ctx, e.actor, "api", registry.EndpointPatch{Routes: &routes}, registry.Precondition{})
+		ok(t, err)
+		if rec, err := e.s.BeginIdempotent(e.ctx, k, ttl); err != nil || rec == nil || rec.Completed || c.Committed() {
+			t.Fatalf("an endpoint dry run touched the claim: %+v %v", rec, err)
+		}
+	}
+	ep, err = e.s.UpdateEndpoint(ctx, e.actor, "api", registry.EndpointPatch{Routes: &routes}, registry.Precondition{IfRevision: ep.Revision})
+	ok(t, err)
+	completed("UpdateEndpoint", k, c, calls, "*registry.Endpoint", ep)
+
+	// A write that fails (here its If-Match) leaves the claim in flight,
+	// for the caller to record the 4xx answer.
+	events := len(e.events(registry.EventFilter{}))
+	ctx, c, k, calls = claim()
+	_, err = e.s.UpdateModel(ctx, e.actor, "churn", registry.ModelPatch{Description: &desc}, registry.Precondition{IfRevision: 1})
+	wantCode(t, err, registry.CodePreconditionFailed)
+	if c.Committed() || *calls != 0 {
+		t.Fatalf("failed update: committed %v, rendered %d times", c.Committed(), *calls)
+	}
+	if rec, err := e.s.BeginIdempotent(e.ctx, k, ttl); err != nil || rec == nil || rec.Completed {
+		t.Fatalf("failed update: claim %+v %v, want in flight", rec, err)
+	}
+
+	// A write whose claim is no longer in flight changes nothing.
+	gone := &registry.IdempotentWrite{Key: idemKey("never-claimed", "h"), Response: func(any) (registry.IdempotencyRecord, error) {
+		return registry.IdempotencyRecord{StatusCode: 200}, nil
+	}}
+	other := "other"
+	_, err = e.s.UpdateModel(registry.WithIdempotentWrite(e.ctx, gone), e.actor, "churn", registry.ModelPatch{Description: &other}, registry.Precondition{})
+	wantCode(t, err, registry.CodeConflict)
+	err = e.s.DeleteEndpoint(registry.WithIdempotentWrite(e.ctx, gone), e.actor, "api", registry.Precondition{})
+	wantCode(t, err, registry.CodeConflict)
+	if m, err := e.s.GetModel(e.ctx, "churn"); err != nil || m.Description != desc {
+		t.Fatalf("an update without its claim was applied: %+v %v", m, err)
+	}
+	equal(t, "events after refused writes", len(e.events(registry.EventFilter{})), events)
+
+	// Deletes complete with nil (the server answers 204).
+	ctx, c, k, calls = claim()
+	ok(t, e.s.DeleteEndpoint(ctx, e.actor, "api", registry.Precondition{IfRevision: ep.Revision}))
+	completed("DeleteEndpoint", k, c, calls, "<nil>", nil)
+
+	ctx, c, k, calls = claim()
+	ok(t, e.s.UnassignStage(ctx, e.actor, "churn", "staging", registry.Precondition{IfRevision: a.Revision}))
+	completed("UnassignStage", k, c, calls, "<nil>", nil)
+
+	ctx, c, k, calls = claim()
+	ok(t, e.s.DeleteVersion(ctx, e.actor, "churn", v2.Version, registry.Precondition{IfRevision: v.Revision}))
+	completed("DeleteVersion", k, c, calls, "<nil>", nil)
+
+	ctx, c, k, calls = claim()
+	ok(t, e.s.DeleteModel(ctx, e.actor, "churn", registry.DeleteModelOptions{Force: true}))
+	completed("DeleteModel", k, c, calls, "<nil>", nil)
 }
