@@ -57,13 +57,13 @@ start() {
 	local pid=$!
 	pids+=("$pid")
 	addr=""
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 300); do
 		addr=$(grep -o 'addr=http://127.0.0.1:[0-9]*' "$log" | head -1 | cut -d= -f2 || true)
 		[ -n "$addr" ] && return 0
-		kill -0 "$pid" 2>/dev/null || { echo "$1 exited:"; cat "$log"; return 1; }
+		kill -0 "$pid" 2>/dev/null || { echo "$(basename "$log" .log) exited:"; cat "$log"; return 1; }
 		sleep 0.1
 	done
-	echo "$1 did not start:"
+	echo "$(basename "$log" .log) did not start:"
 	cat "$log"
 	return 1
 }
@@ -80,10 +80,10 @@ say "registry      $registry   (admin token for Terraform, read token for predic
 cp -r examples/quickstart "$work/quickstart"
 rm -rf "$work/quickstart/modelserver"
 models="$work/quickstart/models"
-start "$work/modelserver-1.log" "$bin/modelserver" -model "$models/churn-r1.json"
+start "$work/modelserver-1.log" env -u MODELSERVER_FAIL_RATE "$bin/modelserver" -model "$models/churn-r1.json"
 server1=$addr
 say "model server  $server1   loads models/churn-r1.json"
-start "$work/modelserver-2.log" "$bin/modelserver" -model "$models/churn-r2.json"
+start "$work/modelserver-2.log" env -u MODELSERVER_FAIL_RATE "$bin/modelserver" -model "$models/churn-r2.json"
 server2=$addr
 say "model server  $server2   loads models/churn-r2.json"
 
@@ -190,8 +190,9 @@ tf apply -auto-approve
 weights
 say "A client calls the endpoint with a read token:"
 say "\$ curl -H 'Authorization: Bearer \$READ_TOKEN' -d '$features' $registry/serve/churn/predict"
-curl -fsS -D "$work/headers" -o "$work/body" -H "Authorization: Bearer $read_token" -H 'Content-Type: application/json' \
-	-d "$features" "$registry/serve/churn/predict"
+code=$(curl -sS -D "$work/headers" -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer $read_token" \
+	-H 'Content-Type: application/json' -d "$features" "$registry/serve/churn/predict")
+[ "$code" = 200 ] || { echo "  HTTP $code:"; cat "$work/headers" "$work/body"; exit 1; }
 tr -d '\r' <"$work/headers" | grep -iE '^x-(model-version|route):' | sed 's/^/  /'
 say "$(cat "$work/body")"
 registered=$(api /api/v1/models/churn/versions/1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
