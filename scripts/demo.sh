@@ -71,10 +71,10 @@ start() {
 db="sqlite://$work/registry.db"
 bold "Starting a registry on a temporary SQLite database, and a model server per version"
 token=$("$bin/mlregistry" token create --db "$db" --name demo --scope admin 2>/dev/null)
-read_token=$("$bin/mlregistry" token create --db "$db" --name demo-client --scope read 2>/dev/null)
+serve_token=$("$bin/mlregistry" token create --db "$db" --name churn-app --scope serve --endpoints churn 2>/dev/null)
 start "$work/server.log" "$bin/mlregistry" serve --listen 127.0.0.1:0 --db "$db"
 registry=$addr
-say "registry      $registry   (admin token for Terraform, read token for predictions; shown once, stored hashed)"
+say "registry      $registry   (an admin token for Terraform; a serve token, good for /serve/churn/ only, for predictions)"
 # The model servers load the artifacts of the copy Terraform applies, so
 # each registered source is the file that is served.
 cp -r examples/quickstart "$work/quickstart"
@@ -133,7 +133,7 @@ tf() {
 
 features='{"features":{"tenure_months":4,"monthly_charges":89.5,"support_calls":3}}'
 
-# predict N EXPECT: N predictions through the gateway with the read token,
+# predict N EXPECT: N predictions through the gateway with the serve token,
 # tallied by the version and route that answered (X-Model-Version,
 # X-Route). EXPECT lists the versions that may answer; any other version,
 # or any answer but 200, fails the demo.
@@ -142,7 +142,7 @@ predict() {
 	declare -A count=() answer=()
 	for i in $(seq 1 "$n"); do
 		code=$(curl -sS -o "$work/body" -D "$work/headers" -w '%{http_code}' \
-			-H "Authorization: Bearer $read_token" -H 'Content-Type: application/json' \
+			-H "Authorization: Bearer $serve_token" -H 'Content-Type: application/json' \
 			-d "$features" "$registry/serve/churn/predict")
 		v="" r=""
 		while IFS= read -r line; do
@@ -188,9 +188,9 @@ summary() {
 bold "1. terraform apply: model churn, whose production policy wants staging first and auc >= 0.85; versions 1-3 with the checksums of models/*.json; v1 in staging and production; endpoint churn serving production"
 tf apply -auto-approve
 weights
-say "A client calls the endpoint with a read token:"
-say "\$ curl -H 'Authorization: Bearer \$READ_TOKEN' -d '$features' $registry/serve/churn/predict"
-code=$(curl -sS -D "$work/headers" -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer $read_token" \
+say "A client calls the endpoint with its serve token:"
+say "\$ curl -H 'Authorization: Bearer \$SERVE_TOKEN' -d '$features' $registry/serve/churn/predict"
+code=$(curl -sS -D "$work/headers" -o "$work/body" -w '%{http_code}' -H "Authorization: Bearer $serve_token" \
 	-H 'Content-Type: application/json' -d "$features" "$registry/serve/churn/predict")
 [ "$code" = 200 ] || { echo "  HTTP $code:"; cat "$work/headers" "$work/body"; exit 1; }
 tr -d '\r' <"$work/headers" | grep -iE '^x-(model-version|route):' | sed 's/^/  /'
@@ -198,6 +198,9 @@ say "$(cat "$work/body")"
 registered=$(api /api/v1/models/churn/versions/1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["checksum"])')
 grep -q "\"artifact\":\"$registered\"" "$work/body" || { echo "  the model server's artifact is not the checksum the registry holds for v1 ($registered)"; exit 1; }
 say "The artifact it loaded has the checksum the registry holds for v1."
+code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $serve_token" "$registry/api/v1/endpoints/churn")
+[ "$code" = 403 ] || { echo "  the serve token read the API: HTTP $code"; exit 1; }
+say "The serve token gets 403 from the API itself (GET /api/v1/endpoints/churn): it can call the endpoint, nothing else."
 say "20 predictions for the same customer:"
 predict 20 1
 
@@ -219,7 +222,7 @@ curl -fsS -X POST "$server2/admin/fail?rate=1" >/dev/null
 sent=0 failed=0 status=""
 while [ $sent -lt 400 ]; do
 	for _ in $(seq 1 10); do
-		code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $read_token" \
+		code=$(curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $serve_token" \
 			-H 'Content-Type: application/json' -d "$features" "$registry/serve/churn/predict")
 		sent=$((sent + 1))
 		case $code in
@@ -302,9 +305,9 @@ ENV
   web UI         $registry/ui/
   model servers  $server1 (v1), $server2 (v2)
   admin token    $token
-  read token     $read_token
+  serve token    $serve_token   (/serve/churn/ only)
   terraform      cd $work/quickstart && source ../env.sh && terraform plan
-  a prediction   curl -H 'Authorization: Bearer $read_token' -d '$features' $registry/serve/churn/predict
+  a prediction   curl -H 'Authorization: Bearer $serve_token' -d '$features' $registry/serve/churn/predict
   stop           kill ${pids[*]}; rm -rf $work
 TXT
 	exit 0
