@@ -231,10 +231,24 @@ func testKillDuringWrites(t *testing.T, db string, check func(t *testing.T)) {
 				}
 			}()
 		}
-		// Kill at a random moment once writes are flowing, while some are
-		// in flight.
-		time.Sleep(time.Duration(20+rand.IntN(120)) * time.Millisecond)
-		deadline := time.Now().Add(5 * time.Second)
+		// Kill at a random moment once writes are flowing (a few were
+		// acknowledged this round, however loaded the machine is), while
+		// some are in flight.
+		mu.Lock()
+		before := len(acked)
+		mu.Unlock()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) && !t.Failed() {
+			mu.Lock()
+			n := len(acked) - before
+			mu.Unlock()
+			if n >= 2 {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(rand.IntN(60)) * time.Millisecond)
+		deadline = time.Now().Add(5 * time.Second)
 		for inFlight.Load() == 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
