@@ -44,9 +44,10 @@ func chromiumPath(t *testing.T) string {
 // table sorts, the chart's metric select submits (app.js under the CSP),
 // a description <script>alert(1)</script> shows as text and never runs,
 // and no page writes an error to the console. Screenshots go to the
-// test's artefact directory (go test -artifacts), and also to
-// $MLREGISTRY_UI_SCREENSHOTS when set (make ui-screenshots refreshes
-// docs/images with it).
+// test's artefact directory (go test -artifacts -run TestBrowser
+// ./internal/ui/ keeps them); the two README shows are also written to
+// $MLREGISTRY_UI_SCREENSHOTS when set, so
+// MLREGISTRY_UI_SCREENSHOTS=$PWD/docs/images refreshes them.
 func TestBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
 	reg := apptest.Start(t)
@@ -164,16 +165,15 @@ func TestBrowser(t *testing.T) {
 		return s
 	}
 	path := func() string { return eval(`location.pathname + location.search`) }
-	shots := []string{t.ArtifactDir()}
-	if dir := os.Getenv("MLREGISTRY_UI_SCREENSHOTS"); dir != "" {
-		shots = append(shots, dir)
-	}
+	readmeDir := os.Getenv("MLREGISTRY_UI_SCREENSHOTS")
+	readmeShots := map[string]bool{"ui-model.png": true, "ui-endpoint.png": true}
 	screenshot := func(name string) {
 		t.Helper()
 		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		must(err)
-		for _, dir := range shots {
-			must(os.WriteFile(filepath.Join(dir, name), buf, 0o644))
+		must(os.WriteFile(filepath.Join(t.ArtifactDir(), name), buf, 0o644))
+		if readmeDir != "" && readmeShots[name] {
+			must(os.WriteFile(filepath.Join(readmeDir, name), buf, 0o644))
 		}
 	}
 
@@ -229,7 +229,7 @@ func TestBrowser(t *testing.T) {
 	if eval(`String(document.querySelectorAll("#chart circle").length)`) != "15" {
 		t.Error("chart does not plot 15 versions")
 	}
-	screenshot("model.png")
+	screenshot("ui-model.png")
 
 	step("sort by version")
 	follow("#sort-version")
@@ -278,7 +278,7 @@ func TestBrowser(t *testing.T) {
 	if href := eval(`document.getElementById("api-link").getAttribute("href")`); href != "/api/v1/models/churn/versions/2" {
 		t.Errorf("API link %q", href)
 	}
-	screenshot("version.png")
+	screenshot("ui-version.png")
 
 	step("audit log of the model")
 	follow(`#crumb-model`)
@@ -315,7 +315,7 @@ func TestBrowser(t *testing.T) {
 	if n := eval(`String(Array.from(document.querySelectorAll("#routes tbody tr")).reduce((n, r) => n + Number(r.children[4].textContent), 0))`); n != "30" {
 		t.Errorf("guard window requests sum to %s, want 30", n)
 	}
-	screenshot("endpoint.png")
+	screenshot("ui-endpoint.png")
 
 	step("models")
 	follow(`header nav a[href="/ui/"]`)
@@ -329,7 +329,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("search risk: %q", names)
 	}
 	must(chromedp.Do(ctx, chromedp.Navigate(reg.URL+"/ui/")))
-	screenshot("models.png")
+	screenshot("ui-models.png")
 
 	step("sign out")
 	follow("#logout")

@@ -233,10 +233,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }
 
-// safeNext keeps a post-login redirect inside the UI: a path under /ui/,
-// never another host ("//evil", "/ui/\\evil" would leave).
+// safeNext keeps a post-login redirect inside the UI: a path under /ui/
+// ("//evil.example" or "/\\evil.example" would leave the host).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/ui/") || strings.ContainsAny(next, "\\\r\n") || strings.HasPrefix(next, "/ui//") {
+	if !strings.HasPrefix(next, "/ui/") || strings.ContainsAny(next, "\\\r\n") {
 		return "/ui/"
 	}
 	return next
