@@ -164,7 +164,7 @@ func New(opts Options) (*Gateway, error) {
 		if err != nil {
 			return nil, err
 		}
-		g.transport = newTransport(g.upstreamTimeout, pol.control)
+		g.transport = newTransport(max(g.upstreamTimeout, registry.MaxEndpointTimeout), pol.control)
 		g.ownTransport = true
 		g.pools = newPools(pol.control)
 	}

@@ -92,7 +92,7 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, rt *route, c 
 	// same way). With nothing else ready this returns at once.
 	runtime.Gosched()
 	c.sent = false
-	c.beginWait(r.Context(), now, g.upstreamTimeout)
+	c.beginWait(r.Context(), now, rt.timeout)
 	h, err := c.readHead(r.Method, w.Header())
 	c.endWait()
 	if err == nil && h.status == http.StatusSwitchingProtocols {

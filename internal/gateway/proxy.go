@@ -207,16 +207,14 @@ func targetPath(rest string, rt *route) string {
 // forwardTransport proxies through an http.RoundTripper.
 func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest, id string) outcome {
 	ctx := r.Context()
+	// The route's timeout (the endpoint's, or the gateway's default)
+	// cancels the request if the answer takes too long to start; our
+	// transport's ResponseHeaderTimeout is only a backstop at the longest
+	// timeout an endpoint may set.
 	var timedOut atomic.Bool
-	var timer *time.Timer
-	if !g.ownTransport {
-		// Our transport has ResponseHeaderTimeout; a foreign one gets a
-		// timer that cancels the request if headers take too long.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		timer = time.AfterFunc(g.upstreamTimeout, func() { timedOut.Store(true); cancel() })
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(rt.timeout, func() { timedOut.Store(true); cancel() })
 
 	out := r.WithContext(ctx)
 	out.URL = &url.URL{Scheme: rt.scheme, Host: rt.hostHdr}
@@ -237,9 +235,7 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 	out.Header = outHeader(r, rt, id)
 
 	res, err := g.transport.RoundTrip(out)
-	if timer != nil {
-		timer.Stop()
-	}
+	timer.Stop()
 	if err != nil {
 		return g.upstreamFailed(w, r, rt, err, timedOut.Load())
 	}

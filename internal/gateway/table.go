@@ -70,6 +70,10 @@ type route struct {
 	hdrVersion []string
 	hdrRoute   []string
 
+	// timeout bounds the wait for the upstream's answer to start: the
+	// endpoint's timeout, or the gateway's default.
+	timeout time.Duration
+
 	// pool is the lean client's connection pool (nil for https upstreams
 	// or when a custom Transport is configured).
 	pool *connPool
@@ -160,6 +164,10 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 			https:      u.Scheme == "https",
 			hdrVersion: []string{strconv.FormatInt(rc.Version, 10)},
 			hdrRoute:   []string{rc.Name},
+			timeout:    g.upstreamTimeout,
+		}
+		if e.Timeout != "" {
+			r.timeout = registry.EndpointTimeout(e.Timeout)
 		}
 		if g.pools != nil && !r.https {
 			r.pool = g.pools.get(r.host)

@@ -61,6 +61,7 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 				},
 			},
 			"sticky_header": schema.StringAttribute{MarkdownDescription: "Header whose value pins a caller to a route; null when not sticky.", Computed: true},
+			"timeout":       schema.StringAttribute{MarkdownDescription: "How long the gateway waits for an upstream's answer to start; null means the default, 30s.", Computed: true},
 			"guard": schema.SingleNestedAttribute{
 				MarkdownDescription: "Automatic rollback settings; null when there is no guard.",
 				Computed:            true,

@@ -52,6 +52,7 @@ type endpointFields struct {
 	Routes        types.List   `tfsdk:"routes"`
 	StickyHeader  types.String `tfsdk:"sticky_header"`
 	Guard         types.Object `tfsdk:"guard"`
+	Timeout       types.String `tfsdk:"timeout"`
 	URL           types.String `tfsdk:"url"`
 	Status        types.String `tfsdk:"status"`
 	StatusMessage types.String `tfsdk:"status_message"`
@@ -151,6 +152,11 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				MarkdownDescription: "An HTTP request header (e.g. `X-User-Id`): requests with the same value always take the same route.",
 				Optional:            true,
 				Validators:          []validator.String{headerNameValidator()},
+			},
+			"timeout": schema.StringAttribute{
+				MarkdownDescription: "How long the gateway waits for an upstream's answer to start before it answers `504`, as a duration from `100ms` to `10m` (e.g. `2s` for a latency-bound model, `2m` for a slow batch one). Unset: `30s`. Streaming answers are not cut once they started.",
+				Optional:            true,
+				Validators:          []validator.String{durationValidator{}},
 			},
 			"guard": schema.SingleNestedAttribute{
 				MarkdownDescription: "Automatic rollback. Each gateway replica judges every route on the 5xx answers and transport errors of the traffic it serves, two ways: " +
@@ -302,11 +308,11 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		if !plan.Name.Equal(state.Name) || !plan.Model.Equal(state.Model) {
 			state = nil // replaced: the new endpoint is a create
 		} else if plan.Stage.Equal(state.Stage) && plan.Routes.Equal(state.Routes) &&
-			plan.StickyHeader.Equal(state.StickyHeader) && attrEquivalent(ctx, plan.Guard, state.Guard) {
+			plan.StickyHeader.Equal(state.StickyHeader) && plan.Timeout.Equal(state.Timeout) && attrEquivalent(ctx, plan.Guard, state.Guard) {
 			return // nothing the registry would check changes
 		}
 	}
-	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Routes, plan.Guard} {
+	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Timeout, plan.Routes, plan.Guard} {
 		if fullyKnown(ctx, v) {
 			continue
 		}
@@ -326,7 +332,7 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	if state == nil {
 		_, err = r.client.DryRunCreateEndpoint(ctx, registry.EndpointCreate{
 			Name: name, Model: plan.Model.ValueString(), Stage: plan.Stage.ValueString(), Routes: routes,
-			StickyHeader: plan.StickyHeader.ValueString(), Guard: guard,
+			StickyHeader: plan.StickyHeader.ValueString(), Guard: guard, Timeout: plan.Timeout.ValueString(),
 		})
 	} else {
 		_, err = r.client.DryRunUpdateEndpoint(ctx, state.ID.ValueString(), plan.patch(routes, guard))
@@ -387,7 +393,7 @@ func (r *endpointResource) Create(ctx context.Context, req resource.CreateReques
 	name := plan.Name.ValueString()
 	e, err := r.client.CreateEndpoint(ctx, registry.EndpointCreate{
 		Name: name, Model: plan.Model.ValueString(), Stage: plan.Stage.ValueString(), Routes: routes,
-		StickyHeader: plan.StickyHeader.ValueString(), Guard: guard,
+		StickyHeader: plan.StickyHeader.ValueString(), Guard: guard, Timeout: plan.Timeout.ValueString(),
 	})
 	if err != nil {
 		if errors.Is(err, registry.ErrAlreadyExists) {
@@ -507,6 +513,7 @@ func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prio
 	diags.Append(d...)
 	f.Stage = stringValue(e.Stage, prior.Stage)
 	f.StickyHeader = stringValue(e.StickyHeader, prior.StickyHeader)
+	f.Timeout = stringValue(e.Timeout, prior.Timeout)
 	f.Guard, d = guardValue(ctx, e.Guard, prior.Guard)
 	diags.Append(d...)
 	f.URL = types.StringValue(e.URL)
@@ -520,8 +527,8 @@ func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prio
 
 // patch is the update that makes the endpoint look like m.
 func (m *endpointResourceModel) patch(routes []registry.Route, guard *registry.Guard) registry.EndpointPatch {
-	stage, sticky := m.Stage.ValueString(), m.StickyHeader.ValueString()
-	return registry.EndpointPatch{Stage: &stage, Routes: &routes, StickyHeader: &sticky, Guard: guard, ClearGuard: guard == nil}
+	stage, sticky, timeout := m.Stage.ValueString(), m.StickyHeader.ValueString(), m.Timeout.ValueString()
+	return registry.EndpointPatch{Stage: &stage, Routes: &routes, StickyHeader: &sticky, Guard: guard, ClearGuard: guard == nil, Timeout: &timeout}
 }
 
 // fullyKnown: v and everything inside it is known.

@@ -234,6 +234,9 @@ type Endpoint struct {
 	Routes       []Route `json:"routes"`
 	StickyHeader string  `json:"sticky_header"`
 	Guard        *Guard  `json:"guard,omitempty"`
+	// Timeout bounds how long the gateway waits for an upstream's answer
+	// to start (a Go duration, 100ms to 10m); "" is the default, 30s.
+	Timeout string `json:"timeout"`
 	// Status is healthy; rolled_back after the guard moved traffic;
 	// drained after a flagged version lost its weight; degraded when every
 	// route failed the guard. Setting routes resets it to healthy.
@@ -253,6 +256,7 @@ type EndpointCreate struct {
 	Routes       []Route `json:"routes"`
 	StickyHeader string  `json:"sticky_header,omitempty"`
 	Guard        *Guard  `json:"guard,omitempty"`
+	Timeout      string  `json:"timeout,omitempty"`
 }
 
 // EndpointPatch is the body of PATCH /api/v1/endpoints/{endpoint}. Setting
@@ -265,6 +269,8 @@ type EndpointPatch struct {
 	StickyHeader *string  `json:"sticky_header,omitempty"`
 	Guard        *Guard   `json:"guard,omitempty"`
 	ClearGuard   bool     `json:"clear_guard,omitempty"`
+	// Timeout: "" restores the default.
+	Timeout *string `json:"timeout,omitempty"`
 }
 
 // Event is one audit log entry. Events are append-only and written in the

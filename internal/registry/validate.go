@@ -472,6 +472,9 @@ func (e *EndpointCreate) Validate() error {
 	if err := ValidateStickyHeader("sticky_header", e.StickyHeader); err != nil {
 		return err
 	}
+	if err := ValidateEndpointTimeout("timeout", e.Timeout); err != nil {
+		return err
+	}
 	return e.Guard.Validate("guard")
 }
 
@@ -494,6 +497,11 @@ func (p *EndpointPatch) Validate() error {
 	}
 	if p.ClearGuard && p.Guard != nil {
 		return FieldError("clear_guard", "exclusive", "cannot be combined with guard")
+	}
+	if p.Timeout != nil {
+		if err := ValidateEndpointTimeout("timeout", *p.Timeout); err != nil {
+			return err
+		}
 	}
 	return p.Guard.Validate("guard")
 }
@@ -552,4 +560,35 @@ func ValidRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// Bounds of an endpoint's upstream timeout.
+const (
+	MinEndpointTimeout     = 100 * time.Millisecond
+	MaxEndpointTimeout     = 10 * time.Minute
+	DefaultEndpointTimeout = 30 * time.Second
+)
+
+// ValidateEndpointTimeout checks an endpoint timeout: "" (the default,
+// 30s) or a Go duration from 100ms to 10m.
+func ValidateEndpointTimeout(field, s string) error {
+	if s == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return FieldError(field, "duration", "%q is not a duration such as 30s or 2m", s)
+	}
+	if d < MinEndpointTimeout || d > MaxEndpointTimeout {
+		return FieldError(field, "range", "%s must be from %s to %s", s, MinEndpointTimeout, MaxEndpointTimeout)
+	}
+	return nil
+}
+
+// EndpointTimeout is the upstream timeout an endpoint's Timeout means.
+func EndpointTimeout(s string) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil && d >= MinEndpointTimeout && d <= MaxEndpointTimeout {
+		return d
+	}
+	return DefaultEndpointTimeout
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-const endpointCols = "name, model, stage, routes, sticky_header, guard, status, status_message, created_at, updated_at, revision"
+const endpointCols = "name, model, stage, routes, sticky_header, guard, status, status_message, created_at, updated_at, revision, timeout"
 
 func scanEndpoint(sc scanner) (registry.Endpoint, error) {
 	var (
@@ -20,7 +20,7 @@ func scanEndpoint(sc scanner) (registry.Endpoint, error) {
 		guard            sql.NullString
 		created, updated int64
 	)
-	if err := sc.Scan(&e.Name, &e.Model, &e.Stage, &routes, &e.StickyHeader, &guard, &e.Status, &e.StatusMessage, &created, &updated, &e.Revision); err != nil {
+	if err := sc.Scan(&e.Name, &e.Model, &e.Stage, &routes, &e.StickyHeader, &guard, &e.Status, &e.StatusMessage, &created, &updated, &e.Revision, &e.Timeout); err != nil {
 		return e, err
 	}
 	e.Routes = []registry.Route{}
@@ -184,6 +184,7 @@ func (s *Store) createEndpoint(ctx context.Context, actor registry.Actor, ec reg
 			Routes:       append([]registry.Route{}, ec.Routes...),
 			StickyHeader: ec.StickyHeader,
 			Guard:        ec.Guard,
+			Timeout:      ec.Timeout,
 			Status:       registry.EndpointStatusHealthy,
 			CreatedAt:    now,
 			UpdatedAt:    now,
@@ -193,8 +194,8 @@ func (s *Store) createEndpoint(ctx context.Context, actor registry.Actor, ec reg
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			e.Name, e.Model, e.Stage, routes, e.StickyHeader, guard, e.Status, e.StatusMessage, now.UnixMicro(), now.UnixMicro(), e.Revision); err != nil {
+		if _, err := t.exec(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			e.Name, e.Model, e.Stage, routes, e.StickyHeader, guard, e.Status, e.StatusMessage, now.UnixMicro(), now.UnixMicro(), e.Revision, e.Timeout); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
 		if err := writeRoutes(ctx, t, &e); err != nil {
@@ -310,6 +311,9 @@ func (s *Store) updateEndpoint(ctx context.Context, actor registry.Actor, name s
 		if p.StickyHeader != nil {
 			after.StickyHeader = *p.StickyHeader
 		}
+		if p.Timeout != nil {
+			after.Timeout = *p.Timeout
+		}
 		if p.Guard != nil {
 			g := *p.Guard
 			after.Guard = &g
@@ -355,8 +359,8 @@ func (s *Store) saveEndpoint(ctx context.Context, t *txn, actor registry.Actor, 
 		return nil, err
 	}
 	if _, err := t.exec(ctx, `UPDATE endpoints SET stage = ?, routes = ?, sticky_header = ?, guard = ?, status = ?, status_message = ?,
-		updated_at = ?, revision = ? WHERE name = ?`,
-		after.Stage, routes, after.StickyHeader, guard, after.Status, after.StatusMessage, now.UnixMicro(), after.Revision, after.Name); err != nil {
+		updated_at = ?, revision = ?, timeout = ? WHERE name = ?`,
+		after.Stage, routes, after.StickyHeader, guard, after.Status, after.StatusMessage, now.UnixMicro(), after.Revision, after.Timeout, after.Name); err != nil {
 		return nil, fmt.Errorf("update endpoint: %w", err)
 	}
 	if routesChanged {

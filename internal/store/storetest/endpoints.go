@@ -14,6 +14,7 @@ var endpointCases = []testCase{
 	{"EndpointGuardRollback", testEndpointGuardRollback},
 	{"EndpointBlocksDeletes", testEndpointBlocksDeletes},
 	{"EndpointServesStage", testEndpointServesStage},
+	{"EndpointTimeout", testEndpointTimeout},
 }
 
 func routes(stableVersion int64, stableWeight int, canaryVersion int64) []registry.Route {
@@ -303,4 +304,31 @@ func testEndpointServesStage(e *env) {
 	staging := "staging"
 	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "churn-api", registry.EndpointPatch{Stage: &staging}, registry.Precondition{})
 	ok(t, err)
+}
+
+// testEndpointTimeout: the upstream timeout is stored, changed, cleared
+// and bumps the revision; a bad one is refused naming the field.
+func testEndpointTimeout(e *env) {
+	t := e.t
+	endpointFixture(e)
+	in := registry.EndpointCreate{Name: "timed", Model: "churn", Routes: routes(1, 90, 2), Timeout: "2s"}
+	ep, err := e.s.CreateEndpoint(e.ctx, e.actor, in)
+	ok(t, err)
+	equal(t, "created timeout", ep.Timeout, "2s")
+	got, err := e.s.GetEndpoint(e.ctx, "timed")
+	ok(t, err)
+	equal(t, "read timeout", got.Timeout, "2s")
+	long := "2m"
+	ep, err = e.s.UpdateEndpoint(e.ctx, e.actor, "timed", registry.EndpointPatch{Timeout: &long}, registry.Precondition{})
+	ok(t, err)
+	equal(t, "updated timeout", ep.Timeout, "2m")
+	equal(t, "revision", ep.Revision, int64(2))
+	none := ""
+	ep, err = e.s.UpdateEndpoint(e.ctx, e.actor, "timed", registry.EndpointPatch{Timeout: &none}, registry.Precondition{})
+	ok(t, err)
+	equal(t, "cleared timeout", ep.Timeout, "")
+	for _, bad := range []string{"soon", "50ms", "11m"} {
+		_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "timed", registry.EndpointPatch{Timeout: &bad}, registry.Precondition{})
+		wantField(t, err, "timeout")
+	}
 }
