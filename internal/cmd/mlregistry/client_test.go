@@ -205,6 +205,10 @@ func TestClientCommandsTables(t *testing.T) {
 			t.Errorf("endpoints show churn lacks %q:\n%s", want, ep)
 		}
 	}
+	if lines = rows(t, ep[strings.Index(ep, "Routes:")+len("Routes:\n"):], "VERSION", "CONFIGURED", "OBSERVED", "UPSTREAM"); len(lines) != 3 ||
+		!strings.Contains(lines[1], "90%  ") || !strings.Contains(lines[2], "10%  ") {
+		t.Errorf("endpoints show churn routes:\n%s", strings.Join(lines, "\n"))
+	}
 
 	lines = rows(t, f.ok(t, "events", "--model", "churn"), "TIME", "ACTOR", "ACTION", "SUBJECT")
 	if len(lines) < 9 || !strings.Contains(lines[1], "model.create") || !strings.Contains(lines[len(lines)-1], "endpoint.create") {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -42,9 +43,11 @@ func newEndpointsCmd() *cobra.Command {
 		Long: `List serving endpoints, or show one: its routes (version, weight, upstream),
 status, guard and URL.
 
-Weights are the observed ones: after the gateway's guard moved traffic off a
-failing route, status is rolled_back and the message says what happened; the
-next terraform plan shows the configured weights as drift.`,
+show prints each route's configured weight (what the last create or update
+wrote) beside the observed one (what the gateway uses now): after the guard
+moved traffic off a failing route, or a flagged version was drained, they
+differ, status says why, and the next terraform plan shows the difference as
+drift. The list shows observed weights.`,
 		Example: `  mlregistry endpoints
   mlregistry endpoints show churn
   mlregistry endpoints show churn -o json | jq .routes`,
@@ -96,11 +99,19 @@ next terraform plan shows the configured weights as drift.`,
 				); err != nil {
 					return err
 				}
+				configured, err := configuredWeights(ctx, c, e)
+				if err != nil {
+					return err
+				}
 				fmt.Fprintln(w)
 				fmt.Fprintln(w, "Routes:")
-				t := newTable(w, "  NAME", "VERSION", "WEIGHT", "UPSTREAM")
+				t := newTable(w, "  NAME", "VERSION", "CONFIGURED", "OBSERVED", "UPSTREAM")
 				for _, rt := range e.Routes {
-					t.strs("  "+rt.Name, fmt.Sprint(rt.Version), fmt.Sprintf("%d%%", rt.Weight), rt.UpstreamURL)
+					conf := "?"
+					if c, ok := configured[rt.Name]; ok {
+						conf = fmt.Sprintf("%d%%", c)
+					}
+					t.strs("  "+rt.Name, fmt.Sprint(rt.Version), conf, fmt.Sprintf("%d%%", rt.Weight), rt.UpstreamURL)
 				}
 				return t.flush()
 			})
@@ -114,4 +125,43 @@ func statusCell(status string) cell {
 		return cell{text: status, color: colorGreen}
 	}
 	return cell{text: status, color: colorRed}
+}
+
+// configuredWeights are the route weights the newest create or update of
+// the endpoint wrote, from its audit events; the endpoint itself holds the
+// observed ones, which the guard or a flag may have moved. A route the
+// events do not name is missing from the map.
+func configuredWeights(ctx context.Context, c *client.Client, e *registry.Endpoint) (map[string]int, error) {
+	var last *registry.Event
+	f := registry.EventFilter{Endpoint: e.Name, Since: e.CreatedAt, ListOptions: registry.ListOptions{PageSize: registry.MaxPageSize}}
+	for {
+		page, err := c.ListEvents(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		for i := range page.Items {
+			switch page.Items[i].Action {
+			case registry.ActionEndpointCreate, registry.ActionEndpointUpdate:
+				last = &page.Items[i]
+			}
+		}
+		if page.NextPageToken == "" {
+			break
+		}
+		f.PageToken = page.NextPageToken
+	}
+	out := map[string]int{}
+	if last == nil {
+		return out, nil
+	}
+	var after struct {
+		Routes []registry.Route `json:"routes"`
+	}
+	if err := json.Unmarshal(last.After, &after); err != nil {
+		return out, nil
+	}
+	for _, rt := range after.Routes {
+		out[rt.Name] = rt.Weight
+	}
+	return out, nil
 }
