@@ -158,7 +158,7 @@ func configuredWeights(ctx context.Context, c *client.Client, e *registry.Endpoi
 		Routes []registry.Route `json:"routes"`
 	}
 	if err := json.Unmarshal(last.After, &after); err != nil {
-		return out, nil
+		return nil, fmt.Errorf("reading the configured weights from event %d: %w", last.ID, err)
 	}
 	for _, rt := range after.Routes {
 		out[rt.Name] = rt.Weight
