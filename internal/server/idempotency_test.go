@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -174,16 +175,19 @@ func TestIdempotentConditionalWrites(t *testing.T) {
 	})
 }
 
-// gatedStore holds UpdateModel until released, so a request can be kept
-// in flight.
+// gatedStore holds the first UpdateModel until released, so a request
+// can be kept in flight; later calls pass.
 type gatedStore struct {
 	registry.Store
+	held             atomic.Bool
 	entered, release chan struct{}
 }
 
 func (s *gatedStore) UpdateModel(ctx context.Context, a registry.Actor, name string, p registry.ModelPatch, pre registry.Precondition) (*registry.Model, error) {
-	s.entered <- struct{}{}
-	<-s.release
+	if s.held.CompareAndSwap(false, true) {
+		close(s.entered)
+		<-s.release
+	}
 	return s.Store.UpdateModel(ctx, a, name, p, pre)
 }
 
@@ -204,8 +208,10 @@ func TestIdempotentWriteInFlight(t *testing.T) {
 		done := make(chan *resp)
 		go func() { done <- e.call(r) }()
 		<-gs.entered
+		release := sync.OnceFunc(func() { close(gs.release) })
+		t.Cleanup(release) // a failure below must not leave the server waiting
 		e.expectProblem(r, http.StatusConflict, registry.CodeConflict)
-		gs.release <- struct{}{}
+		release()
 		first := <-done
 		if first.status != http.StatusOK {
 			t.Fatalf("first attempt: %d %s", first.status, first.body)
