@@ -276,6 +276,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			// The same header the API middleware echoes or generates.
 			RequestIDHeader: "X-Request-ID",
 			IdleTimeout:     120 * time.Second,
+			HeaderTimeout:   max(m.cfg.ReadHeaderTimeout, 0),
 			Logger:          log.With("component", "gateway"),
 		})
 	}

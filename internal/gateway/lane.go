@@ -61,8 +61,14 @@ type LaneOptions struct {
 	// format). The upstream receives it too.
 	RequestIDHeader string
 	// IdleTimeout closes a connection that sends nothing for this long
-	// (default 120 s).
+	// between requests (default 120 s).
 	IdleTimeout time.Duration
+	// HeaderTimeout closes a new connection whose first request does not
+	// start within it (default 10 s), as http.Server.ReadHeaderTimeout
+	// does: a client that connects and trickles nothing must not hold the
+	// connection for IdleTimeout. (A head that arrives only in part is
+	// handed to net/http, whose ReadHeaderTimeout bounds the rest.)
+	HeaderTimeout time.Duration
 	// Logger for accept errors (default: the gateway's).
 	Logger *slog.Logger
 }
@@ -94,6 +100,9 @@ type Lane struct {
 func (g *Gateway) Lane(ln net.Listener, opts LaneOptions) *Lane {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = 10 * time.Second
 	}
 	// Canonical, so the gateway finds the ID where net/http's path puts it.
 	opts.RequestIDHeader = http.CanonicalHeaderKey(opts.RequestIDHeader)
@@ -322,13 +331,17 @@ func (l *Lane) serveConn(lc *laneConn) {
 		}
 		l.forget(lc)
 	}()
-	for {
+	// The first request must start within HeaderTimeout; from the second
+	// on, the idle deadline below applies (lc.deadline is still zero, so
+	// the loop sets it once the first request has been served).
+	_ = lc.c.SetReadDeadline(time.Now().Add(l.opts.HeaderTimeout))
+	for first := true; ; first = false {
 		// The idle deadline moves at most once a second: setting it costs
 		// a poller update, and a second more or less of idle time does
 		// not matter. It is set before the closing check, so Shutdown's
 		// wake-up deadline cannot be overwritten.
 		now := time.Now()
-		if lc.deadline.Sub(now) < l.opts.IdleTimeout-time.Second {
+		if !first && lc.deadline.Sub(now) < l.opts.IdleTimeout-time.Second {
 			lc.deadline = now.Add(l.opts.IdleTimeout)
 			_ = lc.c.SetReadDeadline(lc.deadline)
 		}
