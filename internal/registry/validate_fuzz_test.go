@@ -47,9 +47,9 @@ var stringValidators = []struct {
 func isLower(c byte) bool      { return c >= 'a' && c <= 'z' }
 func isLowerDigit(c byte) bool { return isLower(c) || c >= '0' && c <= '9' }
 
-// patternOK: first byte passes first, the rest pass rest, 1..max bytes.
-func patternOK(v string, max int, first, rest func(byte) bool) bool {
-	if len(v) == 0 || len(v) > max || !first(v[0]) {
+// patternOK: first byte passes first, the rest pass rest, 1..maxLen bytes.
+func patternOK(v string, maxLen int, first, rest func(byte) bool) bool {
+	if len(v) == 0 || len(v) > maxLen || !first(v[0]) {
 		return false
 	}
 	for i := 1; i < len(v); i++ {
