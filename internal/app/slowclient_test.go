@@ -114,8 +114,11 @@ func TestSlowClients(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
+	// The normal client's keep-alive connection and a database connection
+	// the pool may have opened meanwhile are not the slow clients': allow
+	// a few; 50 leaked connections would be 50 to 100 descriptors.
 	deadline := time.Now().Add(5 * time.Second)
-	for openFDs(t) > baseline+2 {
+	for http.DefaultClient.CloseIdleConnections(); openFDs(t) > baseline+5; http.DefaultClient.CloseIdleConnections() {
 		if time.Now().After(deadline) {
 			t.Fatalf("descriptors: %d, baseline %d", openFDs(t), baseline)
 		}
