@@ -169,14 +169,9 @@ func (b *builder) indexVersions() error {
 		if rc.Type != typeVersion {
 			continue
 		}
-		var before, after versionVals
-		hasB, err := decodeVals(rc.Change.Before, &before)
+		before, after, hasB, hasA, err := decodeChange[versionVals](rc, "")
 		if err != nil {
-			return decodeErr(rc, "before", err)
-		}
-		hasA, err := decodeVals(rc.Change.After, &after)
-		if err != nil {
-			return decodeErr(rc, "after", err)
+			return err
 		}
 		act := rc.Change.action()
 		if hasB && before.Version != nil {
@@ -252,14 +247,9 @@ func (b *builder) modelChanges() error {
 		if rc.Type != typeModel {
 			continue
 		}
-		var before, after modelVals
-		hasB, err := decodeVals(rc.Change.Before, &before)
+		before, after, hasB, hasA, err := decodeChange[modelVals](rc, "")
 		if err != nil {
-			return decodeErr(rc, "before", err)
-		}
-		hasA, err := decodeVals(rc.Change.After, &after)
-		if err != nil {
-			return decodeErr(rc, "after", err)
+			return err
 		}
 		name := after.Name
 		if !hasA {
@@ -388,14 +378,9 @@ func (b *builder) stageMoves() error {
 		if act == ActionNoop {
 			continue
 		}
-		var before, after stageVals
-		hasB, err := decodeVals(rc.Change.Before, &before)
+		before, after, hasB, hasA, err := decodeChange[stageVals](rc, "")
 		if err != nil {
-			return decodeErr(rc, "before", err)
-		}
-		hasA, err := decodeVals(rc.Change.After, &after)
-		if err != nil {
-			return decodeErr(rc, "after", err)
+			return err
 		}
 		cur := &after
 		if !hasA {
@@ -529,14 +514,9 @@ func (b *builder) endpointChanges() error {
 		if act == ActionNoop {
 			continue
 		}
-		var before, after endpointVals
-		hasB, err := decodeVals(rc.Change.Before, &before)
+		before, after, hasB, hasA, err := decodeChange[endpointVals](rc, "")
 		if err != nil {
-			return decodeErr(rc, "before", err)
-		}
-		hasA, err := decodeVals(rc.Change.After, &after)
-		if err != nil {
-			return decodeErr(rc, "after", err)
+			return err
 		}
 		cur := &after
 		if !hasA {

@@ -76,14 +76,9 @@ func (b *builder) drift() error {
 }
 
 func (b *builder) stageDrift(rc ResourceChange, item *DriftItem) error {
-	var before, after stageVals
-	hasB, err := decodeVals(rc.Change.Before, &before)
+	before, after, hasB, hasA, err := decodeChange[stageVals](rc, "drift ")
 	if err != nil {
-		return decodeErr(rc, "drift before", err)
-	}
-	hasA, err := decodeVals(rc.Change.After, &after)
-	if err != nil {
-		return decodeErr(rc, "drift after", err)
+		return err
 	}
 	if !hasB {
 		return nil
@@ -157,14 +152,9 @@ func orUnknown(s string) string {
 }
 
 func (b *builder) endpointDrift(rc ResourceChange, item *DriftItem) error {
-	var before, after endpointVals
-	hasB, err := decodeVals(rc.Change.Before, &before)
+	before, after, hasB, hasA, err := decodeChange[endpointVals](rc, "drift ")
 	if err != nil {
-		return decodeErr(rc, "drift before", err)
-	}
-	hasA, err := decodeVals(rc.Change.After, &after)
-	if err != nil {
-		return decodeErr(rc, "drift after", err)
+		return err
 	}
 	if !hasB {
 		return nil
@@ -286,14 +276,9 @@ func endpointEventLine(e registry.Event) string {
 func ptr[T any](v T) *T { return &v }
 
 func (b *builder) versionDrift(rc ResourceChange, item *DriftItem) error {
-	var before, after versionVals
-	hasB, err := decodeVals(rc.Change.Before, &before)
+	before, after, hasB, hasA, err := decodeChange[versionVals](rc, "drift ")
 	if err != nil {
-		return decodeErr(rc, "drift before", err)
-	}
-	hasA, err := decodeVals(rc.Change.After, &after)
-	if err != nil {
-		return decodeErr(rc, "drift after", err)
+		return err
 	}
 	if !hasB || before.Version == nil {
 		return nil

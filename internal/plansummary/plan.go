@@ -218,6 +218,19 @@ func decodeVals(raw json.RawMessage, out any) (bool, error) {
 	return true, nil
 }
 
+// decodeChange decodes a resource change's before and after values; hasB
+// and hasA say whether each side exists. side prefixes "before"/"after"
+// in errors (e.g. "drift ").
+func decodeChange[T any](rc ResourceChange, side string) (before, after T, hasB, hasA bool, err error) {
+	if hasB, err = decodeVals(rc.Change.Before, &before); err != nil {
+		return before, after, false, false, decodeErr(rc, side+"before", err)
+	}
+	if hasA, err = decodeVals(rc.Change.After, &after); err != nil {
+		return before, after, false, false, decodeErr(rc, side+"after", err)
+	}
+	return before, after, hasB, hasA, nil
+}
+
 // unknownAt reports whether after_unknown marks the given top-level
 // attribute (or anything under it) as unknown.
 func unknownAt(raw json.RawMessage, attr string) bool {

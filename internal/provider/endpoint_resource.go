@@ -330,10 +330,7 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	name := plan.Name.ValueString()
 	var err error
 	if state == nil {
-		_, err = r.client.DryRunCreateEndpoint(ctx, registry.EndpointCreate{
-			Name: name, Model: plan.Model.ValueString(), Stage: plan.Stage.ValueString(), Routes: routes,
-			StickyHeader: plan.StickyHeader.ValueString(), Guard: guard, Timeout: plan.Timeout.ValueString(),
-		})
+		_, err = r.client.DryRunCreateEndpoint(ctx, plan.create(routes, guard))
 	} else {
 		_, err = r.client.DryRunUpdateEndpoint(ctx, state.ID.ValueString(), plan.patch(routes, guard))
 	}
@@ -391,10 +388,7 @@ func (r *endpointResource) Create(ctx context.Context, req resource.CreateReques
 		return
 	}
 	name := plan.Name.ValueString()
-	e, err := r.client.CreateEndpoint(ctx, registry.EndpointCreate{
-		Name: name, Model: plan.Model.ValueString(), Stage: plan.Stage.ValueString(), Routes: routes,
-		StickyHeader: plan.StickyHeader.ValueString(), Guard: guard, Timeout: plan.Timeout.ValueString(),
-	})
+	e, err := r.client.CreateEndpoint(ctx, plan.create(routes, guard))
 	if err != nil {
 		if errors.Is(err, registry.ErrAlreadyExists) {
 			resp.Diagnostics.AddAttributeError(path.Root("name"), "Endpoint already exists",
@@ -523,6 +517,14 @@ func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prio
 	f.UpdatedAt = timeValue(e.UpdatedAt)
 	f.Revision = types.Int64Value(e.Revision)
 	return diags
+}
+
+// create is the create request for m.
+func (m *endpointResourceModel) create(routes []registry.Route, guard *registry.Guard) registry.EndpointCreate {
+	return registry.EndpointCreate{
+		Name: m.Name.ValueString(), Model: m.Model.ValueString(), Stage: m.Stage.ValueString(), Routes: routes,
+		StickyHeader: m.StickyHeader.ValueString(), Guard: guard, Timeout: m.Timeout.ValueString(),
+	}
 }
 
 // patch is the update that makes the endpoint look like m.

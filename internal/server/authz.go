@@ -47,9 +47,3 @@ func requireUnrestricted(r *http.Request, what string) error {
 	}
 	return nil
 }
-
-// stagePermission answers a stage dry run's question "could this caller
-// make the change itself": nil when it could, else the reason.
-func stagePermission(r *http.Request, stage string) error {
-	return mayAssignStage(r, stage)
-}

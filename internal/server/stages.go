@@ -79,7 +79,7 @@ func (s *Server) assignStage(w http.ResponseWriter, r *http.Request) error {
 			PreviousVersion: a.PreviousVersion,
 			Permitted:       true,
 		}
-		if perr := stagePermission(r, stage); perr != nil {
+		if perr := mayAssignStage(r, stage); perr != nil {
 			re := registry.AsError(perr)
 			out.Permitted, out.Permission, out.PermissionRule = false, re.Message, re.Rule
 		}

@@ -177,7 +177,8 @@ func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) error {
 // conditional on the revision checked here, so a flag set meanwhile is not
 // cleared by a token that may not clear it.
 func (s *Server) mayUnflag(r *http.Request, model string, version int64, pre registry.Precondition) (registry.Precondition, error) {
-	if requireUnrestricted(r, "unflagging a version") == nil {
+	denied := requireUnrestricted(r, "unflagging a version")
+	if denied == nil {
 		return pre, nil
 	}
 	cur, err := s.store.GetVersion(r.Context(), model, version)
@@ -185,7 +186,7 @@ func (s *Server) mayUnflag(r *http.Request, model string, version int64, pre reg
 		return pre, err
 	}
 	if cur.Flagged {
-		return pre, requireUnrestricted(r, "unflagging a version")
+		return pre, denied
 	}
 	if pre.IfRevision == 0 {
 		pre.IfRevision = cur.Revision
