@@ -29,7 +29,10 @@ import (
 // Defaults used by the CLI and by New when a field is empty.
 const (
 	DefaultListen = "127.0.0.1:8080"
-	DefaultDB     = "sqlite://./mlregistry.db"
+	// DefaultGatewayListen is where 'mlregistry gateway' listens: beside
+	// a registry on DefaultListen.
+	DefaultGatewayListen = "127.0.0.1:8081"
+	DefaultDB            = "sqlite://./mlregistry.db"
 
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
@@ -82,21 +85,42 @@ type Config struct {
 	// the database: the longest a token revoked on another replica keeps
 	// working. 0 = 5s; negative disables the cache.
 	TokenCacheTTL time.Duration
+	// ServeListen, when set, puts the data plane on a listener of its own:
+	// it serves /serve/ (and /healthz, /readyz) and nothing else, and
+	// Listen serves the API and the UI, answering /serve/ with a 404 that
+	// names the serve listener. Empty: /serve/ shares Listen with the API
+	// (the quickstart's layout). TLS applies to both.
+	ServeListen string
+	// ServePublicURL is the base URL clients reach the serve listener at;
+	// endpoint URLs are built on it. Default: http(s)://<serve listen
+	// address>. Only with ServeListen.
+	ServePublicURL string
+	// DataPlaneOnly runs the gateway alone (mlregistry gateway): Listen
+	// serves /serve/, /healthz and /readyz and nothing else, routes and
+	// tokens are read from DB (changes are picked up by polling, as
+	// replicas do), the guard records its actions there. There is no API
+	// and no UI, and the database is never migrated: a registry must have
+	// created its schema.
+	DataPlaneOnly bool
 }
 
-// Main is a running registry: store, API server and gateway on one
-// listener.
+// Main is a running registry: store, API server and gateway, on one
+// listener or two (Config.ServeListen), or the gateway alone
+// (Config.DataPlaneOnly).
 type Main struct {
 	cfg Config
 
 	store   *sqlstore.Store
 	server  *server.Server
 	gateway *gateway.Gateway
-	http    *http.Server
-	ln      net.Listener
-	lane    *gateway.Lane
 	certs   *certReloader
 	url     string
+
+	// listeners: the API's (absent in DataPlaneOnly) and the data
+	// plane's when it has its own; api and data point into it (the same
+	// listener when /serve/ shares the API's).
+	listeners []*listener
+	api, data *listener
 
 	metricsHTTP *http.Server
 	metricsURL  string
@@ -108,10 +132,23 @@ type Main struct {
 	closed   bool
 }
 
+// listener is one address Main serves: its socket, the net/http server
+// and, when it carries /serve/ without TLS, the gateway's fast lane.
+type listener struct {
+	role string // "api", "serve" or "api+serve", for logs
+	ln   net.Listener
+	http *http.Server
+	lane *gateway.Lane
+	url  string
+}
+
 // New returns a Main that Run starts.
 func New(cfg Config) *Main {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
+		if cfg.DataPlaneOnly {
+			cfg.Listen = DefaultGatewayListen
+		}
 	}
 	if cfg.DB == "" {
 		cfg.DB = DefaultDB
@@ -153,14 +190,12 @@ func CheckListen(listen string, insecureNoAuth bool) error {
 	return nil
 }
 
-// Run opens the store (applying migrations), starts listening and serving
-// in the background, and returns once requests are accepted. Call Close to
-// stop; Err reports a serving failure.
+// Run opens the store (applying migrations, except in DataPlaneOnly),
+// starts listening and serving in the background, and returns once
+// requests are accepted. Call Close to stop; Err reports a serving
+// failure.
 func (m *Main) Run(ctx context.Context) (err error) {
-	if err := CheckListen(m.cfg.Listen, m.cfg.InsecureNoAuth); err != nil {
-		return err
-	}
-	if err := CheckMetricsListen(m.cfg.MetricsListen, m.cfg.MetricsListenPublic); err != nil {
+	if err := m.checkConfig(); err != nil {
 		return err
 	}
 	log := m.cfg.Logger
@@ -170,33 +205,56 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	m.store, err = sqlstore.Open(ctx, m.cfg.DB, sqlstore.Options{Now: m.cfg.Now, Logger: log})
+	m.store, err = sqlstore.Open(ctx, m.cfg.DB, sqlstore.Options{Now: m.cfg.Now, Logger: log, NoMigrate: m.cfg.DataPlaneOnly})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
-
-	if (m.cfg.TLSCertFile == "") != (m.cfg.TLSKeyFile == "") {
-		return errors.New("TLS needs both --tls-cert and --tls-key")
+	if m.cfg.DataPlaneOnly {
+		// The data plane reads what a registry wrote; it never creates or
+		// upgrades the schema under that registry.
+		v, err := m.store.SchemaVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("open database: %w", err)
+		}
+		if v == 0 {
+			return fmt.Errorf("database %s holds no registry: start 'mlregistry serve' on it (or run 'mlregistry migrate') before the gateway", sqlstore.RedactDSN(m.cfg.DB))
+		}
 	}
+
 	if m.cfg.TLSCertFile != "" {
 		if m.certs, err = newCertReloader(m.cfg.TLSCertFile, m.cfg.TLSKeyFile); err != nil {
 			return err
 		}
 	}
-	m.ln, err = net.Listen("tcp", m.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+	switch {
+	case m.cfg.DataPlaneOnly:
+		if m.data, err = m.listen("serve", m.cfg.Listen); err != nil {
+			return err
+		}
+	case m.cfg.ServeListen != "":
+		if m.api, err = m.listen("api", m.cfg.Listen); err != nil {
+			return err
+		}
+		if m.data, err = m.listen("serve", m.cfg.ServeListen); err != nil {
+			return err
+		}
+	default:
+		if m.api, err = m.listen("api+serve", m.cfg.Listen); err != nil {
+			return err
+		}
+		m.data = m.api
 	}
-	m.url = "http://" + m.ln.Addr().String()
-	if m.certs != nil {
-		m.url = "https://" + m.ln.Addr().String()
-	} else if !isLoopbackListen(m.cfg.Listen) {
-		log.Warn("listening on a non-loopback address without TLS: tokens and model traffic cross the network in clear text; pass --tls-cert and --tls-key, or terminate TLS in front of the registry",
-			"listen", m.cfg.Listen)
-	}
+	m.url = m.listeners[0].url
 	publicURL := strings.TrimRight(m.cfg.PublicURL, "/")
 	if publicURL == "" {
 		publicURL = m.url
+	}
+	// Endpoint URLs point at the data plane when it has its own listener.
+	var serveURL string
+	if m.api != nil && m.data != m.api {
+		if serveURL = strings.TrimRight(m.cfg.ServePublicURL, "/"); serveURL == "" {
+			serveURL = m.data.url
+		}
 	}
 
 	reg := prometheus.NewRegistry()
@@ -205,9 +263,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 
-	// The registry's own listener is never an upstream: a route pointing
-	// at it would loop through /serve/ or reach the API with any method.
-	upstreams := gateway.UpstreamPolicy{Self: []string{m.ln.Addr().String()}}
+	// The registry's own listeners are never upstreams: a route pointing
+	// at one would loop through /serve/ or reach the API with any method.
+	upstreams := gateway.UpstreamPolicy{}
+	for _, l := range m.listeners {
+		upstreams.Self = append(upstreams.Self, l.ln.Addr().String())
+	}
 	if upstreams.Allow, err = parsePrefixes("upstream allow", m.cfg.UpstreamAllow); err != nil {
 		return err
 	}
@@ -232,11 +293,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("gateway: load endpoints: %w", err)
 	}
 
+	// The data plane uses the server too, for what every request gets
+	// (request IDs, access log, metrics, problem+json) and for tokens;
+	// its listener lets only /serve/ and the probes through (dataPlane).
 	m.server, err = server.New(server.Options{
 		Store:          m.store,
 		Logger:         log,
 		Now:            m.cfg.Now,
 		PublicURL:      publicURL,
+		ServeURL:       serveURL,
 		InsecureNoAuth: m.cfg.InsecureNoAuth,
 		TokenCacheTTL:  m.cfg.TokenCacheTTL,
 		Registry:       reg,
@@ -260,17 +325,123 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// Every scope may serve; a serve token only that, and only its
 	// endpoints when it names some. The lane's Authorize asks the same.
 	m.server.HandleServe("/serve/", gateway.EndpointName, m.gateway)
-	if err := m.mountUI(); err != nil {
-		return err
+	if !m.cfg.DataPlaneOnly {
+		if err := m.mountUI(); err != nil {
+			return err
+		}
 	}
 
-	// Connections go through the gateway's fast lane, which serves plain
-	// authorised /serve/ GETs itself and hands everything else (the API,
-	// request bodies, refused tokens) to m.http. gateway.Listener serves
-	// connections with raw non-blocking socket calls. Behind TLS there is
-	// no lane (it reads plain sockets): net/http serves every connection.
-	if m.certs == nil {
-		m.lane = m.gateway.Lane(gateway.Listener(m.ln), gateway.LaneOptions{
+	switch {
+	case m.api == m.data:
+		m.start(m.api, m.server.Handler())
+	case m.api == nil:
+		m.start(m.data, dataPlane(m.server.Handler()))
+	default:
+		m.start(m.api, withoutServe(m.server.Handler(), serveURL))
+		m.start(m.data, dataPlane(m.server.Handler()))
+	}
+	if err := m.serveMetrics(reg); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := m.gateway.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("gateway poller stopped", "err", err)
+		}
+	}()
+	if m.cfg.DataPlaneOnly {
+		log.Info("mlregistry gateway serving", "addr", m.url, "db", sqlstore.RedactDSN(m.cfg.DB))
+		return nil
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.purgeLoop(bg)
+	}()
+	attrs := []any{"addr", m.url}
+	if m.data != m.api {
+		attrs = append(attrs, "serve_addr", m.data.url, "serve_public_url", serveURL)
+	}
+	attrs = append(attrs, "db", sqlstore.RedactDSN(m.cfg.DB), "public_url", publicURL, "auth", !m.cfg.InsecureNoAuth)
+	log.Info("mlregistry serving", attrs...)
+	return nil
+}
+
+// checkConfig refuses combinations that cannot work or would expose more
+// than meant, before anything is opened.
+func (m *Main) checkConfig() error {
+	c := m.cfg
+	if c.DataPlaneOnly && c.InsecureNoAuth {
+		return errors.New("the gateway has no --insecure-no-auth: it authenticates callers against the registry's tokens")
+	}
+	if c.DataPlaneOnly && c.ServeListen != "" {
+		return errors.New("the gateway serves /serve/ on its --listen address; --serve-listen is for 'mlregistry serve'")
+	}
+	if c.ServePublicURL != "" && c.ServeListen == "" {
+		return errors.New("--serve-public-url needs --serve-listen: without it /serve/ is on the API listener and endpoint URLs use --public-url")
+	}
+	if err := CheckListen(c.Listen, c.InsecureNoAuth); err != nil {
+		return err
+	}
+	if c.ServeListen != "" {
+		if err := CheckListen(c.ServeListen, c.InsecureNoAuth); err != nil {
+			return err
+		}
+	}
+	if err := CheckMetricsListen(c.MetricsListen, c.MetricsListenPublic); err != nil {
+		return err
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("TLS needs both --tls-cert and --tls-key")
+	}
+	return nil
+}
+
+// listen opens one of Main's addresses.
+func (m *Main) listen(role, addr string) (*listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if role == "serve" && m.cfg.ServeListen != "" {
+			return nil, fmt.Errorf("serve listen: %w", err)
+		}
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	l := &listener{role: role, ln: ln, url: "http://" + ln.Addr().String()}
+	m.listeners = append(m.listeners, l)
+	if m.certs != nil {
+		l.url = "https://" + ln.Addr().String()
+	} else if !isLoopbackListen(addr) {
+		m.cfg.Logger.Warn("listening on a non-loopback address without TLS: tokens and model traffic cross the network in clear text; pass --tls-cert and --tls-key, or terminate TLS in front of the registry",
+			"listen", addr, "role", role)
+	}
+	return l, nil
+}
+
+// start serves l with h in the background.
+func (m *Main) start(l *listener, h http.Handler) {
+	log := m.cfg.Logger
+	l.http = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: max(m.cfg.ReadHeaderTimeout, 0),
+		ReadTimeout:       max(m.cfg.ReadTimeout, 0),
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	var ln net.Listener = l.ln
+	switch {
+	case m.certs != nil:
+		// Behind TLS there is no lane (it reads plain sockets): net/http
+		// serves every connection, with the one reloadable certificate.
+		l.http.TLSConfig = m.certs.config()
+		ln = tls.NewListener(l.ln, l.http.TLSConfig)
+	case l == m.data:
+		// Connections go through the gateway's fast lane, which serves
+		// plain authorised /serve/ GETs itself and hands everything else
+		// (the API on a shared listener, request bodies, refused tokens)
+		// to l.http. gateway.Listener serves connections with raw
+		// non-blocking socket calls.
+		l.lane = m.gateway.Lane(gateway.Listener(l.ln), gateway.LaneOptions{
 			Authorize: func(r *http.Request) bool { return m.server.MayServe(r, gateway.EndpointName(r)) },
 			Header:    http.Header{"X-Content-Type-Options": {"nosniff"}},
 			// The same header the API middleware echoes or generates.
@@ -279,41 +450,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			HeaderTimeout:   max(m.cfg.ReadHeaderTimeout, 0),
 			Logger:          log.With("component", "gateway"),
 		})
+		ln = l.lane
 	}
-	m.http = &http.Server{
-		Handler:           m.server.Handler(),
-		ReadHeaderTimeout: max(m.cfg.ReadHeaderTimeout, 0),
-		ReadTimeout:       max(m.cfg.ReadTimeout, 0),
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if err := m.serveMetrics(reg); err != nil {
-		return err
-	}
-	m.wg.Add(3)
-	var serveLn net.Listener = m.lane
-	if m.certs != nil {
-		m.http.TLSConfig = m.certs.config()
-		serveLn = tls.NewListener(m.ln, m.http.TLSConfig)
-	}
+	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		if err := m.http.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.serveErr <- err
+		if err := l.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case m.serveErr <- fmt.Errorf("%s listener: %w", l.role, err):
+			default:
+			}
 		}
 	}()
-	go func() {
-		defer m.wg.Done()
-		if err := m.gateway.Run(bg); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("gateway poller stopped", "err", err)
-		}
-	}()
-	go func() {
-		defer m.wg.Done()
-		m.purgeLoop(bg)
-	}()
-	log.Info("mlregistry serving", "addr", m.url, "db", sqlstore.RedactDSN(m.cfg.DB), "public_url", publicURL, "auth", !m.cfg.InsecureNoAuth)
-	return nil
 }
 
 // purgeLoop drops idempotency records past their 24 h life every hour.
@@ -335,8 +483,17 @@ func (m *Main) purgeLoop(ctx context.Context) {
 }
 
 // URL is the base URL the listener answers on, e.g. http://127.0.0.1:41234
-// (https:// with TLS).
+// (https:// with TLS): the API's, or in DataPlaneOnly the gateway's.
 func (m *Main) URL() string { return m.url }
+
+// ServeURL is the base URL /serve/ answers on: URL unless ServeListen
+// gave the data plane a listener of its own.
+func (m *Main) ServeURL() string {
+	if m.data == nil {
+		return ""
+	}
+	return m.data.url
+}
 
 // ReloadTLS reads the certificate and key files again; connections already
 // open keep theirs. Without TLS it does nothing. A pair that fails to load
@@ -390,29 +547,45 @@ func (m *Main) Close() error {
 	}
 	m.closed = true
 	var errs []error
-	if m.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
-		if err := m.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-			// Past the deadline: Shutdown leaves busy connections open
-			// (a stream on a stalled upstream would hold Close forever).
-			_ = m.http.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ShutdownTimeout)
+	// The listeners drain side by side, within the one deadline.
+	var (
+		mu   sync.Mutex
+		wait sync.WaitGroup
+	)
+	for _, l := range m.listeners {
+		if l.http == nil {
+			_ = l.ln.Close()
+			continue
 		}
-		// Behind TLS there is no lane: net/http owned the listener.
-		if m.lane != nil {
-			if err := m.lane.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("gateway lane shutdown: %w", err))
+		wait.Add(1)
+		go func() {
+			defer wait.Done()
+			var lerrs []error
+			if err := l.http.Shutdown(ctx); err != nil {
+				lerrs = append(lerrs, fmt.Errorf("http shutdown (%s listener): %w", l.role, err))
+				// Past the deadline: Shutdown leaves busy connections open
+				// (a stream on a stalled upstream would hold Close forever).
+				_ = l.http.Close()
 			}
-		}
-		if m.metricsHTTP != nil {
-			if err := m.metricsHTTP.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("metrics listener shutdown: %w", err))
+			// Behind TLS there is no lane: net/http owned the listener.
+			if l.lane != nil {
+				if err := l.lane.Shutdown(ctx); err != nil {
+					lerrs = append(lerrs, fmt.Errorf("gateway lane shutdown (%s listener): %w", l.role, err))
+				}
 			}
-		}
-		cancel()
-	} else if m.ln != nil {
-		_ = m.ln.Close()
+			mu.Lock()
+			errs = append(errs, lerrs...)
+			mu.Unlock()
+		}()
 	}
+	wait.Wait()
+	if m.metricsHTTP != nil {
+		if err := m.metricsHTTP.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("metrics listener shutdown: %w", err))
+		}
+	}
+	cancel()
 	if m.cancel != nil {
 		m.cancel()
 	}

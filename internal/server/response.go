@@ -94,7 +94,11 @@ func (s *Server) fixEndpoint(r *http.Request, e *registry.Endpoint) *registry.En
 	if e.Routes == nil {
 		e.Routes = []registry.Route{}
 	}
-	e.URL = s.baseURL(r) + "/serve/" + url.PathEscape(e.Name) + "/"
+	base := s.serveURL
+	if base == "" {
+		base = s.baseURL(r)
+	}
+	e.URL = base + "/serve/" + url.PathEscape(e.Name) + "/"
 	return e
 }
 

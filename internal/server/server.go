@@ -33,6 +33,10 @@ type Options struct {
 	// Endpoint.URL (PublicURL+"/serve/"+name+"/") and Location headers.
 	// Empty: derived from each request's Host.
 	PublicURL string
+	// ServeURL, when set, is the base URL of a data plane on a listener
+	// of its own (app: --serve-listen): Endpoint.URL is built on it
+	// instead of PublicURL.
+	ServeURL string
 	// InsecureNoAuth makes every request act as the admin "anonymous"
 	// actor. The CLI only allows it on a loopback listener.
 	InsecureNoAuth bool
@@ -81,6 +85,7 @@ type Server struct {
 	log            *slog.Logger
 	now            func() time.Time
 	publicURL      string
+	serveURL       string
 	insecure       bool
 	idemTTL        time.Duration
 	maxBody        int64
@@ -108,6 +113,7 @@ func New(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		now:       opts.Now,
 		publicURL: strings.TrimRight(opts.PublicURL, "/"),
+		serveURL:  strings.TrimRight(opts.ServeURL, "/"),
 		insecure:  opts.InsecureNoAuth,
 		idemTTL:   opts.IdempotencyTTL,
 		maxBody:   opts.MaxBodyBytes,

@@ -2,6 +2,7 @@
 // command-line client:
 //
 //	mlregistry serve      run the registry API and gateway
+//	mlregistry gateway    run the gateway alone, reading the registry's database
 //	mlregistry migrate    apply database migrations and exit
 //	mlregistry token      create, list and revoke API tokens (remote or on the database)
 //	mlregistry models     list and show registered models        } client commands:
@@ -65,8 +66,8 @@ const exitCodesHelp = `Exit codes:
 
 const rootLong = `mlregistry is the model registry server and its command-line client.
 
-Server and database commands (serve, migrate, token --db) read
-MLREGISTRY_LISTEN and MLREGISTRY_DB. Client commands (models, versions,
+Server and database commands (serve, gateway, migrate, token --db) read
+MLREGISTRY_LISTEN (gateway: MLREGISTRY_GATEWAY_LISTEN) and MLREGISTRY_DB. Client commands (models, versions,
 stages, endpoints, events, flag, unflag, token) talk to a registry at
 MLREGISTRY_ADDR (default http://127.0.0.1:8080) with the token in
 MLREGISTRY_TOKEN; --addr and --token override them.
@@ -108,7 +109,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		&cobra.Group{ID: "client", Title: "Registry client commands:"},
 		&cobra.Group{ID: "server", Title: "Server and database commands:"},
 	)
-	for _, c := range []*cobra.Command{newServeCmd(), newMigrateCmd(), newBackupCmd(), newRestoreCmd()} {
+	for _, c := range []*cobra.Command{newServeCmd(), newGatewayCmd(), newMigrateCmd(), newBackupCmd(), newRestoreCmd()} {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,7 +19,7 @@ import (
 func newServeCmd() *cobra.Command {
 	var (
 		listen, db, publicURL, logFormat, logLevel, metricsListen string
-		tlsCert, tlsKey                                           string
+		tlsCert, tlsKey, serveListen, servePublicURL              string
 		tokenCacheTTL                                             time.Duration
 		insecure, metricsPublic                                   bool
 		upstreamAllow, upstreamDeny                               []string
@@ -41,11 +42,21 @@ A revoked token keeps working on other replicas for at most
 
 --metrics-listen serves /metrics alone on a second address without a token,
 for a Prometheus scrape; it must be a loopback address unless
---metrics-listen-public is given too.`,
+--metrics-listen-public is given too. It counts gateway traffic on every
+listener.
+
+--serve-listen moves the data plane to an address of its own: there
+/serve/ (and /healthz, /readyz) is served and nothing else; on --listen the
+API and the UI stay, and /serve/ answers 404 naming the serve listener.
+Endpoint URLs then use --serve-public-url. TLS, SIGHUP and tokens work the
+same on both. To run the data plane in processes of its own, see
+'mlregistry gateway'.`,
 		Example: `  mlregistry serve
   mlregistry serve --listen 0.0.0.0:8080 --db sqlite:///var/lib/mlregistry/registry.db \
       --public-url https://registry.example.com --log-format json
   mlregistry serve --metrics-listen 127.0.0.1:9090
+  mlregistry serve --listen 10.0.0.5:8080 --serve-listen 0.0.0.0:8081 \
+      --public-url https://registry.internal --serve-public-url https://predict.example.com
   mlregistry serve --listen 0.0.0.0:8443 --tls-cert /etc/mlregistry/tls.crt --tls-key /etc/mlregistry/tls.key
   mlregistry serve --listen 127.0.0.1:0 --insecure-no-auth     # local experiments only`,
 		Args: noArgs,
@@ -78,39 +89,18 @@ for a Prometheus scrape; it must be a loopback address unless
 				TLSCertFile:         tlsCert,
 				TLSKeyFile:          tlsKey,
 				TokenCacheTTL:       tokenCacheTTL,
+				ServeListen:         serveListen,
+				ServePublicURL:      servePublicURL,
 			})
-			if err := m.Run(ctx); err != nil {
-				return err
-			}
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-		wait:
-			for {
-				select {
-				case <-ctx.Done():
-					logger.Info("shutting down")
-					break wait
-				case err := <-m.Err():
-					_ = m.Close()
-					return fmt.Errorf("serve: %w", err)
-				case <-hup:
-					if err := m.ReloadTLS(); err != nil {
-						logger.Error("TLS reload failed; the previous certificate keeps serving", "err", err)
-					}
-				}
-			}
-			if err := m.Close(); err != nil {
-				return err
-			}
-			logger.Info("stopped")
-			return nil
+			return runMain(ctx, m, logger)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", app.DefaultListen, "TCP address to listen on (env MLREGISTRY_LISTEN)")
 	addDBFlag(cmd, &db)
 	f.StringVar(&publicURL, "public-url", "", "base URL clients use to reach this server (default http://LISTEN)")
+	f.StringVar(&serveListen, "serve-listen", "", "serve /serve/ on this address only, apart from the API, e.g. 0.0.0.0:8081 (default: on --listen with the API)")
+	f.StringVar(&servePublicURL, "serve-public-url", "", "base URL clients use to reach --serve-listen; endpoint URLs use it (default http://SERVE-LISTEN)")
 	f.BoolVar(&insecure, "insecure-no-auth", false, "disable authentication (loopback listen addresses only)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
@@ -126,6 +116,37 @@ for a Prometheus scrape; it must be a loopback address unless
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// runMain runs m until ctx ends (SIGTERM, Ctrl-C) or serving fails,
+// reloading the TLS pair on SIGHUP, then shuts it down gracefully.
+func runMain(ctx context.Context, m *app.Main, logger *slog.Logger) error {
+	if err := m.Run(ctx); err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			break wait
+		case err := <-m.Err():
+			_ = m.Close()
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			if err := m.ReloadTLS(); err != nil {
+				logger.Error("TLS reload failed; the previous certificate keeps serving", "err", err)
+			}
+		}
+	}
+	if err := m.Close(); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
