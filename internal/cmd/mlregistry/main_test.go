@@ -77,7 +77,14 @@ var servingRE = regexp.MustCompile(`addr=(http://127\.0\.0\.1:\d+)`)
 // and waits until it logs its address.
 func startServer(t *testing.T, db string, extra ...string) *serverProc {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"serve", "--listen", "127.0.0.1:0", "--db", db}, extra...)...)
+	return startProc(t, append([]string{"serve", "--listen", "127.0.0.1:0", "--db", db}, extra...)...)
+}
+
+// startProc runs the binary with args and waits until it logs the
+// address it serves on (addr=...).
+func startProc(t *testing.T, args ...string) *serverProc {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
