@@ -331,10 +331,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	switch {
-	case m.api == m.data:
+	switch m.api {
+	case m.data:
 		m.start(m.api, m.server.Handler())
-	case m.api == nil:
+	case nil:
 		m.start(m.data, dataPlane(m.server.Handler()))
 	default:
 		m.start(m.api, withoutServe(m.server.Handler(), serveURL))
@@ -428,7 +428,7 @@ func (m *Main) start(l *listener, h http.Handler) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	var ln net.Listener = l.ln
+	ln := l.ln
 	switch {
 	case m.certs != nil:
 		// Behind TLS there is no lane (it reads plain sockets): net/http
