@@ -60,8 +60,10 @@ type Store struct {
 	// of failing to upgrade a read lock; r is a separate pool of readers that
 	// WAL lets run beside the writer. On PostgreSQL both are the same pool.
 	w, r *sql.DB
-	now  func() time.Time
-	log  *slog.Logger
+	// stmts caches the read pool's prepared statements (SQLite only).
+	stmts *stmtCache
+	now   func() time.Time
+	log   *slog.Logger
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -145,6 +147,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		r.SetMaxOpenConns(8)
 		r.SetMaxIdleConns(8)
 		s.w, s.r = w, r
+		s.stmts = newStmtCache(r)
 	case DialectPostgres:
 		db, err := sql.Open("pgx", target)
 		if err != nil {
@@ -188,7 +191,11 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
-	err := s.r.Close()
+	var err error
+	if s.stmts != nil {
+		err = s.stmts.close()
+	}
+	err = errors.Join(err, s.r.Close())
 	if s.w != s.r {
 		err = errors.Join(err, s.w.Close())
 	}
@@ -205,7 +212,11 @@ func (s *Store) clock() time.Time {
 // either dialect.
 type txn struct {
 	tx *sql.Tx
+	// db runs the statements of a modeReadOne read, which has no tx.
+	db *sql.DB
 	pg bool
+	// stmts, set on SQLite read transactions, prepares their queries once.
+	stmts *stmtCache
 	// committed runs after a successful commit, never on rollback.
 	committed []func()
 }
@@ -214,14 +225,29 @@ type txn struct {
 func (t *txn) afterCommit(f func()) { t.committed = append(t.committed, f) }
 
 func (t *txn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if t.tx == nil {
+		return nil, errors.New("sqlstore: a write outside a transaction")
+	}
 	return t.tx.ExecContext(ctx, t.rebind(q), args...)
 }
 
 func (t *txn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	if t.tx == nil {
+		return t.db.QueryContext(ctx, t.rebind(q), args...)
+	}
 	return t.tx.QueryContext(ctx, t.rebind(q), args...)
 }
 
 func (t *txn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	if t.tx == nil {
+		return t.db.QueryRowContext(ctx, t.rebind(q), args...)
+	}
 	return t.tx.QueryRowContext(ctx, t.rebind(q), args...)
 }
 
@@ -262,6 +288,10 @@ const (
 	modeRead   txMode = iota // read-only transaction on the read pool
 	modeWrite                // write transaction, committed
 	modeDryRun               // write transaction (same locks), rolled back
+	// modeReadOne runs a read on the read pool without a transaction: for
+	// reads of one statement (a statement sees one snapshot) or whose
+	// statements need not agree with each other.
+	modeReadOne
 )
 
 // maxAttempts bounds how often a write transaction is run when PostgreSQL
@@ -277,7 +307,7 @@ func (s *Store) inTx(ctx context.Context, op string, mode txMode, fn func(t *txn
 		if err == nil {
 			return nil
 		}
-		if mode != modeRead && attempt < maxAttempts && s.retryable(err, attempt) {
+		if (mode == modeWrite || mode == modeDryRun) && attempt < maxAttempts && s.retryable(err, attempt) {
 			s.log.DebugContext(ctx, "sqlstore: retrying transaction", "op", op, "attempt", attempt, "err", err)
 			continue
 		}
@@ -286,6 +316,9 @@ func (s *Store) inTx(ctx context.Context, op string, mode txMode, fn func(t *txn
 }
 
 func (s *Store) runTx(ctx context.Context, mode txMode, fn func(t *txn) error) (err error) {
+	if mode == modeReadOne {
+		return fn(&txn{db: s.r, pg: s.dialect == DialectPostgres, stmts: s.stmts})
+	}
 	db, opts := s.w, &sql.TxOptions{}
 	if mode == modeRead {
 		db, opts = s.r, &sql.TxOptions{ReadOnly: true}
@@ -300,6 +333,9 @@ func (s *Store) runTx(ctx context.Context, mode txMode, fn func(t *txn) error) (
 		}
 	}()
 	t := &txn{tx: tx, pg: s.dialect == DialectPostgres}
+	if mode == modeRead {
+		t.stmts = s.stmts
+	}
 	if err := fn(t); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -38,26 +39,22 @@ func scanVersion(sc scanner) (registry.ModelVersion, error) {
 		return v, err
 	}
 	var err error
-	if v.Parameters, err = stringMap(params); err != nil {
+	if v.Parameters, err = decodeStringMap(params); err != nil {
 		return v, err
 	}
-	if v.Tags, err = stringMap(tags); err != nil {
+	if v.Tags, err = decodeStringMap(tags); err != nil {
 		return v, err
 	}
-	v.Metrics = map[string]float64{}
-	if err := fromJSON(metrics, &v.Metrics); err != nil {
+	if v.Metrics, err = decodeFloatMap(metrics); err != nil {
 		return v, err
 	}
-	v.Metrics = nonNilFloats(v.Metrics)
 	if lineage.Valid {
-		v.Lineage = &registry.Lineage{}
-		if err := fromJSON(lineage.String, v.Lineage); err != nil {
+		if v.Lineage, err = decodeLineage(lineage.String); err != nil {
 			return v, err
 		}
 	}
 	if signature.Valid {
-		v.Signature = &registry.Signature{}
-		if err := fromJSON(signature.String, v.Signature); err != nil {
+		if v.Signature, err = decodeSignature(signature.String); err != nil {
 			return v, err
 		}
 	}
@@ -65,6 +62,38 @@ func scanVersion(sc scanner) (registry.ModelVersion, error) {
 	v.Stages = []string{}
 	return v, nil
 }
+
+// stagesColumn is a version query's last column: the stages the version
+// (table alias v) holds, comma-separated (stage names have no commas), or
+// NULL. It saves a read of a version a second statement.
+func (t *txn) stagesColumn() string {
+	agg := "group_concat(sa.stage, ',')"
+	if t.pg {
+		agg = "string_agg(sa.stage, ',')"
+	}
+	return "(SELECT " + agg + " FROM stage_assignments sa WHERE sa.model = v.model AND sa.version = v.version)"
+}
+
+// scanVersionStages reads a version row followed by its stagesColumn.
+func scanVersionStages(sc scanner) (registry.ModelVersion, error) {
+	var stages sql.NullString
+	v, err := scanVersion(scannerFunc(func(dest ...any) error {
+		return sc.Scan(append(dest, &stages)...)
+	}))
+	if err != nil {
+		return v, err
+	}
+	if stages.Valid && stages.String != "" {
+		v.Stages = strings.Split(stages.String, ",")
+		slices.Sort(v.Stages)
+	}
+	return v, nil
+}
+
+// scannerFunc adapts a function to scanner.
+type scannerFunc func(dest ...any) error
+
+func (f scannerFunc) Scan(dest ...any) error { return f(dest...) }
 
 func versionNotFound(model string, version int64) error {
 	return registry.Errorf(registry.CodeNotFound, "version %d of model %q not found", version, model)
@@ -242,18 +271,20 @@ func insertVersionTags(ctx context.Context, t *txn, v *registry.ModelVersion) er
 // GetVersion reads a version.
 func (s *Store) GetVersion(ctx context.Context, model string, version int64) (*registry.ModelVersion, error) {
 	var out *registry.ModelVersion
-	err := s.inTx(ctx, "get version", modeRead, func(t *txn) error {
-		v, err := loadVersion(ctx, t, model, version)
-		if err != nil {
-			return err
-		}
-		if v == nil {
+	// One statement: no transaction needed for a consistent answer.
+	err := s.inTx(ctx, "get version", modeReadOne, func(t *txn) error {
+		v, err := scanVersionStages(t.queryRow(ctx, "SELECT "+versionCols("v.")+", "+t.stagesColumn()+
+			" FROM model_versions v WHERE v.model = ? AND v.version = ?", model, version))
+		if errors.Is(err, sql.ErrNoRows) {
 			if _, err := loadModel(ctx, t, model, false); err != nil {
 				return err
 			}
 			return versionNotFound(model, version)
 		}
-		out = v
+		if err != nil {
+			return fmt.Errorf("load version: %w", err)
+		}
+		out = &v
 		return nil
 	})
 	if err != nil {
@@ -341,7 +372,7 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 		cmp, dir = "<", " DESC"
 	}
 	var args []any
-	q := "SELECT " + versionCols("v.") + " FROM model_versions v"
+	q := "SELECT " + versionCols("v.") + ", " + (&txn{pg: s.dialect == DialectPostgres}).stagesColumn() + " FROM model_versions v"
 	if order.metric != "" {
 		q += " LEFT JOIN version_metrics m ON m.model = v.model AND m.version = v.version AND m.name = ?"
 		args = append(args, order.metric)
@@ -388,15 +419,14 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 	args = append(args, size+1)
 
 	var page *registry.Page[registry.ModelVersion]
-	err = s.inTx(ctx, "list versions", modeRead, func(t *txn) error {
-		if _, err := loadModel(ctx, t, model, false); err != nil {
-			return err
-		}
+	// One statement (the versions carry their stages); only an empty page
+	// asks whether the model exists.
+	err = s.inTx(ctx, "list versions", modeReadOne, func(t *txn) error {
 		rows, err := t.query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("list versions: %w", err)
 		}
-		page, err = collect(rows, size, scanVersion, func(v registry.ModelVersion) cursor {
+		page, err = collect(rows, size, scanVersionStages, func(v registry.ModelVersion) cursor {
 			c := cursor{List: list, ID: v.Version}
 			if val, ok := v.Metrics[order.metric]; ok && order.metric != "" {
 				c.Value = &val
@@ -406,13 +436,9 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 		if err != nil {
 			return err
 		}
-		stages, err := stagesByVersion(ctx, t, model)
-		if err != nil {
-			return err
-		}
-		for i := range page.Items {
-			if st := stages[page.Items[i].Version]; st != nil {
-				page.Items[i].Stages = st
+		if len(page.Items) == 0 {
+			if _, err := loadModel(ctx, t, model, false); err != nil {
+				return err
 			}
 		}
 		return nil
