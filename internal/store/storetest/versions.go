@@ -387,6 +387,19 @@ func testVersionListFilters(e *env) {
 	wantField(t, err, "stage")
 	_, err = e.s.ListVersions(e.ctx, "nope", registry.VersionFilter{})
 	wantCode(t, err, registry.CodeNotFound, `"nope"`)
+
+	// Items carry every stage they hold, sorted. A model without versions
+	// lists none; a missing model is not found whatever the filter.
+	e.assign("churn", "canary", 3)
+	p, err = e.s.ListVersions(e.ctx, "churn", registry.VersionFilter{Stage: "production"})
+	ok(t, err)
+	equal(t, "two stages in a list item, sorted", p.Items[0].Stages, []string{"canary", "production"})
+	e.model("empty")
+	p, err = e.s.ListVersions(e.ctx, "empty", registry.VersionFilter{OrderBy: "metrics.auc desc"})
+	ok(t, err)
+	equal(t, "versions of a model without any", len(p.Items), 0)
+	_, err = e.s.ListVersions(e.ctx, "nope", registry.VersionFilter{Tag: "team", OrderBy: "metrics.auc desc"})
+	wantCode(t, err, registry.CodeNotFound, `"nope"`)
 }
 
 func testVersionListOrderByMetric(e *env) {
