@@ -1,11 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/storetest"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/testcert"
 )
 
 // TestGatewaySQLite and TestGatewayPostgres: `mlregistry gateway`, a
@@ -63,8 +66,9 @@ func get(t *testing.T, url, token string) (*http.Response, string) {
 func testGateway(t *testing.T, db string) {
 	admin := createToken(t, db, "admin", "admin")
 	srv := startServer(t, db)
-	gw := startProc(t, "gateway", "--listen", "127.0.0.1:0", "--db", db)
-	if !strings.Contains(gw.logText(), "mlregistry gateway serving") {
+	gw := startProc(t, "gateway", "--listen", "127.0.0.1:0", "--db", db, "--metrics-listen", "127.0.0.1:0")
+	metricsURL := regexp.MustCompile(`metrics_url=(http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(gw.logText())
+	if !strings.Contains(gw.logText(), "mlregistry gateway serving") || metricsURL == nil {
 		t.Fatalf("gateway log: %s", gw.logText())
 	}
 
@@ -170,6 +174,11 @@ func testGateway(t *testing.T, db string) {
 		t.Fatalf("gateway /readyz: %d", res.StatusCode)
 	}
 
+	// The gateway's metrics listener counts what it proxied.
+	if _, body := get(t, metricsURL[1], ""); !regexp.MustCompile(`mlregistry_gateway_requests_total\{code_class="2xx",endpoint="a",route="blue"\} [1-9]`).MatchString(body) {
+		t.Fatalf("gateway /metrics lacks the requests to a:\n%s", body)
+	}
+
 	// A change made through the registry is routed within 1 s.
 	mustDo("PATCH", "/api/v1/endpoints/a", map[string]any{"routes": routes(0, 100)}, http.StatusOK)
 	took = waitRoute("green", time.Second)
@@ -235,5 +244,49 @@ func TestGatewayRefusesEmptyDatabase(t *testing.T) {
 	_, stderr, err := runCLI(t, "gateway", "--listen", "127.0.0.1:0", "--db", db)
 	if err == nil || !strings.Contains(stderr, "holds no registry") || !strings.Contains(stderr, "mlregistry migrate") {
 		t.Fatalf("gateway on an empty database: %v\n%s", err, stderr)
+	}
+}
+
+// TestGatewayTLSReloadsOnSIGHUP: `gateway --tls-cert --tls-key` answers
+// HTTPS, and SIGHUP makes new connections get the new certificate.
+func TestGatewayTLSReloadsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite://" + filepath.Join(dir, "r.db")
+	if _, stderr, err := runCLI(t, "migrate", "--db", db); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, stderr)
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca := testcert.NewCA(t)
+	ca.Issue(t, 1, certFile, keyFile)
+	gw := startProc(t, "gateway", "--listen", "127.0.0.1:0", "--db", db, "--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(gw.url, "https://") {
+		t.Fatalf("gateway URL %q, want https", gw.url)
+	}
+	serial := func() (int64, error) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}, DisableKeepAlives: true}}
+		res, err := c.Get(gw.url + "/healthz")
+		if err != nil {
+			return 0, err
+		}
+		res.Body.Close()
+		return res.TLS.PeerCertificates[0].SerialNumber.Int64(), nil
+	}
+	if s, err := serial(); err != nil || s != 1 {
+		t.Fatalf("first certificate: serial %d, %v", s, err)
+	}
+	ca.Issue(t, 2, certFile, keyFile)
+	if err := gw.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := serial()
+		if err == nil && s == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: serial %d, %v\n%s", s, err, gw.logText())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the system under test, bounded by deadline
 	}
 }

@@ -71,7 +71,7 @@ type serverProc struct {
 	mu   *sync.Mutex
 }
 
-var servingRE = regexp.MustCompile(`addr=(http://127\.0\.0\.1:\d+)`)
+var servingRE = regexp.MustCompile(`addr=(https?://127\.0\.0\.1:\d+)`)
 
 // startServer runs `mlregistry serve` on a free port (with extra flags)
 // and waits until it logs its address.
