@@ -67,10 +67,10 @@ const exitCodesHelp = `Exit codes:
 const rootLong = `mlregistry is the model registry server and its command-line client.
 
 Server and database commands (serve, gateway, migrate, token --db) read
-MLREGISTRY_LISTEN (gateway: MLREGISTRY_GATEWAY_LISTEN) and MLREGISTRY_DB. Client commands (models, versions,
-stages, endpoints, events, flag, unflag, token) talk to a registry at
-MLREGISTRY_ADDR (default http://127.0.0.1:8080) with the token in
-MLREGISTRY_TOKEN; --addr and --token override them.
+MLREGISTRY_LISTEN (gateway: MLREGISTRY_GATEWAY_LISTEN) and MLREGISTRY_DB.
+Client commands (models, versions, stages, endpoints, events, flag, unflag,
+token) talk to a registry at MLREGISTRY_ADDR (default http://127.0.0.1:8080)
+with the token in MLREGISTRY_TOKEN; --addr and --token override them.
 
 DSN: sqlite://./mlregistry.db (default), sqlite:///abs/path.db or
 postgres://user:pass@host:5432/db
