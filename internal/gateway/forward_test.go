@@ -62,7 +62,7 @@ func TestForwardingSameOnEveryPath(t *testing.T) {
 					conn = "Upgrade, X-Custom"
 				}
 				hdr["Connection"] = []string{conn}
-				if p.name == "lane" {
+				if !p.viaNetHTTP {
 					// The lane hands a Connection header naming more than
 					// keep-alive to net/http; it sends X-Custom nowhere.
 					delete(hdr, "Connection")

@@ -121,6 +121,9 @@ type Gateway struct {
 	bg sync.WaitGroup
 	// bufs holds copy buffers for the http.Transport path.
 	bufs sync.Pool
+	// bodies holds leanBodyMax buffers for the request bodies the lean
+	// client carries.
+	bodies sync.Pool
 	// upgrades counts upgraded connections being spliced; abort ends
 	// them (Lane.Shutdown, past its deadline: net/http's Shutdown and
 	// Close do not see hijacked connections).

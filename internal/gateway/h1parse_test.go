@@ -258,19 +258,26 @@ func TestResponseParserAgreesWithNetHTTP(t *testing.T) {
 func TestSmugglingAnswersThroughGateway(t *testing.T) {
 	for _, c := range smugglingAnswers {
 		up := rawUpstream(t, func(conn net.Conn, br *bufio.Reader) {
-			if _, err := readRequestHead(br); err != nil {
+			req, err := http.ReadRequest(br)
+			if err != nil {
 				return
 			}
-			for br.Buffered() > 0 { // a POST body
-				_, _ = br.Discard(br.Buffered())
+			if _, err := io.Copy(io.Discard, req.Body); err != nil { // a POST body, whole
+				return
 			}
 			_, _ = io.WriteString(conn, c.answer)
 		})
-		h := newLaneHarness(t, newMemSource(endpointOf("e", rt("a", 1, up, 100))), LaneOptions{})
-		for _, p := range gatewayPaths[:3] {
+		for _, p := range gatewayPaths {
+			if p.name == "upgrade" {
+				continue
+			}
 			t.Run(c.name+"/"+p.name, func(t *testing.T) {
+				// A gateway each: the upstream closes every connection
+				// after its answer, and no path may inherit another's
+				// pooled connection that is closing.
+				h := newLaneHarness(t, newMemSource(endpointOf("e", rt("a", 1, up, 100))), LaneOptions{})
 				want := c.want
-				if p.name == "transport" && c.stricter {
+				if p.viaTransport && c.stricter {
 					// net/http parses this path's answers: its body, or
 					// a 502 when its Transport's own limits refuse.
 					theirs, err := parseNetHTTP([]byte(c.answer))
@@ -282,11 +289,7 @@ func TestSmugglingAnswersThroughGateway(t *testing.T) {
 						want = "502"
 					}
 				}
-				var body io.Reader
-				if p.body != "" {
-					body = strings.NewReader(p.body)
-				}
-				req, _ := http.NewRequest(p.method, "http://"+h.addr+"/serve/e/x", body)
+				req, _ := http.NewRequest(p.method, "http://"+h.addr+"/serve/e/x", p.bodyReader())
 				tr := &http.Transport{}
 				defer tr.CloseIdleConnections()
 				res, err := (&http.Client{Transport: tr}).Do(req)

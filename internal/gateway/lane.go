@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,6 +70,11 @@ type LaneOptions struct {
 	// connection for IdleTimeout. (A head that arrives only in part is
 	// handed to net/http, whose ReadHeaderTimeout bounds the rest.)
 	HeaderTimeout time.Duration
+	// ReadTimeout bounds the reading of a request body that has not
+	// arrived whole with its head (default 30 s), as
+	// http.Server.ReadTimeout does: a client that stops halfway loses its
+	// connection, and the upstream request its body is for fails.
+	ReadTimeout time.Duration
 	// Logger for accept errors (default: the gateway's).
 	Logger *slog.Logger
 }
@@ -103,6 +109,9 @@ func (g *Gateway) Lane(ln net.Listener, opts LaneOptions) *Lane {
 	}
 	if opts.HeaderTimeout <= 0 {
 		opts.HeaderTimeout = 10 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 30 * time.Second
 	}
 	// Canonical, so the gateway finds the ID where net/http's path puts it.
 	opts.RequestIDHeader = http.CanonicalHeaderKey(opts.RequestIDHeader)
@@ -224,6 +233,7 @@ type laneConn struct {
 	scratch  []byte
 	hdr      http.Header // the response header map, reused
 	ctx      *laneCtx
+	body     *laneBody // the current request's body, when it has one
 }
 
 // laneCtx is the context of the lane's requests on one connection. Err
@@ -367,7 +377,13 @@ func (l *Lane) serveConn(lc *laneConn) {
 		if _, err := lc.br.Discard(headLen); err != nil {
 			return
 		}
+		if req.ContentLength > 0 {
+			l.bodyDeadline(lc, req.ContentLength)
+		}
 		if !l.serveOne(lc, req) {
+			return
+		}
+		if req.ContentLength > 0 && !l.finishBody(lc) {
 			return
 		}
 	}
@@ -461,15 +477,28 @@ func (l *Lane) parse(lc *laneConn) (req *http.Request, headLen int, ok bool) {
 	// Request line: METHOD SP origin-form SP HTTP/1.1
 	nl := bytes.Index(head, []byte("\r\n"))
 	line := head[:nl]
-	var method string
-	switch {
-	case bytes.HasPrefix(line, []byte("GET ")):
-		method, line = http.MethodGet, line[4:]
-	case bytes.HasPrefix(line, []byte("HEAD ")):
-		method, line = http.MethodHead, line[5:]
-	default:
+	sp := bytes.IndexByte(line, ' ')
+	if sp < 0 {
 		return nil, 0, false
 	}
+	var method string
+	switch string(line[:sp]) { // no allocation: the compiler compares in place
+	case http.MethodGet:
+		method = http.MethodGet
+	case http.MethodHead:
+		method = http.MethodHead
+	case http.MethodPost:
+		method = http.MethodPost
+	case http.MethodPut:
+		method = http.MethodPut
+	case http.MethodPatch:
+		method = http.MethodPatch
+	case http.MethodDelete:
+		method = http.MethodDelete
+	default:
+		return nil, 0, false // other methods: net/http
+	}
+	line = line[sp+1:]
 	if !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
 		return nil, 0, false
 	}
@@ -512,6 +541,7 @@ func (l *Lane) parse(lc *laneConn) (req *http.Request, headLen int, ok bool) {
 	hdr := make(http.Header, n)
 	vals := make([]string, n)
 	host, hosts := "", 0
+	length, lengths := int64(0), 0
 	for x, s := range spans[:n] {
 		k, v := block[s.k0:s.k1], block[s.v0:s.v1]
 		switch k {
@@ -519,9 +549,14 @@ func (l *Lane) parse(lc *laneConn) (req *http.Request, headLen int, ok bool) {
 			host, hosts = v, hosts+1
 			continue // net/http keeps Host out of the header map too
 		case "Content-Length":
-			if v != "0" {
+			// One value, digits only (no sign, no list): anything else,
+			// even what net/http would accept (repeated equal values),
+			// is net/http's to judge.
+			n, ok := parseLength(v)
+			if !ok || lengths > 0 {
 				return nil, 0, false
 			}
+			length, lengths = n, 1
 		case "Transfer-Encoding", "Expect", "Upgrade":
 			return nil, 0, false
 		case "Connection":
@@ -536,7 +571,7 @@ func (l *Lane) parse(lc *laneConn) (req *http.Request, headLen int, ok bool) {
 			hdr[k] = vals[x : x+1 : x+1]
 		}
 	}
-	if hosts != 1 {
+	if hosts != 1 || !validHost(host) {
 		return nil, 0, false
 	}
 	uri := block[len(method)+1 : len(method)+1+len(target)]
@@ -545,18 +580,161 @@ func (l *Lane) parse(lc *laneConn) (req *http.Request, headLen int, ok bool) {
 		return nil, 0, false
 	}
 	req = &http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     hdr,
-		Body:       http.NoBody,
-		Host:       host,
-		RemoteAddr: lc.remote,
-		RequestURI: uri,
+		Method:        method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        hdr,
+		Body:          http.NoBody,
+		ContentLength: length,
+		Host:          host,
+		RemoteAddr:    lc.remote,
+		RequestURI:    uri,
+	}
+	if length > 0 {
+		// A new one each time: a reader still holding the last one
+		// must not read this request's body.
+		lc.body = &laneBody{lc: lc, left: length}
+		req.Body = lc.body
 	}
 	return req.WithContext(lc.ctx), headLen, true
+}
+
+// maxLengthDigits bounds a Content-Length value: 15 digits is more than
+// any body the gateway will see, and cannot overflow an int64.
+const maxLengthDigits = 15
+
+// parseLength parses a Content-Length value: 1 to maxLengthDigits ASCII
+// digits and nothing else (net/http takes the same digits, no sign).
+func parseLength(v string) (int64, bool) {
+	if v == "" || len(v) > maxLengthDigits {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// laneBody is the body of a lane request: exactly Content-Length bytes
+// read from the connection's buffered reader. The gateway reads it on the
+// handler's goroutine (lean client) or on http.Transport's write loop,
+// which may still hold it when the handler returns; finishBody then takes
+// it back (see Lane.finishBody). mu is held for the whole of a Read.
+type laneBody struct {
+	lc     *laneConn
+	mu     sync.Mutex
+	left   int64 // bytes of the body not yet read
+	closed bool
+	err    error // a read error: the connection cannot carry another request
+}
+
+func (b *laneBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return 0, http.ErrBodyReadAfterClose
+	case b.err != nil:
+		return 0, b.err
+	case b.left == 0:
+		return 0, io.EOF
+	case len(p) == 0:
+		return 0, nil
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.lc.br.Read(p)
+	b.left -= int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // the client closed inside the body
+		}
+		b.err = err
+		return n, err
+	}
+	if b.left == 0 {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Close ends the body for its reader; the lane discards what is unread.
+func (b *laneBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	return nil
+}
+
+// maxDiscard is how much of a body nobody read the lane reads and drops
+// to keep the connection, as net/http's server does (256 KB); past it the
+// connection closes.
+const maxDiscard = 256 << 10
+
+// finishBody takes the body of the request just answered back from
+// whoever read it and skips what is left of it. false: the connection
+// cannot carry another request.
+func (l *Lane) finishBody(lc *laneConn) bool {
+	b := lc.body
+	lc.body = nil
+	if !b.mu.TryLock() {
+		// http.Transport's write loop is still inside a Read, waiting
+		// for the client: wake it (the connection is lost then) and wait.
+		_ = lc.c.SetReadDeadline(aLongTimeAgo)
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		return false
+	}
+	b.closed = true
+	left, err := b.left, b.err
+	b.mu.Unlock()
+	if err != nil {
+		return false
+	}
+	if left == 0 {
+		return true
+	}
+	if left > maxDiscard {
+		return false
+	}
+	l.bodyDeadline(lc, left)
+	_, err = lc.br.Discard(int(left))
+	return err == nil
+}
+
+// bodyDeadline bounds the reading of n more body bytes by ReadTimeout
+// when they have not all arrived yet.
+func (l *Lane) bodyDeadline(lc *laneConn, n int64) {
+	if int64(lc.br.Buffered()) >= n {
+		return
+	}
+	lc.deadline = time.Now().Add(l.opts.ReadTimeout)
+	_ = lc.c.SetReadDeadline(lc.deadline)
+}
+
+// validHost reports whether a Host value holds only the bytes net/http's
+// server allows in one (httpguts.ValidHostHeader); it answers 400 to
+// anything else, so the lane hands such requests over.
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // cleanTarget reports whether a request target needs none of the path
@@ -689,6 +867,13 @@ func (w *laneWriter) Flush() {
 	if w.err == nil {
 		w.err = w.lc.bw.Flush()
 	}
+}
+
+// SetReadDeadline sets the client connection's read deadline (for
+// http.ResponseController): the proxy wakes a body read with it.
+func (w *laneWriter) SetReadDeadline(t time.Time) error {
+	w.lc.deadline = t
+	return w.lc.c.SetReadDeadline(t)
 }
 
 // finish ends the response: the last chunk and trailers when chunked,

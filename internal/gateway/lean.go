@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -20,8 +22,12 @@ import (
 // request and reads the response on the handler's own goroutine over a
 // pooled keep-alive connection, parses the response head straight into
 // the response header map and copies the body out of the connection's
-// read buffer. Everything else (request bodies, which need full duplex,
-// TLS, upgrades, a caller-supplied Transport) goes through http.Transport.
+// read buffer. A request body with a Content-Length up to leanBodyMax is
+// read whole first and leaves with the head in one write (so a stale
+// connection can be retried with it, and a client that stops halfway
+// never reaches the upstream). Everything else (larger and chunked
+// bodies, which are streamed and need full duplex, TLS, upgrades, a
+// caller-supplied Transport) goes through http.Transport.
 
 const (
 	upReadBuf      = 16 << 10
@@ -34,7 +40,49 @@ const (
 	staleRisk = time.Second
 	// maxHeadBytes bounds an upstream's response head.
 	maxHeadBytes = 1 << 20
+	// leanBodyMax is the largest request body the lean client carries
+	// (read whole before it is sent); larger ones stream through
+	// http.Transport. It is far below the socket buffers, so writing a
+	// whole body before reading cannot deadlock with an upstream that
+	// answers while it reads.
+	leanBodyMax = 64 << 10
+	// keptHeadBuf: a connection keeps a request buffer up to this size
+	// for the next request; a larger one (a big body) is dropped.
+	keptHeadBuf = 16 << 10
 )
+
+// leanCarries reports whether the lean client can carry r's body.
+func leanCarries(r *http.Request) bool {
+	return len(r.TransferEncoding) == 0 && r.ContentLength >= 0 && r.ContentLength <= leanBodyMax
+}
+
+// readBody reads r's Content-Length body whole into a pooled buffer;
+// put returns the buffer. A body that fails to arrive is the client's
+// fault: the gateway answers it (400, 413 past a MaxBytesReader limit)
+// and the upstream sees nothing.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) (body []byte, put func(), o outcome, ok bool) {
+	bp, _ := g.bodies.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, leanBodyMax)
+		bp = &b
+	}
+	body = (*bp)[:r.ContentLength]
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		g.bodies.Put(bp)
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			g.problem(w, r, http.StatusRequestEntityTooLarge, registry.CodeTooLarge,
+				"the request body is larger than the "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes allowed")
+			return nil, nil, outcome{status: http.StatusRequestEntityTooLarge}, false
+		}
+		// Most likely nobody reads this (the client left or stalled),
+		// and the connection closes after it.
+		g.problem(w, r, http.StatusBadRequest, registry.CodeInvalidArgument,
+			"the request body ended before the "+strconv.FormatInt(r.ContentLength, 10)+" bytes its Content-Length announced")
+		return nil, nil, outcome{status: http.StatusBadRequest, clientGone: true}, false
+	}
+	return body, func() { g.bodies.Put(bp) }, outcome{}, true
+}
 
 // forwardLean proxies a body-less request to a plain-http upstream over
 // the lean client.
@@ -44,12 +92,24 @@ func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route,
 	if !g.realClock {
 		now = time.Now()
 	}
+	var body []byte
+	if r.ContentLength > 0 {
+		b, put, o, ok := g.readBody(w, r)
+		if !ok {
+			return o
+		}
+		defer put()
+		body = b
+	}
 	path := targetPath(rest, rt)
 	pool := rt.pool
 	c := pool.take()
-	if c != nil && !replayable(r) && time.Duration(now.UnixNano()-c.idleSince) > staleRisk {
+	if c != nil && !replayable(r) && (time.Duration(now.UnixNano()-c.idleSince) > staleRisk || peerGone(c.nc)) {
 		// A request that cannot be retried should not bet on a connection
-		// the upstream may have closed while it sat idle.
+		// the upstream may have closed while it sat idle: not on one idle
+		// for long, nor on one whose close already arrived (a peek costs
+		// one system call; http.Transport learns the same from the read
+		// it keeps running on every idle connection).
 		c.close()
 		c = nil
 	}
@@ -63,7 +123,7 @@ func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route,
 			}
 		}
 		c.read = 0
-		o, retry := g.exchange(w, r, rt, c, path, id, now, reused && !retried)
+		o, retry := g.exchange(w, r, rt, c, path, id, body, now, reused && !retried)
 		if o.reuse {
 			pool.put(c, now.UnixNano())
 		} else {
@@ -84,8 +144,8 @@ type leanOutcome struct {
 // exchange sends one request on c and relays the answer. retry is true
 // when c turned out to be stale and nothing was sent to the client, so
 // the caller may try again on a fresh connection.
-func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, rt *route, c *upConn, path, id string, now time.Time, mayRetry bool) (o leanOutcome, retry bool) {
-	c.writeRequest(r, path, rt, id)
+func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, rt *route, c *upConn, path, id string, body []byte, now time.Time, mayRetry bool) (o leanOutcome, retry bool) {
+	c.writeRequest(r, path, rt, id, body)
 	// Let the other requests that are ready get this far too, so their
 	// heads leave back to back: the upstream then wakes once for several
 	// requests instead of once for each (nginx's event loop batches the
@@ -95,6 +155,9 @@ func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, rt *route, c 
 	c.beginWait(r.Context(), now, rt.timeout)
 	h, err := c.readHead(r.Method, w.Header())
 	c.endWait()
+	if cap(c.whead) > keptHeadBuf {
+		c.whead = nil // sent; a big body's buffer is not kept per connection
+	}
 	if err == nil && h.status == http.StatusSwitchingProtocols {
 		err = errBadResponse("protocol switch nobody asked for")
 	}

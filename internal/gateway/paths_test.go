@@ -14,9 +14,12 @@ import (
 
 // The tests in this file send the same requests through every way a
 // request can take through the gateway and check what the upstream
-// receives: the lane (plain GET), the lean client behind net/http (a
-// body-less DELETE), http.Transport (a POST with a body) and the upgrade
-// path (httputil.ReverseProxy).
+// receives: the lane with the lean client (a plain GET, a small POST),
+// the lane with http.Transport (a POST body too large for the lean
+// client, streamed), net/http with the lean client (an OPTIONS, which
+// the lane does not take; a POST with Expect: 100-continue), net/http
+// with http.Transport (a chunked upload) and the upgrade path
+// (httputil.ReverseProxy).
 
 // echoed is what the echo upstream saw of a request.
 type echoed struct {
@@ -44,27 +47,45 @@ type gatewayPath struct {
 	name   string
 	method string
 	body   string
-	header http.Header
+	// chunked sends the body with chunked framing (no Content-Length).
+	chunked bool
+	header  http.Header
 	// viaNetHTTP: the lane hands the request over (net/http answers).
 	viaNetHTTP bool
+	// viaTransport: http.Transport carries the request upstream.
+	viaTransport bool
 }
+
+// bigBody is larger than the lean client carries (leanBodyMax).
+var bigBody = `{"inputs":"` + strings.Repeat("x", 80<<10) + `"}`
 
 var gatewayPaths = []gatewayPath{
 	{name: "lane", method: http.MethodGet},
-	{name: "lean", method: http.MethodDelete, viaNetHTTP: true},
-	{name: "transport", method: http.MethodPost, body: `{"x":1}`, viaNetHTTP: true},
-	{name: "upgrade", method: http.MethodGet, header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"echo"}}, viaNetHTTP: true},
+	{name: "lane-post", method: http.MethodPost, body: `{"x":1}`},
+	{name: "lean", method: http.MethodOptions, viaNetHTTP: true},
+	{name: "lean-expect", method: http.MethodPost, body: `{"x":2}`, header: http.Header{"Expect": {"100-continue"}}, viaNetHTTP: true},
+	{name: "lane-stream", method: http.MethodPost, body: bigBody, viaTransport: true},
+	{name: "transport", method: http.MethodPost, body: `{"x":1}`, chunked: true, viaNetHTTP: true, viaTransport: true},
+	{name: "upgrade", method: http.MethodGet, header: http.Header{"Connection": {"Upgrade"}, "Upgrade": {"echo"}}, viaNetHTTP: true, viaTransport: true},
+}
+
+// bodyReader is p's request body for an http.Client (nil: none); a
+// chunked one hides its length.
+func (p gatewayPath) bodyReader() io.Reader {
+	switch {
+	case p.body == "":
+		return nil
+	case p.chunked:
+		return io.MultiReader(strings.NewReader(p.body))
+	}
+	return strings.NewReader(p.body)
 }
 
 // send sends one request along p and returns the answer; the upstream's
 // echo, when it answered, is decoded into e.
 func (p gatewayPath) send(t *testing.T, h *laneHarness, path string, hdr http.Header) (*http.Response, string, *echoed) {
 	t.Helper()
-	var body io.Reader
-	if p.body != "" {
-		body = strings.NewReader(p.body)
-	}
-	req, err := http.NewRequest(p.method, "http://"+h.addr+path, body)
+	req, err := http.NewRequest(p.method, "http://"+h.addr+path, p.bodyReader())
 	if err != nil {
 		t.Fatal(err)
 	}

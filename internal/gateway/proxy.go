@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -163,7 +164,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 		return false
 	}
 	var o outcome
-	if rt.pool != nil && r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+	if rt.pool != nil && leanCarries(r) {
 		o = g.forwardLean(w, r, rt, rest, id, start)
 	} else {
 		o = g.forwardTransport(w, r, ep, rt, rest, id)
@@ -230,7 +231,12 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 		// request body at the first write, and the Transport's read
 		// after the last byte would then fail the upstream connection.
 		_ = http.NewResponseController(w).EnableFullDuplex()
-		out.Body = &stickyEOF{ReadCloser: r.Body}
+		body := &stickyEOF{ReadCloser: r.Body}
+		out.Body = body
+		// The Transport may still be reading the body when the answer
+		// has been relayed (an upstream that answered early); the
+		// server must not read the connection's next request meanwhile.
+		defer body.reclaim(w)
 	}
 	out.Header = outHeader(r, rt, id)
 
@@ -294,19 +300,40 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 
 // stickyEOF keeps answering io.EOF once its body did: the Transport reads
 // once more after a body's last byte to check its length, and the
-// server's request body may be closed by then.
+// server's request body may be closed by then. reclaim takes it back from
+// the Transport when the handler ends: mu is held for the whole of a
+// Read, and reads after reclaim fail.
 type stickyEOF struct {
 	io.ReadCloser
-	eof bool
+	mu   sync.Mutex
+	eof  bool
+	done bool
 }
 
 func (b *stickyEOF) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	if b.eof {
 		return 0, io.EOF
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.eof = err == io.EOF
 	return n, err
+}
+
+// reclaim waits until no Read is running, waking one that waits for the
+// client with a read deadline in the past (the connection is then lost,
+// as it must be: its request was not read to the end).
+func (b *stickyEOF) reclaim(w http.ResponseWriter) {
+	if !b.mu.TryLock() {
+		_ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo)
+		b.mu.Lock()
+	}
+	b.done = true
+	b.mu.Unlock()
 }
 
 // streaming reports whether the response should reach the client as it

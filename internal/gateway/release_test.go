@@ -59,9 +59,12 @@ func openStream(t *testing.T, addr string, p gatewayPath) net.Conn {
 	for k, vv := range p.header {
 		fmt.Fprintf(&b, "%s: %s\r\n", k, vv[0])
 	}
-	if p.body != "" {
+	switch {
+	case p.chunked:
+		fmt.Fprintf(&b, "Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(p.body), p.body)
+	case p.body != "":
 		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(p.body), p.body)
-	} else {
+	default:
 		b.WriteString("\r\n")
 	}
 	t.Cleanup(func() { c.Close() })

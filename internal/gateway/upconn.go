@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -133,9 +134,9 @@ func replayable(r *http.Request) bool {
 	return ok
 }
 
-// writeRequest queues r's head (no body) for route rt; the next Read
-// sends it (see rawStep).
-func (c *upConn) writeRequest(r *http.Request, path string, rt *route, id string) {
+// writeRequest queues r's head and body (its Content-Length bytes, read
+// already) for route rt; the next Read sends them (see rawStep).
+func (c *upConn) writeRequest(r *http.Request, path string, rt *route, id string, body []byte) {
 	b := c.whead[:0]
 	b = append(b, r.Method...)
 	b = append(b, ' ')
@@ -155,7 +156,22 @@ func (c *upConn) writeRequest(r *http.Request, path string, rt *route, id string
 			b = append(b, "\r\n"...)
 		}
 	})
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		// Sent even for an empty body, as http.Transport does: many
+		// servers expect it on these methods.
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\n"...)
+	default:
+		if len(body) > 0 {
+			b = append(b, "Content-Length: "...)
+			b = strconv.AppendInt(b, int64(len(body)), 10)
+			b = append(b, "\r\n"...)
+		}
+	}
 	b = append(b, "\r\n"...)
+	b = append(b, body...)
 	c.whead = b
 	c.pending = b
 }
