@@ -448,7 +448,11 @@ func (m *Main) start(l *listener, h http.Handler) {
 			RequestIDHeader: "X-Request-ID",
 			IdleTimeout:     120 * time.Second,
 			HeaderTimeout:   max(m.cfg.ReadHeaderTimeout, 0),
-			Logger:          log.With("component", "gateway"),
+			ReadTimeout:     max(m.cfg.ReadTimeout, 0),
+			// The same API metrics and access log line as the requests
+			// net/http serves.
+			Observe: m.server.ObserveServe,
+			Logger:  log.With("component", "gateway"),
 		})
 		ln = l.lane
 	}

@@ -75,6 +75,12 @@ type LaneOptions struct {
 	// http.Server.ReadTimeout does: a client that stops halfway loses its
 	// connection, and the upstream request its body is for fails.
 	ReadTimeout time.Duration
+	// Observe, when set, is called after every request the lane served
+	// with the request, its ID (as the answer carries it), the status
+	// (499: the client went away), the time taken and the body bytes
+	// written: for the registry, the same API metrics and access log
+	// line that net/http's middleware records for the requests it serves.
+	Observe func(r *http.Request, id string, status int, elapsed time.Duration, bytes int64)
 	// Logger for accept errors (default: the gateway's).
 	Logger *slog.Logger
 }
@@ -431,11 +437,20 @@ func (c *handedConn) Read(p []byte) (int, error) {
 // A panic in the handler is logged and ends the connection, as net/http
 // does, instead of the process.
 func (l *Lane) serveOne(lc *laneConn, req *http.Request) (ok bool) {
+	var start time.Time
+	if l.opts.Observe != nil {
+		start = time.Now()
+	}
+	w := &laneWriter{lc: lc, method: req.Method}
 	defer func() {
 		lc.ctx.endRequest()
-		if v := recover(); v != nil {
+		v := recover()
+		if v != nil {
 			l.log.Error("gateway lane: panic serving request", "path", req.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			ok = false
+		}
+		if l.opts.Observe != nil {
+			l.observe(w, req, start, v != nil)
 		}
 	}()
 	if lc.bw == nil {
@@ -444,7 +459,7 @@ func (l *Lane) serveOne(lc *laneConn, req *http.Request) (ok bool) {
 	} else {
 		clear(lc.hdr)
 	}
-	w := &laneWriter{lc: lc, method: req.Method, hdr: lc.hdr}
+	w.hdr = lc.hdr
 	for k, vv := range l.opts.Header {
 		w.hdr[k] = vv
 	}
@@ -460,6 +475,30 @@ func (l *Lane) serveOne(lc *laneConn, req *http.Request) (ok bool) {
 		return false
 	}
 	return w.finish() == nil
+}
+
+// observe reports a served request to LaneOptions.Observe, with the
+// status as net/http's middleware records it: 499 when the client went
+// away, 500 after a panic.
+func (l *Lane) observe(w *laneWriter, req *http.Request, start time.Time, panicked bool) {
+	status := w.status
+	switch {
+	case panicked:
+		status = http.StatusInternalServerError
+	case w.lc.ctx.gone.Load():
+		status = 499
+	case status == 0:
+		status = http.StatusOK
+	}
+	name := l.opts.RequestIDHeader
+	if name == "" {
+		name = "X-Request-Id"
+	}
+	var id string
+	if vv := w.hdr[name]; len(vv) > 0 {
+		id = vv[0]
+	}
+	l.opts.Observe(req, id, status, time.Since(start), w.bytes)
 }
 
 // parse reads the request head from what is buffered, without consuming
@@ -778,6 +817,8 @@ type laneWriter struct {
 	method      string
 	hdr         http.Header
 	wroteHeader bool
+	status      int
+	bytes       int64 // body bytes written
 	chunked     bool
 	noBody      bool
 	err         error
@@ -791,6 +832,7 @@ func (w *laneWriter) WriteHeader(code int) {
 		return // informational answers are not forwarded
 	}
 	w.wroteHeader = true
+	w.status = code
 	bw := w.lc.bw
 	w.noBody = w.method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
 	_, hasLen := w.hdr["Content-Length"]
@@ -850,6 +892,7 @@ func (w *laneWriter) Write(p []byte) (int, error) {
 		_, _ = bw.WriteString("\r\n")
 	}
 	n, err := bw.Write(p)
+	w.bytes += int64(n)
 	if w.chunked && err == nil {
 		_, err = bw.WriteString("\r\n")
 	}

@@ -185,18 +185,39 @@ func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	msg := "http request"
 	if st.clientGone {
-		status, msg = statusClientClosedRequest, "client went away"
+		status = statusClientClosedRequest
 	}
-	elapsed := time.Since(start)
-	route := routeLabel(st.route)
-	method := methodLabel(r.Method)
-	s.metrics.observe(method, route, status, elapsed)
+	s.record(r, routeLabel(st.route), status, time.Since(start), rw.bytes, st.logger, func() string {
+		if st.token != nil {
+			return st.token.Name
+		}
+		return ""
+	})
+}
 
-	actorName := ""
-	if st.token != nil {
-		actorName = st.token.Name
+// ObserveServe records a gateway request that was served outside this
+// server's handler chain (by the gateway's fast lane, which authorised it
+// with MayServe): the same metrics and access log line the middleware
+// records for the /serve/ requests net/http serves. id is the request ID
+// its answer carried; status 499 means the client went away.
+func (s *Server) ObserveServe(r *http.Request, id string, status int, elapsed time.Duration, bytes int64) {
+	logger := func() *slog.Logger { return s.log.With("request_id", id) }
+	s.record(r, gatewayRoute, status, elapsed, bytes, logger, func() string {
+		if tok, err := s.token(r); err == nil { // the token cache answers
+			return tok.Name
+		}
+		return ""
+	})
+}
+
+// record is observe's work, shared with ObserveServe: logger and actor
+// are asked for only when the line is written.
+func (s *Server) record(r *http.Request, route string, status int, elapsed time.Duration, bytes int64, logger func() *slog.Logger, actor func() string) {
+	s.metrics.observe(methodLabel(r.Method), route, status, elapsed)
+	msg := "http request"
+	if status == statusClientClosedRequest {
+		msg = "client went away"
 	}
 	level := slog.LevelInfo
 	if route == gatewayRoute {
@@ -209,17 +230,17 @@ func (s *Server) observe(rw *responseWriter, r *http.Request, start time.Time) {
 	if status >= 500 && status != statusClientClosedRequest {
 		level = slog.LevelWarn
 	}
-	if !st.base.Enabled(context.Background(), level) {
+	if !s.log.Enabled(context.Background(), level) {
 		return
 	}
-	st.logger().LogAttrs(context.Background(), level, msg,
+	logger().LogAttrs(context.Background(), level, msg,
 		slog.String("method", r.Method),
 		slog.String("route", route),
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
-		slog.Int64("bytes", rw.bytes),
-		slog.String("actor", actorName),
+		slog.Int64("bytes", bytes),
+		slog.String("actor", actor()),
 	)
 }
 
