@@ -186,7 +186,9 @@ func TestLanePipelinedPosts(t *testing.T) {
 	up, _ := digestUpstream(t, nil)
 	h := newLaneHarness(t, newMemSource(endpointOf("e", rt("a", 1, up, 100))), LaneOptions{})
 	c, br := h.dial(t)
-	bodies := []string{`{"a":1}`, strings.Repeat("b", 3000), "", `{"c":3}`, strings.Repeat("d", 70<<10)}
+	// The 70 KB body goes through http.Transport, which reads with its
+	// own buffer size: it must not take the next request's bytes.
+	bodies := []string{`{"a":1}`, strings.Repeat("d", 70<<10), strings.Repeat("b", 3000), "", `{"c":3}`}
 	var all strings.Builder
 	for _, b := range bodies {
 		fmt.Fprintf(&all, "PUT /serve/e/p HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
