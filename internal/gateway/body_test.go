@@ -261,4 +261,3 @@ func TestPostOutcomesCount(t *testing.T) {
 		t.Errorf("guard_rollbacks_total{canary} = %v, want 1", got)
 	}
 }
-
