@@ -32,7 +32,12 @@
 # own choice), BENCH_FAST_LISTENER (1: serve through gateway.Listener; 0: a
 # plain net.Listener), BENCH_PORT_BASE (18080: uses base..base+4),
 # BENCH_STRICT=1 to exit 1 when post-2k through mlregistry misses a target,
-# BENCH_GATEWAY_BIN to bench a prebuilt gateway server taking the same flags.
+# BENCH_GATEWAY_BIN to bench a prebuilt gateway server taking the same flags,
+# BENCH_ALTS to measure alternative gateway servers in the same rounds:
+# "name=command [flags]" entries separated by ";", each command taking
+# bench/gatewayserver's flags (the word gatewayserver is the one built
+# here), e.g. "nolane=gatewayserver -lane=false; old=/tmp/old-gatewayserver";
+# they get ports base+5 on and a table of their own.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -168,11 +173,38 @@ GOMAXPROCS=$([ "$PROCS" -gt 0 ] && echo "$PROCS" || nproc) \
 	"$tmp/mlregistry" serve --listen "127.0.0.1:$APP_PORT" --db "sqlite://$tmp/app.db" --log-level warn 2>"$tmp/app.log" &
 pids+=($!)
 
+# Alternatives, each on its own port and database.
+declare -A ALT_URL ALT_PORT
+ALT_NAMES=()
+if [ -n "${BENCH_ALTS:-}" ]; then
+	IFS=';' read -ra alt_entries <<<"$BENCH_ALTS"
+	i=0
+	for entry in "${alt_entries[@]}"; do
+		entry=$(sed 's/^ *//; s/ *$//' <<<"$entry")
+		[ -n "$entry" ] || continue
+		name=${entry%%=*}
+		read -ra cmd <<<"${entry#*=}"
+		[ "${cmd[0]}" = gatewayserver ] && cmd[0]=$tmp/gatewayserver
+		[ -x "$tmp/gatewayserver" ] || $GO build -o "$tmp/gatewayserver" ./bench/gatewayserver
+		port=$((BASE + 5 + i))
+		i=$((i + 1))
+		"${cmd[@]}" -listen "127.0.0.1:$port" -db "$tmp/alt-$name.db" -procs "$PROCS" "$fast_flag" \
+			-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT" 2>"$tmp/alt-$name.log" &
+		pids+=($!)
+		ALT_NAMES+=("$name")
+		ALT_PORT[$name]=$port
+		ALT_URL[$name]=http://127.0.0.1:$port/serve/bench/
+	done
+fi
+
 wait_http "$UP1_PORT" /
 wait_http "$UP2_PORT" /
 wait_http "$NGINX_PORT" /serve/bench/
 wait_http "$GW_PORT" /serve/bench/
 wait_http "$APP_PORT" /healthz
+for name in "${ALT_NAMES[@]}"; do
+	wait_http "${ALT_PORT[$name]}" /serve/bench/
+done
 
 # --- measurements --------------------------------------------------------------
 DIRECT_URL=http://127.0.0.1:$UP1_PORT/
@@ -197,8 +229,8 @@ to_us() {
 		printf "%.1f", n }'
 }
 
-TARGETS="direct nginx gateway app"
-url_of() { case $1 in direct) echo "$DIRECT_URL" ;; nginx) echo "$NGINX_URL" ;; gateway) echo "$GW_URL" ;; app) echo "$APP_URL" ;; esac; }
+TARGETS="direct nginx gateway app ${ALT_NAMES[*]}"
+url_of() { case $1 in direct) echo "$DIRECT_URL" ;; nginx) echo "$NGINX_URL" ;; gateway) echo "$GW_URL" ;; app) echo "$APP_URL" ;; *) echo "${ALT_URL[$1]}" ;; esac; }
 
 # measure SHAPE CONNS THREADS TARGET -> "req/s p50_us"
 measure() {
@@ -272,6 +304,24 @@ for shape in $SHAPES; do
 	printf '%s\n' "${line% MISS}"
 	case $line in *" MISS") ok=0 ;; esac
 done
+if [ ${#ALT_NAMES[@]} -gt 0 ]; then
+	printf '\nalternatives, same rounds, as ratios to nginx (throughput c=32 / added p50 c=1):\n\n'
+	printf '| %-8s |' shape
+	for name in "${ALT_NAMES[@]}"; do printf ' %-21s |' "$name"; done
+	printf '\n|----------|'
+	for name in "${ALT_NAMES[@]}"; do printf '%s|' -----------------------; done
+	printf '\n'
+	for shape in $SHAPES; do
+		printf '| %-8s |' "$shape"
+		for name in "${ALT_NAMES[@]}"; do
+			r=$(median <<<"${RPS[$shape.$name]# }")
+			l=$(median <<<"${P50[$shape.$name]# }")
+			awk -v nr="${RPS[$shape.nginx]}" -v dl="${P50[$shape.direct]}" -v nl="${P50[$shape.nginx]}" -v r="$r" -v l="$l" '
+			BEGIN { na = nl - dl; if (na < 1) na = 1; printf " %8.2fx / %8.2fx |", r / nr, (l - dl) / na }'
+		done
+		printf '\n'
+	done
+fi
 if [ "$ok" -eq 0 ]; then
 	printf '\npost-2k through mlregistry serve misses a target (>= 0.90x throughput, <= 1.30x added latency)\n'
 	if [ "${BENCH_STRICT:-0}" = 1 ]; then
