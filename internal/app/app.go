@@ -437,9 +437,10 @@ func (m *Main) start(l *listener, h http.Handler) {
 		ln = tls.NewListener(l.ln, l.http.TLSConfig)
 	case l == m.data:
 		// Connections go through the gateway's fast lane, which serves
-		// plain authorised /serve/ GETs itself and hands everything else
-		// (the API on a shared listener, request bodies, refused tokens)
-		// to l.http. gateway.Listener serves connections with raw
+		// authorised /serve/ requests without a body or with a
+		// Content-Length one itself and hands everything else (the API
+		// on a shared listener, chunked uploads, 100-continue, refused
+		// tokens) to l.http. gateway.Listener serves connections with raw
 		// non-blocking socket calls.
 		l.lane = m.gateway.Lane(gateway.Listener(l.ln), gateway.LaneOptions{
 			Authorize: func(r *http.Request) bool { return m.server.MayServe(r, gateway.EndpointName(r)) },

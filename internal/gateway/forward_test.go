@@ -11,10 +11,12 @@ import (
 )
 
 // TestForwardingSameOnEveryPath is the differential test of the one set
-// of forwarding rules (forwardHeaders): the same request goes through the
-// lane, the lean client, http.Transport and the upgrade path, and what the
-// upstream receives, and what the client gets back, must be the same on
-// every path (issue 9 item 8).
+// of forwarding rules (forwardHeaders): the same request goes through
+// every path of gatewayPaths (the lane and net/http, each with the lean
+// client and with http.Transport, bodies of every framing, the upgrade
+// path), and what the upstream receives (headers, method, target, body),
+// and what the client gets back, must be the same on every path (issue 9
+// item 8).
 func TestForwardingSameOnEveryPath(t *testing.T) {
 	up, _ := echoUpstream(t)
 	h := newLaneHarness(t, newMemSource(endpointOf("e", rt("a", 7, up, 100))), LaneOptions{RequestIDHeader: "X-Request-ID"})
@@ -89,8 +91,11 @@ func TestForwardingSameOnEveryPath(t *testing.T) {
 			if v, r := res.Header.Get("X-Model-Version"), res.Header.Get("X-Route"); v != "7" || r != "a" {
 				t.Errorf("%s via %s: client got X-Model-Version %q, X-Route %q", c.name, p.name, v, r)
 			}
-			if e.URI != "/predict?q=1" {
-				t.Errorf("%s via %s: upstream URI %q", c.name, p.name, e.URI)
+			if e.URI != "/predict?q=1" || e.Method != p.method {
+				t.Errorf("%s via %s: upstream got %s %q", c.name, p.name, e.Method, e.URI)
+			}
+			if e.Body != p.body {
+				t.Errorf("%s via %s: upstream body of %d bytes, sent %d", c.name, p.name, len(e.Body), len(p.body))
 			}
 			want := map[string][]string{
 				"X-Model-Version":   {"7"},

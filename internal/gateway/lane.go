@@ -28,14 +28,24 @@ import (
 // every connection for every request (to notice a client leaving), which
 // is one more system call, a goroutine and two wake-ups each time. The
 // lane serves the common request itself, on the connection's goroutine:
-// a GET or HEAD under /serve/ without a body, whose head arrived whole and
-// whose caller the Authorize hook accepts. Everything else (a body, an
-// upgrade, HTTP/1.0, a bad or partial head, a refused token, any API
-// route) hands the connection, with the bytes already read, to net/http
-// through the lane's listener interface, and net/http serves it from then
-// on. The lane answers with the same gateway code, so routing, the guard,
-// metrics, streaming and problem+json responses are the same on both
-// paths.
+// a GET, HEAD, POST, PUT, PATCH or DELETE under /serve/, without a body
+// or with one Content-Length of plain digits, whose head arrived whole
+// and whose caller the Authorize hook accepts. Everything else (chunked
+// or otherwise framed bodies, Expect: 100-continue, an upgrade, HTTP/1.0,
+// a bad or partial head, a Host net/http would refuse, a refused token,
+// any API route) hands the connection, with the bytes already read, to
+// net/http through the lane's listener interface, and net/http serves it
+// from then on. FuzzLaneParse holds the lane to that: what it serves,
+// net/http's server would have read the same way. The lane answers with
+// the same gateway code, so routing, the guard, metrics, streaming and
+// problem+json responses are the same on both paths, and Observe gives
+// its requests the same access log and API metrics.
+//
+// A body (laneBody) is read from the connection as the gateway asks for
+// it: whole by the lean client (up to leanBodyMax), streamed by
+// http.Transport beyond. ReadTimeout bounds a body that did not arrive
+// with its head; what the handler left unread is discarded (up to
+// maxDiscard, as net/http) or the connection closes.
 //
 // A client that leaves while the upstream thinks: instead of a read
 // that waits on the client connection all along, the request's context

@@ -26,6 +26,7 @@ type echoed struct {
 	Method string              `json:"method"`
 	URI    string              `json:"uri"`
 	Header map[string][]string `json:"header"`
+	Body   string              `json:"body"`
 }
 
 // echoUpstream answers every request with what it received, as JSON, and
@@ -35,9 +36,9 @@ func echoUpstream(t *testing.T) (url string, hits *atomic.Int64) {
 	hits = new(atomic.Int64)
 	url = upstreamFunc(t, func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, URI: r.RequestURI, Header: r.Header})
+		_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, URI: r.RequestURI, Header: r.Header, Body: string(body)})
 	})
 	return url, hits
 }
