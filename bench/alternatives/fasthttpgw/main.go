@@ -106,7 +106,6 @@ var (
 	hopOne     = []byte("1")
 	xffKey     = []byte("X-Forwarded-For")
 	authKey    = []byte("Authorization")
-	connKey    = []byte("Connection")
 	textPlain  = []byte("text/plain; charset=utf-8")
 	badGateway = []byte("upstream unavailable\n")
 )
