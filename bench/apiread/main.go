@@ -5,7 +5,8 @@
 //	seed      create MODELS models of VERSIONS versions each, with metrics,
 //	          tags, parameters, lineage and a signature, through the store
 //	          (registry.Store: the same write path, transactions and audit
-//	          events as the API), WORKERS writers at once
+//	          events as the API), WORKERS writers at once; with -through N
+//	          only N per model, the rest SQL copies of those
 //	baseline  capture the answer of every benchmarked URL from a running
 //	          registry (-from, -token), then serve those bytes from a map
 //	          with a bare net/http handler: the floor the registry is
@@ -25,6 +26,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -85,7 +87,13 @@ func seed(args []string) error {
 	models := fs.Int("models", 1000, "models to create")
 	versions := fs.Int("versions", 20, "versions per model")
 	workers := fs.Int("workers", 8, "concurrent writers")
+	through := fs.Int("through", 0, "create only this many versions per model through the store and the rest as SQL copies of them (0: all through the store; SQLite only)")
 	_ = fs.Parse(args)
+	copies := 0
+	if *through > 0 && *through < *versions {
+		copies = *versions - *through
+		*versions = *through
+	}
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, *db, sqlstore.Options{})
 	if err != nil {
@@ -136,7 +144,59 @@ feed:
 	n := *models * *versions
 	log.Printf("seed: %d models x %d versions = %d versions in %s (%.0f versions/s, %d writers)",
 		*models, *versions, n, time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds(), *workers)
+	if copies > 0 {
+		if err := st.Close(); err != nil {
+			return err
+		}
+		start = time.Now()
+		if err := copyVersions(ctx, *db, *versions, copies); err != nil {
+			return err
+		}
+		log.Printf("seed: %d more versions per model copied in SQL in %s", copies, time.Since(start).Round(time.Millisecond))
+	}
 	return nil
+}
+
+// copyVersions adds copies versions to every model of the SQLite registry
+// at dsn, as copies of its first `through` versions (same columns, metric
+// and tag rows, a new number and checksum), in one transaction, and moves
+// the version counters on. A shortcut for loading 100,000 versions in
+// seconds: the copies skip the store's write path and audit events.
+func copyVersions(ctx context.Context, dsn string, through, copies int) error {
+	path, ok := strings.CutPrefix(dsn, "sqlite://")
+	if !ok {
+		return fmt.Errorf("-through needs a sqlite:// database, not %q", dsn)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = db.Close() }()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for offset := through; offset < through+copies; offset += through {
+		n := min(through, through+copies-offset)
+		for _, q := range []string{
+			`INSERT INTO model_versions (model, version, source, checksum, format, parameters, metrics, lineage, signature,
+				description, tags, flagged, flag_reason, created_at, created_by, updated_at, revision)
+			SELECT model, version + ?1, source || '#' || (version + ?1), 'sha256:' || lower(hex(randomblob(32))), format, parameters, metrics,
+				lineage, signature, description, tags, flagged, flag_reason, created_at, created_by, updated_at, revision
+			FROM model_versions WHERE version <= ?2`,
+			`INSERT INTO version_metrics (model, version, name, value) SELECT model, version + ?1, name, value FROM version_metrics WHERE version <= ?2`,
+			`INSERT INTO version_tags (model, version, tag_key, tag_value) SELECT model, version + ?1, tag_key, tag_value FROM version_tags WHERE version <= ?2`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, offset, n); err != nil {
+				return fmt.Errorf("copy versions: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE version_counters SET last_version = ?", through+copies); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // seedModel creates model m, its versions and two stages (staging on the
