@@ -18,8 +18,11 @@
 # back. Targets: throughput >= 0.5x the baseline's; list p99 < 20 ms.
 #
 # Memory: a fresh registry of MEM_MODELS (1000) x MEM_VERSIONS (100) =
-# 100,000 versions (seeded the same way, then `mlregistry serve` started on
-# it); VmRSS/VmHWM of the server after start and after the list load, and
+# 100,000 versions (MEM_THROUGH (20) per model seeded the same way, the
+# other 80 SQL copies of them with new numbers and checksums: seeding all
+# through the store took 5 minutes on the loaded 2-core machine; 0 seeds
+# all through the store), then `mlregistry serve` started on it;
+# VmRSS/VmHWM of the server after start and after the list load, and
 # the list's p99 (same shape, 100 versions per model). Targets: RSS < 100
 # MB, list p99 < 20 ms.
 #
@@ -28,7 +31,7 @@
 #
 # Environment: ROUNDS or BENCH_ROUNDS (3), BENCH_DURATION (5s per
 # measurement), BENCH_WARMUP (2s), MODELS, VERSIONS, MEM_MODELS,
-# MEM_VERSIONS, BENCH_CONNS (16), BENCH_PORT_BASE (18300: uses base..base+1),
+# MEM_VERSIONS, MEM_THROUGH, BENCH_CONNS (16), BENCH_PORT_BASE (18300: uses base..base+1),
 # BENCH_APIREAD_PHASES ("reads memory"), BENCH_PROFILE=DIR to serve with the
 # in-process registry (bench/apiread serve, the same app.New) and write
 # cpu-<phase>.pprof and heap-<phase>.pprof into DIR, BENCH_STRICT=1 to exit
@@ -44,6 +47,7 @@ MODELS=${MODELS:-1000}
 VERSIONS=${VERSIONS:-20}
 MEM_MODELS=${MEM_MODELS:-1000}
 MEM_VERSIONS=${MEM_VERSIONS:-100}
+MEM_THROUGH=${MEM_THROUGH:-20}
 CONNS=${BENCH_CONNS:-16}
 BASE=${BENCH_PORT_BASE:-18300}
 PHASES=${BENCH_APIREAD_PHASES:-reads memory}
@@ -230,8 +234,8 @@ header=(
 
 for phase in $PHASES; do
 	case $phase in
-	reads) m=$MODELS v=$VERSIONS shapes="get list" gets=true ;;
-	memory) m=$MEM_MODELS v=$MEM_VERSIONS shapes="list" gets=false ;;
+	reads) m=$MODELS v=$VERSIONS shapes="get list" gets=true through=0 ;;
+	memory) m=$MEM_MODELS v=$MEM_VERSIONS shapes="list" gets=false through=$MEM_THROUGH ;;
 	*)
 		log "unknown phase $phase"
 		exit 1
@@ -239,7 +243,7 @@ for phase in $PHASES; do
 	esac
 	db=$data/$phase.db
 	log "$phase: seeding $m models x $v versions"
-	"$tmp/apiread" seed -db "sqlite://$db" -models "$m" -versions "$v"
+	"$tmp/apiread" seed -db "sqlite://$db" -models "$m" -versions "$v" -through "$through"
 	token=$("$tmp/mlregistry" token create --db "sqlite://$db" --name "bench-$phase" --scope read 2>/dev/null)
 	start_app "$db" "$phase"
 	read -r rss0 hwm0 <<<"$("$tmp/apiread" rss -pid "$app_pid")"
