@@ -143,6 +143,16 @@ func testServeListen(t *testing.T, dsn string) {
 	if n, _ := strconv.Atoi(string(m[1])); n < 3 {
 		t.Fatalf("gateway counted %d 2xx requests on ep/blue, want at least 3", n)
 	}
+	// And the HTTP metrics count them too, whichever path served them:
+	// the GETs by the serve token and the admin token, the POST.
+	for _, want := range []string{
+		`mlregistry_http_requests_total{code="200",method="GET",route="/serve/"} 2`,
+		`mlregistry_http_requests_total{code="200",method="POST",route="/serve/"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // rawRequest sends one request on a connection of its own, with the path
