@@ -84,8 +84,9 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) (body []byte,
 	return body, func() { g.bodies.Put(bp) }, outcome{}, true
 }
 
-// forwardLean proxies a body-less request to a plain-http upstream over
-// the lean client.
+// forwardLean proxies a request without a body, or with one the lean
+// client carries (leanCarries), to a plain-http upstream over the lean
+// client.
 func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route, rest, id string, start time.Time) outcome {
 	ctx := r.Context()
 	now := start // deadlines and idle times need the real clock

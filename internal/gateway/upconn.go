@@ -120,8 +120,9 @@ func stale(err error, c *upConn) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
-// replayable reports whether a body-less request may be sent again after
-// a stale connection failed it, by the rule net/http uses.
+// replayable reports whether a request may be sent again after a stale
+// connection failed it, by the rule net/http uses (the lean client holds
+// the whole body of the requests it carries, so it can resend it).
 func replayable(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
