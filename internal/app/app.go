@@ -102,6 +102,10 @@ type Config struct {
 	// and no UI, and the database is never migrated: a registry must have
 	// created its schema.
 	DataPlaneOnly bool
+	// NoGroupCommit commits every SQLite write on its own (see
+	// sqlstore.Options.NoGroupCommit): for benchmarks that measure what
+	// group commit buys.
+	NoGroupCommit bool
 }
 
 // Main is a running registry: store, API server and gateway, on one
@@ -205,7 +209,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	m.store, err = sqlstore.Open(ctx, m.cfg.DB, sqlstore.Options{Now: m.cfg.Now, Logger: log, NoMigrate: m.cfg.DataPlaneOnly})
+	m.store, err = sqlstore.Open(ctx, m.cfg.DB, sqlstore.Options{Now: m.cfg.Now, Logger: log, NoMigrate: m.cfg.DataPlaneOnly, NoGroupCommit: m.cfg.NoGroupCommit})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}

@@ -98,6 +98,9 @@ func (s *Store) retryable(err error, attempt int) bool {
 	if errors.As(err, &regErr) {
 		return false
 	}
+	if errors.Is(err, errBatchAborted) {
+		return true
+	}
 	switch classify(err) {
 	case classRetry:
 		return true

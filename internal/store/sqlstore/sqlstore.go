@@ -4,7 +4,10 @@
 //
 // Every write is one transaction that decides its rules on the data it
 // reads, writes the change and its audit event, and commits. SQLite
-// serialises writers with BEGIN IMMEDIATE on a one-connection write pool;
+// serialises writers on a one-connection write pool whose transactions
+// begin with BEGIN IMMEDIATE, and commits waiting writes together (group
+// commit, groupcommit.go: one fsync for a batch, each write in its own
+// savepoint);
 // PostgreSQL locks the rows a write reads (SELECT ... FOR UPDATE, the
 // model's row for anything under a model) and retries a transaction that
 // loses a serialization or deadlock race.
@@ -50,6 +53,11 @@ type Options struct {
 	Logger *slog.Logger
 	// NoMigrate makes Open skip applying migrations.
 	NoMigrate bool
+	// NoGroupCommit makes every SQLite write commit in its own transaction
+	// (one fsync each) instead of in a batch with the writes waiting
+	// beside it. Equally durable, slower under concurrent writes; it exists
+	// so benchmarks can compare the two. PostgreSQL never batches.
+	NoGroupCommit bool
 }
 
 // Store is the database/sql registry.Store.
@@ -64,6 +72,9 @@ type Store struct {
 	stmts *stmtCache
 	now   func() time.Time
 	log   *slog.Logger
+	// gc runs SQLite's write transactions in batches; nil on PostgreSQL
+	// and with Options.NoGroupCommit.
+	gc *committer
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -170,6 +181,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	if dialect == DialectSQLite && !opts.NoGroupCommit {
+		s.gc = newCommitter(s)
+	}
 	return s, nil
 }
 
@@ -189,8 +203,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection pools.
+// Close finishes the write batch in progress and closes the connection
+// pools. Writes still waiting fail with unavailable.
 func (s *Store) Close() error {
+	if s.gc != nil {
+		s.gc.close()
+	}
 	var err error
 	if s.stmts != nil {
 		err = s.stmts.close()
@@ -219,36 +237,74 @@ type txn struct {
 	stmts *stmtCache
 	// committed runs after a successful commit, never on rollback.
 	committed []func()
+	// stmtCtx, when set, replaces the context every statement is given: a
+	// write in a group commit batch runs to its end whatever its caller
+	// does, since interrupting a statement may roll back the batch's
+	// whole transaction.
+	stmtCtx context.Context
+	// wstmts, when set, holds prepared statements to run instead of
+	// preparing each statement again (the group committer's).
+	wstmts *batchStmts
 }
 
 // afterCommit runs f once this transaction has committed.
 func (t *txn) afterCommit(f func()) { t.committed = append(t.committed, f) }
 
 func (t *txn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx, q = t.ctx(ctx), t.rebind(q)
 	if t.tx == nil {
 		return nil, errors.New("sqlstore: a write outside a transaction")
 	}
-	return t.tx.ExecContext(ctx, t.rebind(q), args...)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, q, args...)
 }
 
 func (t *txn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = t.ctx(ctx)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
+	q = t.rebind(q)
 	if t.tx == nil {
-		return t.db.QueryContext(ctx, t.rebind(q), args...)
+		return t.db.QueryContext(ctx, q, args...)
 	}
-	return t.tx.QueryContext(ctx, t.rebind(q), args...)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, q, args...)
 }
 
 func (t *txn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = t.ctx(ctx)
 	if st := t.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
+	q = t.rebind(q)
 	if t.tx == nil {
-		return t.db.QueryRowContext(ctx, t.rebind(q), args...)
+		return t.db.QueryRowContext(ctx, q, args...)
 	}
-	return t.tx.QueryRowContext(ctx, t.rebind(q), args...)
+	if st := t.prepared(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (t *txn) ctx(ctx context.Context) context.Context {
+	if t.stmtCtx != nil {
+		return t.stmtCtx
+	}
+	return ctx
+}
+
+// prepared is q prepared for this write transaction by the group
+// committer's statement cache, or nil.
+func (t *txn) prepared(ctx context.Context, q string) *sql.Stmt {
+	if t.wstmts == nil {
+		return nil
+	}
+	return t.wstmts.stmt(ctx, t.tx, q)
 }
 
 // forUpdate is the row-lock suffix of a SELECT that a write decides on. On
@@ -303,7 +359,12 @@ const maxAttempts = 5
 // effects outside the transaction other than setting its results.
 func (s *Store) inTx(ctx context.Context, op string, mode txMode, fn func(t *txn) error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, mode, fn)
+		var err error
+		if (mode == modeWrite || mode == modeDryRun) && s.gc != nil {
+			err = s.gc.submit(ctx, mode, fn)
+		} else {
+			err = s.runTx(ctx, mode, fn)
+		}
 		if err == nil {
 			return nil
 		}
