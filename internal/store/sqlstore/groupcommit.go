@@ -226,7 +226,12 @@ func (c *committer) run() {
 	for {
 		select {
 		case <-c.wake:
-			for first := c.next(); first != nil; first = c.next() {
+			// Writes keep arriving under load: stop between batches.
+			for !c.stopping() {
+				first := c.next()
+				if first == nil {
+					break
+				}
 				c.batch(first)
 				c.stmts.fill()
 			}
@@ -246,6 +251,15 @@ func (c *committer) run() {
 	}
 }
 
+func (c *committer) stopping() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // batch runs first and then every write waiting behind it, up to the
 // batch's bounds, in one transaction, commits, and answers each.
 func (c *committer) batch(first *writeReq) {
@@ -256,9 +270,10 @@ func (c *committer) batch(first *writeReq) {
 		first.done <- fmt.Errorf("begin: %w", err)
 		return
 	}
+	started := time.Now()
 	taken := []*writeReq{first}
 	broken := c.runSavepoint(tx, first)
-	for started := time.Now(); !broken && len(taken) < c.maxWrites && time.Since(started) < c.maxTime; {
+	for !broken && len(taken) < c.maxWrites && time.Since(started) < c.maxTime {
 		r := c.next()
 		if r == nil {
 			break

@@ -332,3 +332,52 @@ func TestAcknowledgedWritesSurviveReopen(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseUnderWriteLoad: Close while writers keep writing returns, and
+// every writer is answered (a write the committer took but never ran
+// would leave its caller waiting forever), each either with success or
+// with unavailable.
+func TestCloseUnderWriteLoad(t *testing.T) {
+	ctx := t.Context()
+	s, err := Open(ctx, sqliteDSN(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	started := make(chan struct{}, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				_, err := s.CreateModel(ctx, registry.Actor{Name: "a"}, registry.ModelCreate{Name: fmt.Sprintf("m%d-%d", w, i)})
+				if i == 0 {
+					started <- struct{}{}
+				}
+				if err != nil {
+					if code := registry.ErrorCode(err); code != registry.CodeUnavailable {
+						t.Errorf("write during Close: %v (code %s), want unavailable", err, code)
+					}
+					return
+				}
+			}
+		}()
+	}
+	for w := 0; w < 8; w++ {
+		<-started
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	answered := make(chan struct{})
+	go func() { wg.Wait(); close(answered) }()
+	for _, c := range []struct {
+		what string
+		ch   <-chan struct{}
+	}{{"Close", func() <-chan struct{} { d := make(chan struct{}); go func() { <-closed; close(d) }(); return d }()}, {"every writer", answered}} {
+		select {
+		case <-c.ch:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not return within 30s of Close", c.what)
+		}
+	}
+}
