@@ -357,7 +357,7 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 			return nil, err
 		}
 	}
-	tagKey, tagValue, tagHasValue := strings.Cut(f.Tag, "=")
+	tagKey, _, _ := strings.Cut(f.Tag, "=")
 	if f.Tag != "" && tagKey == "" {
 		return nil, registry.FieldError("tag", "format", "%q must be key or key=value", f.Tag)
 	}
@@ -374,51 +374,16 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 	if order.metric != "" {
 		return s.listVersionsByMetric(ctx, model, f, order, list, cur, size)
 	}
-	var args []any
-	q := "SELECT " + versionCols("v.") + ", " + (&txn{pg: s.dialect == DialectPostgres}).stagesColumn() + " FROM model_versions v"
-	if order.metric != "" {
-		q += " LEFT JOIN version_metrics m ON m.model = v.model AND m.version = v.version AND m.name = ?"
-		args = append(args, order.metric)
-	}
-	where := []string{"v.model = ?"}
-	args = append(args, model)
-	if f.Stage != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM stage_assignments s WHERE s.model = v.model AND s.version = v.version AND s.stage = ?)")
-		args = append(args, f.Stage)
-	}
-	if f.Tag != "" {
-		cond := "EXISTS (SELECT 1 FROM version_tags tg WHERE tg.model = v.model AND tg.version = v.version AND tg.tag_key = ?"
-		args = append(args, tagKey)
-		if tagHasValue {
-			cond += " AND tg.tag_value = ?"
-			args = append(args, tagValue)
-		}
-		where = append(where, cond+")")
-	}
-	if f.Flagged != nil {
-		where = append(where, "v.flagged = ?")
-		args = append(args, *f.Flagged)
-	}
+	// Ordered by version: one statement on the primary key.
+	where, args := versionFilters("v", f)
+	where = append([]string{"v.model = ?"}, where...)
+	args = append([]any{model}, args...)
 	if cur != nil {
-		switch {
-		case order.metric == "":
-			where = append(where, "v.version "+cmp+" ?")
-			args = append(args, cur.ID)
-		case cur.Value == nil:
-			where = append(where, "(m.value IS NULL AND v.version "+cmp+" ?)")
-			args = append(args, cur.ID)
-		default:
-			where = append(where, "(m.value IS NULL OR m.value "+cmp+" ? OR (m.value = ? AND v.version "+cmp+" ?))")
-			args = append(args, *cur.Value, *cur.Value, cur.ID)
-		}
+		where = append(where, "v.version "+cmp+" ?")
+		args = append(args, cur.ID)
 	}
-	q += " WHERE " + strings.Join(where, " AND ")
-	if order.metric != "" {
-		q += " ORDER BY CASE WHEN m.value IS NULL THEN 1 ELSE 0 END, m.value" + dir + ", v.version" + dir
-	} else {
-		q += " ORDER BY v.version" + dir
-	}
-	q += " LIMIT ?"
+	q := "SELECT " + versionCols("v.") + ", " + (&txn{pg: s.dialect == DialectPostgres}).stagesColumn() +
+		" FROM model_versions v WHERE " + strings.Join(where, " AND ") + " ORDER BY v.version" + dir + " LIMIT ?"
 	args = append(args, size+1)
 
 	var page *registry.Page[registry.ModelVersion]
@@ -430,11 +395,7 @@ func (s *Store) ListVersions(ctx context.Context, model string, f registry.Versi
 			return fmt.Errorf("list versions: %w", err)
 		}
 		page, err = collect(rows, size, scanVersionStages, func(v registry.ModelVersion) cursor {
-			c := cursor{List: list, ID: v.Version}
-			if val, ok := v.Metrics[order.metric]; ok && order.metric != "" {
-				c.Value = &val
-			}
-			return c
+			return cursor{List: list, ID: v.Version}
 		})
 		if err != nil {
 			return err
@@ -472,7 +433,11 @@ func versionFilters(alias string, f registry.VersionFilter) ([]string, []any) {
 		where = append(where, cond+")")
 	}
 	if f.Flagged != nil {
-		where = append(where, "EXISTS (SELECT 1 FROM model_versions fv WHERE fv.model = "+alias+".model AND fv.version = "+alias+".version AND fv.flagged = ?)")
+		if alias == "v" {
+			where = append(where, "v.flagged = ?")
+		} else {
+			where = append(where, "EXISTS (SELECT 1 FROM model_versions fv WHERE fv.model = "+alias+".model AND fv.version = "+alias+".version AND fv.flagged = ?)")
+		}
 		args = append(args, *f.Flagged)
 	}
 	return where, args
