@@ -52,6 +52,7 @@ func (c *Client) GetModel(ctx context.Context, name string) (*registry.Model, er
 // CreateModel registers a model. The call carries one Idempotency-Key
 // across its retries.
 func (c *Client) CreateModel(ctx context.Context, m registry.ModelCreate) (*registry.Model, error) {
+	defer c.forget(m.Name)
 	var out registry.Model
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("models"), body: m, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -61,6 +62,7 @@ func (c *Client) CreateModel(ctx context.Context, m registry.ModelCreate) (*regi
 
 // UpdateModel patches a model; ifRevision > 0 makes it conditional.
 func (c *Client) UpdateModel(ctx context.Context, name string, p registry.ModelPatch, ifRevision int64) (*registry.Model, error) {
+	defer c.forget(name)
 	var out registry.Model
 	if _, err := c.do(ctx, request{method: http.MethodPatch, path: apiPath("models", name), body: p, ifRevision: ifRevision}, &out); err != nil {
 		return nil, err
@@ -71,6 +73,7 @@ func (c *Client) UpdateModel(ctx context.Context, name string, p registry.ModelP
 // DeleteModel deletes a model. force deletes its versions and stage
 // assignments too (admin token). ifRevision > 0 makes it conditional.
 func (c *Client) DeleteModel(ctx context.Context, name string, force bool, ifRevision int64) error {
+	defer c.forget(name)
 	var q url.Values
 	if force {
 		q = url.Values{"force": {"true"}}
@@ -130,6 +133,7 @@ func (c *Client) GetVersion(ctx context.Context, model string, version int64) (*
 // number. The call carries one Idempotency-Key across its retries, so a
 // retried create never registers the artifact twice.
 func (c *Client) CreateVersion(ctx context.Context, model string, v registry.ModelVersionCreate) (*registry.ModelVersion, error) {
+	defer c.forget(model)
 	var out registry.ModelVersion
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("models", model, "versions"), body: v, idempotent: true}, &out); err != nil {
 		return nil, err
@@ -140,6 +144,7 @@ func (c *Client) CreateVersion(ctx context.Context, model string, v registry.Mod
 // UpdateVersion patches a version's mutable fields; ifRevision > 0 makes
 // it conditional.
 func (c *Client) UpdateVersion(ctx context.Context, model string, version int64, p registry.ModelVersionPatch, ifRevision int64) (*registry.ModelVersion, error) {
+	defer c.forget(model)
 	var out registry.ModelVersion
 	path := apiPath("models", model, "versions", strconv.FormatInt(version, 10))
 	if _, err := c.do(ctx, request{method: http.MethodPatch, path: path, body: p, ifRevision: ifRevision}, &out); err != nil {
@@ -150,6 +155,7 @@ func (c *Client) UpdateVersion(ctx context.Context, model string, version int64,
 
 // DeleteVersion deletes a version; ifRevision > 0 makes it conditional.
 func (c *Client) DeleteVersion(ctx context.Context, model string, version int64, ifRevision int64) error {
+	defer c.forget(model)
 	path := apiPath("models", model, "versions", strconv.FormatInt(version, 10))
 	_, err := c.do(ctx, request{method: http.MethodDelete, path: path, ifRevision: ifRevision}, nil)
 	return err
@@ -180,6 +186,7 @@ func (c *Client) ListStages(ctx context.Context, model string) ([]registry.Stage
 // server enforces the model's stage policy. ifRevision > 0 makes it
 // conditional on the assignment's current revision.
 func (c *Client) AssignStage(ctx context.Context, model, stage string, a registry.StageAssign, ifRevision int64) (*registry.StageAssignment, error) {
+	defer c.forget(model)
 	var out registry.StageAssignment
 	if _, err := c.do(ctx, request{method: http.MethodPut, path: apiPath("models", model, "stages", stage), body: a, ifRevision: ifRevision}, &out); err != nil {
 		return nil, err
@@ -204,6 +211,7 @@ func (c *Client) DryRunAssignStage(ctx context.Context, model, stage string, a r
 // UnassignStage removes a stage assignment; ifRevision > 0 makes it
 // conditional.
 func (c *Client) UnassignStage(ctx context.Context, model, stage string, ifRevision int64) error {
+	defer c.forget(model)
 	_, err := c.do(ctx, request{method: http.MethodDelete, path: apiPath("models", model, "stages", stage), ifRevision: ifRevision}, nil)
 	return err
 }

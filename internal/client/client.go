@@ -48,6 +48,10 @@ const (
 	DefaultUserAgent = "terraform-provider-mlregistry/dev"
 )
 
+// maxIdleConnsPerHost is how many idle connections to the registry the
+// default transport keeps for reuse.
+const maxIdleConnsPerHost = 32
+
 // maxBody bounds how much of an answer is read; the server's own request
 // limit is 1 MiB, answers (list pages) may be larger.
 const maxBody = 32 << 20
@@ -104,6 +108,8 @@ type Client struct {
 	userAgent string
 	log       LogFunc
 	http      *retryablehttp.Client
+	// reads holds ReadVersion's snapshots (readcache.go).
+	reads versionSnapshots
 }
 
 // New checks the options and returns a client. It does not contact the
@@ -135,6 +141,11 @@ func New(opts Options) (*Client, error) {
 	hc := opts.HTTPClient
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
+		// Terraform calls a provider from up to -parallelism (default 10)
+		// goroutines at once, all to this one host; net/http keeps only 2
+		// idle connections per host by default, so the others would be
+		// closed after each answer and dialled again.
+		tr.MaxIdleConnsPerHost = maxIdleConnsPerHost
 		if opts.CAFile != "" {
 			pool, err := caPool(opts.CAFile)
 			if err != nil {

@@ -318,7 +318,11 @@ func (r *modelVersionResource) Read(ctx context.Context, req resource.ReadReques
 		return
 	}
 	model, version := state.Model.ValueString(), state.Version.ValueInt64()
-	v, err := r.client.GetVersion(ctx, model, version)
+	// A refresh reads every version in state: ReadVersion lists a model's
+	// versions once for this provider run and serves the other reads of
+	// the model from that list (client/readcache.go). A version the list
+	// does not hold is read by itself, so not found is exact.
+	v, err := r.client.ReadVersion(ctx, model, version)
 	if errors.Is(err, registry.ErrNotFound) {
 		tflog.Info(ctx, "model version not found in the registry, removing it from state", map[string]any{"model": model, "version": version})
 		resp.State.RemoveResource(ctx)
