@@ -1,0 +1,221 @@
+package provider
+
+// The refresh of mlregistry_model_version reads through the client's read
+// cache (client.ReadVersion): one list call per model and provider run.
+// These tests check what it costs at the registry and that refresh stays
+// exact: changes made by hand between Terraform commands are seen.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app/apptest"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// versionRequests is how many GETs the registry has answered on its
+// version list and version routes, from its own /metrics.
+func versionRequests(t *testing.T, r *apptest.Registry) (lists, gets int) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, r.URL+"/metrics", nil)
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+r.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "mlregistry_http_requests_total{") || !strings.Contains(line, `method="GET"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		must(t, err)
+		switch {
+		case strings.Contains(line, `route="/api/v1/models/{model}/versions"`):
+			lists += int(v)
+		case strings.Contains(line, `route="/api/v1/models/{model}/versions/{version}"`):
+			gets += int(v)
+		}
+	}
+	must(t, sc.Err())
+	return lists, gets
+}
+
+// versionsConfig is one model per entry of counts with that many versions
+// (model name => count), descriptions "d<i>".
+func versionsConfig(counts map[string]int) string {
+	var b strings.Builder
+	for _, name := range sortedKeys(counts) {
+		b.WriteString(`
+resource "mlregistry_model" "` + name + `" {
+  name = "` + name + `"
+}
+
+resource "mlregistry_model_version" "` + name + `" {
+  count       = ` + strconv.Itoa(counts[name]) + `
+  model       = mlregistry_model.` + name + `.name
+  source      = "s3://models/` + name + `/${count.index}/model.onnx"
+  checksum    = format("sha256:%064x", count.index + 1)
+  format      = "onnx"
+  metrics     = { auc = 0.9 }
+  description = "d${count.index}"
+  tags        = { n = "${count.index}" }
+}
+`)
+	}
+	return b.String()
+}
+
+// TestAccTerraformCLI_refreshListsEachModelOnce: `terraform plan` over 12
+// versions of one model and 3 of another refreshes them with one version
+// list call per model and no GET of a single version, and plans nothing.
+func TestAccTerraformCLI_refreshListsEachModelOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	r := startRegistry(t)
+	ctx := context.Background()
+	w.env["TF_VAR_registry_token"] = r.AdminToken
+	w.writeConfig(`
+terraform {
+  required_providers {
+    mlregistry = { source = "mlregistry/mlregistry" }
+  }
+}
+
+variable "registry_token" {
+  type      = string
+  sensitive = true
+}
+
+provider "mlregistry" {
+  address = "` + r.URL + `"
+  token   = var.registry_token
+}
+` + versionsConfig(map[string]int{"big": 12, "small": 3}))
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	lists0, gets0 := versionRequests(t, r)
+	out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode")
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 0) {
+		t.Fatalf("plan after apply (want no changes, exit 0): %v\n%s", err, out)
+	}
+	// The server counts a request once its handler has returned, which can
+	// be just after the provider has the answer.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		lists, gets := versionRequests(t, r)
+		lists, gets = lists-lists0, gets-gets0
+		if lists == 2 && gets == 0 {
+			break
+		}
+		if lists > 2 || gets > 0 || time.Now().After(deadline) {
+			t.Fatalf("refreshing 15 versions of 2 models took %d version lists and %d version GETs, want 2 and 0", lists, gets)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAccModelVersion_refreshSeesChangesByHand: with the read cache,
+// refresh still reads what the registry holds at each plan: a version
+// changed by hand between two applies plans an update back, a stage
+// assigned by hand shows in stages, and a version deleted by hand leaves
+// state and is planned for create.
+func TestAccModelVersion_refreshSeesChangesByHand(t *testing.T) {
+	r := testRegistry(t)
+	c := apiClient(t, r)
+	ctx := context.Background()
+	config := providerBlock(r, "") + versionsConfig(map[string]int{"drift": 5})
+	v := func(i int) string { return "mlregistry_model_version.drift[" + strconv.Itoa(i) + "]" }
+	// number is the version number of drift[i]: the versions are created
+	// in parallel, so their numbers follow no index.
+	number := func(i int) int64 {
+		all, err := c.AllVersions(ctx, "drift", registry.VersionFilter{})
+		must(t, err)
+		for _, v := range all {
+			if v.Description == "d"+strconv.Itoa(i) {
+				return v.Version
+			}
+		}
+		t.Fatalf("no version of drift has description d%d", i)
+		return 0
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: config,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(v(2), tfjsonpath.New("description"), knownvalue.StringExact("d2")),
+				},
+			},
+			{
+				// drift[2] edited and drift[1] promoted by hand.
+				PreConfig: func() {
+					d := "by hand"
+					_, err := c.UpdateVersion(ctx, "drift", number(2), registry.ModelVersionPatch{Description: &d, Tags: &map[string]string{"n": "x"}}, 0)
+					must(t, err)
+					_, err = c.AssignStage(ctx, "drift", "staging", registry.StageAssign{Version: number(1)}, 0)
+					must(t, err)
+				},
+				Config: config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(v(2), plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(v(2), tfjsonpath.New("description"), knownvalue.StringExact("d2")),
+						plancheck.ExpectResourceAction(v(0), plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction(v(1), plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction(v(3), plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction(v(4), plancheck.ResourceActionNoop),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(v(2), tfjsonpath.New("description"), knownvalue.StringExact("d2")),
+					statecheck.ExpectKnownValue(v(2), tfjsonpath.New("tags"), knownvalue.MapExact(map[string]knownvalue.Check{"n": knownvalue.StringExact("2")})),
+					statecheck.ExpectKnownValue(v(1), tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("staging")})),
+					statecheck.ExpectKnownValue(v(0), tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{})),
+				},
+			},
+			{
+				// The stage removed and drift[3] deleted by hand.
+				PreConfig: func() {
+					must(t, c.UnassignStage(ctx, "drift", "staging", 0))
+					must(t, c.DeleteVersion(ctx, "drift", number(3), 0))
+				},
+				Config: config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(v(3), plancheck.ResourceActionCreate),
+						plancheck.ExpectResourceAction(v(2), plancheck.ResourceActionNoop),
+						plancheck.ExpectResourceAction(v(1), plancheck.ResourceActionNoop),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(v(3), tfjsonpath.New("version"), knownvalue.Int64Exact(6)),
+					statecheck.ExpectKnownValue(v(1), tfjsonpath.New("stages"), knownvalue.ListExact([]knownvalue.Check{})),
+				},
+			},
+		},
+	})
+}
