@@ -52,11 +52,11 @@ func startCPUProfile(dir string) (stop func(), err error) {
 		return nil, fmt.Errorf("MLREGISTRY_PROVIDER_CPUPROFILE: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("MLREGISTRY_PROVIDER_CPUPROFILE: %w", err)
 	}
 	return func() {
 		pprof.StopCPUProfile()
-		f.Close()
+		_ = f.Close()
 	}, nil
 }
