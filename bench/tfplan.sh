@@ -17,8 +17,10 @@
 # configuration and the schemas are identical: the ratio is the provider's
 # own cost (its HTTP calls and conversions) on top of Terraform's.
 #
-# Measured (wall time of the terraform command, -parallelism left at
-# Terraform's default of 10):
+# Measured, as wall time of the terraform command and as the CPU time of
+# terraform and the provider process it starts (user + system: steadier
+# than wall time on a busy machine; the registry's own CPU is not in it),
+# with -parallelism left at Terraform's default of 10:
 #   apply (create)     apply of the whole configuration into empty state,
 #                      once per run (setup)
 #   plan               `terraform plan` with refresh over the 1,050
@@ -149,27 +151,35 @@ requests() {
 }
 
 # tf KIND NAME ARGS...: run terraform ARGS in KIND's directory, record its
-# wall time in $work/times/NAME.KIND (one line per run) and, for real, the
-# registry requests it made in $work/times/NAME.requests.
+# wall time in $work/times/NAME.KIND and the CPU time (user + system) of
+# terraform and its provider process in NAME.KIND.cpu (one line per run)
+# and, for real, the registry requests it made in NAME.requests.
 mkdir -p "$work/times"
 tf() {
 	local kind=$1 name=$2
 	shift 2
 	local before=0
 	[ "$kind" = real ] && before=$(requests)
-	local start end status=0
-	start=$(date +%s.%N)
-	(cd "$work/$kind" && TF_CLI_CONFIG_FILE="$work/$kind.tfrc" terraform "$@" -no-color -input=false) >"$work/$kind.$name.log" 2>&1 || status=$?
-	end=$(date +%s.%N)
+	local TIMEFORMAT='%R %U %S'
+	{ time (
+		cd "$work/$kind" &&
+			TF_CLI_CONFIG_FILE="$work/$kind.tfrc" terraform "$@" -no-color -input=false >"$work/$kind.$name.log" 2>&1
+		echo $? >"$work/status"
+	); } 2>"$work/time"
+	local status
+	status=$(cat "$work/status")
 	# plan -detailed-exitcode: 0 is "no changes", the only answer wanted.
-	if [ $status -ne 0 ]; then
+	if [ "$status" -ne 0 ]; then
 		log "terraform $* ($kind) failed with exit $status:"
 		tail -n 40 "$work/$kind.$name.log" >&2
 		exit 1
 	fi
-	awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }' >>"$work/times/$name.$kind"
+	read -r wall user sys <"$work/time"
+	echo "$wall" >>"$work/times/$name.$kind"
+	awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.3f\n", u + s }' >>"$work/times/$name.$kind.cpu"
 	if [ "$kind" = real ]; then
-		echo $(($(requests) - before)) >>"$work/times/$name.requests"
+		# Less one: the /metrics request that read "before".
+		echo $(($(requests) - before - 1)) >>"$work/times/$name.requests"
 	fi
 }
 
@@ -191,11 +201,8 @@ done
 printf '\nTerraform %s, %d resources (%d models x %d versions), -parallelism=10 (default), ' \
 	"$(terraform version | head -1 | awk '{print $2}')" "$resources" "$MODELS" "$VERSIONS"
 printf 'median of %d round(s), create once\n' "$ROUNDS"
-printf '%-22s %10s %10s %8s %18s\n' "command" "real (s)" "floor (s)" "ratio" "registry requests"
+printf '%-22s %9s %9s %7s   %9s %9s %7s %9s\n' "command" "real s" "floor s" "ratio" "real cpu" "floor cpu" "ratio" "requests"
 for name in create plan plan-norefresh update; do
-	r=$(median "$work/times/$name.real")
-	f=$(median "$work/times/$name.floor")
-	q=$(median "$work/times/$name.requests")
 	label=$name
 	case $name in
 	create) label="apply (create)" ;;
@@ -203,5 +210,10 @@ for name in create plan plan-norefresh update; do
 	plan-norefresh) label="plan -refresh=false" ;;
 	update) label="apply (update)" ;;
 	esac
-	awk -v l="$label" -v r="$r" -v f="$f" -v q="$q" 'BEGIN { printf "%-22s %10.2f %10.2f %7.2fx %18d\n", l, r, f, r / f, q }'
+	awk -v l="$label" -v r="$(median "$work/times/$name.real")" -v f="$(median "$work/times/$name.floor")" \
+		-v rc="$(median "$work/times/$name.real.cpu")" -v fc="$(median "$work/times/$name.floor.cpu")" \
+		-v q="$(median "$work/times/$name.requests")" \
+		'BEGIN { printf "%-22s %9.2f %9.2f %6.2fx   %9.2f %9.2f %6.2fx %9d\n", l, r, f, r / f, rc, fc, rc / fc, q }'
 done
+echo "(wall: median seconds of the terraform command; cpu: user + system seconds of terraform and the provider it ran;"
+echo " requests: answered by the registry during the real provider's command)"
