@@ -35,6 +35,8 @@
 # is printed beside the real provider's figures.
 #
 # Environment: ROUNDS (default 1), MODELS (50), VERSIONS (20),
+# BENCH_TF_COMMANDS (the measured commands of a round, default
+# "plan plan-norefresh update"),
 # BENCH_TF_PROFILE=DIR (the real provider writes a CPU profile per process
 # into DIR: MLREGISTRY_PROVIDER_CPUPROFILE), KEEP=1 keeps the work directory.
 set -euo pipefail
@@ -44,6 +46,10 @@ root=$(pwd)
 ROUNDS=${ROUNDS:-1}
 MODELS=${MODELS:-50}
 VERSIONS=${VERSIONS:-20}
+COMMANDS=${BENCH_TF_COMMANDS:-plan plan-norefresh update}
+for name in $COMMANDS; do
+	case $name in plan | plan-norefresh | update) ;; *) echo "BENCH_TF_COMMANDS: unknown command $name" >&2; exit 2 ;; esac
+done
 GO=${GO:-go}
 
 log() { printf '%s\n' "$*" >&2; }
@@ -193,16 +199,22 @@ tf floor create apply -auto-approve
 for round in $(seq 1 "$ROUNDS"); do
 	if [ $((round % 2)) -eq 1 ]; then order="real floor"; else order="floor real"; fi
 	log "round $round/$ROUNDS ($order first)"
-	for kind in $order; do tf "$kind" plan plan -detailed-exitcode; done
-	for kind in $order; do tf "$kind" plan-norefresh plan -refresh=false -detailed-exitcode; done
-	for kind in $order; do tf "$kind" update apply -auto-approve -var "note=round-$round"; done
+	for name in $COMMANDS; do
+		for kind in $order; do
+			case $name in
+			plan) tf "$kind" plan plan -detailed-exitcode ;;
+			plan-norefresh) tf "$kind" plan-norefresh plan -refresh=false -detailed-exitcode ;;
+			update) tf "$kind" update apply -auto-approve -var "note=round-$round" ;;
+			esac
+		done
+	done
 done
 
 printf '\nTerraform %s, %d resources (%d models x %d versions), -parallelism=10 (default), ' \
 	"$(terraform version | head -1 | awk '{print $2}')" "$resources" "$MODELS" "$VERSIONS"
 printf 'median of %d round(s), create once\n' "$ROUNDS"
 printf '%-22s %9s %9s %7s   %9s %9s %7s %9s\n' "command" "real s" "floor s" "ratio" "real cpu" "floor cpu" "ratio" "requests"
-for name in create plan plan-norefresh update; do
+for name in create $COMMANDS; do
 	label=$name
 	case $name in
 	create) label="apply (create)" ;;
