@@ -211,7 +211,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 printf '\nTerraform %s, %d resources (%d models x %d versions), -parallelism=10 (default), ' \
-	"$(terraform version | head -1 | awk '{print $2}')" "$resources" "$MODELS" "$VERSIONS"
+	"$(TF_CLI_CONFIG_FILE="$work/real.tfrc" terraform version 2>/dev/null | awk 'NR == 1 { print $2 }')" "$resources" "$MODELS" "$VERSIONS"
 printf 'median of %d round(s), create once\n' "$ROUNDS"
 printf '%-22s %9s %9s %7s   %9s %9s %7s %9s\n' "command" "real s" "floor s" "ratio" "real cpu" "floor cpu" "ratio" "requests"
 for name in create $COMMANDS; do
