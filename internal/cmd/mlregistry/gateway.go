@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
@@ -10,12 +8,8 @@ import (
 
 func newGatewayCmd() *cobra.Command {
 	var (
-		listen, db, logFormat, logLevel, metricsListen string
-		tlsCert, tlsKey                                string
-		tokenCacheTTL                                  time.Duration
-		metricsPublic                                  bool
-		upstreamAllow, upstreamDeny                    []string
-		readHeaderTimeout, readTimeout                 time.Duration
+		listen, db string
+		sf         serverFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "gateway",
@@ -56,44 +50,28 @@ SIGTERM or Ctrl-C shut down gracefully.`,
 			if !cmd.Flags().Changed("listen") {
 				listen = envOr("MLREGISTRY_GATEWAY_LISTEN", listen)
 			}
-			logger, err := newLogger(cmd.ErrOrStderr(), logFormat, logLevel)
+			logger, err := sf.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			m := app.New(app.Config{
-				DataPlaneOnly:       true,
-				Listen:              listen,
-				DB:                  dsn(cmd, db),
-				Logger:              logger,
-				Version:             version,
-				MetricsListen:       metricsListen,
-				MetricsListenPublic: metricsPublic,
-				UpstreamAllow:       upstreamAllow,
-				UpstreamDeny:        upstreamDeny,
-				ReadHeaderTimeout:   readHeaderTimeout,
-				ReadTimeout:         readTimeout,
-				TLSCertFile:         tlsCert,
-				TLSKeyFile:          tlsKey,
-				TokenCacheTTL:       tokenCacheTTL,
-			})
-			return runMain(cmd.Context(), m, logger)
+			cfg := app.Config{
+				DataPlaneOnly: true,
+				Listen:        listen,
+				DB:            dsn(cmd, db),
+				Logger:        logger,
+				Version:       version,
+			}
+			sf.apply(&cfg)
+			return runMain(cmd.Context(), app.New(cfg), logger)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", app.DefaultGatewayListen, "TCP address to serve /serve/ on (env MLREGISTRY_GATEWAY_LISTEN)")
 	addDBFlag(cmd, &db)
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.StringVar(&metricsListen, "metrics-listen", "", "serve /metrics without a token on this address, e.g. 127.0.0.1:9091 (default off)")
-	f.BoolVar(&metricsPublic, "metrics-listen-public", false, "allow --metrics-listen on a non-loopback address")
-	f.StringSliceVar(&upstreamAllow, "upstream-allow", nil, "networks (CIDR) endpoint upstreams may be in; default any, except the denied ones")
-	f.StringSliceVar(&upstreamDeny, "upstream-deny", nil, "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this gateway's own listener; add the registry's address")
-	f.DurationVar(&readHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "longest a client may take to send a request's header")
-	f.DurationVar(&readTimeout, "read-timeout", app.DefaultReadTimeout, "longest a client may take to send a whole request, body included")
-	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key); SIGHUP reloads it")
-	f.StringVar(&tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
-	f.DurationVar(&tokenCacheTTL, "token-cache-ttl", 5*time.Second, "how long a validated token is trusted before the database is asked again: the longest a token revoked in the registry keeps working here (negative: no cache)")
-	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	sf.register(cmd, serverFlagHelp{
+		metricsListen: "serve /metrics without a token on this address, e.g. 127.0.0.1:9091 (default off)",
+		upstreamDeny:  "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this gateway's own listener; add the registry's address",
+		tokenCacheTTL: "how long a validated token is trusted before the database is asked again: the longest a token revoked in the registry keeps working here (negative: no cache)",
+	})
 	return cmd
 }

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,12 +17,9 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var (
-		listen, db, publicURL, logFormat, logLevel, metricsListen string
-		tlsCert, tlsKey, serveListen, servePublicURL              string
-		tokenCacheTTL                                             time.Duration
-		insecure, metricsPublic                                   bool
-		upstreamAllow, upstreamDeny                               []string
-		readHeaderTimeout, readTimeout                            time.Duration
+		listen, db, publicURL, serveListen, servePublicURL string
+		insecure                                           bool
+		sf                                                 serverFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -66,33 +62,25 @@ same on both. To run the data plane in processes of its own, see
 			if !cmd.Flags().Changed("listen") {
 				listen = envOr("MLREGISTRY_LISTEN", listen)
 			}
-			logger, err := newLogger(stderr, logFormat, logLevel)
+			logger, err := sf.logger(stderr)
 			if err != nil {
 				return err
 			}
 			if insecure {
 				logger.Warn("authentication is DISABLED (--insecure-no-auth); every request acts as admin")
 			}
-			m := app.New(app.Config{
-				Listen:              listen,
-				DB:                  dsn(cmd, db),
-				PublicURL:           publicURL,
-				InsecureNoAuth:      insecure,
-				Logger:              logger,
-				Version:             version,
-				MetricsListen:       metricsListen,
-				MetricsListenPublic: metricsPublic,
-				UpstreamAllow:       upstreamAllow,
-				UpstreamDeny:        upstreamDeny,
-				ReadHeaderTimeout:   readHeaderTimeout,
-				ReadTimeout:         readTimeout,
-				TLSCertFile:         tlsCert,
-				TLSKeyFile:          tlsKey,
-				TokenCacheTTL:       tokenCacheTTL,
-				ServeListen:         serveListen,
-				ServePublicURL:      servePublicURL,
-			})
-			return runMain(ctx, m, logger)
+			cfg := app.Config{
+				Listen:         listen,
+				DB:             dsn(cmd, db),
+				PublicURL:      publicURL,
+				InsecureNoAuth: insecure,
+				Logger:         logger,
+				Version:        version,
+				ServeListen:    serveListen,
+				ServePublicURL: servePublicURL,
+			}
+			sf.apply(&cfg)
+			return runMain(ctx, app.New(cfg), logger)
 		},
 	}
 	f := cmd.Flags()
@@ -102,19 +90,11 @@ same on both. To run the data plane in processes of its own, see
 	f.StringVar(&serveListen, "serve-listen", "", "serve /serve/ on this address only, apart from the API, e.g. 0.0.0.0:8081 (default: on --listen with the API)")
 	f.StringVar(&servePublicURL, "serve-public-url", "", "base URL clients use to reach --serve-listen; endpoint URLs use it (default http://SERVE-LISTEN)")
 	f.BoolVar(&insecure, "insecure-no-auth", false, "disable authentication (loopback listen addresses only)")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	f.StringVar(&metricsListen, "metrics-listen", "", "also serve /metrics without a token on this address, e.g. 127.0.0.1:9090 (default off)")
-	f.BoolVar(&metricsPublic, "metrics-listen-public", false, "allow --metrics-listen on a non-loopback address")
-	f.StringSliceVar(&upstreamAllow, "upstream-allow", nil, "networks (CIDR) endpoint upstreams may be in; default any, except the denied ones")
-	f.StringSliceVar(&upstreamDeny, "upstream-deny", nil, "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this registry's own listener")
-	f.DurationVar(&readHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "longest a client may take to send a request's header")
-	f.DurationVar(&readTimeout, "read-timeout", app.DefaultReadTimeout, "longest a client may take to send a whole request, body included")
-	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key); SIGHUP reloads it")
-	f.StringVar(&tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
-	f.DurationVar(&tokenCacheTTL, "token-cache-ttl", 5*time.Second, "how long a validated token is trusted before the database is asked again: the longest a revoked token keeps working on other replicas (negative: no cache)")
-	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	sf.register(cmd, serverFlagHelp{
+		metricsListen: "also serve /metrics without a token on this address, e.g. 127.0.0.1:9090 (default off)",
+		upstreamDeny:  "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this registry's own listener",
+		tokenCacheTTL: "how long a validated token is trusted before the database is asked again: the longest a revoked token keeps working on other replicas (negative: no cache)",
+	})
 	return cmd
 }
 

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
+)
+
+// serverFlags are the flags 'serve' and 'gateway' share: logging, the
+// metrics listener, the upstream policy, client timeouts, TLS and the
+// token cache.
+type serverFlags struct {
+	logFormat, logLevel, metricsListen, tlsCert, tlsKey string
+	metricsPublic                                       bool
+	upstreamAllow, upstreamDeny                         []string
+	readHeaderTimeout, readTimeout, tokenCacheTTL       time.Duration
+}
+
+// serverFlagHelp is what differs between the two commands' help.
+type serverFlagHelp struct {
+	metricsListen, upstreamDeny, tokenCacheTTL string
+}
+
+func (s *serverFlags) register(cmd *cobra.Command, help serverFlagHelp) {
+	f := cmd.Flags()
+	f.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&s.metricsListen, "metrics-listen", "", help.metricsListen)
+	f.BoolVar(&s.metricsPublic, "metrics-listen-public", false, "allow --metrics-listen on a non-loopback address")
+	f.StringSliceVar(&s.upstreamAllow, "upstream-allow", nil, "networks (CIDR) endpoint upstreams may be in; default any, except the denied ones")
+	f.StringSliceVar(&s.upstreamDeny, "upstream-deny", nil, help.upstreamDeny)
+	f.DurationVar(&s.readHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "longest a client may take to send a request's header")
+	f.DurationVar(&s.readTimeout, "read-timeout", app.DefaultReadTimeout, "longest a client may take to send a whole request, body included")
+	f.StringVar(&s.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key); SIGHUP reloads it")
+	f.StringVar(&s.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
+	f.DurationVar(&s.tokenCacheTTL, "token-cache-ttl", 5*time.Second, help.tokenCacheTTL)
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// logger is the logger the flags ask for, writing to w.
+func (s *serverFlags) logger(w io.Writer) (*slog.Logger, error) {
+	return newLogger(w, s.logFormat, s.logLevel)
+}
+
+// apply copies the flags into c.
+func (s *serverFlags) apply(c *app.Config) {
+	c.MetricsListen = s.metricsListen
+	c.MetricsListenPublic = s.metricsPublic
+	c.UpstreamAllow = s.upstreamAllow
+	c.UpstreamDeny = s.upstreamDeny
+	c.ReadHeaderTimeout = s.readHeaderTimeout
+	c.ReadTimeout = s.readTimeout
+	c.TLSCertFile = s.tlsCert
+	c.TLSKeyFile = s.tlsKey
+	c.TokenCacheTTL = s.tokenCacheTTL
+}
