@@ -2,14 +2,12 @@ package app_test
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +16,13 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-// lockedBuffer is a log sink the server's goroutines write concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestServeObservedOnEveryPath: a /serve/ request shows up in the API
 // metrics and in the access log, with a request ID in the API's format,
 // whichever path served it: the gateway's fast lane (a GET, a POST with a
 // Content-Length body) or net/http (a chunked upload, which the lane
 // hands over) (issue 9 item 8).
 func TestServeObservedOnEveryPath(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	r := apptest.Start(t, apptest.WithConfig(func(c *app.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}))
