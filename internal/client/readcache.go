@@ -2,9 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
-	"net/url"
-	"strconv"
 	"sync"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -83,7 +80,10 @@ func (c *Client) snapshot(ctx context.Context, model string) map[int64]*registry
 		}
 	}
 	defer close(s.done)
-	page, err := c.listVersionsForRead(ctx, model)
+	page, err := c.ListVersions(ctx, model, registry.VersionFilter{
+		ListOptions: registry.ListOptions{PageSize: registry.MaxPageSize},
+		OrderBy:     "version desc",
+	})
 	if err != nil {
 		c.log(ctx, "listing versions for reads failed, reading them one by one", map[string]any{"model": model, "error": err.Error()})
 		return nil
@@ -96,15 +96,6 @@ func (c *Client) snapshot(ctx context.Context, model string) map[int64]*registry
 	}
 	s.versions = versions
 	return versions
-}
-
-func (c *Client) listVersionsForRead(ctx context.Context, model string) (*registry.Page[registry.ModelVersion], error) {
-	q := url.Values{"page_size": {strconv.Itoa(registry.MaxPageSize)}, "order_by": {"version desc"}}
-	var page registry.Page[registry.ModelVersion]
-	if _, err := c.do(ctx, request{method: http.MethodGet, path: apiPath("models", model, "versions"), query: q}, &page); err != nil {
-		return nil, err
-	}
-	return &page, nil
 }
 
 // forget drops the model's snapshot: the next ReadVersion lists again. A
