@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -94,6 +95,16 @@ func (s *Server) token(r *http.Request) (*registry.Token, error) {
 	if s.insecure {
 		t := anonymous
 		return &t, nil
+	}
+	values := r.Header.Values("Authorization")
+	if len(values) > 1 {
+		// Which credential acts must never depend on header order.
+		return nil, &registry.Error{
+			Code:    registry.CodeInvalidArgument,
+			Field:   "Authorization",
+			Rule:    "single",
+			Message: "send exactly one Authorization header; this request has " + strconv.Itoa(len(values)),
+		}
 	}
 	header := r.Header.Get("Authorization")
 	if header == "" {

@@ -10,6 +10,11 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
+// retryAfterSeconds is the Retry-After of every 503: short, because an
+// outage the registry recovers from on its own (a restarted database, a
+// replica taking over) usually lasts seconds.
+const retryAfterSeconds = "2"
+
 // ProblemTypeBase prefixes the code to form a problem's type URI.
 const ProblemTypeBase = "https://mlregistry.dev/problems/"
 
@@ -90,6 +95,12 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, e *registr
 	h.Del("Content-Length")
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		// Every 503 is temporary (a database outage, a shutdown, a busy
+		// lock): say when to come back, so clients back off together
+		// instead of guessing.
+		h.Set("Retry-After", retryAfterSeconds)
+	}
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
 		h.Set("WWW-Authenticate", `Bearer realm="mlregistry"`)
 	}

@@ -133,6 +133,10 @@ func (s *Store) normalize(ctx context.Context, op string, err error) error {
 		s.log.DebugContext(ctx, "sqlstore: caller stopped waiting", "op", op, "err", err)
 		return &contextEndedError{op: op, err: ctxErr}
 	}
+	if s.closed.Load() {
+		s.log.Warn("sqlstore: store closed", "op", op, "err", err)
+		return registry.Errorf(registry.CodeUnavailable, "%s: the database is closed (the server is shutting down), try again", op)
+	}
 	switch classify(err) {
 	case classUnique:
 		s.log.Info("sqlstore: unique violation", "op", op, "err", err)

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	// Database drivers: "pgx" and "sqlite".
@@ -75,6 +76,9 @@ type Store struct {
 	// gc runs SQLite's write transactions in batches; nil on PostgreSQL
 	// and with Options.NoGroupCommit.
 	gc *committer
+	// closed is set by Close: a request still running during shutdown
+	// then gets unavailable (try another replica) instead of internal.
+	closed atomic.Bool
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -206,6 +210,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close finishes the write batch in progress and closes the connection
 // pools. Writes still waiting fail with unavailable.
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	if s.gc != nil {
 		s.gc.close()
 	}
