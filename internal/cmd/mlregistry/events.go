@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,8 +17,8 @@ import (
 )
 
 // followSlack: each poll asks again for events this far before the newest
-// seen, since a transaction may commit an event with an earlier time (and
-// id) after a later one; ids seen already are skipped.
+// seen, since on PostgreSQL a transaction may commit an event with an
+// earlier time (and id) after a later one; ids seen already are skipped.
 const followSlack = 10 * time.Second
 
 func newEventsCmd() *cobra.Command {
@@ -61,6 +63,7 @@ JSON object per line; without --follow, a JSON array.`,
 				if err != nil {
 					return err
 				}
+				fetched := evs
 				if since == "" && limit > 0 && len(evs) > limit {
 					evs = evs[len(evs)-limit:]
 				}
@@ -78,7 +81,7 @@ JSON object per line; without --follow, a JSON array.`,
 					}
 					return t.flush()
 				}
-				return followEvents(ctx, c, f, evs, interval, w, asJSON)
+				return followEvents(ctx, c, f, fetched, evs, interval, w, asJSON)
 			})
 		},
 	}
@@ -125,10 +128,23 @@ func allEvents(ctx context.Context, c *client.Client, f registry.EventFilter) ([
 	}
 }
 
-// followEvents prints shown, then polls for events not seen yet.
-func followEvents(ctx context.Context, c *client.Client, f registry.EventFilter, shown []registry.Event, interval time.Duration, w io.Writer, asJSON bool) error {
-	seen := map[int64]time.Time{}
+// followEvents prints shown (the tail of fetched, what --limit kept), then
+// polls for events written after fetched and prints each once, ids
+// ascending. Every event fetched before following is old: the look-back
+// of each poll finds them again, and they are never printed then. The one
+// exception to ascending ids is an event a slower transaction commits
+// after a later one was printed (PostgreSQL assigns ids before commit): it
+// is printed when it appears, rather than lost.
+func followEvents(ctx context.Context, c *client.Client, f registry.EventFilter, fetched, shown []registry.Event, interval time.Duration, w io.Writer, asJSON bool) error {
+	var floor int64
 	var newest time.Time
+	for _, e := range fetched {
+		floor = max(floor, e.ID)
+		if e.Time.After(newest) {
+			newest = e.Time
+		}
+	}
+	seen := map[int64]time.Time{}
 	// Fixed-width lines, not a table: rows arrive over time.
 	printEvent := func(e registry.Event) error {
 		seen[e.ID] = e.Time
@@ -178,8 +194,9 @@ func followEvents(ctx context.Context, c *client.Client, f registry.EventFilter,
 			}
 			return err
 		}
+		slices.SortFunc(evs, func(a, b registry.Event) int { return cmp.Compare(a.ID, b.ID) })
 		for _, e := range evs {
-			if _, ok := seen[e.ID]; ok {
+			if _, ok := seen[e.ID]; ok || e.ID <= floor {
 				continue
 			}
 			if err := printEvent(e); err != nil {
