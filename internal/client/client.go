@@ -42,8 +42,9 @@ const (
 	DefaultRetryWaitMin = 500 * time.Millisecond
 	DefaultRetryWaitMax = 10 * time.Second
 	// MaxRetryAfter caps how long a server's Retry-After may make us wait
-	// between two attempts.
-	MaxRetryAfter = 2 * time.Minute
+	// between two attempts: a registry that asks for longer is treated as
+	// asking for this long, so one apply does not stall for minutes.
+	MaxRetryAfter = 30 * time.Second
 	// DefaultUserAgent is used when Options.UserAgent is empty.
 	DefaultUserAgent = "terraform-provider-mlregistry/dev"
 )
@@ -73,7 +74,8 @@ type Options struct {
 	MaxRetries int
 	// RetryWaitMin and RetryWaitMax bound the exponential backoff between
 	// attempts (defaults 500ms and 10s). A Retry-After header on 429 or 503
-	// takes precedence, capped at MaxRetryAfter.
+	// takes precedence, capped at MaxRetryAfter; when that wait would end
+	// after the context's deadline, the answer is returned at once.
 	RetryWaitMin, RetryWaitMax time.Duration
 	// UserAgent, e.g. terraform-provider-mlregistry/1.2.3.
 	UserAgent string
@@ -229,6 +231,16 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	}
 	switch resp.StatusCode {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		// Sleeping into the deadline would turn the registry's answer
+		// ("unavailable, come back in 20s") into a bare timeout.
+		if deadline, ok := ctx.Deadline(); ok {
+			if wait, ok := retryAfter(resp); ok && time.Now().Add(wait).After(deadline) {
+				c.log(ctx, "registry asks to retry after the deadline, giving up", map[string]any{
+					"status": resp.StatusCode, "retry_after": resp.Header.Get("Retry-After"),
+				})
+				return false, nil
+			}
+		}
 		c.log(ctx, "registry answered with a transient status, will retry", map[string]any{
 			"status": resp.StatusCode, "retry_after": resp.Header.Get("Retry-After"),
 		})
@@ -240,12 +252,20 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 // backoff is retryablehttp's exponential backoff, honouring Retry-After on
 // 429 and 503 up to MaxRetryAfter.
 func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
-			return min(d, MaxRetryAfter)
-		}
+	if d, ok := retryAfter(resp); ok {
+		return d
 	}
 	return retryablehttp.DefaultBackoff(minWait, maxWait, attempt, nil)
+}
+
+// retryAfter is the wait a 429 or 503 answer asks for, capped at
+// MaxRetryAfter; other statuses' Retry-After is not a promise of service.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return 0, false
+	}
+	d, ok := parseRetryAfter(resp.Header.Get("Retry-After"))
+	return min(d, MaxRetryAfter), ok
 }
 
 func parseRetryAfter(v string) (time.Duration, bool) {

@@ -154,28 +154,36 @@ func TestEachCreateCallGetsItsOwnIdempotencyKey(t *testing.T) {
 }
 
 func TestHonoursRetryAfter(t *testing.T) {
-	var attempts atomic.Int32
-	var first, second time.Time
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch attempts.Add(1) {
-		case 1:
-			first = time.Now()
-			w.Header().Set("Retry-After", "1")
-			writeProblem(w, http.StatusTooManyRequests, "unavailable", "slow down")
-		default:
-			second = time.Now()
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprint(w, `{"name":"churn","revision":3}`)
-		}
-	}))
-	defer srv.Close()
-	c := newTestClient(t, srv.URL, nil, nil)
-	if _, err := c.GetModel(context.Background(), "churn"); err != nil {
-		t.Fatal(err)
-	}
-	// The backoff without Retry-After would be a few milliseconds.
-	if d := second.Sub(first); d < 900*time.Millisecond {
-		t.Fatalf("second attempt after %s, want >= 1s (Retry-After: 1)", d)
+	for _, status := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			t.Parallel()
+			var attempts atomic.Int32
+			var first, second time.Time
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch attempts.Add(1) {
+				case 1:
+					first = time.Now()
+					w.Header().Set("Retry-After", "1")
+					writeProblem(w, status, "unavailable", "slow down")
+				default:
+					second = time.Now()
+					w.Header().Set("Content-Type", "application/json")
+					fmt.Fprint(w, `{"name":"churn","revision":3}`)
+				}
+			}))
+			defer srv.Close()
+			c := newTestClient(t, srv.URL, nil, nil)
+			// A deadline that leaves room for the wait does not stop it.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := c.GetModel(ctx, "churn"); err != nil {
+				t.Fatal(err)
+			}
+			// The backoff without Retry-After would be a few milliseconds.
+			if d := second.Sub(first); d < 900*time.Millisecond {
+				t.Fatalf("second attempt after %s, want >= 1s (Retry-After: 1)", d)
+			}
+		})
 	}
 }
 
@@ -194,7 +202,7 @@ func TestBackoff(t *testing.T) {
 	}{
 		{"503 seconds", resp(503, "7"), 7 * time.Second},
 		{"429 seconds", resp(429, "2"), 2 * time.Second},
-		{"capped", resp(429, "86400"), MaxRetryAfter},
+		{"capped", resp(429, "86400"), 30 * time.Second},
 		{"date in the past", resp(503, "Mon, 02 Jan 2006 15:04:05 GMT"), 0},
 		{"garbage falls back", resp(503, "soon"), 400 * time.Millisecond},
 		{"502 ignores Retry-After", resp(502, "30"), 400 * time.Millisecond},
@@ -396,11 +404,13 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 func TestContextCancelStopsRetrying(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "30")
 		writeProblem(w, http.StatusServiceUnavailable, "unavailable", "later")
 	}))
 	defer srv.Close()
-	c := newTestClient(t, srv.URL, nil, nil)
+	c := newTestClient(t, srv.URL, nil, func(o *Options) {
+		o.MaxRetries = 100
+		o.RetryWaitMin, o.RetryWaitMax = 50*time.Millisecond, 50*time.Millisecond
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -410,6 +420,34 @@ func TestContextCancelStopsRetrying(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatal("did not stop at the context deadline")
+	}
+}
+
+// TestRetryAfterBeyondDeadline: when the server asks for a wait the
+// caller's deadline does not leave, the client answers with the server's
+// 503 at once instead of sleeping into the deadline and reporting a
+// timeout that hides what the registry said.
+func TestRetryAfterBeyondDeadline(t *testing.T) {
+	var attempts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		attempts.Add(1)
+		w.Header().Set("Retry-After", "20")
+		writeProblem(w, http.StatusServiceUnavailable, "unavailable", "database unreachable")
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := c.GetModel(ctx, "churn")
+	if !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), "database unreachable") {
+		t.Fatalf("err = %v, want the registry's 503", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("returned after %s; the Retry-After wait outlasts the deadline, so it should not wait", d)
+	}
+	if n := attempts.Load(); n != 1 {
+		t.Fatalf("%d attempts, want 1", n)
 	}
 }
 
