@@ -48,6 +48,7 @@ func TestForwardingSameOnEveryPath(t *testing.T) {
 			"X-Model-Version":   {"999"},
 			"X-Route":           {"spoofed"},
 			"X-Mlregistry-Hops": {"1"},
+			"Cookie":            {"theme=dark; " + registry.SessionCookie + "=s3cret"},
 		}},
 	} {
 		var first map[string][]string
@@ -111,6 +112,7 @@ func TestForwardingSameOnEveryPath(t *testing.T) {
 				want["Authorization"] = []string{"Bearer model-secret"}
 				want["X-Keep"] = []string{"keep me"}
 				want["Te"] = []string{"trailers"}
+				want["Cookie"] = []string{"theme=dark"}
 			}
 			for k, vv := range want {
 				if !slices.Equal(got[k], vv) {

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strings"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -63,6 +65,10 @@ func forwardValues(k string, vv []string, conn []string) []string {
 		// A registry token authenticates the caller to the registry; it
 		// must not leak to model servers. Other credentials pass through.
 		vv = withoutRegistryTokens(vv)
+	case "Cookie":
+		// The UI session cookie stands for a registry token; a model
+		// server's own cookies pass.
+		vv = withoutRegistryCookies(vv)
 	}
 	if len(conn) > 0 && connectionListed(conn, k) {
 		return nil
@@ -92,6 +98,48 @@ func withoutRegistryTokens(vv []string) []string {
 	return vv
 }
 
+// withoutRegistryCookies drops the registry's cookies from Cookie header
+// values, splitting them as net/http's Request.Cookies does (pairs
+// separated by ';', the name trimmed of spaces), so every cookie the
+// registry would read is seen here. The other pairs pass unchanged, in
+// order. vv is returned as it is when no value names a registry cookie.
+func withoutRegistryCookies(vv []string) []string {
+	i := slices.IndexFunc(vv, hasRegistryCookie)
+	if i < 0 {
+		return vv
+	}
+	kept := append([]string(nil), vv[:i]...)
+	for _, v := range vv[i:] {
+		if !hasRegistryCookie(v) {
+			kept = append(kept, v)
+			continue
+		}
+		var pairs []string
+		for part := range strings.SplitSeq(v, ";") {
+			part = textproto.TrimString(part)
+			if part == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(part, "=")
+			if !registry.IsRegistryCookie(textproto.TrimString(name)) {
+				pairs = append(pairs, part)
+			}
+		}
+		if len(pairs) > 0 {
+			kept = append(kept, strings.Join(pairs, "; "))
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return kept
+}
+
+// hasRegistryCookie is a quick test that v may hold a registry cookie.
+func hasRegistryCookie(v string) bool {
+	return strings.Contains(v, registry.CookiePrefix)
+}
+
 func isRegistryToken(v string) bool {
 	secret, ok := registry.BearerSecret(v)
 	return ok && registry.IsTokenSecret(secret)
@@ -106,7 +154,8 @@ func isRegistryToken(v string) bool {
 //   - hop-by-hop headers and those the Connection header lists are dropped
 //     ("TE: trailers" passes), as are Content-Length and Expect;
 //   - Authorization values that are registry tokens are dropped (parsed by
-//     registry.BearerSecret, as the server authenticates);
+//     registry.BearerSecret, as the server authenticates), and so are the
+//     registry's cookies (registry.IsRegistryCookie) from Cookie;
 //   - X-Forwarded-For gets the client's address appended; X-Forwarded-Proto
 //     and X-Forwarded-Host are the gateway's view; an incoming Forwarded is
 //     dropped (its for= would otherwise pass unchecked beside ours);

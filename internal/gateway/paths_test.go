@@ -223,3 +223,45 @@ func TestEncodedPathsReachTheRightUpstreamPath(t *testing.T) {
 		}
 	}
 }
+
+// The registry's own cookies (the UI session) authenticate a browser to
+// the registry; like its tokens they must never reach a model server.
+// Every other cookie passes as the client sent it.
+func TestRegistryCookiesNeverReachUpstream(t *testing.T) {
+	up, _ := echoUpstream(t)
+	h := newLaneHarness(t, newMemSource(endpointOf("e", rt("a", 1, up, 100))), LaneOptions{})
+	cases := []struct {
+		name   string
+		cookie []string
+		want   []string // Cookie values the upstream receives
+	}{
+		{"session only", []string{registry.SessionCookie + "=s3cret"}, nil},
+		{"session among others", []string{"theme=dark; " + registry.SessionCookie + "=s3cret; lang=en"}, []string{"theme=dark; lang=en"}},
+		{"session first", []string{registry.SessionCookie + "=s3cret;model=m1"}, []string{"model=m1"}},
+		{"spaces around the name", []string{"a=1;  " + registry.SessionCookie + " =s3cret"}, []string{"a=1"}},
+		{"two lines", []string{"a=1", registry.SessionCookie + "=s3cret"}, []string{"a=1"}},
+		{"empty session value", []string{registry.SessionCookie + "=; b=2"}, []string{"b=2"}},
+		{"other registry cookie", []string{"mlregistry_csrf=x; b=2"}, []string{"b=2"}},
+		{"model cookies pass", []string{"session=model-abc; mlregistry=not-ours"}, []string{"session=model-abc; mlregistry=not-ours"}},
+		{"a value naming the cookie passes", []string{"note=" + registry.SessionCookie}, []string{"note=" + registry.SessionCookie}},
+	}
+	for _, p := range gatewayPaths {
+		for _, c := range cases {
+			t.Run(p.name+"/"+c.name, func(t *testing.T) {
+				res, body, e := p.send(t, h, "/serve/e/predict", http.Header{"Cookie": c.cookie})
+				if res.StatusCode != http.StatusOK || e == nil {
+					t.Fatalf("status %d: %s", res.StatusCode, body)
+				}
+				got := e.Header["Cookie"]
+				if !slices.Equal(got, c.want) {
+					t.Errorf("upstream received Cookie %q, want %q", got, c.want)
+				}
+				for _, v := range got {
+					if strings.Contains(v, "s3cret") {
+						t.Errorf("the session cookie reached the upstream: %q", v)
+					}
+				}
+			})
+		}
+	}
+}

@@ -48,3 +48,18 @@ func BearerSecret(header string) (secret string, ok bool) {
 func IsTokenSecret(secret string) bool {
 	return strings.HasPrefix(secret, TokenPrefix)
 }
+
+// SessionCookie names the web UI's session cookie, which stands for a
+// token the way a bearer secret does.
+const SessionCookie = CookiePrefix + "session"
+
+// IsRegistryCookie reports whether a cookie of this name is the
+// registry's: every cookie the registry sets is named mlregistry_..., so
+// proxies that must not pass registry credentials on (the gateway) can
+// tell them from a model server's cookies without a list to keep in step.
+func IsRegistryCookie(name string) bool {
+	return strings.HasPrefix(name, CookiePrefix)
+}
+
+// CookiePrefix starts the name of every cookie the registry sets.
+const CookiePrefix = "mlregistry_"

@@ -15,7 +15,7 @@ import (
 
 // cookieName names the session cookie. It holds a random session id; the
 // token secret never leaves the login request.
-const cookieName = "mlregistry_session"
+const cookieName = registry.SessionCookie
 
 // user is who a page is rendered for.
 type user struct {
