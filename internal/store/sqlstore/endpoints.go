@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -500,13 +498,11 @@ func versionEndpoints(ctx context.Context, t *txn, model string, version int64) 
 }
 
 // drainFlagged takes all traffic off the flagged version v, inside the
-// flag's transaction (the model is locked): on every endpoint whose routes
-// give v weight, that weight moves to the endpoint's largest route to an
-// unflagged version (ties: the first in order; a route at weight 0 counts
-// only if it may serve the endpoint's stage); with no such route every
-// weight ends at 0 and the gateway answers 503. Each endpoint changed is
-// marked drained, with a new revision (so gateways reload it) and an
-// endpoint.flag_drain event by the flagging actor.
+// flag's transaction (the model is locked): registry.DrainFlagged decides
+// where each endpoint's weight goes, from the model's flagged versions and
+// the idle routes that may not serve the endpoint's stage, read here. Each
+// endpoint changed is marked drained, with a new revision (so gateways
+// reload it) and an endpoint.flag_drain event by the flagging actor.
 func (s *Store) drainFlagged(ctx context.Context, t *txn, actor registry.Actor, v *registry.ModelVersion) error {
 	names, err := versionEndpoints(ctx, t, v.Model, v.Version)
 	if err != nil || len(names) == 0 {
@@ -533,65 +529,51 @@ func (s *Store) drainFlagged(ctx context.Context, t *txn, actor registry.Actor, 
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load flagged versions: %w", err)
 	}
-	flagged[v.Version] = true
-
 	for _, name := range names {
 		before, err := loadEndpoint(ctx, t, name, true)
 		if err != nil {
 			return err
 		}
-		after := *before
-		after.Routes = append([]registry.Route{}, before.Routes...)
-		moved := 0
-		var lost []string
-		for i := range after.Routes {
-			if r := &after.Routes[i]; r.Version == v.Version && r.Weight > 0 {
-				moved += r.Weight
-				lost = append(lost, strconv.Quote(r.Name))
-				r.Weight = 0
+		var blocked map[int64]bool
+		if before.Stage != "" {
+			if blocked, err = s.idleBlocked(ctx, t, m, before, flagged, v.Version); err != nil {
+				return err
 			}
 		}
-		if moved == 0 {
+		res := registry.DrainFlagged(registry.FlagDrain{
+			Routes: before.Routes, Version: v.Version, FlagReason: v.FlagReason, Flagged: flagged, IdleBlocked: blocked,
+		})
+		if !res.Changed {
 			continue
 		}
-		to := -1
-		for i, r := range after.Routes {
-			if flagged[r.Version] || (to >= 0 && r.Weight <= after.Routes[to].Weight) {
-				continue
-			}
-			if r.Weight == 0 && after.Stage != "" {
-				// An idle route was never judged against the stage with
-				// weight; it takes traffic only if it may.
-				err := s.checkRoutes(ctx, t, m, after.Stage, []registry.Route{r}, false)
-				if registry.ErrorCode(err) == registry.CodePolicyViolation || registry.ErrorCode(err) == registry.CodeInvalidArgument {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-			}
-			to = i
-		}
-		msg := "version " + strconv.FormatInt(v.Version, 10) + " flagged"
-		if v.FlagReason != "" {
-			msg += " (" + v.FlagReason + ")"
-		}
-		what := "route " + lost[0]
-		if len(lost) > 1 {
-			what = "routes " + strings.Join(lost, ", ")
-		}
-		msg += ": " + what + " lost weight " + strconv.Itoa(moved)
-		if to >= 0 {
-			after.Routes[to].Weight += moved
-			msg += ", moved to route " + strconv.Quote(after.Routes[to].Name)
-		} else {
-			msg += "; no route to an unflagged version is left, so the endpoint answers 503 until its routes are set"
-		}
+		after := *before
+		after.Routes = res.Routes
 		after.Status = registry.EndpointStatusDrained
-		after.StatusMessage = msg
+		after.StatusMessage = res.Message
 		if _, err := s.saveEndpoint(ctx, t, actor, before, after, registry.ActionEndpointFlagDrain, true); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// idleBlocked names the versions of e's idle routes (weight 0, not
+// flagged) that may not take the traffic of e's stage: they neither hold
+// it nor satisfy its policy.
+func (s *Store) idleBlocked(ctx context.Context, t *txn, m *registry.Model, e *registry.Endpoint, flagged map[int64]bool, version int64) (map[int64]bool, error) {
+	blocked := map[int64]bool{}
+	for _, r := range e.Routes {
+		if r.Weight > 0 || r.Version == version || flagged[r.Version] || blocked[r.Version] {
+			continue
+		}
+		err := s.checkRoutes(ctx, t, m, e.Stage, []registry.Route{r}, false)
+		switch registry.ErrorCode(err) {
+		case "":
+		case registry.CodePolicyViolation, registry.CodeInvalidArgument:
+			blocked[r.Version] = true
+		default:
+			return nil, err
+		}
+	}
+	return blocked, nil
 }

@@ -1,0 +1,89 @@
+package registry
+
+import (
+	"strconv"
+	"strings"
+)
+
+// FlagDrain is everything the flag drain looks at for one endpoint. The
+// store fills it inside the flag's transaction, so the decision and the
+// write see the same data.
+type FlagDrain struct {
+	// Routes are the endpoint's routes as stored.
+	Routes []Route
+	// Version is the version just flagged, FlagReason its reason.
+	Version    int64
+	FlagReason string
+	// Flagged holds the model's other flagged versions: their routes never
+	// take the drained weight.
+	Flagged map[int64]bool
+	// IdleBlocked holds the versions whose routes at weight 0 may not take
+	// traffic: on an endpoint that serves a stage, an idle route was never
+	// judged against the stage with weight, so the store marks those that
+	// neither hold the stage nor satisfy its policy.
+	IdleBlocked map[int64]bool
+}
+
+// FlagDrainResult is what the drain does to one endpoint.
+type FlagDrainResult struct {
+	// Changed is false when no route to the flagged version had weight:
+	// the endpoint stays as it is.
+	Changed bool
+	// Routes are the routes after the drain (a copy; the input is not
+	// modified).
+	Routes []Route
+	// Message says what moved where, for the endpoint's status message
+	// and its endpoint.flag_drain event.
+	Message string
+}
+
+// DrainFlagged applies the emergency stop to one endpoint: every route to
+// the flagged version loses its weight, and the weight goes to the
+// heaviest route (the first of equals) to an unflagged version that may
+// take traffic. With no such route every weight ends at 0 and the gateway
+// answers 503 until someone sets the routes: a flagged version serving
+// nothing is safer than one serving anything.
+func DrainFlagged(d FlagDrain) FlagDrainResult {
+	routes := append([]Route(nil), d.Routes...)
+	moved := 0
+	var lost []string
+	for i := range routes {
+		if r := &routes[i]; r.Version == d.Version && r.Weight > 0 {
+			moved += r.Weight
+			lost = append(lost, strconv.Quote(r.Name))
+			r.Weight = 0
+		}
+	}
+	if moved == 0 {
+		return FlagDrainResult{Routes: routes}
+	}
+	to := -1
+	for i, r := range routes {
+		if r.Version == d.Version || d.Flagged[r.Version] {
+			continue
+		}
+		if to >= 0 && r.Weight <= routes[to].Weight {
+			continue
+		}
+		if r.Weight == 0 && d.IdleBlocked[r.Version] {
+			continue
+		}
+		to = i
+	}
+	msg := "version " + strconv.FormatInt(d.Version, 10) + " flagged"
+	if d.FlagReason != "" {
+		msg += " (" + d.FlagReason + ")"
+	}
+	what := "route " + lost[0]
+	if len(lost) > 1 {
+		what = "routes " + strings.Join(lost, ", ")
+	}
+	msg += ": " + what + " lost weight " + strconv.Itoa(moved)
+	if to >= 0 {
+		routes[to].Weight += moved
+		msg += ", moved to route " + strconv.Quote(routes[to].Name)
+	} else {
+		msg += "; no route to an unflagged version is left, so the endpoint answers 503 until its routes are set"
+	}
+	return FlagDrainResult{Changed: true, Routes: routes, Message: msg}
+}

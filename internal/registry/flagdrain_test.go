@@ -1,0 +1,102 @@
+package registry
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestDrainFlagged(t *testing.T) {
+	r := func(name string, version int64, weight int) Route {
+		return Route{Name: name, Version: version, UpstreamURL: "http://" + name, Weight: weight}
+	}
+	for _, c := range []struct {
+		name    string
+		in      FlagDrain
+		changed bool
+		weights []int
+		msg     string
+	}{
+		{
+			name:    "canary flagged: its weight goes to stable",
+			in:      FlagDrain{Routes: []Route{r("stable", 1, 90), r("canary", 2, 10)}, Version: 2, FlagReason: "bias"},
+			changed: true, weights: []int{100, 0},
+			msg: `version 2 flagged (bias): route "canary" lost weight 10, moved to route "stable"`,
+		},
+		{
+			name:    "no weight on the flagged version: nothing changes",
+			in:      FlagDrain{Routes: []Route{r("stable", 1, 100), r("canary", 2, 0)}, Version: 2},
+			changed: false, weights: []int{100, 0},
+		},
+		{
+			name:    "a version the endpoint does not route to: nothing changes",
+			in:      FlagDrain{Routes: []Route{r("stable", 1, 100)}, Version: 7},
+			changed: false, weights: []int{100},
+		},
+		{
+			name:    "the heaviest unflagged route takes it, the first of equals",
+			in:      FlagDrain{Routes: []Route{r("a", 1, 20), r("b", 2, 40), r("c", 3, 40)}, Version: 1},
+			changed: true, weights: []int{0, 60, 40},
+			msg: `version 1 flagged: route "a" lost weight 20, moved to route "b"`,
+		},
+		{
+			name:    "other flagged versions never take traffic",
+			in:      FlagDrain{Routes: []Route{r("a", 1, 50), r("b", 2, 40), r("c", 3, 10)}, Version: 1, Flagged: map[int64]bool{2: true}},
+			changed: true, weights: []int{0, 40, 60},
+			msg: `version 1 flagged: route "a" lost weight 50, moved to route "c"`,
+		},
+		{
+			name:    "several routes to the flagged version",
+			in:      FlagDrain{Routes: []Route{r("a", 1, 30), r("b", 1, 30), r("c", 2, 40)}, Version: 1},
+			changed: true, weights: []int{0, 0, 100},
+			msg: `version 1 flagged: routes "a", "b" lost weight 60, moved to route "c"`,
+		},
+		{
+			name:    "an idle route may take traffic",
+			in:      FlagDrain{Routes: []Route{r("a", 1, 100), r("spare", 2, 0)}, Version: 1},
+			changed: true, weights: []int{0, 100},
+			msg: `version 1 flagged: route "a" lost weight 100, moved to route "spare"`,
+		},
+		{
+			name:    "an idle route blocked by the stage's policy does not",
+			in:      FlagDrain{Routes: []Route{r("a", 1, 100), r("spare", 2, 0), r("vetted", 3, 0)}, Version: 1, IdleBlocked: map[int64]bool{2: true}},
+			changed: true, weights: []int{0, 0, 100},
+			msg: `version 1 flagged: route "a" lost weight 100, moved to route "vetted"`,
+		},
+		{
+			name:    "a blocked version with weight already serves: it takes the rest",
+			in:      FlagDrain{Routes: []Route{r("a", 1, 60), r("b", 2, 40)}, Version: 1, IdleBlocked: map[int64]bool{2: true}},
+			changed: true, weights: []int{0, 100},
+			msg: `version 1 flagged: route "a" lost weight 60, moved to route "b"`,
+		},
+		{
+			name:    "nothing left: every weight 0",
+			in:      FlagDrain{Routes: []Route{r("a", 1, 100), r("b", 2, 0)}, Version: 1, Flagged: map[int64]bool{2: true}},
+			changed: true, weights: []int{0, 0},
+			msg: `version 1 flagged: route "a" lost weight 100; no route to an unflagged version is left, so the endpoint answers 503 until its routes are set`,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := append([]Route(nil), c.in.Routes...)
+			got := DrainFlagged(c.in)
+			if !reflect.DeepEqual(c.in.Routes, before) {
+				t.Errorf("input routes modified: %+v", c.in.Routes)
+			}
+			if got.Changed != c.changed {
+				t.Errorf("changed %v, want %v", got.Changed, c.changed)
+			}
+			var weights []int
+			for i, rt := range got.Routes {
+				weights = append(weights, rt.Weight)
+				if rt.Name != before[i].Name || rt.Version != before[i].Version || rt.UpstreamURL != before[i].UpstreamURL {
+					t.Errorf("route %d changed beyond its weight: %+v", i, rt)
+				}
+			}
+			if !reflect.DeepEqual(weights, c.weights) {
+				t.Errorf("weights %v, want %v", weights, c.weights)
+			}
+			if got.Message != c.msg {
+				t.Errorf("message\n got %q\nwant %q", got.Message, c.msg)
+			}
+		})
+	}
+}
