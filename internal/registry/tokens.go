@@ -94,8 +94,8 @@ func IssueToken(ctx context.Context, st Store, actor Actor, in TokenCreate, now 
 // token may call; a restriction the scope cannot use would read as a
 // limit that is not there.
 func ValidateTokenLimits(scope Scope, stages, endpoints []string) error {
-	if len(stages) > 0 && scope == ScopeServe {
-		return FieldError("stages", "scope", "a %s token assigns no stages; stages restrict write tokens", scope)
+	if len(stages) > 0 && !scope.Allows(ScopeWrite) {
+		return FieldError("stages", "scope", "a %s token assigns no stages; stages restrict write and admin tokens", scope)
 	}
 	if len(endpoints) > 0 && scope != ScopeServe {
 		return FieldError("endpoints", "scope", "only a serve token takes endpoints; a %s token may call every endpoint", scope)

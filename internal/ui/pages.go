@@ -589,7 +589,7 @@ func (h *Handler) events(r *http.Request, u *user) (view, error) {
 		}
 	}
 	if d.Since != "" {
-		t, err := parseSince(d.Since)
+		t, err := registry.ParseSince("since", d.Since, time.Now())
 		if err != nil {
 			return view{}, err
 		}
@@ -634,20 +634,6 @@ func (h *Handler) events(r *http.Request, u *user) (view, error) {
 		d.Scanned = d.Actor != "" && len(d.Events) < eventsPageSize
 	}
 	return view{"events", d}, nil
-}
-
-// parseSince reads the audit log's time filter: RFC 3339, a date, a
-// datetime-local value, or a duration back from now ("24h").
-func parseSince(s string) (time.Time, error) {
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return time.Now().Add(-d), nil
-	}
-	return time.Time{}, registry.FieldError("since", "format", "%q is not a time: use 2026-01-02, 2026-01-02T15:04:05Z or a duration such as 24h", s)
 }
 
 func (h *Handler) eventRow(e registry.Event) eventRow {

@@ -242,6 +242,12 @@ func TestPagesEscapeAndHeaders(t *testing.T) {
 	if p := get(t, c, reg.URL+"/ui/static/app.js"); p.status != 200 || !strings.HasPrefix(p.header.Get("Content-Type"), "text/javascript") {
 		t.Errorf("app.js = %d %q", p.status, p.header.Get("Content-Type"))
 	}
+	// The audit log's time filter is the CLI's --since: days too.
+	for since, want := range map[string]int{"7d": 200, "90m": 200, "2026-01-02": 200, "yesterday": 400} {
+		if p := get(t, c, reg.URL+"/ui/events?since="+since); p.status != want {
+			t.Errorf("/ui/events?since=%s = %d, want %d", since, p.status, want)
+		}
+	}
 }
 
 // TestVersionsPagination walks a model of 250 versions page by page in

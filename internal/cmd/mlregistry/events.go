@@ -33,27 +33,41 @@ func newEventsCmd() *cobra.Command {
 		Use:   "events",
 		Short: "Show the audit log, optionally following new events",
 		Long: `Show the audit log: who changed what, when, oldest first. Without --since
-the last --limit events are shown.
+the last --limit events are shown; with --since, every event since then (or
+the last --limit of them, when --limit is given).
+
+--since takes an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02,
+UTC) or a duration back from now: 90m, 24h, 7d.
 
 --follow keeps polling and prints new events as they are written, until
 interrupted (Ctrl-C, exit code 0). With --output json, --follow prints one
 JSON object per line; without --follow, a JSON array.`,
 		Example: `  mlregistry events --model churn
   mlregistry events --endpoint churn --since 2026-01-02T00:00:00Z
+  mlregistry events --model churn --since 24h
   mlregistry events --follow
   mlregistry events --follow -o json | jq -c 'select(.action == "endpoint.guard_rollback")'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := registry.EventFilter{Model: model, Endpoint: endpoint}
 			if since != "" {
-				t, err := time.Parse(time.RFC3339Nano, since)
+				t, err := registry.ParseSince("--since", since, time.Now())
 				if err != nil {
-					return usageErrorf("--since %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z", since)
+					return usageErrorf("--since %q must be an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02) or a positive duration back from now (90m, 24h, 7d)", since)
 				}
 				f.Since = t
 			}
 			if limit < 0 {
 				return usageErrorf("--limit must be 0 (all) or more")
+			}
+			// Without --since the default limit applies; with it, only
+			// one the caller gave.
+			keepLast := limit
+			if since != "" && !cmd.Flags().Changed("limit") {
+				keepLast = 0
+			}
+			if cmd.Flags().Changed("interval") && !follow {
+				return usageErrorf("--interval is how often --follow polls; give --follow too")
 			}
 			if interval <= 0 {
 				return usageErrorf("--interval must be positive")
@@ -64,8 +78,8 @@ JSON object per line; without --follow, a JSON array.`,
 					return err
 				}
 				fetched := evs
-				if since == "" && limit > 0 && len(evs) > limit {
-					evs = evs[len(evs)-limit:]
+				if keepLast > 0 && len(evs) > keepLast {
+					evs = evs[len(evs)-keepLast:]
 				}
 				w := cmd.OutOrStdout()
 				if !follow {
@@ -89,8 +103,8 @@ JSON object per line; without --follow, a JSON array.`,
 	fl := cmd.Flags()
 	fl.StringVar(&model, "model", "", "only events about this model (its versions, stages and endpoints too)")
 	fl.StringVar(&endpoint, "endpoint", "", "only events about this endpoint")
-	fl.StringVar(&since, "since", "", "only events at or after this RFC 3339 time")
-	fl.IntVar(&limit, "limit", 50, "without --since, show only the last N events (0: all)")
+	fl.StringVar(&since, "since", "", "only events at or after this time: RFC 3339, a date, or a duration back from now (24h, 7d)")
+	fl.IntVar(&limit, "limit", 50, "show only the last N events (0: all); with --since, only when given")
 	fl.BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
 	fl.DurationVar(&interval, "interval", 2*time.Second, "with --follow, how often to poll")
 	return cmd

@@ -30,6 +30,11 @@ func newStagesCmd() *cobra.Command {
 					if err != nil {
 						return err
 					}
+					if len(hist) == 0 {
+						if err := checkStage(ctx, c, model, "--history", history); err != nil {
+							return err
+						}
+					}
 					if hist == nil {
 						hist = []registry.StageHistoryEntry{}
 					}

@@ -166,6 +166,12 @@ func newTokenCreateCmd(tf *tokenFlags) *cobra.Command {
 					in.Endpoints = append(in.Endpoints, e)
 				}
 			}
+			if len(in.Stages) > 0 && !in.Scope.Allows(registry.ScopeWrite) {
+				return usageErrorf("--stages limits which stages a write (or admin) token may assign; a %s token assigns none: drop --stages or use --scope write", scope)
+			}
+			if len(in.Endpoints) > 0 && in.Scope != registry.ScopeServe {
+				return usageErrorf("--endpoints limits which endpoints a serve token may call; a %s token may call every endpoint: drop --endpoints or use --scope serve", scope)
+			}
 			if in.ExpiresAt, err = expiry(expiresIn, expiresAt, time.Now()); err != nil {
 				return err
 			}
@@ -203,9 +209,9 @@ func newTokenCreateCmd(tf *tokenFlags) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&name, "name", "", "token name (shown in the audit log as the actor)")
 	f.StringVar(&scope, "scope", "", "read, write, admin or serve")
-	f.StringVar(&stages, "stages", "", "comma-separated stages this token may assign (default: all)")
+	f.StringVar(&stages, "stages", "", "comma-separated stages this write token may assign (default: all)")
 	f.StringVar(&endpoints, "endpoints", "", "comma-separated endpoints a serve token may call (default: all)")
-	f.StringVar(&expiresIn, "expires-in", "", "expire after this long: a Go duration (720h) or days (90d)")
+	f.StringVar(&expiresIn, "expires-in", "", "expire after this long: a duration (720h), days (90d) or both (1d12h)")
 	f.StringVar(&expiresAt, "expires-at", "", "expire at this RFC 3339 time")
 	_ = cmd.RegisterFlagCompletionFunc("scope", cobra.FixedCompletions([]string{"read", "write", "admin", "serve"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -217,18 +223,9 @@ func expiry(in, at string, now time.Time) (*time.Time, error) {
 	case in != "" && at != "":
 		return nil, usageErrorf("give --expires-in or --expires-at, not both")
 	case in != "":
-		var d time.Duration
-		if days, ok := strings.CutSuffix(in, "d"); ok {
-			n, err := strconv.Atoi(days)
-			if err != nil {
-				return nil, usageErrorf("--expires-in %q must be a duration such as 720h or 90d", in)
-			}
-			d = time.Duration(n) * 24 * time.Hour
-		} else {
-			var err error
-			if d, err = time.ParseDuration(in); err != nil {
-				return nil, usageErrorf("--expires-in %q must be a duration such as 720h or 90d", in)
-			}
+		d, ok := registry.ParseAge(in)
+		if !ok {
+			return nil, usageErrorf("--expires-in %q must be a duration such as 720h or 90d", in)
 		}
 		if d <= 0 {
 			return nil, usageErrorf("--expires-in %q must be positive", in)

@@ -25,7 +25,9 @@ or by a metric), or show one version with its artifact, metrics, lineage
 and signature.
 
 --order-by takes "version" or a metric name; a metric orders the best
-(highest) first unless followed by " asc".`,
+(highest) first unless followed by " asc". A metric no version of the model
+has, or a stage the model does not have, is an error that lists the valid
+choices.`,
 		Example: `  mlregistry versions churn
   mlregistry versions churn --stage production
   mlregistry versions churn --order-by auc          # highest auc first
@@ -50,7 +52,11 @@ and signature.
 					return showVersion(ctx, cmd, c, args[0], v, asJSON)
 				})
 			}
-			f := registry.VersionFilter{Stage: stage, Tag: tag, OrderBy: versionOrder(orderBy)}
+			order, err := parseOrderBy(orderBy)
+			if err != nil {
+				return err
+			}
+			f := registry.VersionFilter{Stage: stage, Tag: tag, OrderBy: order.api()}
 			if flagged || unflagged {
 				f.Flagged = &flagged
 			}
@@ -58,6 +64,17 @@ and signature.
 				vs, err := c.AllVersions(ctx, args[0], f)
 				if err != nil {
 					return err
+				}
+				if stage != "" && len(vs) == 0 {
+					if err := checkStage(ctx, c, args[0], "--stage", stage); err != nil {
+						return err
+					}
+				}
+				if order != nil {
+					filtered := stage != "" || tag != "" || f.Flagged != nil
+					if err := checkMetric(ctx, c, args[0], "--order-by", order.metric, vs, filtered); err != nil {
+						return err
+					}
 				}
 				if vs == nil {
 					vs = []registry.ModelVersion{}
@@ -86,31 +103,6 @@ and signature.
 	fl.BoolVar(&flagged, "flagged", false, "only flagged versions")
 	fl.BoolVar(&unflagged, "unflagged", false, "only versions that are not flagged")
 	return cmd
-}
-
-// versionOrder turns --order-by into the API's order_by: "auc" ->
-// "metrics.auc desc" (best first), "auc asc" -> "metrics.auc", "version"
-// as is.
-func versionOrder(s string) string {
-	fields := strings.Fields(s)
-	if len(fields) == 0 {
-		return ""
-	}
-	key := fields[0]
-	if key == "version" {
-		return s
-	}
-	if !strings.HasPrefix(key, "metrics.") {
-		key = "metrics." + key
-	}
-	dir := "desc"
-	if len(fields) > 1 {
-		dir = fields[1]
-	}
-	if len(fields) > 2 {
-		return s // let the registry say what is wrong
-	}
-	return key + " " + dir
 }
 
 func showVersion(ctx context.Context, cmd *cobra.Command, c *client.Client, model string, version int64, asJSON bool) error {
