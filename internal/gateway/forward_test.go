@@ -1,11 +1,16 @@
 package gateway
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -142,4 +147,120 @@ func headerLines(h map[string][]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// earlyUpstream is a model server that answers each request as soon as
+// its head arrived, without reading a body, and then reads on from where
+// it stopped, as Python's http.server does with a handler that ignores
+// the body: the body's bytes are taken for the next request. Its answers
+// echo the request target. It reports on events every target it answered,
+// "BAD" for a line it could not read as a request, and "EOF" when a
+// connection ends; after answering a request that announced a body it
+// waits on proceed before it reads on.
+func earlyUpstream(t *testing.T) (url string, proceed chan struct{}, events chan string) {
+	t.Helper()
+	proceed = make(chan struct{}, 16)
+	events = make(chan string, 64)
+	url = rawUpstream(t, func(c net.Conn, br *bufio.Reader) {
+		defer func() { events <- "EOF" }()
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			hasBody := false
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == "\r\n" {
+					break
+				}
+				name, _, _ := strings.Cut(strings.ToLower(l), ":")
+				hasBody = hasBody || name == "content-length" || name == "transfer-encoding"
+			}
+			method, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+			target, proto, _ := strings.Cut(rest, " ")
+			if method == "" || proto != "HTTP/1.1" {
+				_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+				events <- "BAD"
+				return
+			}
+			if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(target), target); err != nil {
+				return
+			}
+			events <- target
+			if hasBody {
+				select {
+				case <-proceed:
+				case <-time.After(10 * time.Second):
+					return
+				}
+			}
+		}
+	})
+	return url, proceed, events
+}
+
+// smuggledBody is a request body of size bytes that is itself a complete
+// GET request for target (padded in a header).
+func smuggledBody(target string, size int) string {
+	head := "GET " + target + " HTTP/1.1\r\nHost: x\r\nX-Pad: "
+	return head + strings.Repeat("p", size-len(head)-4) + "\r\n\r\n"
+}
+
+// TestEarlyAnswerNeverReachesAnotherClient: client A's body holds a
+// request of its own; the upstream answers A before reading that body
+// and then answers the request in it. Client B, next on the same
+// gateway, must get the answer to its own request on every path.
+func TestEarlyAnswerNeverReachesAnotherClient(t *testing.T) {
+	for _, p := range gatewayPaths {
+		if p.name == "upgrade" {
+			continue
+		}
+		t.Run(p.name, func(t *testing.T) {
+			up, proceed, events := earlyUpstream(t)
+			h := newLaneHarness(t, newMemSource(endpointOf("e1", rt("a", 1, up, 100))), LaneOptions{})
+			size := 200
+			if len(p.body) > leanBodyMax {
+				size = len(p.body) // the streamed (Transport) body
+			}
+			a := p
+			a.body = smuggledBody("/serve/e1/INBODY-EVIL", size)
+			res, body, _ := a.send(t, h, "/serve/e1/early", nil)
+			if res.StatusCode != http.StatusOK || body != "/early" {
+				t.Fatalf("client A: %d %q", res.StatusCode, body)
+			}
+			waitEvent(t, events, "/early")
+			// Only now does the upstream read A's body as a request and
+			// answer it, on the connection the gateway holds (or closed).
+			proceed <- struct{}{}
+			waitEvent(t, events, "/serve/e1/INBODY-EVIL", "BAD", "EOF")
+			for i := range 3 {
+				want := fmt.Sprintf("/client-B-%d", i)
+				b := gatewayPath{name: "lane", method: http.MethodGet}
+				res, body, _ := b.send(t, h, "/serve/e1"+want, nil)
+				if res.StatusCode != http.StatusOK || body != want {
+					t.Fatalf("client B's GET %s got %d %q: another client's answer", want, res.StatusCode, body)
+				}
+			}
+		})
+	}
+}
+
+// waitEvent waits for one of want on events, skipping others.
+func waitEvent(t *testing.T, events <-chan string, want ...string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-events:
+			if slices.Contains(want, got) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("upstream never reported %q", want)
+		}
+	}
 }

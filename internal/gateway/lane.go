@@ -382,6 +382,10 @@ func (l *Lane) serveConn(lc *laneConn) {
 			return
 		}
 		lc.idle.Store(false)
+		if why := screenHead(lc.buffered()); why != "" {
+			l.refuse(lc, why)
+			return
+		}
 		req, headLen, ok := l.parse(lc)
 		if ok && l.opts.Authorize != nil && !l.opts.Authorize(req) {
 			ok = false
@@ -404,6 +408,84 @@ func (l *Lane) serveConn(lc *laneConn) {
 		}
 	}
 }
+
+// buffered is what the connection's reader holds, unconsumed.
+func (lc *laneConn) buffered() []byte {
+	buf, _ := lc.br.Peek(lc.br.Buffered())
+	return buf
+}
+
+// screenHead looks at the complete lines of the request head at the
+// start of buf for framing that two HTTP implementations can read
+// differently, which a front proxy and this server (or this server and
+// an upstream) would then disagree on: a line that ends in a bare LF, an
+// obs-folded line, both Transfer-Encoding and Content-Length (RFC 9112
+// sections 2.2, 5.2 and 6.1). net/http accepts all three; the lane
+// refuses them for every request it reads, not only the ones it serves.
+// It returns why the head is refused, or "".
+func screenHead(buf []byte) string {
+	te, cl := false, false
+	for first := true; ; first = false {
+		nl := bytes.IndexByte(buf, '\n')
+		if nl < 0 {
+			return "" // the rest has not arrived; net/http reads it
+		}
+		if nl == 0 || buf[nl-1] != '\r' {
+			return "a line of the request head ends in a bare LF instead of CRLF"
+		}
+		line := buf[:nl-1]
+		buf = buf[nl+1:]
+		if len(line) == 0 {
+			if first {
+				continue
+			}
+			return ""
+		}
+		if !first && (line[0] == ' ' || line[0] == '\t') {
+			return "the request head holds an obs-folded line (a line that starts with white space)"
+		}
+		name, _, found := bytes.Cut(line, []byte(":"))
+		if !found || first {
+			continue
+		}
+		name = bytes.TrimRight(name, " \t")
+		te = te || equalFoldASCII(string(name), "Transfer-Encoding")
+		cl = cl || equalFoldASCII(string(name), "Content-Length")
+		if te && cl {
+			return "the request has both Transfer-Encoding and Content-Length"
+		}
+	}
+}
+
+// refuse answers 400 to a request whose head screenHead refused and ends
+// the connection: what follows the head cannot be framed safely. Like
+// net/http, it half-closes and reads what the client still sends for a
+// moment, so the answer is not lost to a reset.
+func (l *Lane) refuse(lc *laneConn, why string) {
+	body := `{"type":"` + problemTypeBase + string(registry.CodeInvalidArgument) + `","title":"Bad Request","status":400,` +
+		`"detail":"` + why + `","code":"` + string(registry.CodeInvalidArgument) + `"}` + "\n"
+	bw := bufio.NewWriterSize(lc.c, 512)
+	_, _ = bw.WriteString("HTTP/1.1 400 Bad Request\r\nDate: " + httpDate() + "\r\n")
+	for k, vv := range l.opts.Header {
+		for _, v := range vv {
+			writeHeaderLine(bw, k, v)
+		}
+	}
+	_, _ = bw.WriteString("Content-Type: application/problem+json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	if bw.Flush() != nil {
+		return
+	}
+	if cw, ok := lc.c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		_ = lc.c.SetReadDeadline(time.Now().Add(refuseLinger))
+		_, _ = io.CopyN(io.Discard, lc.br, maxDiscard)
+	}
+}
+
+// refuseLinger is how long a refused connection is read (and dropped)
+// after its answer, so the client sees the answer rather than a reset.
+const refuseLinger = 500 * time.Millisecond
 
 // handOff gives the connection to net/http, with what was read of it.
 func (l *Lane) handOff(lc *laneConn) bool {

@@ -105,14 +105,17 @@ func (g *Gateway) forwardLean(w http.ResponseWriter, r *http.Request, rt *route,
 	path := targetPath(rest, rt)
 	pool := rt.pool
 	c := pool.take()
-	if c != nil && !replayable(r) && (time.Duration(now.UnixNano()-c.idleSince) > staleRisk || peerGone(c.nc)) {
-		// A request that cannot be retried should not bet on a connection
-		// the upstream may have closed while it sat idle: not on one idle
-		// for long, nor on one whose close already arrived (a peek costs
-		// one system call; http.Transport learns the same from the read
-		// it keeps running on every idle connection).
+	for c != nil && (!c.quiet() || !replayable(r) && time.Duration(now.UnixNano()-c.idleSince) > staleRisk) {
+		// An idle connection must have nothing to say: bytes waiting on
+		// it answer no request of ours (an upstream that answered before
+		// reading a body, then took that body for a request), and
+		// relayed they would reach the wrong client; a close that arrived
+		// means it is gone. A request that cannot be retried does not bet
+		// on one idle for long either. (http.Transport learns the same
+		// from the read it keeps running on every idle connection; here
+		// it is one peek per request.)
 		c.close()
-		c = nil
+		c = pool.take()
 	}
 	retried := false
 	for {

@@ -7,3 +7,7 @@ import "net"
 // peerGone cannot tell on this platform; a departed client is noticed
 // when the answer is written to it.
 func peerGone(net.Conn) bool { return false }
+
+// quiet cannot tell on this platform: a connection is reused on the
+// strength of its last exchange alone.
+func (c *upConn) quiet() bool { return true }

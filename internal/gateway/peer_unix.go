@@ -33,3 +33,17 @@ func peerGone(c net.Conn) bool {
 	})
 	return gone || err != nil
 }
+
+// quiet reports whether nothing at all is waiting on the idle upstream
+// connection: no bytes and no close (a non-blocking MSG_PEEK that finds
+// nothing to read).
+func (c *upConn) quiet() bool {
+	quiet := false
+	var b [1]byte
+	err := c.rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		quiet = err == syscall.EAGAIN
+		return true // never wait
+	})
+	return quiet && err == nil
+}

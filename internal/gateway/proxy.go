@@ -34,6 +34,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // complete one.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 	start := g.now()
+	if len(r.TransferEncoding) > 0 {
+		// net/http frames a request with both Transfer-Encoding and
+		// Content-Length by the former and drops the latter, so it cannot
+		// be told apart here: the connection of every request framed by
+		// Transfer-Encoding closes after it (RFC 9112 section 6.1), and
+		// a front proxy that framed it by Content-Length cannot have a
+		// request of its own read from its body. (The lane refuses the
+		// ambiguous heads it reads outright.)
+		w.Header()["Connection"] = []string{"close"}
+	}
 	name, rest, status, msg := splitServePath(r.URL.EscapedPath())
 	if status != 0 {
 		code := registry.CodeInvalidArgument
@@ -146,6 +156,9 @@ type outcome struct {
 	upstreamErr bool
 	// clientGone: the client went away; the guard ignores the request.
 	clientGone bool
+	// clientFault: the client's own request was at fault (its body broke
+	// its framing); the guard ignores the request.
+	clientFault bool
 	// abort: the upstream broke off mid-body after the status line was
 	// sent; the client connection must be aborted so the truncated body
 	// cannot pass for a complete one.
@@ -187,7 +200,7 @@ func (g *Gateway) finish(ep *endpoint, rt *route, start time.Time, o outcome) {
 		m.upErrors.Inc()
 	}
 	m.duration.Observe(end.Sub(start).Seconds())
-	if st.win != nil && !o.clientGone {
+	if st.win != nil && !o.clientGone && !o.clientFault {
 		st.win.record(end, o.failed)
 		g.checkGuard(ep, rt, end, o.failed)
 	}
@@ -223,6 +236,7 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 	out.Host = ""
 	out.RequestURI = ""
 	out.Close = false
+	var body *stickyEOF
 	if r.ContentLength == 0 {
 		out.Body = nil // lets the transport retry on a stale idle connection
 	} else {
@@ -231,7 +245,7 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 		// request body at the first write, and the Transport's read
 		// after the last byte would then fail the upstream connection.
 		_ = http.NewResponseController(w).EnableFullDuplex()
-		body := &stickyEOF{ReadCloser: r.Body}
+		body = &stickyEOF{ReadCloser: r.Body}
 		out.Body = body
 		// The Transport may still be reading the body when the answer
 		// has been relayed (an upstream that answered early); the
@@ -243,6 +257,9 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 	res, err := g.transport.RoundTrip(out)
 	timer.Stop()
 	if err != nil {
+		if cerr := body.clientErr(); cerr != nil {
+			return g.clientBodyFailed(w, r, cerr)
+		}
 		return g.upstreamFailed(w, r, rt, err, timedOut.Load())
 	}
 	defer res.Body.Close()
@@ -287,6 +304,12 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 		o.clientGone = true
 		return o
 	}
+	if rerr != nil && body.clientErr() != nil {
+		// The upstream broke off because the client's body did: the
+		// client's fault, not the route's.
+		o.abort, o.clientFault = true, true
+		return o
+	}
 	if rerr != nil {
 		g.log.Debug("gateway: upstream body failed", "endpoint", ep.name, "route", rt.name, "err", rerr)
 		o.failed, o.upstreamErr, o.abort = true, true, true
@@ -308,6 +331,21 @@ type stickyEOF struct {
 	mu   sync.Mutex
 	eof  bool
 	done bool
+	// err is the error reading the client's body ended with, other than
+	// io.EOF: the client's own framing or connection failed.
+	err atomic.Pointer[error]
+}
+
+// clientErr is the error the client's body failed with, if it did (nil
+// for a nil body).
+func (b *stickyEOF) clientErr() error {
+	if b == nil {
+		return nil
+	}
+	if p := b.err.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (b *stickyEOF) Read(p []byte) (int, error) {
@@ -321,6 +359,9 @@ func (b *stickyEOF) Read(p []byte) (int, error) {
 	}
 	n, err := b.ReadCloser.Read(p)
 	b.eof = err == io.EOF
+	if err != nil && !b.eof {
+		b.err.CompareAndSwap(nil, &err)
+	}
 	return n, err
 }
 
@@ -344,6 +385,27 @@ func streaming(res *http.Response) bool {
 		return true
 	}
 	return strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream")
+}
+
+// clientBodyFailed answers a request whose own body could not be read
+// (bad chunked framing, a body cut short, one over the size limit): the
+// client's fault, so a 4xx to it and nothing against the route.
+func (g *Gateway) clientBodyFailed(w http.ResponseWriter, r *http.Request, err error) outcome {
+	if r.Context().Err() != nil {
+		return outcome{status: 499, clientGone: true}
+	}
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		g.problem(w, r, http.StatusRequestEntityTooLarge, registry.CodeTooLarge,
+			"the request body is larger than the "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes allowed")
+		return outcome{status: http.StatusRequestEntityTooLarge, clientFault: true}
+	}
+	// The connection cannot carry another request after a body that
+	// broke its framing.
+	w.Header().Set("Connection", "close")
+	g.problem(w, r, http.StatusBadRequest, registry.CodeInvalidArgument,
+		"the request body could not be read: "+errText(err))
+	return outcome{status: http.StatusBadRequest, clientFault: true}
 }
 
 // upstreamFailed answers a request whose upstream gave no response.
