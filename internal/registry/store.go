@@ -13,6 +13,12 @@ type Actor struct {
 	Name string
 	// RequestID ties the event to the HTTP request that caused it.
 	RequestID string
+	// Stages, when not empty, is the stage restriction of the actor's
+	// token. The store enforces in the write's transaction what depends
+	// on stored data: such an actor may not flag a version that holds a
+	// stage outside Stages or serves traffic on an endpoint bound to one,
+	// may not unflag, and may change only a flag reason it set itself.
+	Stages []string
 }
 
 // ListOptions pages through a list. PageToken is opaque: whatever the store

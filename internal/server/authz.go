@@ -16,14 +16,21 @@ import (
 //	                         POST /endpoints?dry_run=true, PATCH /endpoints/{e}?dry_run=true),
 //	                         which change nothing and answer whether the caller could
 //	write, restricted to     create models (without stage_policies) and change their
-//	stages [s...]            description, owner and tags; create, update, flag and delete
-//	                         versions; assign and unassign the listed stages
+//	stages [s...]            description, owner and tags; create, update and delete
+//	                         versions; flag a version that holds no other stage and
+//	                         gives no weight on an endpoint bound to another stage;
+//	                         change a flag reason it set itself; assign and unassign
+//	                         the listed stages
 //	write                    all of the above on every stage, plus stage_policies,
-//	                         unflagging a version, deleting a model, every endpoint write
+//	                         any flag, unflagging a version, any flag reason,
+//	                         deleting a model, every endpoint write
 //	admin                    all of the above, plus tokens and force deletes
 //
 // The route table (routes) states each route's minimum scope; handlers
-// call the functions below for what depends on the request.
+// call the functions below for what depends on the request. What depends
+// on stored data (the flag rules) the store decides in the write's
+// transaction, from the stage restriction the request's registry.Actor
+// carries.
 
 // requireUnrestricted lets only a write (or admin) token without a stage
 // restriction do what. A restricted token could otherwise reach other

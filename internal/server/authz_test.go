@@ -26,6 +26,18 @@ type govCase struct {
 	// permitted: for a stage dry run, which callers are told they could
 	// make the change.
 	permitted []string
+	// setup, when set, adds to the fixture before the request (as the
+	// admin unless it says otherwise).
+	setup func(f govFixture)
+}
+
+// govFixture is one case's fixture: model m, endpoint ep, and every
+// caller's secret.
+type govFixture struct {
+	e      *testEnv
+	m, ep  string
+	n      int
+	tokens map[string]string
 }
 
 // Callers: a read token, a write token restricted to staging (a CI
@@ -105,6 +117,32 @@ var govCases = []govCase{
 		body: jsonBody(map[string]any{"flagged": false}), want: unrestricted(200)},
 	{name: "unflag a version that is not flagged", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
 		body: jsonBody(map[string]any{"flagged": false, "description": "x"}), want: writers(200)},
+	// Flagging drains traffic: a token restricted to staging may not stop
+	// what production holds or serves, and may not rewrite why another
+	// token stopped a version.
+	{name: "flag version holding another stage", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/1",
+		body: jsonBody(map[string]any{"flagged": true, "flag_reason": "bias"}), want: unrestricted(200)},
+	{name: "flag version holding own stage", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
+		setup: func(f govFixture) { f.e.assign(f.m, "staging", 2, f.e.admin, http.StatusOK) },
+		body:  jsonBody(map[string]any{"flagged": true, "flag_reason": "bias"}), want: writers(200)},
+	{name: "flag version serving another stage's endpoint", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
+		setup: func(f govFixture) { f.stageEndpoint("production") },
+		body:  jsonBody(map[string]any{"flagged": true, "flag_reason": "bias"}), want: unrestricted(200)},
+	{name: "flag version serving own stage's endpoint", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
+		setup: func(f govFixture) { f.stageEndpoint("staging") },
+		body:  jsonBody(map[string]any{"flagged": true, "flag_reason": "bias"}), want: writers(200)},
+	{name: "erase another token's flag_reason", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/3",
+		body: jsonBody(map[string]any{"flag_reason": ""}), want: unrestricted(200)},
+	{name: "rewrite another token's flag_reason", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/3",
+		body: jsonBody(map[string]any{"flagged": true, "flag_reason": "false alarm"}), want: unrestricted(200)},
+	{name: "repeat another token's flag_reason", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/3",
+		body: jsonBody(map[string]any{"flagged": true, "flag_reason": "leak"}), want: writers(200)},
+	{name: "rewrite own flag_reason", route: "PATCH /api/v1/models/{model}/versions/{version}", method: "PATCH", path: "/api/v1/models/{m}/versions/2",
+		setup: func(f govFixture) {
+			f.e.do(req{method: "PATCH", path: "/api/v1/models/" + f.m + "/versions/2", token: f.tokens[cCI],
+				body: map[string]any{"flagged": true, "flag_reason": "bias"}}, http.StatusOK)
+		},
+		body: jsonBody(map[string]any{"flag_reason": "bias in segment b"}), want: writers(200)},
 	{name: "delete version", route: "DELETE /api/v1/models/{model}/versions/{version}", method: "DELETE", path: "/api/v1/models/{m}/versions/2", want: writers(204)},
 
 	{name: "list stages", route: "GET /api/v1/models/{model}/stages", method: "GET", path: "/api/v1/models/{m}/stages", want: all(200)},
@@ -191,6 +229,9 @@ func TestGovernanceEveryActionEveryScope(t *testing.T) {
 				e.do(req{method: "POST", path: "/api/v1/endpoints", token: e.admin, body: endpointBody(ep, m)}, http.StatusCreated)
 				tk := fmt.Sprintf("t%d", n)
 				e.token(tk, registry.ScopeRead)
+				if c.setup != nil {
+					c.setup(govFixture{e: e, m: m, ep: ep, n: n, tokens: tokens})
+				}
 				events := e.countEvents()
 
 				path := strings.NewReplacer("{m}", m, "{e}", ep, "{t}", itoa(e.tokens[tk].ID)).Replace(c.path)
@@ -226,6 +267,18 @@ func TestGovernanceEveryActionEveryScope(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stageEndpoint adds endpoint s<n>, bound to stage, that sends 10% of
+// its traffic to version 2 (which holds no stage) and the rest to
+// version 1.
+func (f govFixture) stageEndpoint(stage string) {
+	f.e.t.Helper()
+	f.e.do(req{method: "POST", path: "/api/v1/endpoints", token: f.e.admin, body: map[string]any{
+		"name": fmt.Sprintf("s%d", f.n), "model": f.m, "stage": stage, "routes": []map[string]any{
+			{"name": "stable", "version": 1, "upstream_url": "http://127.0.0.1:9", "weight": 90},
+			{"name": "canary", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 10},
+		}}}, http.StatusCreated)
 }
 
 // serveStandIn stands in for the gateway behind HandleServe: the server's
@@ -302,11 +355,21 @@ func TestStageRestrictedTokenCannotSteerProduction(t *testing.T) {
 			"routes": []map[string]any{{"name": "stable", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}},
 		}}, http.StatusForbidden, registry.CodePermissionDenied)
 		e.expectProblem(req{method: "DELETE", path: "/api/v1/models/churn?force=true", token: ci}, http.StatusForbidden, registry.CodePermissionDenied)
+		// Flagging production's version would drain all of production's
+		// traffic (or leave it answering 503); erasing the admin's reason
+		// would hide why version 2 is stopped.
+		p := e.expectProblem(req{method: "PATCH", path: "/api/v1/models/churn/versions/1", token: ci, body: map[string]any{"flagged": true, "flag_reason": "x"}},
+			http.StatusForbidden, registry.CodePermissionDenied)
+		if !strings.Contains(p.Detail, `"production"`) {
+			t.Errorf("refused flag does not name the stage: %s", p.Detail)
+		}
+		e.expectProblem(req{method: "PATCH", path: "/api/v1/models/churn/versions/2", token: ci, body: map[string]any{"flag_reason": ""}},
+			http.StatusForbidden, registry.CodePermissionDenied)
 
 		// Even an unrestricted writer cannot send production traffic to a
 		// version that fails the production policy once it is unflagged.
 		e.do(req{method: "PATCH", path: "/api/v1/models/churn/versions/2", token: e.writer, body: map[string]any{"flagged": false}}, http.StatusOK)
-		p := e.expectProblem(req{method: "PATCH", path: "/api/v1/endpoints/churn", token: e.writer, body: map[string]any{
+		p = e.expectProblem(req{method: "PATCH", path: "/api/v1/endpoints/churn", token: e.writer, body: map[string]any{
 			"routes": []map[string]any{{"name": "stable", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}},
 		}}, http.StatusUnprocessableEntity, registry.CodePolicyViolation)
 		if p.Rule != "require_stage" || !strings.Contains(p.Detail, `endpoint serves stage "production"`) {

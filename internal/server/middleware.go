@@ -66,13 +66,14 @@ func stateFrom(ctx context.Context) *reqState {
 }
 
 // ActorFromContext returns the authenticated actor of a request served
-// through Server.Handler: the token's name and the request ID.
+// through Server.Handler: the token's name, its stage restriction and the
+// request ID.
 func ActorFromContext(ctx context.Context) (registry.Actor, bool) {
 	st := stateFrom(ctx)
 	if st == nil || st.token == nil {
 		return registry.Actor{}, false
 	}
-	return registry.Actor{Name: st.token.Name, RequestID: st.id}, true
+	return registry.Actor{Name: st.token.Name, RequestID: st.id, Stages: st.token.Stages}, true
 }
 
 // TokenFromContext returns the token that authenticated the request. With

@@ -138,11 +138,6 @@ func (s *Server) updateVersion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if req.Flagged != nil && !*req.Flagged {
-		if pre, err = s.mayUnflag(r, model, version, pre); err != nil {
-			return err
-		}
-	}
 	v, err := s.store.UpdateVersion(r.Context(), actor(r), model, version, req.ModelVersionPatch, pre)
 	if err != nil {
 		return err
@@ -169,29 +164,6 @@ func (s *Server) deleteVersion(w http.ResponseWriter, r *http.Request) error {
 	s.changed(KindModelVersion, versionID(model, version))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// mayUnflag lets only an unrestricted write token clear a flag: the flag
-// is the emergency stop that keeps a version out of every stage. When the
-// version is flagged and the caller sent no If-Match, the write is made
-// conditional on the revision checked here, so a flag set meanwhile is not
-// cleared by a token that may not clear it.
-func (s *Server) mayUnflag(r *http.Request, model string, version int64, pre registry.Precondition) (registry.Precondition, error) {
-	denied := requireUnrestricted(r, "unflagging a version")
-	if denied == nil {
-		return pre, nil
-	}
-	cur, err := s.store.GetVersion(r.Context(), model, version)
-	if err != nil {
-		return pre, err
-	}
-	if cur.Flagged {
-		return pre, denied
-	}
-	if pre.IfRevision == 0 {
-		pre.IfRevision = cur.Revision
-	}
-	return pre, nil
 }
 
 // drained tells the OnChange hook about the endpoints that route to a

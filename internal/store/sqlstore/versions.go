@@ -205,6 +205,11 @@ func (s *Store) CreateVersion(ctx context.Context, actor registry.Actor, model s
 		if err := insertVersion(ctx, t, &v); err != nil {
 			return err
 		}
+		if v.Flagged {
+			if _, err := t.exec(ctx, "UPDATE model_versions SET flagged_by = ? WHERE model = ? AND version = ?", actor.Name, model, number); err != nil {
+				return fmt.Errorf("record flagged_by: %w", err)
+			}
+		}
 		out = &v
 		if err := s.addEvent(ctx, t, actor, now, event{
 			action: registry.ActionVersionCreate, subjectType: "model_version", subject: versionSubject(model, number),
@@ -581,6 +586,21 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 		if !after.Flagged && after.FlagReason != "" {
 			return registry.FieldError("flag_reason", "requires", "may only be set when flagged is true")
 		}
+		var flaggedBy string
+		if err := t.queryRow(ctx, "SELECT flagged_by FROM model_versions WHERE model = ? AND version = ?", model, version).Scan(&flaggedBy); err != nil {
+			return fmt.Errorf("load flagged_by: %w", err)
+		}
+		if len(actor.Stages) > 0 {
+			if err := checkRestrictedFlag(ctx, t, actor, before, &after, flaggedBy); err != nil {
+				return err
+			}
+		}
+		switch {
+		case !after.Flagged:
+			flaggedBy = ""
+		case !before.Flagged || after.FlagReason != before.FlagReason:
+			flaggedBy = actor.Name
+		}
 		var addedMetrics []string
 		if len(p.AddMetrics) > 0 {
 			if after.Metrics, addedMetrics, err = registry.AddMetrics(before.Metrics, p.AddMetrics); err != nil {
@@ -602,9 +622,9 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, `UPDATE model_versions SET description = ?, tags = ?, flagged = ?, flag_reason = ?, metrics = ?,
+		if _, err := t.exec(ctx, `UPDATE model_versions SET description = ?, tags = ?, flagged = ?, flag_reason = ?, flagged_by = ?, metrics = ?,
 			updated_at = ?, revision = ? WHERE model = ? AND version = ?`,
-			after.Description, tags, after.Flagged, after.FlagReason, metrics, now.UnixMicro(), after.Revision, model, version); err != nil {
+			after.Description, tags, after.Flagged, after.FlagReason, flaggedBy, metrics, now.UnixMicro(), after.Revision, model, version); err != nil {
 			return fmt.Errorf("update version: %w", err)
 		}
 		// version_metrics orders and filters lists; it holds every metric
@@ -641,6 +661,61 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkRestrictedFlag refuses what a stage-restricted actor may not do
+// to a version's flag, decided on the data of the write's transaction
+// (the model row is locked, so no stage assignment or endpoint change of
+// the model runs meanwhile): unflag; flag a version that holds a stage
+// outside its stages or gives weight to a route on an endpoint bound to
+// one (the drain would stop what that stage serves); change a flag reason
+// another actor set.
+func checkRestrictedFlag(ctx context.Context, t *txn, actor registry.Actor, before, after *registry.ModelVersion, flaggedBy string) error {
+	outside := func(stage string) bool { return stage != "" && !slices.Contains(actor.Stages, stage) }
+	deny := func(field, format string, args ...any) error {
+		return &registry.Error{
+			Code: registry.CodePermissionDenied, Field: field, Rule: "token_stages",
+			Message: fmt.Sprintf("token %q may only change stages [%s]; ", actor.Name, strings.Join(actor.Stages, ", ")) +
+				fmt.Sprintf(format, args...) + " needs a write token without a stage restriction",
+		}
+	}
+	v := before
+	switch {
+	case before.Flagged && !after.Flagged:
+		return deny("flagged", "unflagging version %d of %q", v.Version, v.Model)
+	case !before.Flagged && after.Flagged:
+		for _, stage := range before.Stages {
+			if outside(stage) {
+				return deny("flagged", "version %d of %q holds stage %q, so flagging it (which takes it out of that stage's traffic)", v.Version, v.Model, stage)
+			}
+		}
+		names, err := versionEndpoints(ctx, t, v.Model, v.Version)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			ep, err := loadEndpoint(ctx, t, name, false)
+			if err != nil {
+				return err
+			}
+			if !outside(ep.Stage) {
+				continue
+			}
+			for _, r := range ep.Routes {
+				if r.Version == v.Version && r.Weight > 0 {
+					return deny("flagged", "version %d of %q serves stage %q on endpoint %q (route %q, weight %d), so flagging it (which drains that traffic)",
+						v.Version, v.Model, ep.Stage, ep.Name, r.Name, r.Weight)
+				}
+			}
+		}
+	case before.Flagged && after.FlagReason != before.FlagReason && flaggedBy != actor.Name:
+		by := "another token"
+		if flaggedBy != "" {
+			by = fmt.Sprintf("token %q", flaggedBy)
+		}
+		return deny("flag_reason", "the flag_reason of version %d of %q was set by %s; changing it", v.Version, v.Model, by)
+	}
+	return nil
 }
 
 // DeleteVersion deletes a version that holds no stage and receives no

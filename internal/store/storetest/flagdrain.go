@@ -12,6 +12,7 @@ var flagDrainCases = []testCase{
 	{"FlagDrainsServingRoutes", testFlagDrainsServingRoutes},
 	{"FlaggedRouteAtWeightZero", testFlaggedRouteAtWeightZero},
 	{"GuardDegraded", testGuardDegraded},
+	{"FlagByStageRestrictedActor", testFlagByStageRestrictedActor},
 }
 
 func route(name string, version int64, weight int) registry.Route {
@@ -236,4 +237,74 @@ func testGuardDegraded(e *env) {
 	ep, err = e.s.UpdateEndpoint(e.ctx, e.actor, "ep", registry.EndpointPatch{Routes: ptr(routes(1, 100, 2))}, registry.Precondition{})
 	ok(t, err)
 	equal(t, "status after setting routes", ep.Status, registry.EndpointStatusHealthy)
+}
+
+// testFlagByStageRestrictedActor: an actor restricted to stages may flag
+// only what decides nothing outside them, and may change only a flag
+// reason it set itself. The store decides in the flag's transaction, so
+// a stage assigned or an endpoint bound meanwhile cannot slip past; a
+// refusal writes nothing (no drain, no event).
+func testFlagByStageRestrictedActor(e *env) {
+	t := e.t
+	e.model("churn")
+	for range 4 {
+		e.version("churn")
+	}
+	e.assign("churn", "staging", 1)
+	e.assign("churn", "production", 2)
+	_, err := e.s.CreateEndpoint(e.ctx, e.actor, registry.EndpointCreate{Name: "prod", Model: "churn", Stage: "production",
+		Routes: []registry.Route{route("stable", 2, 90), route("canary", 3, 10)}})
+	ok(t, err)
+	_, err = e.s.CreateEndpoint(e.ctx, e.actor, registry.EndpointCreate{Name: "stg", Model: "churn", Stage: "staging",
+		Routes: []registry.Route{route("stable", 1, 100), route("idle", 4, 0)}})
+	ok(t, err)
+	ci := registry.Actor{Name: "ci", RequestID: "req-ci", Stages: []string{"staging"}}
+	flag := func(a registry.Actor, version int64, reason string) error {
+		_, err := e.s.UpdateVersion(e.ctx, a, "churn", version, registry.ModelVersionPatch{Flagged: ptr(true), FlagReason: ptr(reason)}, registry.Precondition{})
+		return err
+	}
+	setReason := func(a registry.Actor, version int64, reason string) error {
+		_, err := e.s.UpdateVersion(e.ctx, a, "churn", version, registry.ModelVersionPatch{FlagReason: ptr(reason)}, registry.Precondition{})
+		return err
+	}
+	refused := func(what string, err error, contains ...string) {
+		t.Helper()
+		before := e.latestEvent()
+		if re := wantCode(t, err, registry.CodePermissionDenied, contains...); re != nil && re.Rule != "token_stages" {
+			t.Errorf("%s: rule %q, want token_stages", what, re.Rule)
+		}
+		if got := e.latestEvent(); got != before {
+			t.Errorf("%s: a refused flag wrote events", what)
+		}
+	}
+
+	// Version 2 holds production; version 3 serves production traffic.
+	refused("flag production's version", flag(ci, 2, "bias"), `"production"`)
+	refused("flag a version serving production", flag(ci, 3, "bias"), `"production"`, `"prod"`)
+	for _, name := range []string{"prod", "stg"} {
+		ep, err := e.s.GetEndpoint(e.ctx, name)
+		ok(t, err)
+		equal(t, name+" status after refusals", ep.Status, registry.EndpointStatusHealthy)
+	}
+	// Version 1 holds staging and serves the staging endpoint: ci's own.
+	ok(t, flag(ci, 1, "flaky"))
+	stg, err := e.s.GetEndpoint(e.ctx, "stg")
+	ok(t, err)
+	equal(t, "stg routes after ci's flag", stg.Routes, []registry.Route{route("stable", 1, 0), route("idle", 4, 100)})
+	// Its own reason it may change, but not unflag.
+	ok(t, setReason(ci, 1, "flaky tests"))
+	_, err = e.s.UpdateVersion(e.ctx, ci, "churn", 1, registry.ModelVersionPatch{Flagged: ptr(false)}, registry.Precondition{})
+	refused("unflag", err)
+
+	// A reason another actor set is not ci's to change, nor to erase.
+	ok(t, flag(e.actor, 4, "leak"))
+	refused("erase another's reason", setReason(ci, 4, ""), "flag_reason")
+	refused("rewrite another's reason", flag(ci, 4, "false alarm"), "flag_reason")
+	ok(t, flag(ci, 4, "leak"))
+	// An unrestricted actor may do all of it.
+	ok(t, setReason(e.actor, 1, "confirmed"))
+	ok(t, flag(e.actor, 3, "bias"))
+	v, err := e.s.GetVersion(e.ctx, "churn", 3)
+	ok(t, err)
+	equal(t, "version 3 flagged by an unrestricted actor", v.Flagged, true)
 }
