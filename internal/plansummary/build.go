@@ -16,6 +16,33 @@ import (
 type modelVals struct {
 	Name          string                `json:"name"`
 	StagePolicies map[string]policyVals `json:"stage_policies"`
+	// StagePolicy is the same as blocks (one per stage).
+	StagePolicy []stagePolicyVals `json:"stage_policy"`
+}
+
+type stagePolicyVals struct {
+	Stage string `json:"stage"`
+	policyVals
+}
+
+// policies returns the stage policies as the registry holds them, from
+// either schema shape.
+func (m *modelVals) policies() map[string]registry.StagePolicy {
+	out := map[string]registry.StagePolicy{}
+	add := func(stage string, p policyVals) {
+		out[stage] = registry.StagePolicy{
+			RequireStage: deref(p.RequireStage), MinSoak: deref(p.MinSoak),
+			MinMetrics: p.MinMetrics, MaxMetrics: p.MaxMetrics,
+			RequireSignatureMatch: p.RequireSignatureMatch != nil && *p.RequireSignatureMatch,
+		}
+	}
+	for stage, p := range m.StagePolicies {
+		add(stage, p)
+	}
+	for _, p := range m.StagePolicy {
+		add(p.Stage, p.policyVals)
+	}
+	return out
 }
 
 type policyVals struct {
@@ -30,6 +57,7 @@ type versionVals struct {
 	Model      string              `json:"model"`
 	Version    *int64              `json:"version"`
 	Source     *string             `json:"source"`
+	Checksum   *string             `json:"checksum"`
 	Metrics    map[string]float64  `json:"metrics"`
 	Flagged    *bool               `json:"flagged"`
 	FlagReason *string             `json:"flag_reason"`
@@ -47,10 +75,12 @@ type stageVals struct {
 }
 
 type endpointVals struct {
-	Name      string      `json:"name"`
-	Model     string      `json:"model"`
-	Stage     *string     `json:"stage"`
-	Routes    []routeVals `json:"routes"`
+	Name   string      `json:"name"`
+	Model  string      `json:"model"`
+	Stage  *string     `json:"stage"`
+	Routes []routeVals `json:"routes"`
+	// Route is the same as blocks.
+	Route     []routeVals `json:"route"`
 	Guard     *guardVals  `json:"guard"`
 	Status    *string     `json:"status"`
 	UpdatedAt *string     `json:"updated_at"`
@@ -66,6 +96,27 @@ type guardVals struct {
 	MaxErrorRate *float64 `json:"max_error_rate"`
 	MinRequests  *int64   `json:"min_requests"`
 	Window       *string  `json:"window"`
+}
+
+func (e *endpointVals) routes() []routeVals {
+	if len(e.Route) > 0 {
+		return e.Route
+	}
+	return e.Routes
+}
+
+func (g *guardVals) registry() *registry.Guard {
+	if g == nil {
+		return nil
+	}
+	out := &registry.Guard{Window: deref(g.Window)}
+	if g.MaxErrorRate != nil {
+		out.MaxErrorRate = *g.MaxErrorRate
+	}
+	if g.MinRequests != nil {
+		out.MinRequests = *g.MinRequests
+	}
+	return out
 }
 
 func (g *guardVals) String() string {
@@ -112,7 +163,7 @@ type builder struct {
 // Build summarises a plan. f supplies what the registry knows.
 func build(p *Plan, f *facts, now time.Time) (*Summary, error) {
 	b := &builder{
-		plan: p, f: f, ix: newConfigIndex(p.Configuration), now: now,
+		plan: p, f: f, ix: newConfigIndex(p.Configuration, p.PriorState), now: now,
 		s:        &Summary{TerraformVersion: p.TerraformVersion, Errored: p.Errored},
 		models:   map[string]*ModelSummary{},
 		byNumber: map[string]*planVersion{},
@@ -133,6 +184,7 @@ func build(p *Plan, f *facts, now time.Time) (*Summary, error) {
 	}
 	b.wholePlan()
 	b.moveWarnings()
+	b.applyVerdict()
 	if p.Errored {
 		b.s.Warnings = append([]*Warning{warnf(WarnErrored, "", "Terraform could not finish this plan (errored); what follows is what it planned before it stopped.")}, b.s.Warnings...)
 	}
@@ -266,6 +318,11 @@ func (b *builder) modelChanges() error {
 		}
 		m.Action = act
 		m.Changed = changedAttrs(rc.Change.Before, rc.Change.After, rc.Change.AfterUnknown, "id", "revision", "updated_at", "created_at")
+		if (act == ActionUpdate || act == ActionReplace) && hasB && hasA && !unknownAt(rc.Change.AfterUnknown, "stage_policies") && !unknownAt(rc.Change.AfterUnknown, "stage_policy") {
+			for _, l := range registry.PolicyLoosenings(before.policies(), after.policies()) {
+				b.warn(warnf(WarnLoosening, rc.Address, "Model %q: %s: the registry lets through versions it refused before.", name, l))
+			}
+		}
 		if (act == ActionDelete || act == ActionReplace) && hasB {
 			if holder := b.productionHolder(name); holder != "" {
 				verb := "Destroying"
@@ -337,6 +394,10 @@ func (b *builder) versionChanges() error {
 		}
 		if hasB {
 			vc.Stages = before.Stages
+			var refreshed versionVals
+			if ok, _ := decodeVals(b.ix.refreshed[rc.Address], &refreshed); ok && refreshed.Version != nil && before.Version != nil && *refreshed.Version == *before.Version {
+				vc.Stages = refreshed.Stages
+			}
 		}
 		switch act {
 		case ActionUpdate:
@@ -352,12 +413,12 @@ func (b *builder) versionChanges() error {
 			}
 			msg := fmt.Sprintf("`%s` REPLACES version %s of %q: its artifact changes (%s). The registry keeps versions immutable, so this deletes %s and registers a new version with a new number.",
 				rc.Address, vc.Version.String()[1:], model, strings.Join(vc.Changed, ", "), vc.Version)
-			if len(before.Stages) > 0 {
-				msg += fmt.Sprintf(" %s holds %s; the registry refuses to delete a version that holds a stage, so move the stage first.", vc.Version, strings.Join(before.Stages, ", "))
+			if rc.Change.Actions[0] == "create" {
+				msg += fmt.Sprintf(" With create_before_destroy the new version is registered first and %s destroyed last.", vc.Version)
 			}
 			b.warn(warnf(WarnReplace, rc.Address, "%s", msg))
 		}
-		if (act == ActionDelete || act == ActionReplace) && slices.Contains(before.Stages, "production") {
+		if (act == ActionDelete || act == ActionReplace) && slices.Contains(vc.Stages, "production") {
 			verb := "Destroying"
 			if act == ActionReplace {
 				verb = "Replacing"
@@ -390,10 +451,15 @@ func (b *builder) stageMoves() error {
 			continue
 		}
 		mv := &StageMove{Address: rc.Address, Model: cur.Model, Stage: cur.Stage, Action: act, Metrics: []MetricDelta{}}
-		if hasB && before.Version != nil {
+		renamed := act == ActionReplace && hasB && hasA && (before.Model != after.Model || before.Stage != after.Stage)
+		if renamed {
+			// Two moves: the old stage is unassigned, the new one assigned.
+			un := &StageMove{Address: rc.Address, Model: before.Model, Stage: before.Stage, Action: act, From: refOf(before.Version), Metrics: []MetricDelta{}}
+			b.model(un.Model).Stages = append(b.model(un.Model).Stages, un)
+		} else if hasB && before.Version != nil {
 			mv.From = &VersionRef{Version: *before.Version}
 		}
-		if act == ActionCreate {
+		if act == ActionCreate || renamed {
 			// The resource may take over a stage that is assigned already.
 			if a, ok := b.f.stage(cur.Model, cur.Stage, "which version holds it before this plan"); ok && a != nil {
 				mv.From = &VersionRef{Version: a.Version}
@@ -417,12 +483,16 @@ func (b *builder) stageMoves() error {
 		if mv.To != nil && mv.To.New == "" && mv.To.Version > 0 {
 			mv.DryRun = b.f.dryRun(mv.Model, mv.Stage, mv.To.Version, mv.Reason)
 		} else if mv.To != nil {
-			mv.DryRun = &Verdict{Outcome: Unknown, Message: "not checked at plan time: the version is created by this plan, so its number is unknown until apply; the registry checks the policy when the apply assigns it"}
+			mv.DryRun = &Verdict{Outcome: Unknown, Message: deferredPolicy}
 		}
 		b.model(mv.Model).Stages = append(b.model(mv.Model).Stages, mv)
 	}
 	return nil
 }
+
+// deferredPolicy is what a reviewer reads when the registry can judge a
+// move only at apply time.
+const deferredPolicy = "policy checked at apply: version not known until apply (the registry checks the stage policy when the apply assigns it)"
 
 func (b *builder) metrics(mv *StageMove) {
 	if mv.To == nil {
@@ -482,24 +552,27 @@ func (b *builder) metrics(mv *StageMove) {
 	}
 }
 
-// moveWarnings: stages moved to flagged versions, production unassigned.
+// moveWarnings: stages moved to flagged versions or refused by the stage
+// policy (errors: the apply fails), production unassigned.
 func (b *builder) moveWarnings() {
 	for _, m := range b.sortedModels() {
 		for _, mv := range m.Stages {
 			if mv.FlaggedTo {
-				b.warn(warnf(WarnFlagged, mv.Address, "Stage %s of %q moves to %s, which is flagged; the registry refuses to assign a flagged version.", mv.Stage, mv.Model, mv.To))
+				b.fail(ErrFlagged, mv.Address, fmt.Sprintf("Stage %s of %q moves to %s, which is flagged: the registry refuses to assign a flagged version.", mv.Stage, mv.Model, mv.To),
+					fmt.Sprintf("point `%s` at an unflagged version, or unflag %s first if the flag is wrong", configAddress(mv.Address), mv.To))
 			}
-			if mv.Stage == "production" && (mv.Action == ActionDelete || mv.Action == ActionReplace) {
+			if mv.Stage == "production" && mv.To == nil && (mv.Action == ActionDelete || mv.Action == ActionReplace) {
 				b.warn(warnf(WarnProduction, mv.Address, "Destroying `%s` unassigns production of %q (now %s).", mv.Address, mv.Model, mv.From))
 			}
 			if w := mv.WholePlan; w != nil && w.Outcome == Fail {
-				msg := fmt.Sprintf("Stage %s of %q -> %s will fail the stage policy (%s) when applied", mv.Stage, mv.Model, mv.To, strings.Join(w.Rules, ", "))
-				if w.Advice != "" {
-					msg += ": " + w.Advice
+				fix := w.Advice
+				if fix == "" {
+					fix = "point the stage at a version that satisfies the policy, or change the policy in a reviewed change of its own"
 				}
-				b.warn(warnf(WarnPolicy, mv.Address, "%s.", msg))
+				b.fail(ErrPolicy, mv.Address, fmt.Sprintf("Stage %s of %q -> %s will fail the stage policy (%s) when applied.", mv.Stage, mv.Model, mv.To, strings.Join(w.Rules, ", ")), fix)
 			} else if d := mv.DryRun; d != nil && d.Outcome == Fail && (w == nil || w.Outcome != Pass) {
-				b.warn(warnf(WarnPolicy, mv.Address, "Stage %s of %q -> %s fails the stage policy (%s).", mv.Stage, mv.Model, mv.To, strings.Join(d.Rules, ", ")))
+				b.fail(ErrPolicy, mv.Address, fmt.Sprintf("Stage %s of %q -> %s fails the stage policy (%s).", mv.Stage, mv.Model, mv.To, strings.Join(d.Rules, ", ")),
+					"point the stage at a version that satisfies the policy, or change the policy in a reviewed change of its own")
 			}
 		}
 	}
@@ -538,17 +611,20 @@ func (b *builder) endpointChanges() error {
 			"id", "revision", "updated_at", "created_at", "routes", "guard", "stage", "status", "status_message", "url")
 		byName := map[string]*RouteShift{}
 		unknownRoutes := b.unknownRouteVersions(rc)
-		for i, r := range after.Routes {
+		for i, r := range after.routes() {
 			rs := &RouteShift{Name: r.Name, WeightTo: r.Weight}
 			if r.Version != nil {
 				rs.VersionTo = &VersionRef{Version: *r.Version}
 			} else if unknownRoutes[i] {
-				rs.VersionTo = b.resolveUnknown(rc.Address, "routes")
+				rs.VersionTo = b.resolveUnknown(rc.Address, routesAttr(rc))
+				if ec.StageTo != "" {
+					rs.PolicyNote = deferredPolicy
+				}
 			}
 			byName[r.Name] = rs
 			ec.Routes = append(ec.Routes, rs)
 		}
-		for _, r := range before.Routes {
+		for _, r := range before.routes() {
 			rs := byName[r.Name]
 			if rs == nil {
 				rs = &RouteShift{Name: r.Name}
@@ -569,11 +645,16 @@ func (b *builder) endpointChanges() error {
 			}
 			if pv := b.versionInfo(ec.Model, rs.VersionTo, "whether route "+rs.Name+" of endpoint "+ec.Name+" serves a flagged version"); pv != nil && pv.flagged {
 				rs.FlaggedTo = true
-				b.warn(warnf(WarnFlagged, rc.Address, "Endpoint %q sends %d%% of its traffic (route %s) to %s, which is flagged.", ec.Name, *rs.WeightTo, rs.Name, rs.VersionTo))
+				b.fail(ErrFlagged, rc.Address, fmt.Sprintf("Endpoint %q sends %d%% of its traffic (route %s) to %s, which is flagged: the registry refuses it.", ec.Name, *rs.WeightTo, rs.Name, rs.VersionTo),
+					fmt.Sprintf("set the weight of route %s to 0 (or remove the route) and give its weight to a route to an unflagged version", rs.Name))
 			}
 		}
 		if act == ActionUpdate && hasB && before.Guard != nil && hasA && after.Guard == nil {
 			b.warn(warnf(WarnGuard, rc.Address, "Endpoint %q loses its guard (%s): a failing route is no longer rolled back automatically.", ec.Name, before.Guard))
+		} else if (act == ActionUpdate || act == ActionReplace) && hasB && hasA && !unknownAt(rc.Change.AfterUnknown, "guard") {
+			for _, l := range registry.GuardLoosenings(before.Guard.registry(), after.Guard.registry()) {
+				b.warn(warnf(WarnLoosening, rc.Address, "Endpoint %q: %s: a failing route is rolled back later, or not at all.", ec.Name, l))
+			}
 		}
 		if (act == ActionDelete || act == ActionReplace) && ec.StageFrom == "production" {
 			verb := "Destroying"
@@ -593,10 +674,14 @@ func (b *builder) endpointChanges() error {
 func (b *builder) unknownRouteVersions(rc ResourceChange) map[int]bool {
 	var u struct {
 		Routes json.RawMessage `json:"routes"`
+		Route  json.RawMessage `json:"route"`
 	}
 	out := map[int]bool{}
 	if json.Unmarshal(rc.Change.AfterUnknown, &u) != nil {
 		return out
+	}
+	if len(u.Route) > 0 {
+		u.Routes = u.Route
 	}
 	var all bool
 	if json.Unmarshal(u.Routes, &all) == nil && all {
@@ -615,6 +700,17 @@ func (b *builder) unknownRouteVersions(rc ResourceChange) map[int]bool {
 		}
 	}
 	return out
+}
+
+// routesAttr is the endpoint's attribute (or block) that holds routes.
+func routesAttr(rc ResourceChange) string {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(rc.Change.After, &v) == nil {
+		if _, ok := v["route"]; ok {
+			return "route"
+		}
+	}
+	return "routes"
 }
 
 func (b *builder) warn(w *Warning) { b.s.Warnings = append(b.s.Warnings, w) }
@@ -679,6 +775,9 @@ func (b *builder) finish() {
 	}
 	if b.s.Warnings == nil {
 		b.s.Warnings = []*Warning{}
+	}
+	if b.s.Errors == nil {
+		b.s.Errors = []*PlanError{}
 	}
 	b.s.NotFetched = append([]string{}, b.f.missing...)
 }

@@ -167,7 +167,7 @@ func (b *builder) endpointDrift(rc ResourceChange, item *DriftItem) error {
 			return nil
 		}
 		var parts []string
-		if shifts := weightShifts(before.Routes, after.Routes); shifts != "" {
+		if shifts := weightShifts(before.routes(), after.routes()); shifts != "" {
 			parts = append(parts, "weights "+shifts)
 		}
 		if after.Status != nil && deref(before.Status) != *after.Status {

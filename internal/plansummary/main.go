@@ -37,7 +37,7 @@ const (
 )
 
 // Usage is the command's help text.
-const Usage = `Usage: mlregistry plan-summary [--format markdown|json] [--fail-on warning|drift] [FILE]
+const Usage = `Usage: mlregistry plan-summary [--format markdown|json] [--fail-on error|warning|drift] [FILE]
 
 Summarises the JSON of ` + "`terraform show -json PLANFILE`" + ` (FILE, or stdin when FILE
 is absent or -) for review: stage moves with metric deltas and stage policy
@@ -48,10 +48,15 @@ With MLREGISTRY_ADDR and MLREGISTRY_TOKEN set (a read token is enough) it
 asks the registry for metrics, dry runs and history; without them it says
 what it could not fetch.
 
-Exit status: 0, or 5 when a --fail-on condition holds (warning: any
-warning; drift: anything changed outside Terraform; the flag may repeat or
-take a comma list), 1 on errors (unreadable or foreign input), 2 on usage
-errors.
+The summary gives a whole-plan verdict: an error when the plan cannot
+apply as Terraform orders it (a version destroyed before its stage or
+route moves away, a stage left empty by a renamed assignment, a move the
+stage policy or a flag refuses), each with the fix.
+
+Exit status: 0, or 5 when a --fail-on condition holds (error: any error;
+warning: any warning or error; drift: anything changed outside Terraform;
+the flag may repeat or take a comma list), 1 on errors (unreadable or
+foreign input), 2 on usage errors.
 `
 
 // Options configures Run.
@@ -72,7 +77,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.SetOutput(io.Discard)
 	format := fs.String("format", "markdown", "markdown or json")
 	var failOn []string
-	fs.Func("fail-on", "warning or drift (repeatable, or a comma list)", func(v string) error {
+	fs.Func("fail-on", "error, warning or drift (repeatable, or a comma list)", func(v string) error {
 		conds, err := ParseFailOn(v)
 		failOn = append(failOn, conds...)
 		return err
@@ -128,23 +133,28 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return ExitOK
 }
 
-// ParseFailOn reads a --fail-on value: warning or drift, or a comma list.
+// ParseFailOn reads a --fail-on value: error, warning or drift, or a
+// comma list.
 func ParseFailOn(v string) ([]string, error) {
 	var out []string
 	for _, c := range strings.Split(v, ",") {
 		switch c = strings.TrimSpace(c); c {
-		case "warning", "warnings", "drift":
+		case "error", "errors", "warning", "warnings", "drift":
 			out = append(out, strings.TrimSuffix(c, "s"))
 		default:
-			return out, fmt.Errorf("--fail-on takes warning or drift, not %q", c)
+			return out, fmt.Errorf("--fail-on takes error, warning or drift, not %q", c)
 		}
 	}
 	return out, nil
 }
 
-// FailOnHits says which --fail-on conditions the summary meets.
+// FailOnHits says which --fail-on conditions the summary meets. An error
+// is worse than a warning, so "warning" fails on errors too.
 func FailOnHits(s *Summary, failOn []string) []string {
 	var hit []string
+	if (slices.Contains(failOn, "error") || slices.Contains(failOn, "warning")) && len(s.Errors) > 0 {
+		hit = append(hit, fmt.Sprintf("%d error(s) (%s)", len(s.Errors), errorCodes(s.Errors)))
+	}
 	if slices.Contains(failOn, "warning") && len(s.Warnings) > 0 {
 		hit = append(hit, fmt.Sprintf("%d warning(s)", len(s.Warnings)))
 	}

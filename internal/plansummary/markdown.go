@@ -42,6 +42,14 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 	default:
 		fmt.Fprintf(&b, " **Drift: %d objects changed outside Terraform.**\n", n)
 	}
+	if len(s.Errors) > 0 {
+		fmt.Fprintf(&b, "\n### ❌ Errors: this plan cannot apply as it is (%d)\n\n", len(s.Errors))
+		for _, e := range s.Errors {
+			fmt.Fprintf(&b, "- ❌ %s\n  - **Fix:** %s\n", oneLine(e.Message), oneLine(e.Fix))
+		}
+	} else if s.Verdict == VerdictApplies && (len(s.Models) > 0 || len(s.Endpoints) > 0) {
+		b.WriteString("\nApply verdict: ✅ nothing found that stops this plan from applying as Terraform orders it.\n")
+	}
 	if len(s.Warnings) > 0 {
 		b.WriteString("\n### ⚠️ Warnings\n\n")
 		for _, wn := range s.Warnings {
@@ -123,6 +131,9 @@ func writeMove(b *strings.Builder, mv *StageMove) {
 	}
 	b.WriteString(")\n")
 	if mv.To == nil {
+		if mv.LeftEmpty {
+			fmt.Fprintf(b, "  - ❌ **%s is left EMPTY**: nothing in this plan assigns it again\n", mv.Stage)
+		}
 		return
 	}
 	if mv.FlaggedTo {
@@ -212,8 +223,10 @@ func writeVersion(b *strings.Builder, v *VersionChange) {
 		fmt.Fprintf(b, "- ✏️ changed in place: %s (`%s`): %s", name, v.Address, strings.Join(changed, ", "))
 	case ActionReplace:
 		fmt.Fprintf(b, "- 💥 **REPLACED: %s (`%s`) — artifact change (%s): deleted and registered again under a new number**", name, v.Address, strings.Join(v.Changed, ", "))
+		b.WriteString(detail)
 	case ActionDelete:
 		fmt.Fprintf(b, "- 🗑️ **destroyed**: %s (`%s`)", name, v.Address)
+		b.WriteString(detail)
 	default:
 		fmt.Fprintf(b, "- %s: %s (`%s`)", v.Action, name, v.Address)
 	}
@@ -268,6 +281,11 @@ func writeEndpoint(b *strings.Builder, e *EndpointChange) {
 		}
 		_ = tw.Flush() // writes to a strings.Builder, which cannot fail
 		b.WriteString("```\n")
+		for _, r := range e.Routes {
+			if r.PolicyNote != "" {
+				fmt.Fprintf(b, "- route %s (stage %s): %s\n", r.Name, e.StageTo, r.PolicyNote)
+			}
+		}
 	}
 	if e.StageFrom != e.StageTo {
 		fmt.Fprintf(b, "- serves stage: %s -> %s\n", orNone(e.StageFrom), orNone(e.StageTo))

@@ -22,6 +22,7 @@ type Plan struct {
 	ResourceChanges  []ResourceChange `json:"resource_changes"`
 	ResourceDrift    []ResourceChange `json:"resource_drift"`
 	Configuration    *Configuration   `json:"configuration"`
+	PriorState       *State           `json:"prior_state"`
 	Errored          bool             `json:"errored"`
 
 	// Present only in what is not a plan; used to say what was given.
@@ -48,6 +49,26 @@ type Change struct {
 	After        json.RawMessage `json:"after"`
 	AfterUnknown json.RawMessage `json:"after_unknown"`
 	ReplacePaths [][]any         `json:"replace_paths"`
+}
+
+// State is the plan's prior_state: the refreshed values, and what each
+// resource depends on for this apply (Terraform merges what it depended
+// on when last applied with what the configuration refers to now, and
+// orders destroys by that, since a removed resource has no configuration).
+type State struct {
+	Values *struct {
+		RootModule StateModule `json:"root_module"`
+	} `json:"values"`
+}
+
+// StateModule is one module of the prior state.
+type StateModule struct {
+	Resources []struct {
+		Address   string          `json:"address"`
+		DependsOn []string        `json:"depends_on"`
+		Values    json.RawMessage `json:"values"`
+	} `json:"resources"`
+	ChildModules []StateModule `json:"child_modules"`
 }
 
 // Configuration is the plan's copy of the configuration: what each
@@ -379,14 +400,51 @@ type configIndex struct {
 	refs map[string]map[string][]string
 	// deps: resource address -> every resource it refers to or depends on.
 	deps map[string][]string
+	// stateDeps: resource address -> what it depends on in the prior
+	// state.
+	stateDeps map[string][]string
+	// refreshed: resource address (with instance keys) -> its refreshed
+	// values in the prior state.
+	refreshed map[string]json.RawMessage
 }
 
-func newConfigIndex(c *Configuration) *configIndex {
-	ix := &configIndex{refs: map[string]map[string][]string{}, deps: map[string][]string{}}
+func newConfigIndex(c *Configuration, st *State) *configIndex {
+	ix := &configIndex{refs: map[string]map[string][]string{}, deps: map[string][]string{}, stateDeps: map[string][]string{}, refreshed: map[string]json.RawMessage{}}
 	if c != nil {
 		ix.addModule("", c.RootModule, 0)
 	}
+	ix.addState(st)
 	return ix
+}
+
+func (ix *configIndex) addState(st *State) {
+	if st == nil || st.Values == nil {
+		return
+	}
+	var walk func(m StateModule, depth int)
+	walk = func(m StateModule, depth int) {
+		if depth > 32 {
+			return
+		}
+		for _, r := range m.Resources {
+			ix.refreshed[r.Address] = r.Values
+			addr := configAddress(r.Address)
+			for _, d := range r.DependsOn {
+				ix.stateDeps[addr] = append(ix.stateDeps[addr], configAddress(d))
+			}
+		}
+		for _, c := range m.ChildModules {
+			walk(c, depth+1)
+		}
+	}
+	walk(st.Values.RootModule, 0)
+}
+
+// ordered reports whether Terraform orders from after to: from refers to
+// or depends on to in the configuration or, as last applied, in the
+// prior state (which is what orders a destroy).
+func (ix *configIndex) ordered(from, to string) bool {
+	return ix.dependsOn(from, to) || reaches(ix.stateDeps, configAddress(from), configAddress(to))
 }
 
 func (ix *configIndex) addModule(prefix string, m ConfigModule, depth int) {
@@ -491,13 +549,16 @@ func configAddress(addr string) string {
 
 // dependsOn reports whether from (transitively) depends on to.
 func (ix *configIndex) dependsOn(from, to string) bool {
-	from, to = configAddress(from), configAddress(to)
+	return reaches(ix.deps, configAddress(from), configAddress(to))
+}
+
+func reaches(deps map[string][]string, from, to string) bool {
 	seen := map[string]bool{}
 	stack := []string{from}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		for _, d := range ix.deps[n] {
+		for _, d := range deps[n] {
 			if d == to {
 				return true
 			}

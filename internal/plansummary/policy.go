@@ -39,17 +39,10 @@ func (b *builder) policies(model string) (map[string]registry.StagePolicy, bool)
 		}
 		var after modelVals
 		if ok, _ := decodeVals(rc.Change.After, &after); ok && after.Name == model {
-			if unknownAt(rc.Change.AfterUnknown, "stage_policies") {
+			if unknownAt(rc.Change.AfterUnknown, "stage_policies") || unknownAt(rc.Change.AfterUnknown, "stage_policy") {
 				return nil, false
 			}
-			out := map[string]registry.StagePolicy{}
-			for stage, p := range after.StagePolicies {
-				out[stage] = registry.StagePolicy{
-					RequireStage: deref(p.RequireStage), MinSoak: deref(p.MinSoak),
-					MinMetrics: p.MinMetrics, MaxMetrics: p.MaxMetrics,
-					RequireSignatureMatch: p.RequireSignatureMatch != nil && *p.RequireSignatureMatch,
-				}
-			}
+			out := after.policies()
 			return out, true
 		}
 	}

@@ -12,12 +12,16 @@ type Summary struct {
 	// Registry is the address the facts came from, empty when none.
 	Registry string `json:"registry,omitempty"`
 	// Counts of our resources by action.
-	Counts     Counts            `json:"counts"`
-	Models     []*ModelSummary   `json:"models"`
-	Endpoints  []*EndpointChange `json:"endpoints"`
-	Drift      []*DriftItem      `json:"drift"`
-	Warnings   []*Warning        `json:"warnings"`
-	NotFetched []string          `json:"not_fetched"`
+	Counts    Counts            `json:"counts"`
+	Models    []*ModelSummary   `json:"models"`
+	Endpoints []*EndpointChange `json:"endpoints"`
+	Drift     []*DriftItem      `json:"drift"`
+	// Verdict is the whole plan's: VerdictFails when an error says the
+	// apply would fail (or do what nobody asked for) as Terraform orders it.
+	Verdict    string       `json:"verdict"`
+	Errors     []*PlanError `json:"errors"`
+	Warnings   []*Warning   `json:"warnings"`
+	NotFetched []string     `json:"not_fetched"`
 	// Errored: Terraform could not finish the plan.
 	Errored bool `json:"errored,omitempty"`
 }
@@ -87,6 +91,9 @@ type StageMove struct {
 	DryRun *Verdict `json:"dry_run,omitempty"`
 	// WholePlan is the verdict once the plan's other moves are counted.
 	WholePlan *Verdict `json:"whole_plan,omitempty"`
+	// LeftEmpty: this unassign leaves the stage with no version, and
+	// nothing else in the plan assigns it.
+	LeftEmpty bool `json:"left_empty,omitempty"`
 }
 
 // MetricDelta compares one metric of the two versions of a move.
@@ -193,6 +200,9 @@ type RouteShift struct {
 	WeightFrom  *int64      `json:"weight_from,omitempty"`
 	WeightTo    *int64      `json:"weight_to,omitempty"`
 	FlaggedTo   bool        `json:"flagged_to,omitempty"`
+	// PolicyNote says when the stage policy of the endpoint's stage is
+	// checked for this route's version.
+	PolicyNote string `json:"policy_note,omitempty"`
 }
 
 // DriftItem is a change Terraform found at refresh (made outside
@@ -209,6 +219,44 @@ type DriftItem struct {
 	Reverted bool `json:"reverted"`
 }
 
+// Whole-plan verdicts.
+const (
+	VerdictApplies = "applies"
+	VerdictFails   = "fails"
+)
+
+// Error codes: why a plan cannot apply as Terraform orders it.
+const (
+	// ErrDestroyedWhileHeld: a version is destroyed before the stage or
+	// route that holds it moves away.
+	ErrDestroyedWhileHeld = "destroyed_while_held"
+	// ErrHeldNotMoved: a version is destroyed and nothing in the plan
+	// moves its stage or route away.
+	ErrHeldNotMoved = "held_not_moved"
+	// ErrUnordered: a stage or route moves away from a version the plan
+	// destroys, but nothing orders the two.
+	ErrUnordered = "unordered"
+	// ErrStageLeftEmpty: an assignment is replaced by one for another
+	// stage (a renamed stage), which unassigns the old stage.
+	ErrStageLeftEmpty = "stage_left_empty"
+	// ErrDuplicateArtifact: a version is replaced with
+	// create_before_destroy but keeps its checksum, so the new version
+	// collides with the old one, which still exists.
+	ErrDuplicateArtifact = "duplicate_artifact"
+	// ErrPolicy: the stage policy refuses a move when it is applied.
+	ErrPolicy = "policy"
+	// ErrFlagged: a stage or route moves to a flagged version.
+	ErrFlagged = "flagged"
+)
+
+// PlanError is a reason the plan cannot apply as it is, with the fix.
+type PlanError struct {
+	Code    string `json:"code"`
+	Address string `json:"address,omitempty"`
+	Message string `json:"message"`
+	Fix     string `json:"fix"`
+}
+
 // Warning kinds.
 const (
 	WarnProduction = "production"
@@ -217,6 +265,8 @@ const (
 	WarnGuard      = "guard_removed"
 	WarnPolicy     = "policy"
 	WarnErrored    = "errored"
+	WarnLoosening  = "loosening"
+	WarnOrdering   = "ordering"
 )
 
 // Warning is something a reviewer must not miss.

@@ -33,11 +33,18 @@ With MLREGISTRY_ADDR and MLREGISTRY_TOKEN (or --addr/--token; a read token
 is enough) it asks the registry; without them it says what it could not
 fetch.
 
---fail-on warning|drift exits 5 when the summary has a warning or drift,
-for CI gates; otherwise the exit code is 0 however the plan looks.`,
+The summary ends in a whole-plan verdict: an error, with its fix, when the
+plan cannot apply as Terraform orders it (a version destroyed before its
+stage or route moves away, a stage left empty by a renamed assignment, a
+move the stage policy or a flag refuses).
+
+--fail-on error|warning|drift exits 5 when the summary has an error, a
+warning (or an error), or drift, for CI gates; otherwise the exit code is 0
+however the plan looks.`,
 		Example: `  terraform plan -out=tfplan && terraform show -json tfplan > plan.json
   mlregistry plan-summary plan.json > summary.md
   terraform show -json tfplan | mlregistry plan-summary --format json
+  mlregistry plan-summary --fail-on error plan.json
   mlregistry plan-summary --fail-on drift plan.json`,
 		Args: rangeArgs(0, 1, "at most one FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -80,11 +87,11 @@ for CI gates; otherwise the exit code is 0 however the plan looks.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&format, "format", "markdown", "markdown (for a PR comment) or json")
-	f.StringSliceVar(&failOn, "fail-on", nil, "exit 5 when the summary has: warning, drift (repeatable or comma-separated)")
+	f.StringSliceVar(&failOn, "fail-on", nil, "exit 5 when the summary has: error, warning (or error), drift (repeatable or comma-separated)")
 	f.StringVar(&addr, "addr", "", "registry URL (env MLREGISTRY_ADDR; none: nothing is fetched)")
 	f.StringVar(&token, "token", "", "registry token, a read token is enough (env MLREGISTRY_TOKEN)")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"markdown", "json"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"warning", "drift"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"error", "warning", "drift"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

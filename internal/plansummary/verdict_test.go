@@ -1,0 +1,251 @@
+package plansummary
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// failOn runs the mlregistry binary's plan-summary on a plan with
+// --fail-on cond and returns its exit code and stderr.
+func failOn(t *testing.T, e *env, plan []byte, cond string) (int, string) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(file, plan, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(buildBinaries(t), "mlregistry"), "plan-summary", "--fail-on", cond, file)
+	cmd.Env = append(os.Environ(), "MLREGISTRY_ADDR="+e.r.URL, "MLREGISTRY_TOKEN="+e.readToken)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stderr.String()
+	}
+	t.Fatal(err)
+	return 0, ""
+}
+
+func errorsOf(t *testing.T, e *env, plan []byte) []PlanError {
+	t.Helper()
+	var s struct {
+		Verdict string      `json:"verdict"`
+		Errors  []PlanError `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(e.summarise(plan, "json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	if (s.Verdict == VerdictFails) != (len(s.Errors) > 0) {
+		t.Errorf("verdict %q with %d errors", s.Verdict, len(s.Errors))
+	}
+	return s.Errors
+}
+
+// TestGolden_replaceProduction: the version that holds production and
+// serves an endpoint bound to production changes its artifact. Without
+// create_before_destroy Terraform destroys it first and the apply fails,
+// which the summary says before anyone applies; with it the summary
+// passes and the apply does what the summary said.
+func TestGolden_replaceProduction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	policy := `  stage_policies = {
+    production = { min_metrics = { auc = 0.85 } }
+  }
+`
+	config := func(source, lifecycle string) string {
+		versions := modelHCL("churn", policy, "auc = 0.9", "auc = 0.93")
+		if source != "s3://models/churn/2/model.onnx" {
+			versions = strings.Replace(versions, fmt.Sprintf("sha256:%064x", 502), fmt.Sprintf("sha256:%064x", 0xbeef), 1)
+		}
+		versions = strings.Replace(versions, "s3://models/churn/2/model.onnx", source, 1)
+		versions = strings.Replace(versions, "auc = 0.93 }", "auc = 0.93 }"+lifecycle, 1)
+		return versions + stageHCL("churn", "production", "mlregistry_model_version.churn_v2.version", "") + `
+resource "mlregistry_endpoint" "churn" {
+  name  = "churn"
+  model = mlregistry_model.churn.name
+  stage = "production"
+  routes = [
+    { name = "stable", version = mlregistry_model_version.churn_v2.version, upstream_url = "http://churn.internal:8080", weight = 100 },
+  ]
+  depends_on = [mlregistry_stage_assignment.churn_production]
+}
+`
+	}
+	e.apply(config("s3://models/churn/2/model.onnx", ""))
+	if !strings.Contains(config("s3://models/churn/2/model.onnx", ""), fmt.Sprintf("sha256:%064x", 502)) {
+		t.Fatal("modelHCL no longer gives churn v2 the checksum this test changes")
+	}
+
+	retrained := "s3://models/churn/2/model-retrained.onnx"
+	plan := e.planJSON(config(retrained, ""))
+	md := e.summarise(plan, "markdown")
+	seed(t, "replace-production", plan)
+	golden(t, "replace-production.md", md)
+	for _, want := range []string{
+		"### ❌ Errors: this plan cannot apply as it is (2)",
+		"Terraform destroys v2 first (delete, then create) and only then applies `mlregistry_stage_assignment.churn_production`",
+		"v2 receives traffic from endpoint \"churn\" (route stable)",
+		"**Fix:** add `lifecycle { create_before_destroy = true }` to `mlregistry_model_version.churn_v2`",
+		"REPLACED: v2 (`mlregistry_model_version.churn_v2`) — artifact change (checksum, source): deleted and registered again under a new number** — metrics auc 0.93 (holds production)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	errs := errorsOf(t, e, plan)
+	if len(errs) != 2 || errs[0].Code != ErrDestroyedWhileHeld || errs[0].Fix == "" || errs[0].Address != "mlregistry_model_version.churn_v2" {
+		t.Errorf("errors: %+v", errs)
+	}
+	if code, stderr := failOn(t, e, plan, "error"); code != ExitFailOn || !strings.Contains(stderr, "2 error(s) (destroyed_while_held)") {
+		t.Errorf("--fail-on error: exit %d, stderr %q", code, stderr)
+	}
+	if code, _ := failOn(t, e, plan, "drift"); code != ExitOK {
+		t.Errorf("--fail-on drift: exit %d, want 0", code)
+	}
+	// The verdict is the apply's: it fails, and changes nothing.
+	if out, err := e.terraform("apply", "-auto-approve", "-input=false"); err == nil || !strings.Contains(out, "is in use") {
+		t.Fatalf("apply without create_before_destroy: err %v\n%s", err, out)
+	}
+
+	cbd := "\n  lifecycle {\n    create_before_destroy = true\n  }"
+	// A new source with the same checksum is the same artifact: with
+	// create_before_destroy the registry refuses the second copy.
+	sameArtifact := strings.Replace(config(retrained, cbd), fmt.Sprintf("sha256:%064x", 0xbeef), fmt.Sprintf("sha256:%064x", 502), 1)
+	plan = e.planJSON(sameArtifact)
+	if errs := errorsOf(t, e, plan); len(errs) != 1 || errs[0].Code != ErrDuplicateArtifact {
+		t.Errorf("errors of a create_before_destroy replacement with the same checksum: %+v", errs)
+	}
+	plan = e.planJSON(config(retrained, cbd))
+	md = e.summarise(plan, "markdown")
+	golden(t, "replace-production-cbd.md", md)
+	for _, want := range []string{
+		"Apply verdict: ✅",
+		"**production: v2 -> new version (mlregistry_model_version.churn_v2)**",
+		"stage policy (registry dry run): ❔ policy checked at apply: version not known until apply",
+		"stage policy (whole plan): ✅ passes",
+		"route stable (stage production): policy checked at apply: version not known until apply",
+		"With create_before_destroy the new version is registered first and v2 destroyed last.",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	if errs := errorsOf(t, e, plan); len(errs) != 0 {
+		t.Errorf("errors with create_before_destroy: %+v", errs)
+	}
+	if code, stderr := failOn(t, e, plan, "error"); code != ExitOK {
+		t.Errorf("--fail-on error with create_before_destroy: exit %d, stderr %q", code, stderr)
+	}
+	out := e.mustTerraform("apply", "-auto-approve", "-input=false")
+	if !strings.Contains(out, "Apply complete!") {
+		t.Fatalf("apply with create_before_destroy:\n%s", out)
+	}
+	ctx := context.Background()
+	a, err := e.client("").GetStage(ctx, "churn", "production")
+	if err != nil || a.Version != 3 {
+		t.Fatalf("production after the apply: %+v, %v (want v3)", a, err)
+	}
+	e.mustTerraform("plan", "-input=false", "-detailed-exitcode")
+}
+
+// TestGolden_unassignsAndRemovals: a renamed stage replaces its
+// assignment and leaves the old stage empty; a version removed from the
+// configuration while production stays on it; a version removed while its
+// stage moves away (applies only with create_before_destroy in the state,
+// which the plan does not show); a policy and a guard loosened.
+func TestGolden_unassignsAndRemovals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	policy := func(floor string) string {
+		return fmt.Sprintf(`  stage_policies = {
+    production = { min_metrics = { auc = %s } }
+  }
+`, floor)
+	}
+	endpoint := func(rate string) string {
+		return fmt.Sprintf(`
+resource "mlregistry_endpoint" "churn" {
+  name  = "churn"
+  model = mlregistry_model.churn.name
+  routes = [
+    { name = "stable", version = 3, upstream_url = "http://churn.internal:8080", weight = 100 },
+  ]
+  guard = { max_error_rate = %s, min_requests = 100, window = "5m" }
+  depends_on = [mlregistry_model_version.churn_v3]
+}
+`, rate)
+	}
+	// v1 holds production, v2 staging, v3 serves the endpoint.
+	three := modelHCL("churn", policy("0.85"), "auc = 0.9", "auc = 0.93", "auc = 0.95")
+	e.apply(three + stageHCL("churn", "staging", "mlregistry_model_version.churn_v2.version", "") + endpoint("0.05"))
+	e.apply(three + stageHCL("churn", "staging", "mlregistry_model_version.churn_v2.version", "") +
+		stageHCL("churn", "production", "mlregistry_model_version.churn_v1.version", "") + endpoint("0.05"))
+
+	// Staging renamed to "stagin"; v1 removed while production stays on
+	// it (by number now); the production floor lowered and the guard
+	// loosened.
+	withoutV1 := func(hcl string) string {
+		i := strings.Index(hcl, "\nresource \"mlregistry_model_version\" \"churn_v1\"")
+		j := strings.Index(hcl, "\nresource \"mlregistry_model_version\" \"churn_v2\"")
+		hcl = hcl[:i] + hcl[j:]
+		return strings.Replace(hcl, "\n  depends_on = [mlregistry_model_version.churn_v1]", "", 1)
+	}
+	plan := e.planJSON(withoutV1(modelHCL("churn", policy("0.8"), "auc = 0.9", "auc = 0.93", "auc = 0.95")) +
+		strings.Replace(stageHCL("churn", "staging", "mlregistry_model_version.churn_v2.version", ""), `stage   = "staging"`, `stage   = "stagin"`, 1) +
+		stageHCL("churn", "production", "1", "") + endpoint("0.2"))
+	md := e.summarise(plan, "markdown")
+	seed(t, "unassigns", plan)
+	golden(t, "unassigns.md", md)
+	for _, want := range []string{
+		"**staging: v2 -> (unassigned)** (`mlregistry_stage_assignment.churn_staging`)",
+		"❌ **staging is left EMPTY**",
+		"**stagin: (unassigned) -> v2**",
+		"the apply UNASSIGNS staging of \"churn\" (now v2) and assigns stagin",
+		"`mlregistry_model_version.churn_v1` destroys v1 of \"churn\", but v1 holds production, and `mlregistry_stage_assignment.churn_production` keeps it there",
+		"🗑️ **destroyed**: v1 (`mlregistry_model_version.churn_v1`) — metrics auc 0.9 (holds production)",
+		"Loosens the production stage policy: min_metrics.auc 0.85 -> 0.8",
+		"Weakens the endpoint guard: guard.max_error_rate 0.05 -> 0.2",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	codes := map[string]int{}
+	for _, pe := range errorsOf(t, e, plan) {
+		codes[pe.Code]++
+	}
+	if codes[ErrStageLeftEmpty] != 1 || codes[ErrHeldNotMoved] != 1 || len(codes) != 2 {
+		t.Errorf("error codes: %v", codes)
+	}
+	if code, _ := failOn(t, e, plan, "warning"); code != ExitFailOn {
+		t.Errorf("--fail-on warning with errors: exit %d, want 5", code)
+	}
+
+	// v1 removed while production moves to v3: the order depends on
+	// whether v1 was applied with create_before_destroy, which only the
+	// state knows: a warning.
+	plan = e.planJSON(withoutV1(three) + stageHCL("churn", "staging", "mlregistry_model_version.churn_v2.version", "") +
+		stageHCL("churn", "production", "mlregistry_model_version.churn_v3.version", "") + endpoint("0.05"))
+	md = e.summarise(plan, "markdown")
+	if !strings.Contains(md, "this applies only if `mlregistry_model_version.churn_v1` was last applied with `create_before_destroy = true`") {
+		t.Errorf("summary lacks the ordering warning:\n%s", md)
+	}
+	if errs := errorsOf(t, e, plan); len(errs) != 0 {
+		t.Errorf("errors: %+v", errs)
+	}
+	// And indeed, without it the apply fails.
+	if out, err := e.terraform("apply", "-auto-approve", "-input=false"); err == nil || !strings.Contains(out, "is in use") {
+		t.Fatalf("apply: err %v\n%s", err, out)
+	}
+}
