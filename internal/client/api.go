@@ -244,6 +244,11 @@ func (c *Client) ListEndpoints(ctx context.Context, opts registry.ListOptions) (
 	return &page, nil
 }
 
+// AllEndpoints returns every endpoint, walking the pages.
+func (c *Client) AllEndpoints(ctx context.Context) ([]registry.Endpoint, error) {
+	return collect(ctx, registry.MaxPageSize, c.ListEndpoints)
+}
+
 // GetEndpoint returns an endpoint.
 func (c *Client) GetEndpoint(ctx context.Context, name string) (*registry.Endpoint, error) {
 	var e registry.Endpoint

@@ -271,9 +271,127 @@ func (r *modelVersionResource) ValidateConfig(ctx context.Context, req resource.
 }
 
 // ModifyPlan plans no update when nothing changes but the spelling of a
-// number or of an empty value.
+// number or of an empty value, and warns when the plan replaces a version
+// the registry will refuse to delete.
 func (r *modelVersionResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	planStateWhenUnchanged(ctx, req, resp)
+	r.warnReplacingVersionInUse(ctx, req, resp)
+}
+
+// warnReplacingVersionInUse warns when the plan replaces a version that
+// holds a stage or that an endpoint routes to. Without
+// create_before_destroy Terraform deletes the old version first, which the
+// registry refuses, so the apply fails half way. The provider cannot see
+// the lifecycle block, so this is a warning; a reviewer (or plan-summary,
+// which reads the action order) tells the two cases apart. The endpoints
+// are asked for only when a replacement is planned, so an ordinary plan
+// costs no request.
+func (r *modelVersionResource) warnReplacingVersionInUse(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.State.Raw.IsNull() || resp.Plan.Raw.IsNull() {
+		return
+	}
+	var plan, state modelVersionResourceModel
+	if resp.Plan.Get(ctx, &plan).HasError() || req.State.Get(ctx, &state).HasError() {
+		return
+	}
+	changed := replacedBy(ctx, plan, state)
+	if len(changed) == 0 {
+		return
+	}
+	model, version := state.Model.ValueString(), state.Version.ValueInt64()
+	var uses []string
+	var stages []string
+	if isKnown(state.Stages) {
+		resp.Diagnostics.Append(state.Stages.ElementsAs(ctx, &stages, false)...)
+	}
+	if len(stages) > 0 {
+		uses = append(uses, fmt.Sprintf("holds %s %s", plural(len(stages), "stage", "stages"), strings.Join(stages, ", ")))
+	}
+	if r.client != nil {
+		routes, err := r.routesTo(ctx, model, version)
+		if err != nil {
+			tflog.Warn(ctx, "could not list the endpoints that route to the replaced version", map[string]any{"error": err.Error()})
+		}
+		if len(routes) > 0 {
+			uses = append(uses, "receives traffic from "+strings.Join(routes, ", "))
+		}
+	}
+	if len(uses) == 0 {
+		return
+	}
+	resp.Diagnostics.AddAttributeWarning(path.Root(changed[0]),
+		fmt.Sprintf("Replacing version %d of model %q, which %s", version, model, strings.Join(uses, " and ")),
+		fmt.Sprintf("Changing %s registers a new version and deletes version %d. The registry refuses to delete a version that holds a stage or that an endpoint routes to, "+
+			"so when Terraform deletes version %d first (its default for a replacement), the apply fails after the plan was approved.\n\n"+
+			"Add lifecycle { create_before_destroy = true } so the new version is registered and the stage moves before the old one is deleted: "+
+			"the stage assignments and routes that refer to this resource's version attribute then follow it to the new version, each checked by the stage policy, "+
+			"and version %d is deleted last. A stage or route that names version %d by number must be moved first, in its own apply.\n\n"+
+			"If this resource already has create_before_destroy, nothing needs to change.",
+			strings.Join(changed, ", "), version, version, version, version))
+}
+
+// replacedBy names the attributes whose planned change replaces the
+// version. A resource's ModifyPlan does not see the verdict of the
+// attributes' plan modifiers, so this asks the same questions they do.
+func replacedBy(ctx context.Context, plan, state modelVersionResourceModel) []string {
+	var out []string
+	for _, a := range []struct {
+		name           string
+		planned, prior attr.Value
+	}{
+		{"model", plan.Model, state.Model},
+		{"source", plan.Source, state.Source},
+		{"checksum", plan.Checksum, state.Checksum},
+		{"format", plan.Format, state.Format},
+	} {
+		if !a.planned.Equal(a.prior) {
+			out = append(out, a.name)
+		}
+	}
+	for _, a := range []struct {
+		name           string
+		planned, prior attr.Value
+	}{
+		{"parameters", plan.Parameters, state.Parameters},
+		{"lineage", plan.Lineage, state.Lineage},
+		{"signature", plan.Signature, state.Signature},
+	} {
+		if !a.planned.Equal(a.prior) && !attrEquivalent(ctx, a.planned, a.prior) {
+			out = append(out, a.name)
+		}
+	}
+	if !plan.Metrics.Equal(state.Metrics) && !onlyAddsMetrics(ctx, state.Metrics, plan.Metrics) {
+		out = append(out, "metrics")
+	}
+	return out
+}
+
+// routesTo names the endpoint routes of model that send traffic to
+// version, as "endpoint \"e\" (route r)".
+func (r *modelVersionResource) routesTo(ctx context.Context, model string, version int64) ([]string, error) {
+	endpoints, err := r.client.AllEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range endpoints {
+		if e.Model != model {
+			continue
+		}
+		for _, rt := range e.Routes {
+			if rt.Version == version {
+				out = append(out, fmt.Sprintf("endpoint %q (route %q)", e.Name, rt.Name))
+			}
+		}
+	}
+	return out, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func (r *modelVersionResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -293,12 +411,18 @@ func (r *modelVersionResource) Create(ctx context.Context, req resource.CreateRe
 		return
 	}
 	v, err := r.client.CreateVersion(ctx, model, in)
-	if err != nil {
-		if errors.Is(err, registry.ErrAlreadyExists) {
-			summary, detail := r.duplicateArtifact(ctx, model, in, err)
+	if errors.Is(err, registry.ErrAlreadyExists) {
+		existing, summary, detail := r.duplicateArtifact(ctx, model, in, err)
+		if existing == nil {
 			resp.Diagnostics.AddAttributeError(path.Root("checksum"), summary, detail)
 			return
 		}
+		v, err = r.adopt(ctx, existing, in)
+		if err == nil {
+			resp.Diagnostics.AddAttributeWarning(path.Root("checksum"), summary, detail)
+		}
+	}
+	if err != nil {
 		addAPIError(&resp.Diagnostics, "register a version of", fmt.Sprintf("model %q", model), err)
 		return
 	}
@@ -416,34 +540,58 @@ func (r *modelVersionResource) ImportState(ctx context.Context, req resource.Imp
 // already_exists answer ("version 3 of model ... already has checksum").
 var existingVersionPattern = regexp.MustCompile(`^version (\d+) of model `)
 
-// duplicateArtifact words an already_exists answer to a registration. The
-// registry names the live version that has the checksum. When that version
-// records exactly this artifact, it was registered outside this
-// configuration and importing it is the fix. When it records the checksum
-// with other artifact fields, it is (almost always) the version this
-// resource replaces, still alive because create_before_destroy registers
-// the replacement first; importing it would be wrong, since it is in state.
-func (r *modelVersionResource) duplicateArtifact(ctx context.Context, model string, in registry.ModelVersionCreate, err error) (summary, detail string) {
+// duplicateArtifact reads the version an already_exists answer to a
+// registration names (the live version that has the checksum). When that
+// version records exactly this artifact, it is returned, to be adopted: a
+// registration that the registry committed but whose answer was lost (a
+// crash, a cut connection, retries that ran out) leaves just that, and
+// adopting it lets the next apply converge without an import. Otherwise
+// summary and detail word the error: the version holds the checksum with
+// other artifact fields, so it is either the version this resource
+// replaces (still alive because create_before_destroy registers the
+// replacement first) or one registered outside this configuration.
+func (r *modelVersionResource) duplicateArtifact(ctx context.Context, model string, in registry.ModelVersionCreate, err error) (existing *registry.ModelVersion, summary, detail string) {
 	m := existingVersionPattern.FindStringSubmatch(problemMessage(err))
 	if m == nil {
-		return "Artifact already registered", fmt.Sprintf("%s\n\nA model holds each artifact (checksum) once: give this version its own artifact.", err)
+		return nil, "Artifact already registered", fmt.Sprintf("%s\n\nA model holds each artifact (checksum) once: give this version its own artifact.", err)
 	}
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	summary = fmt.Sprintf("Artifact already registered as version %d", n)
 	existing, getErr := r.client.GetVersion(ctx, model, n)
 	if getErr != nil {
 		tflog.Debug(ctx, "could not read the version with the same checksum", map[string]any{"error": getErr.Error()})
-		return summary, fmt.Sprintf("%s\n\nA model holds each artifact (checksum) once: give this version its own artifact.", err)
+		return nil, summary, fmt.Sprintf("%s\n\nA model holds each artifact (checksum) once: give this version its own artifact.", err)
 	}
 	differ := artifactDifferences(in, existing)
 	if len(differ) == 0 {
-		return summary, fmt.Sprintf("%s\n\nVersion %d of model %q records exactly this artifact, but it is not managed by this resource. "+
-			"Import it instead of registering it again: terraform import <this resource's address> %s/%d (or an import block).", err, n, model, model, n)
+		return existing, fmt.Sprintf("Version %d already registered with this artifact: adopted into state", n),
+			fmt.Sprintf("Version %d of model %q records exactly this artifact (source, checksum, format, parameters, metrics, lineage, signature): "+
+				"a registration that was committed but not answered? It is adopted into this resource's state instead of being registered again. "+
+				"If another resource also manages version %d, remove one of them: two resources must not manage one version.", n, model, n)
 	}
-	return summary, fmt.Sprintf("%s\n\nVersion %d records this checksum with a different %s. A model holds each artifact once, so the new version can only be registered after version %d is deleted. "+
+	return nil, summary, fmt.Sprintf("%s\n\nVersion %d records this checksum with a different %s, and a model holds each artifact once.\n\n"+
 		"If this resource is replacing version %d, it has create_before_destroy, which registers the replacement before deleting the old version: "+
-		"remove create_before_destroy from this resource's lifecycle block, and Terraform deletes version %d first.",
-		err, n, strings.Join(differ, ", "), n, n, n)
+		"remove create_before_destroy from this resource's lifecycle block, and Terraform deletes version %d first.\n\n"+
+		"If version %d was registered outside this configuration, import it instead and make the configuration match it: "+
+		"terraform import <this resource's address> %s/%d, or an import block with id = \"%s/%d\".",
+		err, n, strings.Join(differ, ", "), n, n, n, model, n, model, n)
+}
+
+// adopt makes an existing version that records the planned artifact the
+// one this resource creates: the fields that change in place (description,
+// tags, flag) are set as planned when they differ, conditionally on the
+// revision read, so a change made meanwhile is not overwritten blindly.
+func (r *modelVersionResource) adopt(ctx context.Context, v *registry.ModelVersion, in registry.ModelVersionCreate) (*registry.ModelVersion, error) {
+	tags := in.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	if v.Description == in.Description && maps.Equal(v.Tags, tags) && v.Flagged == in.Flagged && v.FlagReason == in.FlagReason {
+		tflog.Info(ctx, "adopted a registered version that records the planned artifact", map[string]any{"model": v.Model, "version": v.Version})
+		return v, nil
+	}
+	patch := registry.ModelVersionPatch{Description: &in.Description, Tags: &tags, Flagged: &in.Flagged, FlagReason: &in.FlagReason}
+	return r.client.UpdateVersion(ctx, v.Model, v.Version, patch, v.Revision)
 }
 
 // artifactDifferences names the artifact fields in which the registration

@@ -375,8 +375,10 @@ resource "mlregistry_model_version" "v" {
 					"remove create_before_destroy from this resource's lifecycle block"),
 			},
 			{
-				// Registered outside Terraform with exactly this artifact:
-				// import it.
+				// Registered outside Terraform with this checksum but
+				// another source: import it (a registration with exactly
+				// the planned artifact is adopted instead, see
+				// TestAccTerraformCLI_adoptCommittedCreate).
 				PreConfig: func() {
 					_, err := apiClient(t, r).CreateVersion(context.Background(), "fraud", registry.ModelVersionCreate{
 						Source: "s3://models/fraud/c.onnx", Checksum: checksum(2), Format: "onnx",
@@ -386,12 +388,12 @@ resource "mlregistry_model_version" "v" {
 				Config: cbd("s3://models/fraud/a.onnx") + `
 resource "mlregistry_model_version" "outside" {
   model    = mlregistry_model.m.name
-  source   = "s3://models/fraud/c.onnx"
+  source   = "s3://models/fraud/d.onnx"
   checksum = "` + checksum(2) + `"
   format   = "onnx"
 }
 `,
-				ExpectError: expectError("Artifact already registered as version 2", "records exactly this artifact", "terraform import", "fraud/2"),
+				ExpectError: expectError("Artifact already registered as version 2", "different source", "terraform import", "fraud/2", "import block"),
 			},
 			{
 				PreConfig: func() { must(t, apiClient(t, r).DeleteVersion(context.Background(), "fraud", 2, 0)) },

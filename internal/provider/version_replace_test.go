@@ -1,0 +1,344 @@
+package provider
+
+// Replacing a version that holds a stage or receives traffic, and a
+// registration that the registry committed but never answered.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app/apptest"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// productionVersionConfig is a model whose production policy needs
+// auc >= 0.85, one version with create_before_destroy and production
+// assigned to it.
+func productionVersionConfig(source string, checksumN int, auc float64) string {
+	return fmt.Sprintf(`
+resource "mlregistry_model" "churn" {
+  name = "churn"
+  stage_policies = {
+    production = {
+      min_metrics = { auc = 0.85 }
+    }
+  }
+}
+
+resource "mlregistry_model_version" "prod" {
+  model    = mlregistry_model.churn.name
+  source   = %q
+  checksum = %q
+  format   = "onnx"
+  metrics  = { auc = %g }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "mlregistry_stage_assignment" "production" {
+  model   = mlregistry_model.churn.name
+  stage   = "production"
+  version = mlregistry_model_version.prod.version
+}
+`, source, checksum(checksumN), auc)
+}
+
+// TestAccModelVersion_replaceProductionVersion: with create_before_destroy,
+// one apply replaces the artifact of the version production holds: the
+// new version is registered, production follows it (its policy checked by
+// the registry), and the old version is deleted last. When the new version
+// fails the policy, the apply stops at the assignment and production keeps
+// the old version.
+func TestAccModelVersion_replaceProductionVersion(t *testing.T) {
+	r := testRegistry(t)
+	const version, production = "mlregistry_model_version.prod", "mlregistry_stage_assignment.production"
+	ctx := context.Background()
+	productionHolds := func(want int64) {
+		t.Helper()
+		a, err := apiClient(t, r).GetStage(ctx, "churn", "production")
+		must(t, err)
+		if a.Version != want {
+			t.Fatalf("production holds version %d, want %d", a.Version, want)
+		}
+		if _, err := apiClient(t, r).GetVersion(ctx, "churn", want); err != nil {
+			t.Fatalf("version %d: %v", want, err)
+		}
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: providerBlock(r, "") + productionVersionConfig("s3://models/churn/a.onnx", 1, 0.90),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(production, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+				},
+			},
+			{
+				Config: providerBlock(r, "") + productionVersionConfig("s3://models/churn/b.onnx", 2, 0.91),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(version, plancheck.ResourceActionCreateBeforeDestroy),
+						plancheck.ExpectResourceAction(production, plancheck.ResourceActionUpdate),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(version, tfjsonpath.New("version"), knownvalue.Int64Exact(2)),
+					statecheck.ExpectKnownValue(production, tfjsonpath.New("version"), knownvalue.Int64Exact(2)),
+					statecheck.ExpectKnownValue(production, tfjsonpath.New("previous_version"), knownvalue.Int64Exact(1)),
+				},
+				Check: func(*terraformState) error {
+					productionHolds(2)
+					if _, err := apiClient(t, r).GetVersion(ctx, "churn", 1); !errors.Is(err, registry.ErrNotFound) {
+						return fmt.Errorf("the replaced version 1 is still registered (err %v)", err)
+					}
+					return nil
+				},
+			},
+			{
+				// The new artifact's auc is below production's floor: the
+				// registry refuses the move at apply (the version number
+				// was unknown at plan), and nothing is lost.
+				Config:      providerBlock(r, "") + productionVersionConfig("s3://models/churn/c.onnx", 3, 0.80),
+				ExpectError: expectError("version 3 has auc = 0.8", `policy for "production" needs >= 0.85`),
+			},
+			{
+				PreConfig: func() { productionHolds(2) },
+				// Version 3 is registered and known now, so the plan-time
+				// dry run reports the policy before anything is applied.
+				Config:      providerBlock(r, "") + productionVersionConfig("s3://models/churn/c.onnx", 3, 0.80),
+				PlanOnly:    true,
+				ExpectError: expectError("version 3 has auc = 0.8", `policy for "production" needs >= 0.85`),
+			},
+		},
+	})
+}
+
+// cliHeader makes a configuration the terraform CLI runs against r.
+func cliHeader(r *apptest.Registry) string {
+	return fmt.Sprintf(`
+terraform {
+  required_providers {
+    mlregistry = { source = "mlregistry/mlregistry" }
+  }
+}
+
+provider "mlregistry" {
+  address = %q
+  token   = %q
+}
+`, r.URL, r.AdminToken)
+}
+
+// servedVersionsConfig: production holds v1, endpoint churn routes to v1
+// and v2, nothing uses v3. checksums are the three versions' checksum
+// numbers; lifecycle goes into every version.
+func servedVersionsConfig(r *apptest.Registry, checksums [3]int, lifecycle string) string {
+	var b strings.Builder
+	b.WriteString(cliHeader(r) + `
+resource "mlregistry_model" "churn" {
+  name = "churn"
+  stage_policies = {
+    production = {
+      min_metrics = { auc = 0.85 }
+    }
+  }
+}
+`)
+	for i, n := range checksums {
+		dep := ""
+		if i > 0 {
+			// Registered in order, so resource vN is version N.
+			dep = fmt.Sprintf("depends_on = [mlregistry_model_version.v%d]", i)
+		}
+		fmt.Fprintf(&b, `
+resource "mlregistry_model_version" "v%d" {
+  model    = mlregistry_model.churn.name
+  source   = "s3://models/churn/%d/model.onnx"
+  checksum = %q
+  format   = "onnx"
+  metrics  = { auc = 0.9 }
+  %s
+  %s
+}
+`, i+1, n, checksum(n), dep, lifecycle)
+	}
+	b.WriteString(`
+resource "mlregistry_stage_assignment" "production" {
+  model   = mlregistry_model.churn.name
+  stage   = "production"
+  version = mlregistry_model_version.v1.version
+}
+
+resource "mlregistry_endpoint" "churn" {
+  name  = "churn"
+  model = mlregistry_model.churn.name
+  routes = [
+    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = "http://stable.internal:8080", weight = 90 },
+    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = "http://canary.internal:8080", weight = 10 },
+  ]
+}
+`)
+	return b.String()
+}
+
+// TestAccTerraformCLI_replaceVersionInUseWarns: a plan that replaces a
+// version that holds a stage or receives traffic warns, naming the version,
+// the stage, the endpoint route and the fix; without the fix the apply
+// fails as warned, with it the same change applies. A version nothing uses
+// is replaced without a warning.
+func TestAccTerraformCLI_replaceVersionInUseWarns(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	r := startRegistry(t)
+	ctx := context.Background()
+	const cbd = "lifecycle {\n    create_before_destroy = true\n  }"
+
+	w.writeConfig(servedVersionsConfig(r, [3]int{1, 2, 3}, ""))
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+	if out := w.mustRun(ctx, "plan", "-input=false", "-detailed-exitcode"); strings.Contains(out, "Replacing version") {
+		t.Fatalf("a plan without changes warns:\n%s", out)
+	}
+
+	w.writeConfig(servedVersionsConfig(r, [3]int{11, 12, 13}, ""))
+	out := w.mustRun(ctx, "plan", "-input=false")
+	for _, want := range [][]string{
+		{`Warning: Replacing version 1 of model "churn", which holds stage production and receives traffic from endpoint "churn" (route "stable")`,
+			"Changing source, checksum registers a new version and deletes version 1", "Add lifecycle { create_before_destroy = true }"},
+		{`Warning: Replacing version 2 of model "churn", which receives traffic from endpoint "churn" (route "canary")`},
+	} {
+		if !expectError(want...).MatchString(out) {
+			t.Fatalf("the plan does not warn %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "version 3 of") {
+		t.Fatalf("the plan warns about version 3, which nothing uses:\n%s", out)
+	}
+
+	// What the warning says happens without create_before_destroy.
+	out, err := w.run(ctx, "apply", "-auto-approve", "-input=false")
+	if err == nil || !expectError(`of model "churn" is in use`, "move the stage").MatchString(out) {
+		t.Fatalf("apply without create_before_destroy: %v\n%s", err, out)
+	}
+
+	w.writeConfig(servedVersionsConfig(r, [3]int{11, 12, 13}, cbd))
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+	if out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode"); err != nil {
+		t.Fatalf("plan after the replacement is not empty: %v\n%s", err, out)
+	}
+	c := apiClient(t, r)
+	a, err := c.GetStage(ctx, "churn", "production")
+	must(t, err)
+	ep, err := c.GetEndpoint(ctx, "churn")
+	must(t, err)
+	live, err := c.AllVersions(ctx, "churn", registry.VersionFilter{})
+	must(t, err)
+	v1, err := c.GetVersion(ctx, "churn", a.Version)
+	must(t, err)
+	if v1.Checksum != checksum(11) || ep.Routes[0].Version != a.Version || len(live) != 3 {
+		t.Fatalf("after the replacement: production %+v, routes %+v, %d live versions", a, ep.Routes, len(live))
+	}
+	w.mustRun(ctx, "destroy", "-auto-approve", "-input=false")
+}
+
+// TestAccTerraformCLI_adoptCommittedCreate: a registration the registry
+// committed but never answered (here: made through the API) is adopted by
+// the resource that plans exactly that artifact, with a warning, and the
+// next plan is empty; one whose artifact differs stays an error that names
+// the import.
+func TestAccTerraformCLI_adoptCommittedCreate(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	r := startRegistry(t)
+	ctx := context.Background()
+	c := apiClient(t, r)
+	model := cliHeader(r) + `
+resource "mlregistry_model" "fraud" {
+  name = "fraud"
+}
+`
+	w.writeConfig(model)
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	_, err := c.CreateVersion(ctx, "fraud", registry.ModelVersionCreate{
+		Source: "s3://models/fraud/1.onnx", Checksum: checksum(1), Format: "onnx",
+		Parameters: map[string]string{"epochs": "20"}, Metrics: map[string]float64{"auc": 0.91},
+		Lineage:     &registry.Lineage{RunID: "run-42"},
+		Description: "baseline", Tags: map[string]string{"team": "ds"},
+	})
+	must(t, err)
+	w.writeConfig(model + `
+resource "mlregistry_model_version" "v" {
+  model       = mlregistry_model.fraud.name
+  source      = "s3://models/fraud/1.onnx"
+  checksum    = "` + checksum(1) + `"
+  format      = "onnx"
+  parameters  = { epochs = "20" }
+  metrics     = { auc = 0.91 }
+  lineage     = { run_id = "run-42" }
+  description = "baseline, adopted"
+  tags        = { team = "ds" }
+}
+
+output "version" {
+  value = mlregistry_model_version.v.version
+}
+`)
+	out := w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+	if !expectError("Warning: Version 1 already registered with this artifact: adopted into state", "committed but not answered").MatchString(out) {
+		t.Fatalf("apply does not warn about the adoption:\n%s", out)
+	}
+	if !strings.Contains(out, "version = 1") {
+		t.Fatalf("the resource is not version 1:\n%s", out)
+	}
+	if out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode"); err != nil {
+		t.Fatalf("plan after the adoption is not empty: %v\n%s", err, out)
+	}
+	live, err := c.AllVersions(ctx, "fraud", registry.VersionFilter{})
+	must(t, err)
+	if len(live) != 1 || live[0].Description != "baseline, adopted" {
+		t.Fatalf("versions after the adoption: %+v", live)
+	}
+
+	// Same checksum, another source: not the planned artifact.
+	_, err = c.CreateVersion(ctx, "fraud", registry.ModelVersionCreate{Source: "s3://models/fraud/2.onnx", Checksum: checksum(2), Format: "onnx"})
+	must(t, err)
+	w.writeConfig(model + `
+resource "mlregistry_model_version" "v" {
+  model       = mlregistry_model.fraud.name
+  source      = "s3://models/fraud/1.onnx"
+  checksum    = "` + checksum(1) + `"
+  format      = "onnx"
+  parameters  = { epochs = "20" }
+  metrics     = { auc = 0.91 }
+  lineage     = { run_id = "run-42" }
+  description = "baseline, adopted"
+  tags        = { team = "ds" }
+}
+
+resource "mlregistry_model_version" "w" {
+  model    = mlregistry_model.fraud.name
+  source   = "s3://models/fraud/2-retrained.onnx"
+  checksum = "` + checksum(2) + `"
+  format   = "onnx"
+}
+`)
+	out, err = w.run(ctx, "apply", "-auto-approve", "-input=false")
+	if err == nil || !expectError("Artifact already registered as version 2", "different source", "terraform import", "fraud/2").MatchString(out) {
+		t.Fatalf("apply of a different artifact with a registered checksum: %v\n%s", err, out)
+	}
+	must(t, c.DeleteVersion(ctx, "fraud", 2, 0))
+	w.mustRun(ctx, "destroy", "-auto-approve", "-input=false")
+}
