@@ -211,8 +211,18 @@ func (c *Client) DryRunAssignStage(ctx context.Context, model, stage string, a r
 // UnassignStage removes a stage assignment; ifRevision > 0 makes it
 // conditional.
 func (c *Client) UnassignStage(ctx context.Context, model, stage string, ifRevision int64) error {
+	return c.UnassignStageWithReason(ctx, model, stage, "", ifRevision)
+}
+
+// UnassignStageWithReason is UnassignStage with a reason, kept in the
+// stage's history and the audit event.
+func (c *Client) UnassignStageWithReason(ctx context.Context, model, stage, reason string, ifRevision int64) error {
 	defer c.forget(model)
-	_, err := c.do(ctx, request{method: http.MethodDelete, path: apiPath("models", model, "stages", stage), ifRevision: ifRevision}, nil)
+	var q url.Values
+	if reason != "" {
+		q = url.Values{"reason": {reason}}
+	}
+	_, err := c.do(ctx, request{method: http.MethodDelete, path: apiPath("models", model, "stages", stage), query: q, ifRevision: ifRevision}, nil)
 	return err
 }
 

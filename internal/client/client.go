@@ -349,7 +349,10 @@ func (c *Client) do(ctx context.Context, req request, out any) (*response, error
 	}
 	fields := map[string]any{"method": req.method, "path": req.path}
 	if req.idempotent || (req.method != http.MethodGet && req.method != http.MethodHead) {
-		key := newIdempotencyKey()
+		key, ok := ctx.Value(idempotencyKeyContext{}).(string)
+		if !ok {
+			key = newIdempotencyKey()
+		}
 		hr.Header.Set("Idempotency-Key", key)
 		fields["idempotency_key"] = key
 	}
@@ -492,6 +495,16 @@ func decodeError(req request, resp *http.Response, data []byte) error {
 }
 
 func etag(revision int64) string { return `"` + strconv.FormatInt(revision, 10) + `"` }
+
+type idempotencyKeyContext struct{}
+
+// WithIdempotencyKey makes the writes made with ctx send key as their
+// Idempotency-Key instead of one generated per call, so a caller that runs
+// the same write again (a pipeline re-run) gets the first answer back
+// instead of a second write.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, idempotencyKeyContext{}, key)
+}
 
 // newIdempotencyKey returns a random UUID (version 4).
 func newIdempotencyKey() string {

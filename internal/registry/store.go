@@ -164,7 +164,9 @@ type Store interface {
 	AssignStage(ctx context.Context, actor Actor, model, stage string, req StageAssign, opts AssignOptions) (*StageAssignment, error)
 	GetStage(ctx context.Context, model, stage string) (*StageAssignment, error)
 	ListStages(ctx context.Context, model string) ([]StageAssignment, error)
-	UnassignStage(ctx context.Context, actor Actor, model, stage string, pre Precondition) error
+	// UnassignStage removes a stage's assignment; reason (may be empty) is
+	// kept in the stage's history and the event.
+	UnassignStage(ctx context.Context, actor Actor, model, stage, reason string, pre Precondition) error
 	// StageHistory lists a stage's changes, newest first.
 	StageHistory(ctx context.Context, model, stage string, opts ListOptions) (*Page[StageHistoryEntry], error)
 

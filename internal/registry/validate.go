@@ -375,6 +375,12 @@ func AddMetrics(have, add map[string]float64) (map[string]float64, []string, err
 }
 
 // Validate checks a stage assignment request.
+// ValidateUnassignReason checks the reason given for unassigning a stage,
+// by the rule of StageAssign's.
+func ValidateUnassignReason(reason string) error {
+	return validateText("reason", reason, MaxReasonLen)
+}
+
 func (s *StageAssign) Validate() error {
 	if s.Version <= 0 {
 		return FieldError("version", "min", "must be a version number >= 1")

@@ -97,11 +97,16 @@ func (s *Server) unassignStage(w http.ResponseWriter, r *http.Request) error {
 	if err := mayAssignStage(r, stage); err != nil {
 		return err
 	}
+	// DELETE carries no body: the reason comes in the query.
+	reason := r.URL.Query().Get("reason")
+	if err := registry.ValidateUnassignReason(reason); err != nil {
+		return err
+	}
 	pre, err := precondition(r, func() error { _, err := s.store.GetStage(r.Context(), model, stage); return err })
 	if err != nil {
 		return err
 	}
-	if err := s.store.UnassignStage(r.Context(), actor(r), model, stage, pre); err != nil {
+	if err := s.store.UnassignStage(r.Context(), actor(r), model, stage, reason, pre); err != nil {
 		return err
 	}
 	s.changed(KindStageAssignment, model+"/"+stage)

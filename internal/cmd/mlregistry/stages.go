@@ -14,11 +14,12 @@ func newStagesCmd() *cobra.Command {
 	r := &remote{}
 	var history string
 	cmd := &cobra.Command{
-		Use:   "stages MODEL",
-		Short: "Show a model's stage assignments, or one stage's history",
+		Use:   "stages MODEL | stages assign|unassign ...",
+		Short: "Show a model's stage assignments or one stage's history; assign or unassign a stage",
 		Example: `  mlregistry stages churn
   mlregistry stages churn --history production     # newest first: promotions, rollbacks, unassigns
-  mlregistry stages churn -o json | jq -r '.[] | "\(.stage) \(.version)"'`,
+  mlregistry stages churn -o json | jq -r '.[] | "\(.stage) \(.version)"'
+  mlregistry stages assign churn production 6 --reason "rollback: v7 mislabels churners"`,
 		Args:              exactArgs(1, "a MODEL"),
 		ValidArgsFunction: r.completeModels,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +69,7 @@ func newStagesCmd() *cobra.Command {
 	}
 	addRemoteFlags(cmd, r)
 	cmd.Flags().StringVar(&history, "history", "", "show this stage's history instead (newest first)")
+	cmd.AddCommand(newStagesAssignCmd(r), newStagesUnassignCmd(r))
 	return cmd
 }
 

@@ -18,8 +18,8 @@ func newVersionsCmd() *cobra.Command {
 		flagged, unflagged  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "versions MODEL [VERSION]",
-		Short: "List a model's versions, or show one",
+		Use:   "versions MODEL [VERSION] | versions create MODEL ...",
+		Short: "List a model's versions, show one, or register a new one",
 		Long: `List a model's versions (filtered by stage, tag or flag, ordered by version
 or by a metric), or show one version with its artifact, metrics, lineage
 and signature.
@@ -33,7 +33,8 @@ choices.`,
   mlregistry versions churn --order-by auc          # highest auc first
   mlregistry versions churn --flagged
   mlregistry versions churn 7
-  mlregistry versions churn -o json | jq '.[] | {version, metrics}'`,
+  mlregistry versions churn -o json | jq '.[] | {version, metrics}'
+  mlregistry versions create churn --source s3://models/churn/8/model.onnx --checksum sha256:... --metrics-file metrics.json`,
 		Args:              rangeArgs(1, 2, "a MODEL and optionally a VERSION"),
 		ValidArgsFunction: r.completeModels,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,6 +103,7 @@ choices.`,
 	fl.StringVar(&orderBy, "order-by", "", `"version" or a metric name, e.g. auc (best first; add " asc" for lowest first)`)
 	fl.BoolVar(&flagged, "flagged", false, "only flagged versions")
 	fl.BoolVar(&unflagged, "unflagged", false, "only versions that are not flagged")
+	cmd.AddCommand(newVersionsCreateCmd(r))
 	return cmd
 }
 

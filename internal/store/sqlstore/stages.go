@@ -311,8 +311,11 @@ func (s *Store) ListStages(ctx context.Context, model string) ([]registry.StageA
 }
 
 // UnassignStage removes a stage's assignment and records it in history.
-func (s *Store) UnassignStage(ctx context.Context, actor registry.Actor, model, stage string, pre registry.Precondition) error {
+func (s *Store) UnassignStage(ctx context.Context, actor registry.Actor, model, stage, reason string, pre registry.Precondition) error {
 	if err := registry.ValidateStage("stage", stage); err != nil {
+		return err
+	}
+	if err := registry.ValidateUnassignReason(reason); err != nil {
 		return err
 	}
 	return s.inTx(ctx, "unassign stage", modeWrite, completing(ctx, modeWrite, nil, func(t *txn) error {
@@ -345,16 +348,25 @@ func (s *Store) UnassignStage(ctx context.Context, actor registry.Actor, model, 
 		if err := writeStage(ctx, t, true, next, 0, sql.NullString{String: sig, Valid: true}); err != nil {
 			return err
 		}
-		if err := insertHistory(ctx, t, registry.StageHistoryEntry{
+		entry := registry.StageHistoryEntry{
 			Model: model, Stage: stage, Action: registry.StageActionUnassign, Version: 0,
-			PreviousVersion: cur.Version, AssignedAt: now, AssignedBy: actor.Name,
-		}); err != nil {
+			PreviousVersion: cur.Version, AssignedAt: now, AssignedBy: actor.Name, Reason: reason,
+		}
+		if err := insertHistory(ctx, t, entry); err != nil {
 			return err
 		}
-		return s.addEvent(ctx, t, actor, now, event{
+		ev := event{
 			action: registry.ActionStageUnassign, subjectType: "stage", subject: stageSubject(model, stage),
 			model: model, before: cur.StageAssignment,
-		})
+		}
+		// An unassign leaves no assignment; its reason is the audit
+		// log's only trace of why.
+		if reason != "" {
+			ev.after = struct {
+				Reason string `json:"reason"`
+			}{reason}
+		}
+		return s.addEvent(ctx, t, actor, now, ev)
 	}))
 }
 

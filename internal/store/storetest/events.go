@@ -56,7 +56,7 @@ func testEventsForEveryWrite(e *env) {
 		_, err := e.s.AssignStage(e.ctx, a, "churn", "staging", registry.StageAssign{Version: 1}, registry.AssignOptions{})
 		return err
 	})
-	step(func(a registry.Actor) error { return e.s.UnassignStage(e.ctx, a, "churn", "staging", noPre) })
+	step(func(a registry.Actor) error { return e.s.UnassignStage(e.ctx, a, "churn", "staging", "", noPre) })
 	step(func(a registry.Actor) error {
 		_, err := e.s.CreateEndpoint(e.ctx, a, registry.EndpointCreate{Name: "ep", Model: "churn", Routes: routes(1, 90, 2)})
 		return err

@@ -443,7 +443,7 @@ func testIdempotentUpdate(e *env) {
 	completed("DeleteEndpoint", k, c, calls, "<nil>", nil)
 
 	ctx, c, k, calls = claim()
-	ok(t, e.s.UnassignStage(ctx, e.actor, "churn", "staging", registry.Precondition{IfRevision: a.Revision}))
+	ok(t, e.s.UnassignStage(ctx, e.actor, "churn", "staging", "", registry.Precondition{IfRevision: a.Revision}))
 	completed("UnassignStage", k, c, calls, "<nil>", nil)
 
 	ctx, c, k, calls = claim()

@@ -92,11 +92,11 @@ func testStageLifecycle(e *env) {
 		{"assign", 1, 0, "alice", "first", t1},
 	})
 
-	ok(t, e.s.UnassignStage(e.ctx, e.actor, "churn", "production", registry.Precondition{IfRevision: 3}))
+	ok(t, e.s.UnassignStage(e.ctx, e.actor, "churn", "production", "retired", registry.Precondition{IfRevision: 3}))
 	_, err = e.s.GetStage(e.ctx, "churn", "production")
 	wantCode(t, err, registry.CodeNotFound)
 	h = e.history("churn", "production")
-	if h[0].Action != registry.StageActionUnassign || h[0].Version != 0 || h[0].PreviousVersion != 1 {
+	if h[0].Action != registry.StageActionUnassign || h[0].Version != 0 || h[0].PreviousVersion != 1 || h[0].Reason != "retired" {
 		t.Errorf("unassign history entry: %+v", h[0])
 	}
 	stages, err = e.s.ListStages(e.ctx, "churn")
@@ -104,7 +104,7 @@ func testStageLifecycle(e *env) {
 	if len(stages) != 1 || stages[0].Stage != "staging" {
 		t.Errorf("list stages after unassign: %+v", stages)
 	}
-	err = e.s.UnassignStage(e.ctx, e.actor, "churn", "production", registry.Precondition{})
+	err = e.s.UnassignStage(e.ctx, e.actor, "churn", "production", "", registry.Precondition{})
 	wantCode(t, err, registry.CodeNotFound, `"production"`)
 
 	// The stage's revision keeps counting across unassign and reassign, and
@@ -118,7 +118,7 @@ func testStageLifecycle(e *env) {
 	a, err = e.s.AssignStage(e.ctx, e.actor, "churn", "production", registry.StageAssign{Version: 1}, registry.AssignOptions{Precondition: registry.Precondition{IfRevision: 5}})
 	ok(t, err)
 	equal(t, "revision", a.Revision, int64(6))
-	err = e.s.UnassignStage(e.ctx, e.actor, "churn", "production", registry.Precondition{IfRevision: 5})
+	err = e.s.UnassignStage(e.ctx, e.actor, "churn", "production", "", registry.Precondition{IfRevision: 5})
 	wantCode(t, err, registry.CodePreconditionFailed, "6", "5")
 
 	// History pages newest first.
@@ -165,7 +165,7 @@ func testStageErrors(e *env) {
 	wantCode(t, err, registry.CodeNotFound, `"nope"`)
 	_, err = e.s.StageHistory(e.ctx, "churn", "production", registry.ListOptions{PageToken: "garbage"})
 	wantField(t, err, "page_token")
-	err = e.s.UnassignStage(e.ctx, e.actor, "nope", "production", registry.Precondition{})
+	err = e.s.UnassignStage(e.ctx, e.actor, "nope", "production", "", registry.Precondition{})
 	wantCode(t, err, registry.CodeNotFound, `"nope"`)
 	stages, err := e.s.ListStages(e.ctx, "churn")
 	ok(t, err)
@@ -240,7 +240,7 @@ var policyCases = []policyCase{
 		v := e.version(m)
 		e.assign(m, "staging", v.Version)
 		e.clock.Advance(30 * time.Hour)
-		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "staging", registry.Precondition{}))
+		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "staging", "", registry.Precondition{}))
 		e.clock.Advance(time.Hour)
 		return v.Version
 	}, ""},
@@ -277,19 +277,19 @@ var policyCases = []policyCase{
 	// is compared with the last version the stage held.
 	{"signature differs from the last holder after unassign", registry.StagePolicy{RequireSignatureMatch: true}, func(e *env, m string) int64 {
 		e.assign(m, "production", e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA }).Version)
-		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", registry.Precondition{}))
+		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", "", registry.Precondition{}))
 		return e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigB }).Version
 	}, "require_signature_match"},
 	{"signature differs from a deleted last holder", registry.StagePolicy{RequireSignatureMatch: true}, func(e *env, m string) int64 {
 		old := e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA })
 		e.assign(m, "production", old.Version)
-		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", registry.Precondition{}))
+		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", "", registry.Precondition{}))
 		ok(e.t, e.s.DeleteVersion(e.ctx, e.actor, m, old.Version, registry.Precondition{}))
 		return e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigB }).Version
 	}, "require_signature_match"},
 	{"signature matches the last holder after unassign", registry.StagePolicy{RequireSignatureMatch: true}, func(e *env, m string) int64 {
 		e.assign(m, "production", e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA }).Version)
-		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", registry.Precondition{}))
+		ok(e.t, e.s.UnassignStage(e.ctx, e.actor, m, "production", "", registry.Precondition{}))
 		return e.version(m, func(v *registry.ModelVersionCreate) { v.Signature = sigA }).Version
 	}, ""},
 }

@@ -319,7 +319,7 @@ func testVersionDelete(e *env) {
 	err = e.s.DeleteVersion(e.ctx, e.actor, "churn", 2, registry.Precondition{})
 	wantCode(t, err, registry.CodeConflict, `"churn-api"`)
 
-	ok(t, e.s.UnassignStage(e.ctx, e.actor, "churn", "production", registry.Precondition{}))
+	ok(t, e.s.UnassignStage(e.ctx, e.actor, "churn", "production", "", registry.Precondition{}))
 	ok(t, e.s.DeleteVersion(e.ctx, e.actor, "churn", 1, registry.Precondition{IfRevision: 1}))
 	_, err = e.s.GetVersion(e.ctx, "churn", 1)
 	wantCode(t, err, registry.CodeNotFound)
