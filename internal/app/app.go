@@ -61,10 +61,15 @@ type Config struct {
 	// looked for. Default 250ms.
 	GatewayPollInterval time.Duration
 	// UpstreamAllow, when not empty, lists the only networks (CIDR)
-	// endpoint upstreams may be in; UpstreamDeny lists networks refused
-	// besides link-local, unspecified and this registry's own listener
-	// (see gateway.UpstreamPolicy).
+	// endpoint upstreams may be in; UpstreamDeny lists networks,
+	// addresses and host names refused besides link-local, unspecified,
+	// multicast, the metadata services and this process's own listeners
+	// (see registry.UpstreamPolicy).
 	UpstreamAllow, UpstreamDeny []string
+	// UpstreamMetadata lists the cloud metadata services (addresses,
+	// networks, host names) upstreams may not be: nil means
+	// registry.DefaultMetadataUpstreams, an empty list none.
+	UpstreamMetadata []string
 	// ReadHeaderTimeout bounds reading a request's header (default 10s);
 	// ReadTimeout bounds reading a whole request, body included (default
 	// 30s), so a client that announces a body and stops sending cannot
@@ -126,6 +131,7 @@ type Main struct {
 	listeners []*listener
 	api, data *listener
 
+	metricsLn   net.Listener
 	metricsHTTP *http.Server
 	metricsURL  string
 
@@ -267,16 +273,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	bg, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 
-	// The registry's own listeners are never upstreams: a route pointing
-	// at one would loop through /serve/ or reach the API with any method.
-	upstreams := gateway.UpstreamPolicy{}
-	for _, l := range m.listeners {
-		upstreams.Self = append(upstreams.Self, l.ln.Addr().String())
-	}
-	if upstreams.Allow, err = parsePrefixes("upstream allow", m.cfg.UpstreamAllow); err != nil {
+	if err := m.listenMetrics(); err != nil {
 		return err
 	}
-	if upstreams.Deny, err = parsePrefixes("upstream deny", m.cfg.UpstreamDeny); err != nil {
+	upstreams, err := m.upstreamPolicy()
+	if err != nil {
 		return err
 	}
 	m.gateway, err = gateway.New(gateway.Options{
@@ -308,6 +309,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ServeURL:       serveURL,
 		InsecureNoAuth: m.cfg.InsecureNoAuth,
 		TokenCacheTTL:  m.cfg.TokenCacheTTL,
+		Upstreams:      upstreams,
 		Registry:       reg,
 		Version:        m.cfg.Version,
 		OnChange: func(kind, _ string) {
@@ -518,6 +520,34 @@ func (m *Main) ReloadTLS() error {
 	return nil
 }
 
+// upstreamPolicy is the one upstream policy of this process: the
+// server checks routes against it when they are written, the gateway
+// every address it dials.
+func (m *Main) upstreamPolicy() (registry.UpstreamPolicy, error) {
+	var p registry.UpstreamPolicy
+	// The process's own listeners are never upstreams: a route pointing
+	// at one would loop through /serve/, reach the API with any method,
+	// or hand the token-free metrics to a serve token.
+	for _, l := range m.listeners {
+		p.Self = append(p.Self, l.ln.Addr().String())
+	}
+	if m.metricsLn != nil {
+		p.Self = append(p.Self, m.metricsLn.Addr().String())
+	}
+	var err error
+	if p.Allow, err = parsePrefixes("upstream allow", m.cfg.UpstreamAllow); err != nil {
+		return p, err
+	}
+	if p.Deny, p.DenyNames, err = registry.ParseUpstreamList(m.cfg.UpstreamDeny); err != nil {
+		return p, fmt.Errorf("upstream deny: %w", err)
+	}
+	p.Metadata = m.cfg.UpstreamMetadata
+	if _, err := registry.NewUpstreamRule(p); err != nil {
+		return p, fmt.Errorf("upstream metadata: %w", err)
+	}
+	return p, nil
+}
+
 // parsePrefixes parses CIDR networks ("10.0.0.0/8", "fd00::/8"); a bare
 // address stands for itself.
 func parsePrefixes(what string, list []string) ([]netip.Prefix, error) {
@@ -593,6 +623,8 @@ func (m *Main) Close() error {
 		if err := m.metricsHTTP.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("metrics listener shutdown: %w", err))
 		}
+	} else if m.metricsLn != nil {
+		_ = m.metricsLn.Close() // opened, never served: Run failed before
 	}
 	cancel()
 	if m.cancel != nil {

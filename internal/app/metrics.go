@@ -32,15 +32,27 @@ func CheckMetricsListen(listen string, public bool) error {
 	return fmt.Errorf("--metrics-listen %q is not a loopback address and serves /metrics without a token; add --metrics-listen-public to mean it (and firewall it), or keep it on 127.0.0.1", listen)
 }
 
-// serveMetrics starts the token-free /metrics listener when configured.
-// It serves the API's Prometheus registry and nothing else.
-func (m *Main) serveMetrics(reg *prometheus.Registry) error {
+// listenMetrics opens the token-free /metrics listener when configured,
+// before the upstream policy is built: it is one of the addresses no
+// endpoint may point at.
+func (m *Main) listenMetrics() error {
 	if m.cfg.MetricsListen == "" {
 		return nil
 	}
 	ln, err := net.Listen("tcp", m.cfg.MetricsListen)
 	if err != nil {
 		return fmt.Errorf("metrics listen: %w", err)
+	}
+	m.metricsLn = ln
+	return nil
+}
+
+// serveMetrics serves the listener listenMetrics opened. It serves the
+// API's Prometheus registry and nothing else.
+func (m *Main) serveMetrics(reg *prometheus.Registry) error {
+	ln := m.metricsLn
+	if ln == nil {
+		return nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

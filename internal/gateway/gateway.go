@@ -75,9 +75,9 @@ type Options struct {
 	// application/problem+json writer in the server's format.
 	WriteProblem func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string)
 	// Upstreams says which addresses upstreams may have (see
-	// UpstreamPolicy); the zero value denies link-local and unspecified
-	// addresses only. A custom Transport brings its own dialer and is
-	// not checked.
+	// UpstreamPolicy); the zero value denies link-local, unspecified and
+	// multicast addresses and registry.DefaultMetadataUpstreams. A custom
+	// Transport brings its own dialer and is not checked.
 	Upstreams UpstreamPolicy
 }
 
@@ -103,6 +103,9 @@ type Gateway struct {
 	ownTransport bool
 	// pools are the lean client's connections (nil with a custom Transport).
 	pools *pools
+	// upstreams is the upstream policy (nil with a custom Transport, which
+	// brings its own dialer).
+	upstreams *policy
 
 	table atomic.Pointer[table]
 	// mu serialises writers of the table (Refresh and the guard); readers
@@ -167,6 +170,7 @@ func New(opts Options) (*Gateway, error) {
 		if err != nil {
 			return nil, err
 		}
+		g.upstreams = pol
 		g.transport = newTransport(max(g.upstreamTimeout, registry.MaxEndpointTimeout), pol.control)
 		g.ownTransport = true
 		g.pools = newPools(pol.control)

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +26,12 @@ func TestUpstreamPolicyCheck(t *testing.T) {
 		{p, "169.254.169.254:80", false},
 		{p, "[::ffff:169.254.169.254]:80", false},
 		{p, "[fe80::1]:80", false},
+		{p, "[fe80::1%lo]:80", false},
+		{p, "[fd00:ec2::254]:80", false},
+		{p, "[fd00:ec2::254%eth0]:80", false},
+		{p, "100.100.100.200:80", false},
+		{p, "[64:ff9b::a9fe:a9fe]:80", false},
+		{p, "[::1%lo]:7070", false},
 		{p, "0.0.0.0:22", false},
 		{p, "[::]:22", false},
 		{p, "127.0.0.1:8081", true},
@@ -69,10 +77,22 @@ func listenAll(t *testing.T) (port string, hits *atomic.Int64) {
 func TestUpstreamPolicyOnEveryPath(t *testing.T) {
 	port, hits := listenAll(t)
 	var self string
-	src := newMemSource(
-		endpointOf("unspecified", rt("a", 1, "http://0.0.0.0:"+port, 100)),
-		endpointOf("metadata", rt("a", 1, "http://169.254.169.254", 100)),
-	)
+	// Routes the write-time check refuses can still be in the store
+	// (written before the rule, or by a registry with another policy).
+	refused := map[string]string{
+		"unspecified":   "http://0.0.0.0:" + port,
+		"metadata":      "http://169.254.169.254",
+		"metadata-name": "http://metadata.google.internal/",
+		"alibaba":       "http://100.100.100.200/",
+		"aws-v6":        "http://[fd00:ec2::254]/",
+		"zoned":         "http://[fe80::1%25lo]:" + port,
+		"numeric":       "http://2852039166/",
+		"numeric-zero":  "http://0:" + port,
+	}
+	src := newMemSource()
+	for name, up := range refused {
+		src.put(endpointOf(name, rt("a", 1, up, 100)))
+	}
 	h := newLaneHarnessWith(t, src, LaneOptions{}, func(o *Options, addr string) {
 		self = addr
 		o.Upstreams.Self = []string{addr}
@@ -83,13 +103,13 @@ func TestUpstreamPolicyOnEveryPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range gatewayPaths {
-		for _, ep := range []string{"unspecified", "metadata", "self", "self-by-name"} {
+		for _, ep := range append(slices.Sorted(maps.Keys(refused)), "self", "self-by-name") {
 			t.Run(p.name+"/"+ep, func(t *testing.T) {
 				res, body, _ := p.send(t, h, "/serve/"+ep+"/x", nil)
-				if res.StatusCode != http.StatusBadGateway {
-					t.Fatalf("status %d: %s", res.StatusCode, body)
+				if res.StatusCode != http.StatusBadGateway || !strings.Contains(body, "upstream policy") {
+					t.Fatalf("status %d, want 502 naming the upstream policy: %s", res.StatusCode, body)
 				}
-				for _, leak := range []string{port, "0.0.0.0", "169.254", self, "dial", "refused"} {
+				for _, leak := range []string{port, "0.0.0.0", "169.254", "metadata", self, "dial", "refused"} {
 					if strings.Contains(body, leak) {
 						t.Errorf("answer reveals %q: %s", leak, body)
 					}

@@ -172,6 +172,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 	h["X-Model-Version"] = rt.hdrVersion
 	h["X-Route"] = rt.hdrRoute
 	id := requestID(w, r)
+	if rt.refused != nil {
+		g.finish(ep, rt, start, g.upstreamFailed(w, r, rt, rt.refused, false))
+		return false
+	}
 	if isUpgrade(r.Header) {
 		g.finish(ep, rt, start, g.forwardUpgrade(w, r, rt, rest, id))
 		return false

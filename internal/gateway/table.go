@@ -74,6 +74,10 @@ type route struct {
 	// endpoint's timeout, or the gateway's default.
 	timeout time.Duration
 
+	// refused is why the upstream policy refuses this route's host (a
+	// name or address it names itself); such a route is never dialled.
+	refused error
+
 	// pool is the lean client's connection pool (nil for https upstreams
 	// or when a custom Transport is configured).
 	pool *connPool
@@ -168,6 +172,9 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 		}
 		if e.Timeout != "" {
 			r.timeout = registry.EndpointTimeout(e.Timeout)
+		}
+		if g.upstreams != nil {
+			r.refused = g.upstreams.checkURL(u)
 		}
 		if g.pools != nil && !r.https {
 			r.pool = g.pools.get(r.host)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -107,7 +106,10 @@ func ValidateSource(field, v string) error {
 	return nil
 }
 
-// ValidateUpstreamURL checks a route's upstream: http or https with a host.
+// ValidateUpstreamURL checks a route's upstream: http or https with a
+// host and no credentials, query or fragment; an IP address host in its
+// usual spelling and never link-local, unspecified or multicast. The
+// registry's configurable upstream policy (UpstreamRule) is checked apart.
 func ValidateUpstreamURL(field, v string) error {
 	if v == "" {
 		return FieldError(field, "required", "is required")
@@ -124,11 +126,27 @@ func ValidateUpstreamURL(field, v string) error {
 		// the audit log.
 		return FieldError(field, "url", "must not hold a user name or password (user:password@host); give the model server its credentials another way")
 	}
-	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil {
-		ip = ip.Unmap()
-		if ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLinkLocalMulticast() {
-			return FieldError(field, "upstream_address", "%s is a link-local, unspecified or multicast address, which the gateway refuses to connect to", ip)
+	if _, err := UpstreamPort(u); err != nil {
+		return FieldError(field, "url", "%s", err)
+	}
+	// The host is read as the most liberal dialler reads it, so no
+	// spelling of an address gets past the check below.
+	h, err := ParseUpstreamHost(u.Hostname())
+	if err != nil {
+		return FieldError(field, "url", "%s", err)
+	}
+	if !h.Addr.IsValid() {
+		return nil
+	}
+	ip := h.Addr.Unmap()
+	if reason := staticRefusal(ip); reason != "" {
+		if h.Unusual {
+			return FieldError(field, "upstream_address", "%s is %s, %s, which the gateway refuses to connect to", u.Hostname(), ip, reason)
 		}
+		return FieldError(field, "upstream_address", "%s is %s, which the gateway refuses to connect to", ip, reason)
+	}
+	if h.Unusual {
+		return FieldError(field, "url", "%s is the IPv4 address %s in a form resolvers read differently; write %s", u.Hostname(), ip, ip)
 	}
 	return nil
 }

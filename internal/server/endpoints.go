@@ -39,6 +39,9 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := req.Validate(); err != nil {
 		return err
 	}
+	if err := s.checkUpstreams(r.Context(), "routes", req.Routes); err != nil {
+		return err
+	}
 	if dryRun {
 		e, err := s.store.CheckEndpointCreate(r.Context(), actor(r), req)
 		if err != nil {
@@ -90,6 +93,11 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := req.Validate(); err != nil {
 		return err
+	}
+	if req.Routes != nil {
+		if err := s.checkUpstreams(r.Context(), "routes", *req.Routes); err != nil {
+			return err
+		}
 	}
 	pre, err := precondition(r, func() error { _, err := s.store.GetEndpoint(r.Context(), name); return err })
 	if err != nil {

@@ -9,10 +9,13 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +56,13 @@ type Options struct {
 	// TokenCacheTTL is how long a validated token is trusted without asking
 	// the store again. 0 = 5s; negative disables the cache.
 	TokenCacheTTL time.Duration
+	// Upstreams is the upstream policy routes are checked against when
+	// they are written (the gateway checks it again when it dials); the
+	// zero value is registry's default policy.
+	Upstreams registry.UpstreamPolicy
+	// LookupUpstream resolves a route's host name for that check; nil is
+	// the system's resolver.
+	LookupUpstream func(ctx context.Context, host string) ([]netip.Addr, error)
 	// OnChange is called after every successful write, before the response
 	// is sent, with kind "model", "model_version", "stage_assignment" or
 	// "endpoint" and the resource's id ("churn", "churn/7",
@@ -90,6 +100,8 @@ type Server struct {
 	idemTTL        time.Duration
 	maxBody        int64
 	onChange       func(kind, name string)
+	upstreams      *registry.UpstreamRule
+	lookup         func(ctx context.Context, host string) ([]netip.Addr, error)
 	metricsHandler http.Handler
 	openapiJSON    []byte
 
@@ -118,7 +130,15 @@ func New(opts Options) (*Server, error) {
 		idemTTL:   opts.IdempotencyTTL,
 		maxBody:   opts.MaxBodyBytes,
 		onChange:  opts.OnChange,
+		lookup:    opts.LookupUpstream,
 		mux:       http.NewServeMux(),
+	}
+	var err error
+	if s.upstreams, err = registry.NewUpstreamRule(opts.Upstreams); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.lookup == nil {
+		s.lookup = lookupIP
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -70,7 +70,7 @@ SIGTERM or Ctrl-C shut down gracefully.`,
 	addDBFlag(cmd, &db)
 	sf.register(cmd, serverFlagHelp{
 		metricsListen: "serve /metrics without a token on this address, e.g. 127.0.0.1:9091 (default off)",
-		upstreamDeny:  "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this gateway's own listener; add the registry's address",
+		upstreamDeny:  "networks (CIDR), addresses or host names endpoint upstreams may not be, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::), multicast, --upstream-metadata and this gateway's own listeners; add the registry's address",
 		tokenCacheTTL: "how long a validated token is trusted before the database is asked again: the longest a token revoked in the registry keeps working here (negative: no cache)",
 	})
 	return cmd

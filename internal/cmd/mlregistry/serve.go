@@ -92,7 +92,7 @@ same on both. To run the data plane in processes of its own, see
 	f.BoolVar(&insecure, "insecure-no-auth", false, "disable authentication (loopback listen addresses only)")
 	sf.register(cmd, serverFlagHelp{
 		metricsListen: "also serve /metrics without a token on this address, e.g. 127.0.0.1:9090 (default off)",
-		upstreamDeny:  "networks (CIDR) endpoint upstreams may not be in, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::) and this registry's own listener",
+		upstreamDeny:  "networks (CIDR), addresses or host names endpoint upstreams may not be, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::), multicast, --upstream-metadata and this registry's own listeners (API, serve, metrics)",
 		tokenCacheTTL: "how long a validated token is trusted before the database is asked again: the longest a revoked token keeps working on other replicas (negative: no cache)",
 	})
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // serverFlags are the flags 'serve' and 'gateway' share: logging, the
@@ -16,7 +17,7 @@ import (
 type serverFlags struct {
 	logFormat, logLevel, metricsListen, tlsCert, tlsKey string
 	metricsPublic                                       bool
-	upstreamAllow, upstreamDeny                         []string
+	upstreamAllow, upstreamDeny, upstreamMetadata       []string
 	readHeaderTimeout, readTimeout, tokenCacheTTL       time.Duration
 }
 
@@ -33,6 +34,7 @@ func (s *serverFlags) register(cmd *cobra.Command, help serverFlagHelp) {
 	f.BoolVar(&s.metricsPublic, "metrics-listen-public", false, "allow --metrics-listen on a non-loopback address")
 	f.StringSliceVar(&s.upstreamAllow, "upstream-allow", nil, "networks (CIDR) endpoint upstreams may be in; default any, except the denied ones")
 	f.StringSliceVar(&s.upstreamDeny, "upstream-deny", nil, help.upstreamDeny)
+	f.StringSliceVar(&s.upstreamMetadata, "upstream-metadata", registry.DefaultMetadataUpstreams, "cloud metadata services (addresses, networks, host names) endpoint upstreams may not be; a list given replaces the default one, --upstream-metadata= refuses none")
 	f.DurationVar(&s.readHeaderTimeout, "read-header-timeout", app.DefaultReadHeaderTimeout, "longest a client may take to send a request's header")
 	f.DurationVar(&s.readTimeout, "read-timeout", app.DefaultReadTimeout, "longest a client may take to send a whole request, body included")
 	f.StringVar(&s.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key); SIGHUP reloads it")
@@ -53,6 +55,9 @@ func (s *serverFlags) apply(c *app.Config) {
 	c.MetricsListenPublic = s.metricsPublic
 	c.UpstreamAllow = s.upstreamAllow
 	c.UpstreamDeny = s.upstreamDeny
+	// Never nil: the flag's default is the default list, and an empty
+	// value means the operator lifted it.
+	c.UpstreamMetadata = append([]string{}, s.upstreamMetadata...)
 	c.ReadHeaderTimeout = s.readHeaderTimeout
 	c.ReadTimeout = s.readTimeout
 	c.TLSCertFile = s.tlsCert
