@@ -96,4 +96,3 @@ func TestCanaryGuideEndpointsShow(t *testing.T) {
 		}
 	}
 }
-
