@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bufio"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestUpstreamPolicyCheck(t *testing.T) {
@@ -176,4 +179,47 @@ func TestSelfLoopEndsWithLoopDetected(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A route the policy refuses is answered before its request body is
+// read; the body must not be taken for the next request on the
+// connection (the connection is closed, or the body is skipped).
+func TestRefusedRouteBodyIsNotARequest(t *testing.T) {
+	up, _ := echoUpstream(t)
+	h := newLaneHarness(t, newMemSource(
+		endpointOf("e", rt("a", 1, up, 100)),
+		endpointOf("refused", rt("a", 1, "http://metadata.google.internal/", 100)),
+	), LaneOptions{})
+	inner := "GET /serve/e/INBODY HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, framing := range []string{
+		"Content-Length: " + strconv.Itoa(len(inner)) + "\r\n\r\n" + inner,
+		"Transfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(len(inner)), 16) + "\r\n" + inner + "\r\n0\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		raw := "POST /serve/refused/x HTTP/1.1\r\nHost: x\r\n" + framing + "GET /serve/e/after HTTP/1.1\r\nHost: x\r\n\r\n"
+		if _, err := io.WriteString(c, raw); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		if res.StatusCode != http.StatusBadGateway {
+			t.Errorf("refused route: status %d", res.StatusCode)
+		}
+		res, err = http.ReadResponse(br, nil)
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			if strings.Contains(string(b), "INBODY") || !strings.Contains(string(b), "/after") {
+				t.Errorf("the next answer on the connection is %d %s, want the echo of /after", res.StatusCode, b)
+			}
+		}
+		c.Close()
+	}
 }
