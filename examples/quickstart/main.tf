@@ -82,23 +82,33 @@ resource "mlregistry_model" "churn" {
 
 locals {
   # The artifacts live next to this file; the model servers load the same
-  # files, and the checksums tie each registered version to its bytes.
-  models = abspath("${path.module}/models")
+  # files, and the checksums tie each registered version to its bytes. A
+  # source names a file relative to this module, never an absolute path: the
+  # same configuration planned from another checkout (a CI runner's) would
+  # otherwise see a new artifact and replace every version.
+  models = "${path.module}/models"
 }
 
 resource "mlregistry_model_version" "r1" {
   model       = mlregistry_model.churn.name
-  source      = "file://${local.models}/churn-r1.json"
+  source      = "file:models/churn-r1.json"
   checksum    = "sha256:${filesha256("${local.models}/churn-r1.json")}"
   format      = "custom"
   metrics     = { auc = 0.88 }
   lineage     = { run_id = "run-1", git_commit = "3f2c1e0" }
   description = "baseline"
+
+  # A new artifact registers a new version: register it and move the stages
+  # and routes to it before the old version, which the registry keeps while
+  # a stage or route uses it, is deleted.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "mlregistry_model_version" "r2" {
   model       = mlregistry_model.churn.name
-  source      = "file://${local.models}/churn-r2.json"
+  source      = "file:models/churn-r2.json"
   checksum    = "sha256:${filesha256("${local.models}/churn-r2.json")}"
   format      = "custom"
   metrics     = { auc = 0.92 }
@@ -107,17 +117,27 @@ resource "mlregistry_model_version" "r2" {
 
   # Registered after r1, so the registry numbers them 1, 2, 3 in order.
   depends_on = [mlregistry_model_version.r1]
+
+  # Register a replacement before deleting this version (see r1).
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "mlregistry_model_version" "r3" {
   model       = mlregistry_model.churn.name
-  source      = "file://${local.models}/churn-r3.json"
+  source      = "file:models/churn-r3.json"
   checksum    = "sha256:${filesha256("${local.models}/churn-r3.json")}"
   format      = "custom"
   metrics     = { auc = 0.81 }
   description = "experiment: tenure only"
 
   depends_on = [mlregistry_model_version.r2]
+
+  # Register a replacement before deleting this version (see r1).
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 locals {

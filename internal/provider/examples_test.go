@@ -83,6 +83,19 @@ func TestAccExamples_quickstart(t *testing.T) {
 	must(t, os.CopyFS(filepath.Join(w.dir, "models"), os.DirFS(filepath.Join(examplesDir(t), "quickstart", "models"))))
 
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	// The same configuration and state, planned from another checkout
+	// path (a CI runner's), plans no change: nothing in it depends on
+	// where it is checked out.
+	other := newWorkspace(t)
+	other.env["MLREGISTRY_ADDR"], other.env["MLREGISTRY_TOKEN"] = r.URL, r.AdminToken
+	other.dir = filepath.Join(other.dir, "another", "checkout")
+	must(t, os.MkdirAll(other.dir, 0o700))
+	must(t, os.CopyFS(other.dir, os.DirFS(w.dir)))
+	if out, err := other.run(ctx, "plan", "-input=false", "-detailed-exitcode"); err != nil {
+		t.Fatalf("the quickstart planned from another checkout path is not empty: %v\n%s", err, out)
+	}
+
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2")
 	// A 10% canary of release 2 on the endpoint that serves production.
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false", "-var", "staging_version=2", "-var", "canary_weight=10")

@@ -113,7 +113,10 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A version of a registered model: one immutable artifact (source, checksum, format, parameters, metrics, lineage, signature) " +
 			"whose number the registry assigns. Changing any artifact field registers a new version and deletes the old one; " +
-			"`description`, `tags` and the flag change in place. A flagged version cannot be assigned to a stage and is skipped by \"latest\" look-ups.",
+			"`description`, `tags` and the flag change in place. Recorded metrics are artifact fields too (a stage policy judged the version on them); " +
+			"adding a metric is an update. The registry refuses to delete a version that holds a stage or receives traffic, so declare versions with " +
+			"`lifecycle { create_before_destroy = true }`: a replacement is then registered first, the stage assignments and routes that refer to its `version` follow it, " +
+			"and the old version is deleted last (the plan warns when such a version is replaced, since the provider cannot see the lifecycle block). A flagged version cannot be assigned to a stage and is skipped by \"latest\" look-ups.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "`<model>/<version>`.",
@@ -160,7 +163,7 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 			"metrics": schema.MapAttribute{
 				MarkdownDescription: "Evaluation metrics (numbers), e.g. `{ auc = 0.91 }`; stage policies and best-metric look-ups read them. " + numbersNote + " " +
 					"Adding a metric updates the version in place (an evaluation that finished after registration; a stage policy that refused the version for lack of it then sees it); " +
-					"changing or removing a metric the version has registers a new version, since a recorded metric never changes. " + emptyNote,
+					"changing or removing a metric the version has registers a new version, since a recorded metric never changes: a stage policy judged the version on it. " + emptyNote,
 				ElementType:   types.NumberType,
 				Optional:      true,
 				Computed:      true,

@@ -32,6 +32,13 @@ resource "mlregistry_model_version" "v7" {
   # Set when a version turns out to be bad: it can no longer be assigned to
   # a stage and "latest"/"best" look-ups skip it.
   flagged = false
+
+  # A new artifact registers a new version: register it and move its stages
+  # and routes to it before the old version (which the registry keeps while
+  # a stage or route uses it) is deleted.
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 # The release before v7, with only the required fields and its metrics.
@@ -43,4 +50,9 @@ resource "mlregistry_model_version" "v6" {
   checksum = "sha256:ef5021e124ccd79356bfad789c319279edc05af8443a61d84591c1f27af0789a"
   format   = "onnx"
   metrics  = { auc = 0.88, latency_p99_ms = 35 }
+
+  # Register a replacement before deleting this version (see v7).
+  lifecycle {
+    create_before_destroy = true
+  }
 }
