@@ -7,9 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	fwprovider "github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -17,6 +23,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app/apptest"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/client"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -341,4 +348,81 @@ resource "mlregistry_model_version" "w" {
 	}
 	must(t, c.DeleteVersion(ctx, "fraud", 2, 0))
 	w.mustRun(ctx, "destroy", "-auto-approve", "-input=false")
+}
+
+// answerLoser forwards every request; while lose is set, it loses the
+// answer to each registration of a version after the registry handled it,
+// as a crash of the replica or a cut connection does.
+type answerLoser struct {
+	lose atomic.Bool
+	lost atomic.Int64
+}
+
+func (l *answerLoser) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil && l.lose.Load() && req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/versions") {
+		_ = resp.Body.Close()
+		l.lost.Add(1)
+		return nil, errors.New("connection reset by peer (answer lost on purpose)")
+	}
+	return resp, err
+}
+
+// TestAccModelVersion_createConvergesAfterLostAnswers: a registration the
+// registry committed but whose answers (the first and every retry's) were
+// lost fails the apply; the next apply adopts the registered version
+// instead of failing on its checksum, and converges without an import.
+func TestAccModelVersion_createConvergesAfterLostAnswers(t *testing.T) {
+	r := testRegistry(t)
+	loser := &answerLoser{}
+	loser.lose.Store(true)
+	providers := map[string]func() (tfprotov6.ProviderServer, error){
+		"mlregistry": providerserver.NewProtocol6WithError(func() fwprovider.Provider {
+			return &mlregistryProvider{version: "test", clientOptions: func(o *client.Options) {
+				o.HTTPClient = &http.Client{Transport: loser}
+				o.MaxRetries, o.RetryWaitMin, o.RetryWaitMax = 2, time.Millisecond, 5*time.Millisecond
+			}}
+		}()),
+	}
+	c := apiClient(t, r)
+	ctx := context.Background()
+	const name = "mlregistry_model_version.v"
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: providers,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config:      providerBlock(r, "") + versionConfig(1, ""),
+				ExpectError: expectError("could not reach the registry", "answer lost on purpose"),
+			},
+			{
+				PreConfig: func() {
+					live, err := c.AllVersions(ctx, "fraud", registry.VersionFilter{})
+					must(t, err)
+					if len(live) != 1 || loser.lost.Load() != 3 {
+						t.Fatalf("after the lost answers: %d versions registered, %d answers lost; want 1 and 3", len(live), loser.lost.Load())
+					}
+					loser.lose.Store(false)
+				},
+				Config: providerBlock(r, "") + versionConfig(1, ""),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate)},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+				},
+				Check: func(*terraformState) error {
+					live, err := c.AllVersions(ctx, "fraud", registry.VersionFilter{})
+					if err != nil {
+						return err
+					}
+					if len(live) != 1 {
+						return fmt.Errorf("%d versions registered, want the one adopted", len(live))
+					}
+					return nil
+				},
+			},
+		},
+	})
 }
