@@ -84,8 +84,10 @@ type AssignOptions struct {
 	DryRun bool
 }
 
-// IdempotencyKey identifies an idempotent request: the same token, key,
-// method and path. Path is the route's pattern with its wildcards filled
+// IdempotencyKey identifies an idempotent request. A key belongs to its
+// token (another token's key of the same spelling is another key) and
+// names one request: the same token using it again with another method,
+// path or body is refused. Path is the route's pattern with its wildcards filled
 // with the decoded path values, so two spellings of one URL
 // (/models/idem%2Da/versions, /models/idem-a/versions) are one key.
 // RequestHash is the SHA-256 of the body and decides whether a replay is
@@ -101,7 +103,12 @@ type IdempotencyKey struct {
 // IdempotencyRecord is the stored outcome of an idempotent request.
 type IdempotencyRecord struct {
 	// Completed is false while the first request is still in flight.
-	Completed   bool
+	Completed bool
+	// Method, Path and RequestHash are those of the request that holds
+	// the key: a key is one request of one token, so another request
+	// under it is refused, not run.
+	Method      string
+	Path        string
 	RequestHash string
 	StatusCode  int
 	// Headers holds the replayed response headers (Content-Type, ETag, Location).
@@ -223,9 +230,10 @@ type Store interface {
 	// TouchToken records the token's last use (best effort, may be coarse).
 	TouchToken(ctx context.Context, id int64, at time.Time) error
 
-	// Idempotency. BeginIdempotent claims the key: when no live record
-	// exists it stores an in-flight record and returns (nil, nil); else it
-	// returns the existing record (completed or in flight). Records older
+	// Idempotency. BeginIdempotent claims the key: when the token has no
+	// live record under it, it stores an in-flight record and returns
+	// (nil, nil); else it returns the existing record (completed or in
+	// flight, of this request or of another one the caller must refuse). Records older
 	// than ttl are replaced. An in-flight record older than a minute is
 	// considered abandoned and is claimed again.
 	//

@@ -31,10 +31,11 @@ func validIdempotencyKey(k string) bool {
 }
 
 // idempotent makes a write route (a create, an update, a delete, a stage
-// change) honour Idempotency-Key: the first response to a (token, key,
-// method, path) is stored in the database and replayed for retries of the
-// same request (requestHash: its body, and its If-Match and query when
-// present). The path is the route pattern filled with the decoded path
+// change) honour Idempotency-Key: a key belongs to the token that sends it
+// and names one request. The first response is stored in the database and
+// replayed for retries of the same request (same method and path, and
+// requestHash: its body, and its If-Match and query when present); the
+// same token reusing the key for anything else gets 422. The path is the route pattern filled with the decoded path
 // values (idempotencyPath), so a retry that spells the URL differently is
 // still the same request.
 //
@@ -109,9 +110,12 @@ func requestHash(r *http.Request, body []byte) string {
 // replay answers a retry from the stored record.
 func replay(w http.ResponseWriter, r *http.Request, key registry.IdempotencyKey, rec *registry.IdempotencyRecord) {
 	switch {
+	case rec.Method != key.Method || rec.Path != key.Path:
+		WriteProblem(w, r, registry.Errorf(registry.CodeIdempotencyMismatch,
+			"Idempotency-Key %q was already used by this token for another request (%s %s); use a new key for a new request", key.Key, rec.Method, rec.Path))
 	case rec.RequestHash != key.RequestHash:
 		WriteProblem(w, r, registry.Errorf(registry.CodeIdempotencyMismatch,
-			"Idempotency-Key %q was already used for a request with a different body; use a new key for a new request", key.Key))
+			"Idempotency-Key %q was already used by this token for %s %s with a different body, If-Match or query; use a new key for a new request", key.Key, rec.Method, rec.Path))
 	case !rec.Completed:
 		WriteProblem(w, r, registry.Errorf(registry.CodeConflict, "a request with this Idempotency-Key is still in progress"))
 	default:

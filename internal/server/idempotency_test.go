@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,11 +33,64 @@ func TestIdempotencyKeyDecodedPath(t *testing.T) {
 		if n := e.countVersions("idem-a"); n != 1 {
 			t.Errorf("%d versions, want 1", n)
 		}
-		// Another model is another resource, even with the same key.
+		// Another model is another request: the key is spent.
 		e.createModel(registry.ModelCreate{Name: "idem-b"})
-		r := e.do(req{method: "POST", path: "/api/v1/models/idem-b/versions", token: e.writer, body: body, header: key}, http.StatusCreated)
+		e.expectProblem(req{method: "POST", path: "/api/v1/models/idem-b/versions", token: e.writer, body: body, header: key},
+			http.StatusUnprocessableEntity, registry.CodeIdempotencyMismatch)
+		if n := e.countVersions("idem-b"); n != 0 {
+			t.Errorf("idem-b has %d versions, want 0", n)
+		}
+	})
+}
+
+// TestIdempotencyKeyScopedToTokenAndRequest: a key names one request of
+// one token. The same token reusing it for another method, path or body
+// gets 422 and nothing is applied; another token's key of the same
+// spelling is its own: it is neither replayed the first token's answer
+// nor refused.
+func TestIdempotencyKeyScopedToTokenAndRequest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		e.createModel(registry.ModelCreate{Name: "a"})
+		e.createModel(registry.ModelCreate{Name: "b"})
+		key := map[string]string{"Idempotency-Key": "k-1"}
+		patch := map[string]any{"description": "from k-1"}
+		first := e.do(req{method: "PATCH", path: "/api/v1/models/a", token: e.writer, body: patch, header: key}, http.StatusOK)
+		again := e.do(req{method: "PATCH", path: "/api/v1/models/a", token: e.writer, body: patch, header: key}, http.StatusOK)
+		if again.header.Get("Idempotent-Replayed") != "true" || !bytes.Equal(again.body, first.body) {
+			t.Errorf("the same request again was not replayed: %v %s", again.header, again.body)
+		}
+		events := e.countEvents()
+		for _, r := range []req{
+			{method: "PATCH", path: "/api/v1/models/b", body: patch},
+			{method: "PATCH", path: "/api/v1/models/a", body: map[string]any{"description": "other"}},
+			{method: "POST", path: "/api/v1/models", body: map[string]any{"name": "c"}},
+			{method: "DELETE", path: "/api/v1/models/a"},
+		} {
+			r.token, r.header = e.writer, key
+			p := e.expectProblem(r, http.StatusUnprocessableEntity, registry.CodeIdempotencyMismatch)
+			if !strings.Contains(p.Detail, "k-1") {
+				t.Errorf("%s %s: detail does not name the key: %s", r.method, r.path, p.Detail)
+			}
+		}
+		if got := e.countEvents(); got != events {
+			t.Errorf("refused reuses wrote %d events", got-events)
+		}
+		b := into[registry.Model](t, e.do(req{method: "GET", path: "/api/v1/models/b", token: e.reader}, http.StatusOK))
+		if b.Description != "" {
+			t.Errorf("model b was changed through a reused key: %+v", b)
+		}
+		e.do(req{method: "GET", path: "/api/v1/models/c", token: e.reader}, http.StatusNotFound)
+
+		// Another token, same key: its own request, run for real.
+		other := e.token("writer-2", registry.ScopeWrite)
+		r := e.do(req{method: "PATCH", path: "/api/v1/models/b", token: other, body: map[string]any{"description": "from writer-2"}, header: key}, http.StatusOK)
+		if r.header.Get("Idempotent-Replayed") != "" || into[registry.Model](t, r).Description != "from writer-2" {
+			t.Errorf("another token's key: %v %s", r.header, r.body)
+		}
+		r = e.do(req{method: "PATCH", path: "/api/v1/models/a", token: e.admin, body: patch, header: key}, http.StatusOK)
 		if r.header.Get("Idempotent-Replayed") != "" {
-			t.Errorf("a create on another model was replayed")
+			t.Errorf("the admin was replayed the writer's answer")
 		}
 	})
 }

@@ -14,18 +14,20 @@ import (
 // retry may claim it again (the request that claimed it probably died).
 const abandonAfter = time.Minute
 
-const idemWhere = "token_id = ? AND idem_key = ? AND method = ? AND path = ?"
+// idemWhere selects the record that holds a key: one per token and key
+// (a unique index), whatever request claimed it.
+const idemWhere = "token_id = ? AND idem_key = ?"
 
 func idemArgs(k registry.IdempotencyKey) []any {
-	return []any{k.TokenID, k.Key, k.Method, k.Path}
+	return []any{k.TokenID, k.Key}
 }
 
 // inFlightWhere selects k's in-flight record, and only one claimed by the
-// same request body when k carries its hash: a request that lost its claim
-// (in flight for over a minute, claimed again by a retry with another
-// body) must not complete or drop the new claim.
+// same request (method, path and, when k carries it, body hash): a request
+// that lost its claim (in flight for over a minute, claimed again by a
+// retry of another request) must not complete or drop the new claim.
 func inFlightWhere(k registry.IdempotencyKey) (string, []any) {
-	where, args := idemWhere+" AND completed = ?", append(idemArgs(k), false)
+	where, args := idemWhere+" AND method = ? AND path = ? AND completed = ?", append(idemArgs(k), k.Method, k.Path, false)
 	if k.RequestHash != "" {
 		where += " AND request_hash = ?"
 		args = append(args, k.RequestHash)
@@ -43,10 +45,11 @@ func validateIdempotencyKey(k registry.IdempotencyKey) error {
 	return nil
 }
 
-// BeginIdempotent claims k, or returns the record that holds it. The claim
-// is an INSERT ... ON CONFLICT DO NOTHING, so of two concurrent callers
-// exactly one inserts; the other then reads (on PostgreSQL after the
-// winner committed) and gets the winner's record.
+// BeginIdempotent claims k, or returns the record that holds its token's
+// key, whatever request claimed it (the caller compares method, path and
+// body). The claim is an INSERT ... ON CONFLICT DO NOTHING, so of two
+// concurrent callers exactly one inserts; the other then reads (on
+// PostgreSQL after the winner committed) and gets the winner's record.
 func (s *Store) BeginIdempotent(ctx context.Context, k registry.IdempotencyKey, ttl time.Duration) (*registry.IdempotencyRecord, error) {
 	if err := validateIdempotencyKey(k); err != nil {
 		return nil, err
@@ -92,9 +95,9 @@ func (s *Store) beginIdempotent(ctx context.Context, k registry.IdempotencyKey, 
 			out = rec
 			return nil
 		}
-		if _, err := t.exec(ctx, `UPDATE idempotency SET request_hash = ?, completed = ?, status_code = 0, headers = '{}',
+		if _, err := t.exec(ctx, `UPDATE idempotency SET method = ?, path = ?, request_hash = ?, completed = ?, status_code = 0, headers = '{}',
 			body = NULL, created_at = ? WHERE `+idemWhere,
-			append([]any{k.RequestHash, false, now.UnixMicro()}, idemArgs(k)...)...); err != nil {
+			append([]any{k.Method, k.Path, k.RequestHash, false, now.UnixMicro()}, idemArgs(k)...)...); err != nil {
 			return fmt.Errorf("reclaim idempotency key: %w", err)
 		}
 		return nil
@@ -108,7 +111,7 @@ func (s *Store) beginIdempotent(ctx context.Context, k registry.IdempotencyKey, 
 var errRetryIdempotency = registry.Errorf(registry.CodeUnavailable, "idempotency key changed concurrently, try again")
 
 func loadIdempotency(ctx context.Context, t *txn, k registry.IdempotencyKey, lock bool) (*registry.IdempotencyRecord, error) {
-	q := "SELECT completed, request_hash, status_code, headers, body, created_at FROM idempotency WHERE " + idemWhere
+	q := "SELECT completed, method, path, request_hash, status_code, headers, body, created_at FROM idempotency WHERE " + idemWhere
 	if lock {
 		q += t.forUpdate()
 	}
@@ -117,7 +120,7 @@ func loadIdempotency(ctx context.Context, t *txn, k registry.IdempotencyKey, loc
 		headers string
 		created int64
 	)
-	err := t.queryRow(ctx, q, idemArgs(k)...).Scan(&rec.Completed, &rec.RequestHash, &rec.StatusCode, &headers, &rec.Body, &created)
+	err := t.queryRow(ctx, q, idemArgs(k)...).Scan(&rec.Completed, &rec.Method, &rec.Path, &rec.RequestHash, &rec.StatusCode, &headers, &rec.Body, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -41,17 +41,28 @@ func testIdempotency(e *env) {
 		t.Fatalf("second begin while in flight: %+v", rec)
 	}
 
-	// Same key on another token, method or path is another request.
-	for _, other := range []registry.IdempotencyKey{
-		{TokenID: 2, Key: "k1", Method: "POST", Path: "/api/v1/models", RequestHash: "h1"},
+	// The same key of another token is that token's own.
+	other := registry.IdempotencyKey{TokenID: 2, Key: "k1", Method: "POST", Path: "/api/v1/models", RequestHash: "h1"}
+	rec, err = e.s.BeginIdempotent(e.ctx, other, ttl)
+	ok(t, err)
+	if rec != nil {
+		t.Errorf("another token's key must be its own, got record %+v", rec)
+	}
+	// The same token's key with another method or path gets the record
+	// that holds the key, so the caller sees it was another request.
+	for _, reuse := range []registry.IdempotencyKey{
 		{TokenID: 1, Key: "k1", Method: "PUT", Path: "/api/v1/models", RequestHash: "h1"},
 		{TokenID: 1, Key: "k1", Method: "POST", Path: "/api/v1/endpoints", RequestHash: "h1"},
 	} {
-		rec, err := e.s.BeginIdempotent(e.ctx, other, ttl)
+		rec, err := e.s.BeginIdempotent(e.ctx, reuse, ttl)
 		ok(t, err)
-		if rec != nil {
-			t.Errorf("%+v is a different request, got record %+v", other, rec)
+		if rec == nil || rec.Method != "POST" || rec.Path != "/api/v1/models" || rec.RequestHash != "h1" {
+			t.Errorf("%+v reuses k1: got record %+v, want the POST /api/v1/models one", reuse, rec)
 		}
+		// Neither completing nor abandoning it touches the holder's claim.
+		err = e.s.CompleteIdempotent(e.ctx, reuse, registry.IdempotencyRecord{StatusCode: 200})
+		wantCode(t, err, registry.CodeNotFound)
+		ok(t, e.s.AbandonIdempotent(e.ctx, reuse))
 	}
 
 	resp := registry.IdempotencyRecord{
@@ -62,7 +73,7 @@ func testIdempotency(e *env) {
 	ok(t, e.s.CompleteIdempotent(e.ctx, k, resp))
 	rec, err = e.s.BeginIdempotent(e.ctx, k, ttl)
 	ok(t, err)
-	want := &registry.IdempotencyRecord{Completed: true, RequestHash: "h1", StatusCode: 201, Headers: resp.Headers, Body: resp.Body, CreatedAt: claimed}
+	want := &registry.IdempotencyRecord{Completed: true, Method: "POST", Path: "/api/v1/models", RequestHash: "h1", StatusCode: 201, Headers: resp.Headers, Body: resp.Body, CreatedAt: claimed}
 	equal(t, "replayed record", rec, want)
 
 	// A different body under the same key gets the stored record, so the
