@@ -4,15 +4,20 @@ package main
 // does: the output blocks are compared with a real run.
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // repoRoot is the repository's top directory.
@@ -94,5 +99,119 @@ func TestCanaryGuideEndpointsShow(t *testing.T) {
 		if !got[l] {
 			t.Errorf("the guide shows the line\n%q\nthat `mlregistry endpoints show` does not print; it prints:\n%s", l, out)
 		}
+	}
+}
+
+var providerBuild struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// providerDir builds the provider binary from main.go once and returns
+// its directory, for a dev_overrides CLI configuration.
+func providerDir(t *testing.T) string {
+	t.Helper()
+	providerBuild.Do(func() {
+		dir, err := os.MkdirTemp("", "mlregistry-provider-")
+		if err != nil {
+			providerBuild.err = err
+			return
+		}
+		providerBuild.dir = dir
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "terraform-provider-mlregistry"), ".")
+		cmd.Dir = repoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			providerBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if providerBuild.err != nil {
+		t.Fatal(providerBuild.err)
+	}
+	return providerBuild.dir
+}
+
+// TestPromotionGuidePipelineImport runs the guide's section on a version
+// registered by a pipeline: its shell block (the real CLI), then its
+// import block through terraform plan and apply.
+func TestPromotionGuidePipelineImport(t *testing.T) {
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("runs terraform: set TF_ACC=1")
+	}
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("terraform not on PATH")
+	}
+	const guide, section = "promotion-and-rollback.md.tmpl", "## A version registered by a pipeline"
+	db := "sqlite://" + filepath.Join(t.TempDir(), "r.db")
+	admin := createToken(t, db, "admin", "admin")
+	pipeline := createToken(t, db, "train-pipeline", "write")
+	srv := startServer(t, db)
+
+	work := t.TempDir()
+	tfrc := filepath.Join(t.TempDir(), "dev.tfrc")
+	writeFile(t, tfrc, fmt.Sprintf("provider_installation {\n  dev_overrides {\n    \"mlregistry/mlregistry\" = %q\n  }\n  direct {}\n}\n", providerDir(t)))
+	env := []string{"PATH=" + filepath.Dir(binary(t)) + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"TF_CLI_CONFIG_FILE=" + tfrc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "MLREGISTRY_ADDR=" + srv.url}
+	run := func(token string, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir, cmd.Env = work, append(append([]string{}, env...), "MLREGISTRY_TOKEN="+token)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	base := "terraform {\n  required_providers {\n    mlregistry = { source = \"mlregistry/mlregistry\" }\n  }\n}\n\nprovider \"mlregistry\" {}\n\n" +
+		"resource \"mlregistry_model\" \"churn\" {\n  name = \"churn\"\n}\n"
+	writeFile(t, filepath.Join(work, "main.tf"), base)
+	run(admin, "terraform", "apply", "-auto-approve", "-no-color")
+	// Seven versions before the pipeline's, so it is number 8 as in the guide.
+	for i := 1; i <= 7; i++ {
+		if st, out := do(t, "POST", srv.url+"/api/v1/models/churn/versions", admin, map[string]any{
+			"source": fmt.Sprintf("s3://models/churn/%d/model.onnx", i), "checksum": "sha256:" + strings.Repeat(fmt.Sprint(i), 64), "format": "onnx",
+		}); st != 201 {
+			t.Fatalf("version %d: %d %v", i, st, out)
+		}
+	}
+
+	// The pipeline's step, as the guide writes it.
+	if err := os.Mkdir(filepath.Join(work, "build"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(work, "build", "model.onnx"), "onnx bytes of churn run 88")
+	writeFile(t, filepath.Join(work, "metrics.json"), guideBlock(t, guide, section, "json"))
+	script := guideBlock(t, guide, section, "shell")
+	wantOut := guideBlock(t, guide, script, "text")
+	for range 2 { // a re-run of the step prints the same version
+		if got := run(pipeline, "sh", "-ec", script); got != wantOut {
+			t.Errorf("the guide's commands print %q, the guide says %q", got, wantOut)
+		}
+	}
+	v := decodeJSON[registry.ModelVersion](t, cliEnv(t, []string{"MLREGISTRY_ADDR=" + srv.url, "MLREGISTRY_TOKEN=" + admin}, "versions", "churn", "8", "-o", "json").stdout)
+	if v.CreatedBy != "train-pipeline" || v.Metrics["f1"] != 0.71 || v.Parameters["lr"] != "0.05" {
+		t.Errorf("registered version: %+v", v)
+	}
+
+	// The import, as the guide writes it: the plan imports and changes nothing.
+	hcl := guideBlock(t, guide, section, "terraform")
+	writeFile(t, filepath.Join(work, "main.tf"), base+"\n"+hcl)
+	plan := run(admin, "terraform", "plan", "-no-color")
+	for _, l := range strings.Split(strings.TrimRight(guideBlock(t, guide, "terraform plan\n```", "text"), "\n"), "\n") {
+		if l != "..." && !strings.Contains(plan, l) {
+			t.Errorf("terraform plan does not print the guide's line %q:\n%s", l, plan)
+		}
+	}
+	run(admin, "terraform", "apply", "-auto-approve", "-no-color")
+	if out := run(admin, "terraform", "plan", "-no-color", "-detailed-exitcode"); !strings.Contains(out, "No changes") {
+		t.Errorf("plan after the import's apply:\n%s", out)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
