@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -258,4 +259,86 @@ func TestParseUpstreamList(t *testing.T) {
 	if len(names) != 1 || names[0] != "meta.example" {
 		t.Errorf("names %q", names)
 	}
+}
+
+// FuzzParseUpstreamHost holds ParseUpstreamHost to a second reading of
+// inet_aton's forms, written apart (strconv's base prefixes), and to
+// netip for the usual spellings.
+func FuzzParseUpstreamHost(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "2852039166", "0xa9fea9fe", "0251.0376.0251.0376", "169.254.169.254.", "0", "0x", "1.2.3.4.5",
+		"08", "0x1g", "a.b", "a.0x1", "fe80::1%eth0", "::ffff:1.2.3.4", "1.2.3.4:5", "", ".", "..", "1..2", "0o7", "0b1", "1_0", "4294967296", "ÿ"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		h, err := ParseUpstreamHost(host)
+		if usual, perr := netip.ParseAddr(host); perr == nil && usual.Is4() {
+			if err != nil || h.Addr != usual || h.Unusual {
+				t.Fatalf("%q: %+v %v, want %s in its usual spelling", host, h, err, usual)
+			}
+		}
+		if strings.Contains(host, ":") {
+			return
+		}
+		ref, refOK := referenceIPv4(strings.TrimSuffix(host, "."))
+		switch {
+		case err != nil:
+			if refOK {
+				t.Fatalf("%q: %v, the reference reads %s", host, err, ref)
+			}
+		case h.Addr.IsValid():
+			if !refOK || ref != h.Addr {
+				t.Fatalf("%q: %s, the reference reads %s (%v)", host, h.Addr, ref, refOK)
+			}
+			if h.Unusual != (host != h.Addr.String()) {
+				t.Fatalf("%q: unusual %v", host, h.Unusual)
+			}
+		default:
+			if refOK {
+				t.Fatalf("%q: a name, the reference reads %s", host, ref)
+			}
+			if h.Name != strings.ToLower(h.Name) || strings.HasSuffix(h.Name, ".") || h.Name == "" {
+				t.Fatalf("%q: name %q", host, h.Name)
+			}
+		}
+	})
+}
+
+// referenceIPv4 reads inet_aton's forms with strconv's base prefixes (0x
+// hex, 0 octal), after refusing the prefixes inet_aton does not know.
+func referenceIPv4(h string) (netip.Addr, bool) {
+	parts := strings.Split(h, ".")
+	if len(parts) == 0 || len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	vals := make([]uint64, len(parts))
+	for i, p := range parts {
+		if p == "" || strings.ContainsAny(p, "_+-") || strings.HasPrefix(strings.ToLower(p), "0o") || strings.HasPrefix(strings.ToLower(p), "0b") {
+			return netip.Addr{}, false
+		}
+		if strings.EqualFold(p, "0x") {
+			p = "0"
+		}
+		n, err := strconv.ParseUint(p, 0, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		vals[i] = n
+	}
+	var b [4]byte
+	last := vals[len(vals)-1]
+	for i, v := range vals[:len(vals)-1] {
+		if v > 255 {
+			return netip.Addr{}, false
+		}
+		b[i] = byte(v)
+	}
+	free := 4 - (len(vals) - 1)
+	if free < 4 && last >= 1<<(8*free) {
+		return netip.Addr{}, false
+	}
+	for i := 3; i >= len(vals)-1; i-- {
+		b[i] = byte(last)
+		last >>= 8
+	}
+	return netip.AddrFrom4(b), true
 }
