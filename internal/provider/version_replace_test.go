@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -213,14 +215,38 @@ func TestAccTerraformCLI_replaceVersionInUseWarns(t *testing.T) {
 	ctx := context.Background()
 	const cbd = "lifecycle {\n    create_before_destroy = true\n  }"
 
+	// listsEndpoints runs a plan and reports whether the provider listed
+	// the endpoints for it (the TRACE log holds its request logs).
+	listsEndpoints := func() (string, bool) {
+		t.Helper()
+		must(t, os.Truncate(w.logPath, 0))
+		out := w.mustRun(ctx, "plan", "-input=false")
+		log, err := os.ReadFile(w.logPath)
+		must(t, err)
+		list := regexp.MustCompile(`path=/api/v1/endpoints(\s|$)`)
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.Contains(l, "registry request:") && list.MatchString(l) {
+				return out, true
+			}
+		}
+		return out, false
+	}
+
 	w.writeConfig(servedVersionsConfig(r, [3]int{1, 2, 3}, ""))
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
-	if out := w.mustRun(ctx, "plan", "-input=false", "-detailed-exitcode"); strings.Contains(out, "Replacing version") {
-		t.Fatalf("a plan without changes warns:\n%s", out)
+	out, listed := listsEndpoints()
+	if strings.Contains(out, "Replacing version") || !strings.Contains(out, "No changes") {
+		t.Fatalf("a plan without changes warns or changes:\n%s", out)
+	}
+	if listed {
+		t.Fatal("a plan that replaces nothing listed the endpoints")
 	}
 
 	w.writeConfig(servedVersionsConfig(r, [3]int{11, 12, 13}, ""))
-	out := w.mustRun(ctx, "plan", "-input=false")
+	out, listed = listsEndpoints()
+	if !listed {
+		t.Fatal("the plan that replaces versions did not list the endpoints (or the TRACE log format changed)")
+	}
 	for _, want := range [][]string{
 		{`Warning: Replacing version 1 of model "churn", which holds stage production and receives traffic from endpoint "churn" (route "stable")`,
 			"Changing source, checksum registers a new version and deletes version 1", "Add lifecycle { create_before_destroy = true }"},
