@@ -213,7 +213,185 @@ func TestCIScripts(t *testing.T) {
 		if code != 1 || !strings.Contains(stdout, "staging moved from v1 to v2 by ci-bot") || !strings.Contains(stderr, "drifted from the configuration") {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
+		noLeftovers(t, work)
 	})
+
+	t.Run("flagged-version runbook", func(t *testing.T) {
+		testFlaggedRunbook(t, s)
+	})
+}
+
+// noLeftovers: the scripts leave no plan, log or summary in the working
+// directory (they hold the registry's data, and *.tfplan may be committed
+// by accident).
+func noLeftovers(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		switch n := e.Name(); {
+		case n == "main.tf" || n == "models" || n == ".terraform" || n == ".terraform.lock.hcl" || n == "terraform.tfstate" || n == "terraform.tfstate.backup":
+		default:
+			t.Errorf("left behind in the working directory: %s", n)
+		}
+	}
+}
+
+// The runbook of templates/guides/promotion-and-rollback.md.tmpl, run as
+// written against the quickstart: the test runs these lines and checks
+// that the guide still says them.
+const (
+	runbookStaging  = "terraform apply -var staging_version=2\n"
+	runbookApply1   = "terraform apply -var staging_version=2 -var canary_weight=10"
+	runbookFlag     = `mlregistry flag churn 2 --reason "canary answers 5xx"`
+	runbookDrift    = "examples/ci/scripts/drift-check.sh examples/quickstart -- -var staging_version=2 -var canary_weight=10"
+	runbookHCL      = "  flagged     = true\n  flag_reason = \"canary answers 5xx\"\n"
+	runbookPlan     = "terraform plan -out=fix.tfplan -var staging_version=2 -var canary_weight=0"
+	runbookApply2   = "terraform apply fix.tfplan"
+	runbookReplan   = "terraform plan -detailed-exitcode -var staging_version=2 -var canary_weight=0"
+	runbookTemplate = "templates/guides/promotion-and-rollback.md.tmpl"
+)
+
+func testFlaggedRunbook(t *testing.T, s *scriptEnv) {
+	guide, err := os.ReadFile(filepath.Join(repoRoot(), runbookTemplate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{runbookStaging, runbookApply1, runbookFlag, runbookDrift, runbookHCL, runbookPlan, runbookApply2, runbookReplan} {
+		if !strings.Contains(string(guide), line) {
+			t.Errorf("%s no longer says %q, which this test runs", runbookTemplate, line)
+		}
+	}
+
+	r := apptest.Start(t, apptest.WithConfig(func(c *app.Config) { c.ShutdownTimeout = 15 * time.Second }))
+	tfToken := r.Token(t, "terraform", registry.ScopeAdmin)
+	work := t.TempDir()
+	quickstart := filepath.Join(repoRoot(), "examples", "quickstart")
+	if err := os.CopyFS(filepath.Join(work, "models"), os.DirFS(filepath.Join(quickstart, "models"))); err != nil {
+		t.Fatal(err)
+	}
+	mainTF, err := os.ReadFile(filepath.Join(quickstart, "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "main.tf"), mainTF, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := s.with(map[string]string{"MLREGISTRY_ADDR": r.URL})
+	// sh runs one line of the runbook (split on spaces, one quoted
+	// argument at most) with the given token.
+	sh := func(token, line string, wantCode int) string {
+		t.Helper()
+		args := strings.Fields(line)
+		if i := strings.Index(line, ` "`); i >= 0 {
+			args = append(strings.Fields(line[:i]), strings.Trim(line[i+1:], `"`))
+		}
+		if args[0] == "terraform" {
+			opts := []string{"-no-color", "-input=false"}
+			if args[1] == "apply" && !strings.HasSuffix(line, ".tfplan") {
+				opts = append(opts, "-auto-approve")
+			}
+			args = append(append(args[:2:2], opts...), args[2:]...)
+		}
+		bin := args[0]
+		for _, dir := range filepath.SplitList(env.vars["PATH"]) {
+			if _, err := os.Stat(filepath.Join(dir, bin)); err == nil {
+				bin = filepath.Join(dir, bin) // the PATH the runbook's shell would have
+				break
+			}
+		}
+		cmd := exec.Command(bin, args[1:]...)
+		cmd.Dir = work
+		cmd.Env = os.Environ()
+		for k, v := range env.vars {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "MLREGISTRY_TOKEN="+token)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if code != wantCode {
+			t.Fatalf("%s: exit %d, want %d\n%s", line, code, wantCode, out)
+		}
+		return string(out)
+	}
+
+	// The quickstart as the guide leaves it before the emergency: v1 in
+	// production, v2 in staging with a 10% canary.
+	sh(tfToken, "terraform init", 0)
+	sh(tfToken, "terraform apply", 0)
+	sh(tfToken, strings.TrimSpace(runbookStaging), 0)
+	sh(tfToken, runbookApply1, 0)
+
+	// On call flags v2 with an unrestricted write token; the flag drains
+	// the canary in the same transaction.
+	r.Clock.Advance(time.Hour) // the registry's clock stands still otherwise
+	sh(r.Token(t, "oncall", registry.ScopeWrite), runbookFlag, 0)
+	r.Clock.Advance(time.Hour)
+	ep, err := newRunbookClient(t, r.URL, r.AdminToken).GetEndpoint(context.Background(), "churn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.Status != registry.EndpointStatusDrained {
+		t.Fatalf("endpoint after the flag: %+v", ep)
+	}
+
+	// The plan fails (the configuration still routes 10% to v2), and the
+	// drift check still reports the drain and the flag, with who and why.
+	ci := env.with(map[string]string{"MLREGISTRY_TOKEN": r.Token(t, "ci-read", registry.ScopeRead)})
+	driftArgs := strings.Fields(strings.TrimPrefix(runbookDrift, "examples/ci/scripts/drift-check.sh examples/quickstart"))
+	stdout, stderr, code := ci.run(work, "drift-check.sh", append([]string{work}, driftArgs...)...)
+	for _, want := range []string{
+		"version 2 of \"churn\": flagged (canary answers 5xx)",
+		"v2 flagged (canary answers 5xx) by oncall at",
+		"canary 10% -> 0%",
+		"traffic drained from canary (flagged version)",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("drift report lacks %q", want)
+		}
+	}
+	for _, want := range []string{"Error: Stage policy violation", "stage policy rule flagged failed", "terraform plan failed (exit 1); reading the drift with a refresh-only plan", "the registry drifted from the configuration"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("drift check's stderr lacks %q", want)
+		}
+	}
+	if code != 1 || t.Failed() {
+		t.Fatalf("drift-check.sh: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	noLeftovers(t, work)
+
+	// The reviewed change the guide gives: keep the flag in the
+	// configuration and take the canary out; plan, apply, re-plan empty.
+	hcl := strings.Replace(string(mainTF), "  description = \"retrained on a year more of data\"\n", "  description = \"retrained on a year more of data\"\n"+runbookHCL, 1)
+	if hcl == string(mainTF) {
+		t.Fatal("the quickstart's r2 changed: update where the runbook's HCL goes")
+	}
+	if err := os.WriteFile(filepath.Join(work, "main.tf"), []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sh(tfToken, runbookPlan, 0)
+	sh(tfToken, runbookApply2, 0)
+	sh(tfToken, runbookReplan, 0)
+	v, err := newRunbookClient(t, r.URL, r.AdminToken).GetVersion(context.Background(), "churn", 2)
+	if err != nil || !v.Flagged || v.FlagReason != "canary answers 5xx" {
+		t.Fatalf("v2 after the fix: %+v, %v", v, err)
+	}
+}
+
+func newRunbookClient(t *testing.T, addr, token string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Options{Address: addr, Token: token, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // commentHost is the part of the GitHub and GitLab REST APIs that

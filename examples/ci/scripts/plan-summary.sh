@@ -9,7 +9,7 @@
 # Environment:
 #   MLREGISTRY_ADDR, MLREGISTRY_TOKEN  the registry (a read token is enough)
 #   SUMMARY_FILE  where the Markdown goes (default WORKDIR/plan-summary.md)
-#   FAIL_ON       passed to --fail-on (warning, drift, or both comma-separated)
+#   FAIL_ON       passed to --fail-on (error, warning, drift, comma-separated)
 #   MLREGISTRY    the mlregistry binary (default: from PATH)
 # Exit status: 0 when the plan and summary succeeded (and no FAIL_ON
 # condition holds), non-zero otherwise; the summary file is written anyway.
@@ -20,8 +20,9 @@ cd "$workdir" || exit 1
 summary=${SUMMARY_FILE:-$PWD/plan-summary.md}
 mlregistry=${MLREGISTRY:-mlregistry}
 marker='<!-- mlregistry-plan-summary -->'
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/plan-summary.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+log=$tmp/log
 
 failed() {
   {
@@ -40,8 +41,8 @@ failed() {
 }
 
 terraform init -input=false -no-color >"$log" 2>&1 || failed "terraform init failed"
-terraform plan -input=false -lock=false -no-color -out=tfplan >"$log" 2>&1 || failed "terraform plan failed"
-terraform show -json tfplan >plan.json 2>"$log" || failed "terraform show -json failed"
+terraform plan -input=false -lock=false -no-color -out="$tmp/tfplan" >"$log" 2>&1 || failed "terraform plan failed"
+terraform show -json "$tmp/tfplan" >"$tmp/plan.json" 2>"$log" || failed "terraform show -json failed"
 
 args=()
 if [ -n "${FAIL_ON:-}" ]; then
@@ -49,7 +50,7 @@ if [ -n "${FAIL_ON:-}" ]; then
 fi
 {
   echo "$marker"
-  "$mlregistry" plan-summary "${args[@]}" plan.json
+  "$mlregistry" plan-summary "${args[@]}" "$tmp/plan.json"
 } >"$summary"
 code=$?
 cat "$summary"
