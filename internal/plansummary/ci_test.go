@@ -365,6 +365,15 @@ func testFlaggedRunbook(t *testing.T, s *scriptEnv) {
 	if code != 1 || t.Failed() {
 		t.Fatalf("drift-check.sh: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
+	// The report the guide shows is the one the drift check printed.
+	block := string(guide)[strings.Index(string(guide), runbookDrift):]
+	block = block[strings.Index(block, "```markdown\n")+len("```markdown\n"):]
+	block = block[:strings.Index(block, "```")]
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		if !strings.Contains(minuteRE.ReplaceAllString(stdout, "TIME"), minuteRE.ReplaceAllString(line, "TIME")) {
+			t.Errorf("%s shows %q, which the drift check did not print:\n%s", runbookTemplate, line, stdout)
+		}
+	}
 	noLeftovers(t, work)
 
 	// The reviewed change the guide gives: keep the flag in the
@@ -503,3 +512,5 @@ func TestCIWorkflowsCallShippedScripts(t *testing.T) {
 }
 
 var scriptRE = regexp.MustCompile(`ci/scripts/([a-z-]+\.sh)`)
+
+var minuteRE = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d UTC`)
