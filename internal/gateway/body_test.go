@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway/h1"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // The tests in this file cover request bodies on the lane: Content-Length
-// bodies the lean client carries whole (up to leanBodyMax), larger ones
+// bodies the lean client carries whole (up to h1.MaxBody), larger ones
 // streamed through http.Transport, chunked uploads (handed to net/http),
 // clients that stop halfway, pipelining and 100-continue.
 
@@ -63,7 +64,7 @@ func digestOf(method string, body string, te string) string {
 // TestLaneBodies: POSTs with a Content-Length body of every size class go
 // through the lane and reach the upstream byte for byte, with the same
 // framing: small, a request ending exactly at the lane's read buffer,
-// exactly leanBodyMax (the lean client's largest), one byte more (the
+// exactly h1.MaxBody (the lean client's largest), one byte more (the
 // Transport), 1 MB.
 func TestLaneBodies(t *testing.T) {
 	up, _ := digestUpstream(t, nil)
@@ -72,8 +73,8 @@ func TestLaneBodies(t *testing.T) {
 	head := func(n int) string {
 		return fmt.Sprintf("POST /serve/e/p HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n", n)
 	}
-	atBoundary := laneBufSize - len(head(laneBufSize))
-	for _, n := range []int{7, atBoundary, atBoundary + 1, leanBodyMax, leanBodyMax + 1, 1 << 20} {
+	atBoundary := h1.ServerBufferSize - len(head(h1.ServerBufferSize))
+	for _, n := range []int{7, atBoundary, atBoundary + 1, h1.MaxBody, h1.MaxBody + 1, 1 << 20} {
 		body := strings.Repeat(string(rune('a'+n%26)), n)
 		if _, err := io.WriteString(c, head(n)+body); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway/h1"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -223,7 +224,7 @@ func TestEarlyAnswerNeverReachesAnotherClient(t *testing.T) {
 			up, proceed, events := earlyUpstream(t)
 			h := newLaneHarness(t, newMemSource(endpointOf("e1", rt("a", 1, up, 100))), LaneOptions{})
 			size := 200
-			if len(p.body) > leanBodyMax {
+			if len(p.body) > h1.MaxBody {
 				size = len(p.body) // the streamed (Transport) body
 			}
 			a := p

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway/h1"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -71,7 +72,7 @@ func TestClientFramingErrorsAreTheClients(t *testing.T) {
 		{name: "chunk data longer than its size", raw: "Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"},
 		{name: "chunk without CRLF after data", raw: "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n"},
 		{name: "chunked body cut short", raw: "Transfer-Encoding: chunked\r\n\r\n10\r\nabc", cut: true},
-		{name: "streamed body cut short", raw: "Content-Length: " + fmt.Sprint(leanBodyMax+100) + "\r\n\r\n" + strings.Repeat("x", leanBodyMax+10), cut: true},
+		{name: "streamed body cut short", raw: "Content-Length: " + fmt.Sprint(h1.MaxBody+100) + "\r\n\r\n" + strings.Repeat("x", h1.MaxBody+10), cut: true},
 		{name: "lean body cut short", raw: "Content-Length: 300\r\n\r\n" + strings.Repeat("x", 10), cut: true},
 	}
 	for _, c := range cases {

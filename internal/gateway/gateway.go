@@ -9,15 +9,19 @@
 // often, moves its weight to the healthiest other route and records that
 // through the Source, so the next terraform plan shows the drift.
 //
-// Speed: body-less requests to plain-http upstreams (the prediction GETs
-// and most probes) go through a lean HTTP/1.1 client that works on the
-// handler's goroutine (lean.go, upconn.go); everything else through a
-// tuned http.Transport. Listener wraps the server's listener for raw
-// socket I/O (fastconn.go). bench/gateway.sh compares the result with
-// nginx.
+// The HTTP/1.1 protocol work lives in the h1 engine (internal/gateway/h1):
+// its server parses the common /serve/ request or hands the connection to
+// net/http (Lane), its client carries one exchange to a plain-http
+// upstream on the handler's goroutine. This package holds no HTTP parsing;
+// it keeps routing, the guard, the forwarding rules (headers.go), the
+// upstream policy, and one choice per request of how the request goes
+// upstream (proxy.go: the engine's client, http.Transport for TLS and
+// streamed or chunked bodies, httputil.ReverseProxy for upgrades).
+// bench/gateway.sh compares the result with nginx.
 //
-// The package imports registry only; it must not import the server, the
-// store implementations or the app. Authentication happens outside it.
+// The package imports registry and its own h1 engine only; it must not
+// import the server, the store implementations or the app.
+// Authentication happens outside it.
 package gateway
 
 import (
@@ -35,6 +39,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway/h1"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -96,13 +101,14 @@ type Gateway struct {
 	metrics         *metrics
 
 	// transport is used for every request when Options.Transport is set,
-	// else for what the lean client does not take (TLS, upgrades, large or
+	// else for what the engine's client does not take (TLS, upgrades, large or
 	// unknown-length request bodies).
 	transport http.RoundTripper
 	// ownTransport: transport is ours and enforces UpstreamTimeout itself.
 	ownTransport bool
-	// pools are the lean client's connections (nil with a custom Transport).
-	pools *pools
+	// pools are the engine client's connections (nil with a custom
+	// Transport).
+	pools *h1.Pools
 	// upstreams is the upstream policy (nil with a custom Transport, which
 	// brings its own dialer).
 	upstreams *policy
@@ -124,9 +130,8 @@ type Gateway struct {
 	bg sync.WaitGroup
 	// bufs holds copy buffers for the http.Transport path.
 	bufs sync.Pool
-	// bodies holds leanBodyMax buffers for the request bodies the lean
-	// client carries.
-	bodies sync.Pool
+	// wires holds the buffers the engine client's requests are built in.
+	wires sync.Pool
 	// upgrades counts upgraded connections being spliced; abort ends
 	// them (Lane.Shutdown, past its deadline: net/http's Shutdown and
 	// Close do not see hijacked connections).
@@ -173,7 +178,7 @@ func New(opts Options) (*Gateway, error) {
 		g.upstreams = pol
 		g.transport = newTransport(max(g.upstreamTimeout, registry.MaxEndpointTimeout), pol.control)
 		g.ownTransport = true
-		g.pools = newPools(pol.control)
+		g.pools = h1.NewPools(h1.PoolOptions{Control: pol.control, KeepHeader: keepResponseHeader})
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
@@ -184,7 +189,7 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// newTransport is the transport for what the lean client does not carry:
+// newTransport is the transport for what the engine's client does not carry:
 // many idle connections per host (a gateway talks to few hosts, often), no
 // transparent gzip (bodies pass through untouched), HTTP/2 only where TLS
 // negotiates it, a short dial timeout so a dead upstream fails fast.
@@ -275,7 +280,7 @@ func (g *Gateway) install(eps []registry.Endpoint) {
 				}
 			}
 		}
-		g.pools.retain(keep)
+		g.pools.Retain(keep)
 	}
 }
 
@@ -323,7 +328,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		if g.pools != nil {
-			g.pools.prune(time.Now())
+			g.pools.Prune(time.Now())
 		}
 	}
 }

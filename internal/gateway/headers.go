@@ -148,7 +148,7 @@ func isRegistryToken(v string) bool {
 // forwardHeaders is the one set of forwarding rules: it calls emit for
 // every header field (besides Host, which is rt's host, and the body's
 // framing) that the upstream of route rt receives for client request r,
-// whatever path carries it (lean client, Transport, upgrade, and the lane
+// whatever path carries it (the engine's client, Transport, upgrade, and the engine's server
 // through them):
 //
 //   - hop-by-hop headers and those the Connection header lists are dropped
@@ -198,7 +198,7 @@ func outHeader(r *http.Request, rt *route, id string) http.Header {
 	h := make(http.Header, len(r.Header)+7)
 	forwardHeaders(r, rt, id, func(k string, vv []string) { h[k] = vv })
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // the Transport adds none then, like the lean client
+		h["User-Agent"] = []string{""} // the Transport adds none then, like the engine's client
 	}
 	return h
 }
@@ -209,7 +209,7 @@ var (
 )
 
 // requestID is the ID of r as its answer carries it: the API middleware
-// and the lane put it on the response header before the gateway runs;
+// and the engine's server put it on the response header before the gateway runs;
 // alone, the gateway takes a valid client ID or makes one.
 func requestID(w http.ResponseWriter, r *http.Request) string {
 	h := w.Header()
@@ -233,4 +233,46 @@ func copyResponseHeader(dst, src http.Header) {
 		}
 		dst[k] = vv
 	}
+}
+
+func isUpgrade(h http.Header) bool {
+	if _, ok := h["Upgrade"]; !ok {
+		return false
+	}
+	for _, v := range h["Connection"] {
+		if containsToken(v, "upgrade") {
+			return true
+		}
+	}
+	return false
+}
+
+// containsToken reports whether the comma-separated list v holds token
+// (ASCII case-insensitive).
+func containsToken(v, token string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// remoteIP is the host part of a RemoteAddr, without allocating.
+func remoteIP(addr string) string {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			addr = addr[:i]
+			break
+		}
+		if addr[i] < '0' || addr[i] > '9' {
+			break // no port
+		}
+	}
+	if len(addr) > 1 && addr[0] == '[' && addr[len(addr)-1] == ']' {
+		addr = addr[1 : len(addr)-1]
+	}
+	return addr
 }

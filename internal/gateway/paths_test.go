@@ -57,7 +57,7 @@ type gatewayPath struct {
 	viaTransport bool
 }
 
-// bigBody is larger than the lean client carries (leanBodyMax).
+// bigBody is larger than the lean client carries (h1.MaxBody).
 var bigBody = `{"inputs":"` + strings.Repeat("x", 80<<10) + `"}`
 
 var gatewayPaths = []gatewayPath{

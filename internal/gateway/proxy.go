@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway/h1"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -40,8 +41,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (abort bool) {
 		// be told apart here: the connection of every request framed by
 		// Transfer-Encoding closes after it (RFC 9112 section 6.1), and
 		// a front proxy that framed it by Content-Length cannot have a
-		// request of its own read from its body. (The lane refuses the
-		// ambiguous heads it reads outright.)
+		// request of its own read from its body. (The engine's server refuses
+		// the ambiguous heads it reads outright.)
 		w.Header()["Connection"] = []string{"close"}
 	}
 	name, rest, status, msg := splitServePath(r.URL.EscapedPath())
@@ -181,8 +182,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 		return false
 	}
 	var o outcome
-	if rt.pool != nil && leanCarries(r) {
-		o = g.forwardLean(w, r, rt, rest, id, start)
+	if rt.pool != nil && engineCarries(r) {
+		o = g.forwardH1(w, r, rt, rest, id, start)
 	} else {
 		o = g.forwardTransport(w, r, ep, rt, rest, id)
 	}
@@ -494,27 +495,133 @@ func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *rou
 	return o
 }
 
-func isUpgrade(h http.Header) bool {
-	if _, ok := h["Upgrade"]; !ok {
-		return false
-	}
-	for _, v := range h["Connection"] {
-		if containsToken(v, "upgrade") {
-			return true
-		}
-	}
-	return false
+// aLongTimeAgo is a deadline in the past: setting it fails pending I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// The h1 engine's client carries the common request to a plain-http
+// upstream on the handler's own goroutine: no body, or a Content-Length
+// one up to h1.MaxBody, read whole first so it leaves with the head in
+// one write, a stale connection can be retried with it, and a client
+// that stops halfway never reaches the upstream.
+
+// engineCarries reports whether the engine's client can carry r's body.
+func engineCarries(r *http.Request) bool {
+	return len(r.TransferEncoding) == 0 && r.ContentLength >= 0 && r.ContentLength <= h1.MaxBody
 }
 
-// containsToken reports whether the comma-separated list v holds token
-// (ASCII case-insensitive).
-func containsToken(v, token string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(strings.TrimSpace(t), token) {
-			return true
+// keepResponseHeader is the forwarding rule for an upstream's response
+// fields, for the engine's client: end-to-end fields only.
+func keepResponseHeader(k string, conn []string) bool {
+	return !isHopHeader(k) && (len(conn) == 0 || !connectionListed(conn, k))
+}
+
+// forwardH1 proxies a request the engine carries (engineCarries) to a
+// plain-http upstream.
+func (g *Gateway) forwardH1(w http.ResponseWriter, r *http.Request, rt *route, rest, id string, start time.Time) outcome {
+	now := start // deadlines and idle times need the real clock
+	if !g.realClock {
+		now = time.Now()
+	}
+	bp, _ := g.wires.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, 2048)
+		bp = &b
+	}
+	defer func() {
+		if cap(*bp) <= maxKeptWire {
+			g.wires.Put(bp)
+		}
+	}()
+	b := h1.AppendRequestLine((*bp)[:0], r.Method, targetPath(rest, rt), r.URL.RawQuery, rt.hostHdr)
+	forwardHeaders(r, rt, id, func(k string, vv []string) { b = h1.AppendHeader(b, k, vv) })
+	b = h1.AppendBodyLength(b, r.Method, int(r.ContentLength))
+	if r.ContentLength > 0 {
+		var o outcome
+		var ok bool
+		if b, o, ok = g.readBody(w, r, b); !ok {
+			*bp = b[:0]
+			return o
 		}
 	}
-	return false
+	*bp = b[:0]
+
+	res, err := rt.pool.Do(r.Context(), &h1.Request{
+		Wire: b, Method: r.Method, Replayable: replayable(r), Timeout: rt.timeout, Start: now,
+	}, w.Header())
+	if err != nil {
+		var bad h1.MalformedResponseError
+		if errors.As(err, &bad) && r.Context().Err() == nil {
+			g.problem(w, r, http.StatusBadGateway, registry.CodeUnavailable, "route "+quote(rt.name)+": upstream sent a "+bad.Error())
+			return outcome{status: http.StatusBadGateway, failed: true, upstreamErr: true}
+		}
+		return g.upstreamFailed(w, r, rt, err, false)
+	}
+	hdr := w.Header()
+	hdr["X-Model-Version"] = rt.hdrVersion
+	hdr["X-Route"] = rt.hdrRoute
+	var trailer http.Header
+	if res.Trailers != "" {
+		hdr["Trailer"] = []string{res.Trailers}
+		trailer = http.Header{}
+	}
+	w.WriteHeader(res.Status)
+	o := outcome{status: res.Status, failed: res.Status >= 500}
+	rerr, werr := res.Relay(w, trailer)
+	switch {
+	case werr != nil:
+		o.clientGone = true
+	case rerr != nil:
+		if r.Context().Err() != nil {
+			o.clientGone = true
+			break
+		}
+		g.log.Debug("gateway: upstream body failed", "route", rt.name, "err", rerr)
+		o.failed, o.upstreamErr, o.abort = true, true, true
+	default:
+		for k, vv := range trailer {
+			hdr[http.TrailerPrefix+k] = vv
+		}
+	}
+	return o
+}
+
+// maxKeptWire: a request buffer up to this size is kept for the next
+// request; a larger one (a big body) is dropped.
+const maxKeptWire = 16 << 10
+
+// readBody appends r's Content-Length body to b. A body that fails to
+// arrive is the client's fault: the gateway answers it (400, 413 past a
+// MaxBytesReader limit) and the upstream sees nothing.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, b []byte) ([]byte, outcome, bool) {
+	n := len(b)
+	b = append(b, make([]byte, r.ContentLength)...)
+	if _, err := io.ReadFull(r.Body, b[n:]); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			g.problem(w, r, http.StatusRequestEntityTooLarge, registry.CodeTooLarge,
+				"the request body is larger than the "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes allowed")
+			return b, outcome{status: http.StatusRequestEntityTooLarge, clientFault: true}, false
+		}
+		// Most likely nobody reads this (the client left or stalled),
+		// and the connection closes after it.
+		g.problem(w, r, http.StatusBadRequest, registry.CodeInvalidArgument,
+			"the request body ended before the "+strconv.FormatInt(r.ContentLength, 10)+" bytes its Content-Length announced")
+		return b, outcome{status: http.StatusBadRequest, clientGone: true}, false
+	}
+	return b, outcome{}, true
+}
+
+// replayable reports whether a request may be sent again after a stale
+// connection failed it, by the rule net/http uses (the engine's client
+// holds the whole body of the requests it carries, so it can resend it).
+func replayable(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	_, ok := r.Header["Idempotency-Key"]
+	if !ok {
+		_, ok = r.Header["X-Idempotency-Key"]
+	}
+	return ok
 }

@@ -96,11 +96,7 @@ func within(d time.Duration, cond func() bool) bool {
 	return true
 }
 
-func (h *laneHarness) laneConns() int {
-	h.lane.mu.Lock()
-	defer h.lane.mu.Unlock()
-	return len(h.lane.conns)
-}
+func (h *laneHarness) laneConns() int { return h.lane.Conns() }
 
 // 20 clients give up on a stream whose upstream paused: on every path
 // the gateway releases their upstream connections, and its own

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway/h1"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -78,9 +79,9 @@ type route struct {
 	// name or address it names itself); such a route is never dialled.
 	refused error
 
-	// pool is the lean client's connection pool (nil for https upstreams
+	// pool is the engine client's connection pool (nil for https upstreams
 	// or when a custom Transport is configured).
-	pool *connPool
+	pool *h1.Pool
 
 	st *routeState
 }
@@ -177,7 +178,7 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 			r.refused = g.upstreams.checkURL(u)
 		}
 		if g.pools != nil && !r.https {
-			r.pool = g.pools.get(r.host)
+			r.pool = g.pools.Get(r.host)
 		}
 		if r.fullPath == "" {
 			r.fullPath = "/"

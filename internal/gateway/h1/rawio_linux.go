@@ -1,6 +1,6 @@
 //go:build linux
 
-package gateway
+package h1
 
 import (
 	"os"
@@ -8,8 +8,8 @@ import (
 	"unsafe"
 )
 
-// rawIO: the lean client sends its request head from inside the raw read
-// (see upConn.Read).
+// rawIO: the client side sends its request from inside the raw read
+// (see clientConn.Read).
 const rawIO = true
 
 // rawWrite and rawRead are write(2) and read(2) on a non-blocking socket.

@@ -1,6 +1,6 @@
 //go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
 
-package gateway
+package h1
 
 import "net"
 
@@ -10,4 +10,4 @@ func peerGone(net.Conn) bool { return false }
 
 // quiet cannot tell on this platform: a connection is reused on the
 // strength of its last exchange alone.
-func (c *upConn) quiet() bool { return true }
+func (c *clientConn) quiet() bool { return true }

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package gateway
+package h1
 
 import (
 	"net"
@@ -37,7 +37,7 @@ func peerGone(c net.Conn) bool {
 // quiet reports whether nothing at all is waiting on the idle upstream
 // connection: no bytes and no close (a non-blocking MSG_PEEK that finds
 // nothing to read).
-func (c *upConn) quiet() bool {
+func (c *clientConn) quiet() bool {
 	quiet := false
 	var b [1]byte
 	err := c.rc.Read(func(fd uintptr) bool {

@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -10,10 +10,11 @@ import (
 	"strings"
 )
 
-// errBadResponse is an upstream answer the gateway cannot parse.
-type errBadResponse string
+// MalformedResponseError is an answer the client cannot parse (or will
+// not, where net/http is lenient); its text says what is wrong.
+type MalformedResponseError string
 
-func (e errBadResponse) Error() string { return "malformed response: " + string(e) }
+func (e MalformedResponseError) Error() string { return "malformed response: " + string(e) }
 
 // respHead is a parsed response head.
 type respHead struct {
@@ -44,7 +45,7 @@ const (
 // line folding, no space in header names, a status line of exactly
 // "HTTP/1.0" or "HTTP/1.1", a three-digit code >= 100 and an optional
 // reason.
-func (c *upConn) readHead(method string, dst http.Header) (respHead, error) {
+func (c *clientConn) readHead(method string, dst http.Header) (respHead, error) {
 	// The 1xx answers skipped share the head size limit with the final
 	// one, as in net/http's Transport.
 	budget := maxHeadBytes
@@ -58,11 +59,11 @@ func (c *upConn) readHead(method string, dst http.Header) (respHead, error) {
 
 // crlfLine reads one line and returns it without its CRLF; a line that
 // ends in a bare LF is an error.
-func (c *upConn) crlfLine(what string) ([]byte, error) {
+func (c *clientConn) crlfLine(what string) ([]byte, error) {
 	line, err := c.br.ReadSlice('\n')
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, errBadResponse(what + " too long")
+			return nil, MalformedResponseError(what + " too long")
 		}
 		if errors.Is(err, io.EOF) && len(line) > 0 {
 			err = io.ErrUnexpectedEOF
@@ -71,12 +72,12 @@ func (c *upConn) crlfLine(what string) ([]byte, error) {
 	}
 	n := len(line)
 	if n < 2 || line[n-2] != '\r' {
-		return nil, errBadResponse(what + " ends in a bare LF")
+		return nil, MalformedResponseError(what + " ends in a bare LF")
 	}
 	return line[:n-2], nil
 }
 
-func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respHead, error) {
+func (c *clientConn) readOneHead(method string, dst http.Header, budget *int) (respHead, error) {
 	var h respHead
 	line, err := c.crlfLine("status line")
 	if err != nil {
@@ -85,12 +86,12 @@ func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respH
 	// "HTTP/1.1 200 OK"
 	if len(line) < 12 || string(line[:7]) != "HTTP/1." || (line[7] != '0' && line[7] != '1') || line[8] != ' ' ||
 		!isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) || (len(line) > 12 && line[12] != ' ') {
-		return h, errBadResponse("bad status line")
+		return h, MalformedResponseError("bad status line")
 	}
 	http10 := line[7] == '0'
 	h.status = int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
 	if h.status < 100 {
-		return h, errBadResponse("bad status code")
+		return h, MalformedResponseError("bad status code")
 	}
 
 	// Collect the header lines into the connection's scratch buffer; one
@@ -107,7 +108,7 @@ func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respH
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return h, errBadResponse("obsolete line folding")
+			return h, MalformedResponseError("obsolete line folding")
 		}
 		colon := -1
 		for i, b := range line {
@@ -117,20 +118,20 @@ func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respH
 			}
 		}
 		if colon <= 0 {
-			return h, errBadResponse("header line without a name")
+			return h, MalformedResponseError("header line without a name")
 		}
 		if *budget -= len(line); *budget < 0 {
-			return h, errBadResponse("head too large")
+			return h, MalformedResponseError("head too large")
 		}
 		k0 := len(hb)
 		hb = append(hb, line[:colon]...)
 		if !canonicalize(hb[k0:]) {
-			return h, errBadResponse("invalid header name")
+			return h, MalformedResponseError("invalid header name")
 		}
 		k1 := len(hb)
 		v := line[colon+1:]
 		if !validHeaderValue(v) {
-			return h, errBadResponse("control character in a header value")
+			return h, MalformedResponseError("control character in a header value")
 		}
 		v = trimSpace(v)
 		hb = append(hb, v...)
@@ -153,13 +154,13 @@ func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respH
 		case "Content-Length":
 			if lengthSeen {
 				if v != length {
-					return h, errBadResponse("differing Content-Length values")
+					return h, MalformedResponseError("differing Content-Length values")
 				}
 				continue
 			}
 			n, ok := parseContentLength(v)
 			if !ok {
-				return h, errBadResponse("bad Content-Length")
+				return h, MalformedResponseError("bad Content-Length")
 			}
 			h.length, length, lengthSeen = n, v, true
 		case "Transfer-Encoding":
@@ -167,7 +168,7 @@ func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respH
 			// net/http ignores Transfer-Encoding in HTTP/1.0, and takes
 			// one field only, "chunked" only (as nginx does).
 			if !http10 && (te > 1 || !equalFoldASCII(v, "chunked")) {
-				return h, errBadResponse("unsupported Transfer-Encoding")
+				return h, MalformedResponseError("unsupported Transfer-Encoding")
 			}
 		case "Connection":
 			conn = append(conn, v)
@@ -189,7 +190,7 @@ func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respH
 	}
 	chunked := te > 0 && !http10
 	if chunked && h.trailers != "" && !validTrailerNames(h.trailers) {
-		return h, errBadResponse("Trailer names a framing header")
+		return h, MalformedResponseError("Trailer names a framing header")
 	}
 	if chunked {
 		h.length = lengthChunked
@@ -212,7 +213,7 @@ func (c *upConn) readOneHead(method string, dst http.Header, budget *int) (respH
 	lengthSent := false
 	for i, e := range kvs {
 		k := block[e.k0:e.k1]
-		if isHopHeader(k) || (len(conn) > 0 && connectionListed(conn, k)) {
+		if !c.pool.keep(k, conn) {
 			continue
 		}
 		if k == "Content-Length" {
@@ -349,7 +350,7 @@ var errChunk = errors.New("malformed chunked body")
 // to w, straight out of the read buffer. It returns whether the body was
 // read completely (so the connection may be reused) and which side
 // failed. trailer receives trailer fields of a chunked body.
-func (c *upConn) copyBodyTo(w io.Writer, h respHead, flush *bodyFlusher, trailer http.Header) (complete bool, readErr, writeErr error) {
+func (c *clientConn) copyBodyTo(w io.Writer, h respHead, flush *bodyFlusher, trailer http.Header) (complete bool, readErr, writeErr error) {
 	br := c.br
 	switch h.length {
 	case 0:
@@ -396,7 +397,7 @@ func (c *upConn) copyBodyTo(w io.Writer, h respHead, flush *bodyFlusher, trailer
 
 // copyN copies n bytes (all until EOF when n < 0) from the read buffer
 // to w. A short body is io.ErrUnexpectedEOF.
-func (c *upConn) copyN(w io.Writer, n int64, flush *bodyFlusher) (int64, error, error) {
+func (c *clientConn) copyN(w io.Writer, n int64, flush *bodyFlusher) (int64, error, error) {
 	br := c.br
 	var done int64
 	for n < 0 || done < n {
@@ -426,7 +427,7 @@ func (c *upConn) copyN(w io.Writer, n int64, flush *bodyFlusher) (int64, error, 
 
 // bodyFlusher decides when relayed body bytes are pushed to the client.
 // A stream is flushed after every write. Any other body is flushed only
-// before the gateway waits for more of it from the upstream: a body that
+// before the client waits for more of it from the upstream: a body that
 // is all here (nearly every small answer) leaves in one write with its
 // head when the handler returns, and one that arrives slowly still
 // reaches the client as it comes instead of sitting in net/http's
@@ -475,7 +476,7 @@ const (
 )
 
 // chunkSize reads a chunk-size line ("1a2b;ext=1\r\n").
-func (c *upConn) chunkSize() (int64, error) {
+func (c *clientConn) chunkSize() (int64, error) {
 	line, err := c.br.ReadSlice('\n')
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -528,7 +529,7 @@ func (c *upConn) chunkSize() (int64, error) {
 // readTrailer reads the trailer section after the last chunk. Lines
 // must be well-formed header lines ending in CRLF; the section, with its
 // blank line, must fit in maxTrailer bytes.
-func (c *upConn) readTrailer(trailer http.Header) error {
+func (c *clientConn) readTrailer(trailer http.Header) error {
 	size := 0
 	for {
 		line, err := c.crlfLine("trailer line")
@@ -536,27 +537,40 @@ func (c *upConn) readTrailer(trailer http.Header) error {
 			return err
 		}
 		if size += len(line) + 2; size > maxTrailer {
-			return errBadResponse("trailer too large")
+			return MalformedResponseError("trailer too large")
 		}
 		if len(line) == 0 {
 			return nil
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || line[0] == ' ' || line[0] == '\t' {
-			return errBadResponse("malformed trailer line")
+			return MalformedResponseError("malformed trailer line")
 		}
 		name := append([]byte(nil), line[:colon]...)
 		v := line[colon+1:]
 		if !canonicalize(name) || !validHeaderValue(v) {
-			return errBadResponse("malformed trailer line")
+			return MalformedResponseError("malformed trailer line")
 		}
 		if trailer == nil {
 			continue
 		}
 		k := string(name)
-		if isHopHeader(k) {
+		if !c.pool.keep(k, nil) {
 			continue
 		}
 		trailer[k] = append(trailer[k], string(trimSpace(v)))
 	}
+}
+
+// containsToken reports whether the comma-separated list v holds token
+// (ASCII case-insensitive).
+func containsToken(v, token string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if equalFoldASCII(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"io"
@@ -17,7 +17,7 @@ import (
 // machine, sysmon takes the P away and hands it to another thread, which
 // costs two thread wake-ups per request, and sysmon itself then keeps
 // polling every 20µs. A proxy does little but such calls, so on two cores
-// this was the largest remaining cost after the lean upstream client.
+// this was the largest remaining cost after the client side that reads on the caller's goroutine (Pool.Do).
 // Non-blocking socket calls never block, so there is nothing to hand the
 // P over for.
 //

@@ -1,11 +1,11 @@
 //go:build !unix
 
-package gateway
+package h1
 
 import "errors"
 
 // rawIO is false where there are no non-blocking file descriptors to
-// drive by hand: the lean client writes and then reads through net.Conn.
+// drive by hand: the client side writes and then reads through net.Conn.
 const rawIO = false
 
 var errNoRawIO = errors.New("raw socket I/O is not supported on this platform")

@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -6,21 +6,19 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// upConn is one keep-alive connection to an upstream. One request uses it
-// at a time.
-type upConn struct {
+// clientConn is one keep-alive connection to an upstream. One request
+// uses it at a time.
+type clientConn struct {
 	nc        net.Conn
 	rc        syscall.RawConn
-	br        *bufio.Reader // reads through upConn.Read
-	pool      *connPool
+	br        *bufio.Reader // reads through clientConn.Read
+	pool      *Pool
 	idleSince int64
 	// read counts bytes read for the current request: a reused connection
 	// that fails before answering anything was closed by the upstream
@@ -40,9 +38,8 @@ type upConn struct {
 	timeout time.Duration
 	every   time.Duration
 
-	// The request head waiting to be sent by the next Read, and the state
-	// of that raw read (see Read).
-	whead   []byte
+	// The request waiting to be sent by the next Read, and the state of
+	// that raw read (see Read).
 	pending []byte
 	sent    bool
 	partial bool
@@ -62,17 +59,17 @@ type upConn struct {
 
 type kv struct{ k0, k1, v0, v1 int }
 
-func (c *upConn) close() { _ = c.nc.Close() }
+func (c *clientConn) close() { _ = c.nc.Close() }
 
 // cancel fails the connection's pending and future I/O; it runs when the
 // client's request context ends.
-func (c *upConn) cancel() {
+func (c *clientConn) cancel() {
 	c.cancelled.Store(true)
 	_ = c.nc.SetDeadline(aLongTimeAgo)
 }
 
 // setReadDeadline sets a read deadline unless the request was cancelled.
-func (c *upConn) setReadDeadline(t time.Time) {
+func (c *clientConn) setReadDeadline(t time.Time) {
 	c.deadline = t
 	_ = c.nc.SetReadDeadline(t)
 	if c.cancelled.Load() {
@@ -91,7 +88,7 @@ const maxCheckEvery = 500 * time.Millisecond
 // away is kept: deadlines are set with 10% slack and reused until they
 // come closer than every, which makes the first check come between every
 // and 1.1*every and the common case free.
-func (c *upConn) beginWait(ctx context.Context, now time.Time, timeout time.Duration) {
+func (c *clientConn) beginWait(ctx context.Context, now time.Time, timeout time.Duration) {
 	c.waiting, c.ctx, c.start, c.timeout = true, ctx, now, timeout
 	c.every = min(timeout, maxCheckEvery)
 	if !c.deadline.IsZero() && c.deadline.Sub(now) >= c.every {
@@ -100,11 +97,11 @@ func (c *upConn) beginWait(ctx context.Context, now time.Time, timeout time.Dura
 	c.setReadDeadline(now.Add(c.every + c.every/10))
 }
 
-func (c *upConn) endWait() { c.waiting, c.ctx = false, nil }
+func (c *clientConn) endWait() { c.waiting, c.ctx = false, nil }
 
 // disarm clears the read deadline before reading a body from the socket:
 // a streaming body may pause for as long as it likes.
-func (c *upConn) disarm() {
+func (c *clientConn) disarm() {
 	if !c.deadline.IsZero() {
 		c.setReadDeadline(time.Time{})
 	}
@@ -112,69 +109,12 @@ func (c *upConn) disarm() {
 
 // stale reports whether err on a reused connection means the upstream had
 // closed it while it sat idle (nothing of an answer arrived).
-func stale(err error, c *upConn) bool {
+func stale(err error, c *clientConn) bool {
 	if c.read > 0 {
 		return false
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
-}
-
-// replayable reports whether a request may be sent again after a stale
-// connection failed it, by the rule net/http uses (the lean client holds
-// the whole body of the requests it carries, so it can resend it).
-func replayable(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
-	}
-	_, ok := r.Header["Idempotency-Key"]
-	if !ok {
-		_, ok = r.Header["X-Idempotency-Key"]
-	}
-	return ok
-}
-
-// writeRequest queues r's head and body (its Content-Length bytes, read
-// already) for route rt; the next Read sends them (see rawStep).
-func (c *upConn) writeRequest(r *http.Request, path string, rt *route, id string, body []byte) {
-	b := c.whead[:0]
-	b = append(b, r.Method...)
-	b = append(b, ' ')
-	b = append(b, path...)
-	if q := r.URL.RawQuery; q != "" {
-		b = append(b, '?')
-		b = append(b, q...)
-	}
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, rt.hostHdr...)
-	b = append(b, "\r\n"...)
-	forwardHeaders(r, rt, id, func(k string, vv []string) {
-		for _, v := range vv {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
-	})
-	switch r.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
-		// Sent even for an empty body, as http.Transport does: many
-		// servers expect it on these methods.
-		b = append(b, "Content-Length: "...)
-		b = strconv.AppendInt(b, int64(len(body)), 10)
-		b = append(b, "\r\n"...)
-	default:
-		if len(body) > 0 {
-			b = append(b, "Content-Length: "...)
-			b = strconv.AppendInt(b, int64(len(body)), 10)
-			b = append(b, "\r\n"...)
-		}
-	}
-	b = append(b, "\r\n"...)
-	b = append(b, body...)
-	c.whead = b
-	c.pending = b
 }
 
 // Read reads from the upstream. When a request head is pending it is
@@ -183,7 +123,7 @@ func (c *upConn) writeRequest(r *http.Request, path string, rt *route, id string
 // run straight after the write and find nothing (EAGAIN) on every
 // request. The order matters: the poller forgets earlier readiness when a
 // read starts, so the write must come after that point, never before.
-func (c *upConn) Read(p []byte) (int, error) {
+func (c *clientConn) Read(p []byte) (int, error) {
 	for {
 		n, err := c.readOnce(p)
 		if err == nil || !c.waiting || !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -195,7 +135,7 @@ func (c *upConn) Read(p []byte) (int, error) {
 	}
 }
 
-func (c *upConn) readOnce(p []byte) (int, error) {
+func (c *clientConn) readOnce(p []byte) (int, error) {
 	if c.pending != nil && !rawIO {
 		head := c.pending
 		c.pending = nil
@@ -242,7 +182,7 @@ func (c *upConn) readOnce(p []byte) (int, error) {
 // (rather than arming a context callback and a fresh timer per request)
 // keeps both off the path of the requests that are answered quickly,
 // which is nearly all of them.
-func (c *upConn) checkWait() error {
+func (c *clientConn) checkWait() error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
@@ -257,7 +197,7 @@ func (c *upConn) checkWait() error {
 
 // rawStep is the syscall.RawConn read callback: first the pending write,
 // then reads until one returns data, EOF or an error.
-func (c *upConn) rawStep(fd uintptr) bool {
+func (c *clientConn) rawStep(fd uintptr) bool {
 	if c.pending != nil && !c.sent {
 		n, again, err := rawWrite(fd, c.pending)
 		if err != nil {
@@ -292,21 +232,4 @@ func wrapNetErr(err error) error {
 		return err
 	}
 	return &net.OpError{Op: "read", Net: "tcp", Err: err}
-}
-
-// remoteIP is the host part of a RemoteAddr, without allocating.
-func remoteIP(addr string) string {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			addr = addr[:i]
-			break
-		}
-		if addr[i] < '0' || addr[i] > '9' {
-			break // no port
-		}
-	}
-	if len(addr) > 1 && addr[0] == '[' && addr[len(addr)-1] == ']' {
-		addr = addr[1 : len(addr)-1]
-	}
-	return addr
 }
