@@ -289,26 +289,36 @@ func (c *Client) UpdateEndpoint(ctx context.Context, name string, p registry.End
 
 // DryRunCreateEndpoint runs every check of CreateEndpoint (the stage the
 // endpoint serves and its policy included) and writes nothing: the
-// endpoint as it would be, or the error the create would get. A read
-// token may ask; a token that could not make the change gets
-// permission_denied once every other check has passed.
+// endpoint as it would be, or the error the create would get. Any token
+// may ask; when every check passes but the token could not make the
+// change itself, the answer is a permission_denied error whose Rule and
+// message say what token it needs.
 func (c *Client) DryRunCreateEndpoint(ctx context.Context, e registry.EndpointCreate) (*registry.Endpoint, error) {
-	var out registry.Endpoint
+	var out registry.EndpointDryRun
 	q := url.Values{"dry_run": {"true"}}
 	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("endpoints"), query: q, body: e}, &out); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return dryRunEndpoint(out)
 }
 
 // DryRunUpdateEndpoint is DryRunCreateEndpoint for UpdateEndpoint.
 func (c *Client) DryRunUpdateEndpoint(ctx context.Context, name string, p registry.EndpointPatch) (*registry.Endpoint, error) {
-	var out registry.Endpoint
+	var out registry.EndpointDryRun
 	q := url.Values{"dry_run": {"true"}}
 	if _, err := c.do(ctx, request{method: http.MethodPatch, path: apiPath("endpoints", name), query: q, body: p}, &out); err != nil {
 		return nil, err
 	}
-	return &out, nil
+	return dryRunEndpoint(out)
+}
+
+// dryRunEndpoint turns a dry run that the token may not apply into the
+// error the write would get.
+func dryRunEndpoint(out registry.EndpointDryRun) (*registry.Endpoint, error) {
+	if !out.Permitted {
+		return &out.Endpoint, &registry.Error{Code: registry.CodePermissionDenied, Rule: out.PermissionRule, Message: out.Permission}
+	}
+	return &out.Endpoint, nil
 }
 
 // DeleteEndpoint deletes an endpoint; ifRevision > 0 makes it conditional.

@@ -479,11 +479,24 @@ func TestAccEndpoint_stage(t *testing.T) {
 				ExpectError: expectError("Permission denied", `token "ci-staging"`, "a write token without a stage restriction"),
 			},
 			{
+				// A read token's plan (a scheduled drift check) works: the
+				// registry's dry run answers any token.
 				Config:             config(reader, "production", 0, "http://stable-2:8080"),
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
 			},
 			{
+				// It still cannot write.
+				Config:      config(reader, "production", 0, "http://stable-2:8080"),
+				ExpectError: expectError(`token "drift" has scope read`),
+			},
+			{
+				PreConfig: func() {
+					e, err := apiClient(t, r).GetEndpoint(context.Background(), "churn")
+					if err != nil || e.Routes[0].UpstreamURL != "http://stable:8080" {
+						t.Errorf("after the read token's apply: %+v, %v", e, err)
+					}
+				},
 				// The stage changes in place.
 				Config: config("", "staging", 0, "http://stable:8080"),
 				ConfigPlanChecks: tfresource.ConfigPlanChecks{

@@ -195,6 +195,19 @@ type StageDryRun struct {
 	PermissionRule string `json:"permission_rule,omitempty"`
 }
 
+// EndpointDryRun answers POST /endpoints?dry_run=true and PATCH
+// /endpoints/{name}?dry_run=true when every check passed: the endpoint as
+// the write would store it, and, as for a stage dry run, whether the
+// calling token may make the change itself. Any token may ask (a read
+// token's drift plan does); a failed check is answered as the write's
+// error instead.
+type EndpointDryRun struct {
+	Endpoint
+	Permitted      bool   `json:"permitted"`
+	Permission     string `json:"permission,omitempty"`
+	PermissionRule string `json:"permission_rule,omitempty"`
+}
+
 // Endpoint statuses.
 const (
 	EndpointStatusHealthy    = "healthy"

@@ -18,10 +18,11 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, fixPage(page, func(e *registry.Endpoint) { s.fixEndpoint(r, e) }))
 }
 
-// createEndpoint creates an endpoint. With ?dry_run=true (read scope is
-// enough) it runs every check and writes nothing: 200 with the endpoint
-// as it would be, or the error the write would get; when the checks pass
-// but the caller's token could not write endpoints, 403.
+// createEndpoint creates an endpoint. With ?dry_run=true (any token: it
+// changes nothing, and a read token's drift plan asks it) it runs every
+// check and writes nothing: 200 with the endpoint as it would be and
+// whether the caller's token may make the change, or the error the write
+// would get.
 func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	dryRun, err := flagQuery(r, "dry_run")
 	if err != nil {
@@ -47,10 +48,7 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, s.fixEndpoint(r, e))
+		return writeJSON(w, http.StatusOK, endpointDryRun(r, s.fixEndpoint(r, e)))
 	}
 	e, err := s.store.CreateEndpoint(r.Context(), actor(r), req)
 	if err != nil {
@@ -108,10 +106,7 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
-			return err
-		}
-		return writeResource(w, http.StatusOK, e.Revision, s.fixEndpoint(r, e))
+		return writeResource(w, http.StatusOK, e.Revision, endpointDryRun(r, s.fixEndpoint(r, e)))
 	}
 	e, err := s.store.UpdateEndpoint(r.Context(), actor(r), name, req, pre)
 	if err != nil {
@@ -139,4 +134,17 @@ func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
 	s.changed(KindEndpoint, name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// endpointDryRun is the answer to an endpoint dry run whose checks passed:
+// the endpoint, and whether the caller may make the change (endpoints
+// decide what every stage serves: a write token without a stage
+// restriction).
+func endpointDryRun(r *http.Request, e *registry.Endpoint) registry.EndpointDryRun {
+	out := registry.EndpointDryRun{Endpoint: *e, Permitted: true}
+	if err := requireUnrestricted(r, "changing an endpoint"); err != nil {
+		re := registry.AsError(err)
+		out.Permitted, out.Permission, out.PermissionRule = false, re.Message, re.Rule
+	}
+	return out
 }

@@ -916,9 +916,17 @@ func TestOpenAPIScenario(t *testing.T) {
 		"sticky_header": "X-User",
 		"guard":         map[string]any{"max_error_rate": 0.05, "min_requests": 100, "window": "5m"},
 	}
-	// A dry run (read scope is enough) answers the endpoint as it would be.
-	e.do(oaReq{method: "POST", path: endpoints + "?dry_run=true", as: e.reader, body: epBody}, 403)
-	e.do(oaReq{method: "POST", path: endpoints + "?dry_run=true", body: epBody}, 200)
+	// A dry run (any token) answers the endpoint as it would be, and
+	// whether the caller may create it.
+	var epDry registry.EndpointDryRun
+	e.do(oaReq{method: "POST", path: endpoints + "?dry_run=true", as: e.reader, body: epBody}, 200).decode(t, &epDry)
+	if epDry.Permitted || epDry.PermissionRule != "scope" || epDry.Name != "churn-api" {
+		t.Errorf("a read token's dry run: %+v", epDry)
+	}
+	e.do(oaReq{method: "POST", path: endpoints + "?dry_run=true", body: epBody}, 200).decode(t, &epDry)
+	if !epDry.Permitted {
+		t.Errorf("an admin's dry run: %+v", epDry)
+	}
 	res = e.do(oaReq{method: "POST", path: endpoints, body: epBody, header: map[string]string{"Idempotency-Key": "ep-1"}}, 201)
 	var ep registry.Endpoint
 	res.decode(t, &ep)
