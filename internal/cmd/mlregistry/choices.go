@@ -158,3 +158,44 @@ func modelStages(ctx context.Context, c *client.Client, model string) (map[strin
 	}
 	return known, nil
 }
+
+// checkTag fails when no version of the model has the tag's key (the
+// value may legitimately match none). Callers ask only after a filter by
+// tag found nothing.
+func checkTag(ctx context.Context, c *client.Client, model, flag, tag string) error {
+	key, _, _ := strings.Cut(tag, "=")
+	all, err := c.AllVersions(ctx, model, registry.VersionFilter{})
+	if err != nil {
+		return err
+	}
+	keys := map[string]bool{}
+	for _, v := range all {
+		for k := range v.Tags {
+			keys[k] = true
+		}
+	}
+	if keys[key] {
+		return nil
+	}
+	if len(keys) == 0 {
+		return usageErrorf("%s %q: no version of model %q has tags", flag, tag, model)
+	}
+	return usageErrorf("%s %q: no version of model %q has a tag %q; tag keys: %s", flag, tag, model, key, strings.Join(slices.Sorted(maps.Keys(keys)), ", "))
+}
+
+// checkSubject fails with not_found when the model or endpoint an empty
+// audit-log filter named does not exist. One that was deleted still has
+// its events, so only a name that never existed gets here.
+func checkSubject(ctx context.Context, c *client.Client, model, endpoint string) error {
+	if model != "" {
+		if _, err := c.GetModel(ctx, model); err != nil {
+			return err
+		}
+	}
+	if endpoint != "" {
+		if _, err := c.GetEndpoint(ctx, endpoint); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -77,6 +77,12 @@ JSON object per line; without --follow, a JSON array.`,
 				if err != nil {
 					return err
 				}
+				// Following may wait for a model or endpoint to be created.
+				if len(evs) == 0 && !follow {
+					if err := checkSubject(ctx, c, model, endpoint); err != nil {
+						return err
+					}
+				}
 				fetched := evs
 				if keepLast > 0 && len(evs) > keepLast {
 					evs = evs[len(evs)-keepLast:]

@@ -21,6 +21,9 @@ func TestClientFlagsAreStrict(t *testing.T) {
 	}}); st != 200 {
 		t.Fatalf("patch policies: %d %v", st, out)
 	}
+	if st, out := do(t, "PATCH", f.srv.url+"/api/v1/models/churn/versions/1", f.admin, map[string]any{"tags": map[string]string{"team": "ds", "run": "nightly"}}); st != 200 {
+		t.Fatalf("tag v1: %d %v", st, out)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -35,6 +38,8 @@ func TestClientFlagsAreStrict(t *testing.T) {
 		{"stages on a read token", []string{"token", "create", "--name", "r", "--scope", "read", "--stages", "staging"}, []string{"--stages", "write"}},
 		{"stages on a read token, database", []string{"token", "create", "--db", f.db, "--name", "r3", "--scope", "read", "--stages", "staging"}, []string{"--stages", "write"}},
 		{"endpoints on a write token", []string{"token", "create", "--name", "w", "--scope", "write", "--endpoints", "churn"}, []string{"--endpoints", "serve"}},
+		{"unknown tag key", []string{"versions", "churn", "--tag", "tem"}, []string{`--tag "tem"`, "run", "team"}},
+		{"unknown tag key with a value", []string{"versions", "churn", "--tag", "tem=ds"}, []string{`--tag "tem=ds"`, "team"}},
 		{"interval without follow", []string{"events", "--interval", "1s"}, []string{"--interval", "--follow"}},
 		{"since not a time", []string{"events", "--since", "yesterday"}, []string{`--since "yesterday"`, "24h", "7d", "RFC 3339"}},
 		{"since in the future", []string{"events", "--since", "-2h"}, []string{`--since "-2h"`}},
@@ -59,6 +64,14 @@ func TestClientFlagsAreStrict(t *testing.T) {
 		}
 	}
 
+	// A model or endpoint that does not exist is not found (exit 3), not
+	// an empty log.
+	for _, args := range [][]string{{"events", "--model", "chrun"}, {"events", "--endpoint", "chrun"}} {
+		if r := f.run(t, args...); r.code != exitNotFound || !strings.Contains(r.stderr, `"chrun"`) || r.stdout != "" {
+			t.Errorf("mlregistry %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, exitNotFound, r.stdout, r.stderr)
+		}
+	}
+
 	// What is valid still works: a stage with a policy and nothing
 	// assigned is an empty list, not an error.
 	if vs := decodeJSON[[]registry.ModelVersion](t, f.ok(t, "versions", "churn", "--stage", "canary", "-o", "json")); len(vs) != 0 {
@@ -69,6 +82,9 @@ func TestClientFlagsAreStrict(t *testing.T) {
 	}
 	if vs := decodeJSON[[]registry.ModelVersion](t, f.ok(t, "versions", "churn", "--order-by", "metrics.auc", "-o", "json")); len(vs) != 3 || vs[0].Version != 2 {
 		t.Errorf("versions --order-by metrics.auc: %+v", vs)
+	}
+	if vs := decodeJSON[[]registry.ModelVersion](t, f.ok(t, "versions", "churn", "--tag", "team=ml", "-o", "json")); len(vs) != 0 {
+		t.Errorf("versions --tag team=ml: %+v, want none (the key exists, no version has the value)", vs)
 	}
 	f.ok(t, "token", "create", "--name", "ci", "--scope", "write", "--stages", "staging")
 	f.ok(t, "token", "create", "--name", "app", "--scope", "serve", "--endpoints", "churn")

@@ -71,6 +71,11 @@ choices.`,
 						return err
 					}
 				}
+				if tag != "" && len(vs) == 0 {
+					if err := checkTag(ctx, c, args[0], "--tag", tag); err != nil {
+						return err
+					}
+				}
 				if order != nil {
 					filtered := stage != "" || tag != "" || f.Flagged != nil
 					if err := checkMetric(ctx, c, args[0], "--order-by", order.metric, vs, filtered); err != nil {
