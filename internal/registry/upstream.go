@@ -445,10 +445,9 @@ func (r *UpstreamRule) CheckUpstreamURL(field, raw string, lookup func(host stri
 	if h.Name == "" || lookup == nil {
 		return nil
 	}
-	addrs, err := lookup(h.Name)
-	if err != nil {
-		return nil
-	}
+	// A name that does not resolve (yet) passes: the gateway checks every
+	// address it dials.
+	addrs, _ := lookup(h.Name)
 	for _, a := range addrs {
 		var ref *UpstreamRefusal
 		if err := r.CheckAddr(netip.AddrPortFrom(a, port)); errors.As(err, &ref) {
