@@ -45,8 +45,10 @@ func newRestoreCmd() *cobra.Command {
 		Use:   "restore FILE",
 		Short: "Restore a SQLite registry from a backup",
 		Long: `Put a backup made by 'mlregistry backup' in place as the database named by
---db. The backup is checked first (integrity, and a schema this binary can
-read). An existing database is replaced only with --force; stop the server
+--db. The backup is checked first: its integrity, and that its schema is
+exactly the registry's at its version (the same tables, indexes, triggers
+and views as the migrations make; a backup with an object added, changed or
+removed is refused, naming the object). An existing database is replaced only with --force; stop the server
 first. The restore writes a new file and renames it into place, so a failed
 restore leaves the old database as it was.`,
 		Example: `  mlregistry restore /backups/registry-2026-12-01.db --db sqlite:///var/lib/mlregistry/registry.db --force`,

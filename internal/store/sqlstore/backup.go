@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -57,7 +59,8 @@ func Backup(ctx context.Context, dsn, out string) error {
 
 // Restore puts a backup made by Backup in place as the SQLite database
 // named by dsn. The backup is checked first (integrity, and that it is a
-// registry whose schema this binary can read); an existing database is
+// registry whose schema this binary can read and holds exactly the tables,
+// indexes, triggers and views the migrations make at its version); an existing database is
 // replaced only with force (stop the server first: a best-effort check
 // refuses while another process holds the write lock, but an idle server
 // holds none). The new file is written beside the target and renamed over it,
@@ -79,6 +82,8 @@ func Restore(ctx context.Context, backup, dsn string, force bool) error {
 		return err
 	} else if v > latest {
 		return fmt.Errorf("restore: %s has schema version %d, newer than this mlregistry understands (%d); restore it with a newer binary", backup, v, latest)
+	} else if err := checkSchema(ctx, backup, v); err != nil {
+		return fmt.Errorf("restore: refusing %s: %w", backup, err)
 	}
 	if _, err := os.Stat(target); err == nil {
 		if !force {
@@ -184,4 +189,118 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// buildSchema writes a new SQLite file at path that holds the schema the
+// migrations make up to version, and nothing else: the reference a
+// backup's schema is compared with.
+func buildSchema(ctx context.Context, path string, version int) error {
+	ms, err := loadMigrations(DialectSQLite)
+	if err != nil {
+		return err
+	}
+	if version < 1 || version > len(ms) {
+		return fmt.Errorf("no schema version %d (this binary knows 1 to %d)", version, len(ms))
+	}
+	// A scratch file: nothing to make durable.
+	db, err := sql.Open("sqlite", path+"?_pragma=synchronous(OFF)&_pragma=journal_mode(MEMORY)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, createSchemaVersion); err != nil {
+		return fmt.Errorf("create schema_version: %w", err)
+	}
+	for _, m := range ms[:version] {
+		if _, err := db.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := db.ExecContext(ctx, "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, 0)", m.version, m.name); err != nil {
+			return fmt.Errorf("record migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// schemaObject is one row of sqlite_master: a table, index, trigger or
+// view, with its definition as written (whitespace folded).
+type schemaObject struct {
+	typ, name, table, sql string
+}
+
+func (o schemaObject) String() string {
+	if o.typ == "table" || o.typ == "view" {
+		return fmt.Sprintf("%s %q", o.typ, o.name)
+	}
+	return fmt.Sprintf("%s %q on %q", o.typ, o.name, o.table)
+}
+
+// schemaObjects reads the schema objects of a SQLite file, read-only.
+// SQLite's own (sqlite_*: automatic indexes, sqlite_sequence) follow from
+// the others.
+func schemaObjects(ctx context.Context, path string) (map[string]schemaObject, error) {
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT type, name, tbl_name, COALESCE(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite\_%' ESCAPE '\'`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]schemaObject{}
+	for rows.Next() {
+		var o schemaObject
+		if err := rows.Scan(&o.typ, &o.name, &o.table, &o.sql); err != nil {
+			return nil, err
+		}
+		o.sql = strings.Join(strings.Fields(o.sql), " ")
+		out[o.typ+" "+o.name] = o
+	}
+	return out, rows.Err()
+}
+
+// checkSchema refuses a backup whose schema objects are not exactly those
+// the migrations make at its schema version: a trigger, view or index
+// added to a backup runs (or leaks) inside every later write, beyond the
+// registry's rules and its audit log.
+func checkSchema(ctx context.Context, path string, version int) error {
+	dir, err := os.MkdirTemp("", "mlregistry-schema-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ref := filepath.Join(dir, "schema.db")
+	if err := buildSchema(ctx, ref, version); err != nil {
+		return fmt.Errorf("build the reference schema: %w", err)
+	}
+	want, err := schemaObjects(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("read the reference schema: %w", err)
+	}
+	got, err := schemaObjects(ctx, path)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		o, ok := want[k]
+		switch {
+		case !ok:
+			problems = append(problems, got[k].String()+" is not part of the registry's schema")
+		case o != got[k]:
+			problems = append(problems, got[k].String()+" differs from the registry's schema")
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := got[k]; !ok {
+			problems = append(problems, want[k].String()+" is missing")
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("its schema is not the registry's schema version %d: %s", version, strings.Join(problems, "; "))
+	}
+	return nil
 }
