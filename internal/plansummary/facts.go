@@ -26,6 +26,7 @@ type facts struct {
 	versions  map[string]*registry.ModelVersion
 	histories map[string][]registry.StageHistoryEntry
 	stages    map[string]*registry.StageAssignment
+	endpoints []registry.Endpoint
 	fetched   map[string]bool
 	missing   []string
 	seen      map[string]bool
@@ -165,6 +166,24 @@ func (f *facts) stage(model, stage, why string) (*registry.StageAssignment, bool
 	}
 	a, ok := f.stages[key]
 	return a, ok
+}
+
+// allEndpoints returns every endpoint of the registry; nil when it could
+// not be fetched (noted).
+func (f *facts) allEndpoints(why string) []registry.Endpoint {
+	if f.once("endpoints") {
+		if f.c == nil {
+			f.note("the registry's endpoints ("+why+")", nil)
+			return nil
+		}
+		eps, err := f.c.AllEndpoints(f.ctx)
+		if err != nil {
+			f.note("the registry's endpoints ("+why+")", err)
+			return nil
+		}
+		f.endpoints = eps
+	}
+	return f.endpoints
 }
 
 var ruleRE = regexp.MustCompile(`stage policy rule ([a-z_]+) failed`)

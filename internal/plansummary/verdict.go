@@ -90,12 +90,17 @@ func (b *builder) holdings(model string, version int64, stages []string) []holdi
 		}
 		out = append(out, h)
 	}
+	inPlan := map[string]bool{}
 	for _, rc := range b.ours() {
 		if rc.Type != typeEndpoint {
 			continue
 		}
 		before, after, hasB, hasA, err := decodeChange[endpointVals](rc, "")
-		if err != nil || !hasB || before.Model != model {
+		if err != nil || !hasB {
+			continue
+		}
+		inPlan[before.Name] = true
+		if before.Model != model {
 			continue
 		}
 		for _, r := range before.routes() {
@@ -109,6 +114,18 @@ func (b *builder) holdings(model string, version int64, stages []string) []holdi
 				h.stays = slices.ContainsFunc(after.routes(), func(ar routeVals) bool { return ar.Version != nil && *ar.Version == version })
 			}
 			out = append(out, h)
+		}
+	}
+	// Endpoints another configuration (or nobody) manages hold the
+	// version just the same.
+	for _, ep := range b.f.allEndpoints("whether another endpoint routes to a version this plan destroys") {
+		if inPlan[ep.Name] || ep.Model != model {
+			continue
+		}
+		for _, r := range ep.Routes {
+			if r.Version == version {
+				out = append(out, holding{what: fmt.Sprintf("endpoint %q (route %s)", ep.Name, r.Name)})
+			}
 		}
 	}
 	return out

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // failOn runs the mlregistry binary's plan-summary on a plan with
@@ -228,6 +230,7 @@ resource "mlregistry_endpoint" "churn" {
 	if codes[ErrStageLeftEmpty] != 1 || codes[ErrHeldNotMoved] != 1 || len(codes) != 2 {
 		t.Errorf("error codes: %v", codes)
 	}
+	removalPlan := plan
 	if code, _ := failOn(t, e, plan, "warning"); code != ExitFailOn {
 		t.Errorf("--fail-on warning with errors: exit %d, want 5", code)
 	}
@@ -247,5 +250,21 @@ resource "mlregistry_endpoint" "churn" {
 	// And indeed, without it the apply fails.
 	if out, err := e.terraform("apply", "-auto-approve", "-input=false"); err == nil || !strings.Contains(out, "is in use") {
 		t.Fatalf("apply: err %v\n%s", err, out)
+	}
+
+	// An endpoint made outside this configuration that routes to v1 holds
+	// it just the same: the summary asks the registry.
+	if _, err := e.client("").CreateEndpoint(context.Background(), registry.EndpointCreate{Name: "churn-shadow", Model: "churn",
+		Routes: []registry.Route{{Name: "main", Version: 1, UpstreamURL: "http://shadow.internal:8080", Weight: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, pe := range errorsOf(t, e, removalPlan) {
+		if pe.Code == ErrHeldNotMoved {
+			held = append(held, pe.Message)
+		}
+	}
+	if len(held) != 2 || !strings.Contains(held[1], `v1 receives traffic from endpoint "churn-shadow" (route main), which this configuration does not manage`) {
+		t.Errorf("held_not_moved errors: %q", held)
 	}
 }
