@@ -7,16 +7,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math/big"
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	fwprovider "github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	rschema "github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -451,4 +458,116 @@ func TestAccModelVersion_createConvergesAfterLostAnswers(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestReplacedBy: the plan's warning asks the questions the attributes'
+// plan modifiers ask. Every attribute whose plan modifiers can replace the
+// version is in the table, so a new one fails here until replacedBy knows
+// it too.
+func TestReplacedBy(t *testing.T) {
+	ctx := context.Background()
+	var resp resource.SchemaResponse
+	NewModelVersionResource().Schema(ctx, resource.SchemaRequest{}, &resp)
+	replaces := regexp.MustCompile(`(?i)replace|recreate`)
+	var replacing []string
+	for name, a := range resp.Schema.Attributes {
+		var descs []string
+		switch a := a.(type) {
+		case rschema.StringAttribute:
+			for _, m := range a.PlanModifiers {
+				descs = append(descs, m.Description(ctx))
+			}
+		case rschema.MapAttribute:
+			for _, m := range a.PlanModifiers {
+				descs = append(descs, m.Description(ctx))
+			}
+		case rschema.SingleNestedAttribute:
+			for _, m := range a.PlanModifiers {
+				descs = append(descs, m.Description(ctx))
+			}
+		case rschema.ListAttribute, rschema.BoolAttribute, rschema.Int64Attribute:
+		default:
+			t.Fatalf("attribute %s: %T is not inspected by this test", name, a)
+		}
+		if slices.ContainsFunc(descs, replaces.MatchString) {
+			replacing = append(replacing, name)
+		}
+	}
+	for name, b := range resp.Schema.Blocks {
+		var descs []string
+		switch b := b.(type) {
+		case rschema.SingleNestedBlock:
+			for _, m := range b.PlanModifiers {
+				descs = append(descs, m.Description(ctx))
+			}
+		case rschema.ListNestedBlock:
+			for _, m := range b.PlanModifiers {
+				descs = append(descs, m.Description(ctx))
+			}
+		default:
+			t.Fatalf("block %s: %T is not inspected by this test", name, b)
+		}
+		if slices.ContainsFunc(descs, replaces.MatchString) {
+			replacing = append(replacing, name)
+		}
+	}
+
+	lineage := func(run string) types.Object {
+		return types.ObjectValueMust(lineageAttrTypes, map[string]attr.Value{
+			"run_id": types.StringValue(run), "git_commit": types.StringNull(), "dataset": types.StringNull(), "code_uri": types.StringNull(),
+		})
+	}
+	signature := func(dtype string) types.Object {
+		in := types.ObjectValueMust(tensorAttrTypes, map[string]attr.Value{
+			"name": types.StringValue("x"), "dtype": types.StringValue(dtype), "shape": types.ListNull(types.Int64Type),
+		})
+		return types.ObjectValueMust(signatureAttrTypes, map[string]attr.Value{
+			"inputs": types.ListValueMust(tensorObjectType, []attr.Value{in}), "outputs": types.ListNull(tensorObjectType),
+		})
+	}
+	metrics := func(kv ...any) types.Map {
+		m := map[string]attr.Value{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = types.NumberValue(big.NewFloat(kv[i+1].(float64)))
+		}
+		return types.MapValueMust(types.NumberType, m)
+	}
+	state := modelVersionResourceModel{Model: types.StringValue("churn"), versionFields: versionFields{
+		Source: types.StringValue("s3://a"), Checksum: types.StringValue(checksum(1)), Format: types.StringValue("onnx"),
+		Parameters: types.MapValueMust(types.StringType, map[string]attr.Value{"lr": types.StringValue("0.1")}),
+		Metrics:    metrics("auc", 0.9), Lineage: lineage("run-1"), Signature: signature("float32"),
+		Description: types.StringValue("a"), Tags: types.MapValueMust(types.StringType, map[string]attr.Value{}),
+	}}
+	changes := map[string]func(*modelVersionResourceModel){
+		"model":      func(m *modelVersionResourceModel) { m.Model = types.StringValue("fraud") },
+		"source":     func(m *modelVersionResourceModel) { m.Source = types.StringValue("s3://b") },
+		"checksum":   func(m *modelVersionResourceModel) { m.Checksum = types.StringValue(checksum(2)) },
+		"format":     func(m *modelVersionResourceModel) { m.Format = types.StringUnknown() },
+		"parameters": func(m *modelVersionResourceModel) { m.Parameters = types.MapNull(types.StringType) },
+		"metrics":    func(m *modelVersionResourceModel) { m.Metrics = metrics("auc", 0.8) },
+		"lineage":    func(m *modelVersionResourceModel) { m.Lineage = lineage("run-2") },
+		"signature":  func(m *modelVersionResourceModel) { m.Signature = signature("int64") },
+	}
+	if got, want := slices.Sorted(slices.Values(replacing)), slices.Sorted(maps.Keys(changes)); !slices.Equal(got, want) {
+		t.Fatalf("attributes that can replace the version: %v; this test covers %v", got, want)
+	}
+	for name, change := range changes {
+		plan := state
+		change(&plan)
+		if got := replacedBy(ctx, plan, state); !slices.Equal(got, []string{name}) {
+			t.Errorf("changing %s: replacedBy = %v", name, got)
+		}
+	}
+	for what, change := range map[string]func(*modelVersionResourceModel){
+		"nothing":          func(*modelVersionResourceModel) {},
+		"an added metric":  func(m *modelVersionResourceModel) { m.Metrics = metrics("auc", 0.9, "f1", 0.5) },
+		"the description":  func(m *modelVersionResourceModel) { m.Description = types.StringValue("b") },
+		"empty for absent": func(m *modelVersionResourceModel) { m.Tags = types.MapNull(types.StringType) },
+	} {
+		plan := state
+		change(&plan)
+		if got := replacedBy(ctx, plan, state); len(got) != 0 {
+			t.Errorf("changing %s: replacedBy = %v, want nothing", what, got)
+		}
+	}
 }
