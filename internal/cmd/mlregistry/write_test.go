@@ -52,6 +52,7 @@ func TestStagesAssignAndUnassign(t *testing.T) {
 		{"bad version", f.env, []string{"stages", "assign", "churn", "production", "v2", "--reason", "x"}, exitUsage, []string{`version "v2"`}},
 		{"missing version", f.env, []string{"stages", "assign", "churn", "production", "--reason", "x"}, exitUsage, []string{"MODEL, a STAGE and a VERSION"}},
 		{"unknown version", f.env, []string{"stages", "assign", "churn", "production", "9", "--reason", "x"}, exitNotFound, []string{"not_found"}},
+		{"reason too long", f.env, []string{"stages", "unassign", "churn", "staging", "--reason", strings.Repeat("x", 1025)}, exitUsage, []string{"reason", "1024"}},
 		{"unassigned stage", f.env, []string{"stages", "unassign", "churn", "canary", "--reason", "x"}, exitNotFound, []string{"canary"}},
 	} {
 		if c.name == "policy floor" {
