@@ -532,12 +532,14 @@ func TestReplacedBy(t *testing.T) {
 		}
 		return types.MapValueMust(types.NumberType, m)
 	}
-	state := modelVersionResourceModel{Model: types.StringValue("churn"), versionFields: versionFields{
-		Source: types.StringValue("s3://a"), Checksum: types.StringValue(checksum(1)), Format: types.StringValue("onnx"),
-		Parameters: types.MapValueMust(types.StringType, map[string]attr.Value{"lr": types.StringValue("0.1")}),
-		Metrics:    metrics("auc", 0.9), Lineage: lineage("run-1"), Signature: signature("float32"),
-		Description: types.StringValue("a"), Tags: types.MapValueMust(types.StringType, map[string]attr.Value{}),
-	}}
+	// Set field by field: the fields are promoted from embedded structs,
+	// whose layout is not this test's business.
+	var state modelVersionResourceModel
+	state.Model = types.StringValue("churn")
+	state.Source, state.Checksum, state.Format = types.StringValue("s3://a"), types.StringValue(checksum(1)), types.StringValue("onnx")
+	state.Parameters = types.MapValueMust(types.StringType, map[string]attr.Value{"lr": types.StringValue("0.1")})
+	state.Metrics, state.Lineage, state.Signature = metrics("auc", 0.9), lineage("run-1"), signature("float32")
+	state.Description, state.Tags = types.StringValue("a"), types.MapValueMust(types.StringType, map[string]attr.Value{})
 	changes := map[string]func(*modelVersionResourceModel){
 		"model":      func(m *modelVersionResourceModel) { m.Model = types.StringValue("fraud") },
 		"source":     func(m *modelVersionResourceModel) { m.Source = types.StringValue("s3://b") },
