@@ -6,16 +6,14 @@ terraform {
   }
 }
 
-variable "registry_token" {
-  description = "Token created with `mlregistry token create --name terraform --scope write`."
-  type        = string
-  sensitive   = true
-}
-
+# The address and the token come from MLREGISTRY_ADDR and MLREGISTRY_TOKEN
+# (a token made with `mlregistry token create --name terraform --scope write`),
+# so one configuration runs against any registry. Set them here only to pin
+# one registry:
+#
+#   address = "https://registry.example.com"
+#   token   = var.registry_token # sensitive; never logged
 provider "mlregistry" {
-  address = "http://127.0.0.1:8080" # or MLREGISTRY_ADDR
-  token   = var.registry_token      # or MLREGISTRY_TOKEN
-
   # Optional: per-request timeout and retries of transient failures.
   timeout     = "30s"
   max_retries = 4

@@ -49,10 +49,13 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-// documents are the files whose examples run, relative to the repository root.
+// documents are the files whose examples run, relative to the repository
+// root: the README and every template docs/ is generated from by hand-written
+// text (resource pages come from the schema and examples/, tested by the
+// provider's example tests).
 func documents(t *testing.T, root string) []string {
 	t.Helper()
-	docs := []string{"README.md"}
+	docs := []string{"README.md", filepath.Join("templates", "index.md.tmpl")}
 	guides, err := filepath.Glob(filepath.Join(root, "templates", "guides", "*.md.tmpl"))
 	if err != nil {
 		t.Fatal(err)

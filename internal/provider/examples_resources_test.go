@@ -39,15 +39,12 @@ func TestAccExamples_resources(t *testing.T) {
 		all.Write(b)
 		all.WriteString("\n")
 	}
-	// The provider example names the default address; the test registry
-	// listens elsewhere. The token comes in the example's variable.
-	const defaultAddr = `"http://127.0.0.1:8080"`
-	config := all.String()
-	if !strings.Contains(config, defaultAddr) {
-		t.Fatalf("the provider example no longer names %s", defaultAddr)
-	}
-	w.writeConfig(strings.Replace(config, defaultAddr, `"`+r.URL+`"`, 1))
-	w.env["TF_VAR_registry_token"] = r.AdminToken
+	// Only the environment says where the registry is, as for a reader
+	// whose registry is not on the default address: the provider example
+	// must not pin one.
+	w.writeConfig(all.String())
+	w.env["MLREGISTRY_ADDR"] = r.URL
+	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
 	// The version example checksums a local artifact, as its comment says.
 	must(t, os.MkdirAll(filepath.Join(w.dir, "build"), 0o700))
 	must(t, os.WriteFile(filepath.Join(w.dir, "build", "model.onnx"), []byte("onnx bytes of churn v7"), 0o600))

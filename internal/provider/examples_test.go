@@ -5,12 +5,16 @@ package provider
 // quickstart applied for real, promoted and rolled back.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 func examplesDir(t *testing.T) string {
@@ -123,4 +127,69 @@ func TestAccExamples_quickstart(t *testing.T) {
 		t.Fatalf("production history after the rollback: %+v", hist)
 	}
 	w.mustRun(ctx, "destroy", "-auto-approve", "-input=false", "-var", "staging_version=2", "-var", "production_version=1")
+}
+
+// TestAccExamples_dataSources reads the registry the quickstart creates
+// with the provider example and every data-source example, as a reader of
+// the data-source docs would after the quickstart: each look-up finds what
+// it names, and the outputs say what the quickstart registered.
+func TestAccExamples_dataSources(t *testing.T) {
+	t.Parallel()
+	r := startRegistry(t)
+	ctx := context.Background()
+	dir := examplesDir(t)
+
+	quickstart := newWorkspace(t)
+	quickstart.env["MLREGISTRY_ADDR"] = r.URL
+	quickstart.env["MLREGISTRY_TOKEN"] = r.AdminToken
+	b, err := os.ReadFile(filepath.Join(dir, "quickstart", "main.tf"))
+	must(t, err)
+	quickstart.writeConfig(string(b))
+	must(t, os.CopyFS(filepath.Join(quickstart.dir, "models"), os.DirFS(filepath.Join(dir, "quickstart", "models"))))
+	quickstart.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	w := newWorkspace(t)
+	w.env["MLREGISTRY_ADDR"] = r.URL
+	w.env["MLREGISTRY_TOKEN"] = r.Token(t, "data-sources", registry.ScopeRead)
+	files, err := filepath.Glob(filepath.Join(dir, "provider", "*.tf"))
+	must(t, err)
+	more, err := filepath.Glob(filepath.Join(dir, "data-sources", "*", "data-source.tf"))
+	must(t, err)
+	if len(more) != 4 {
+		t.Fatalf("want four data-source examples, found %v", more)
+	}
+	var all strings.Builder
+	for _, f := range append(files, more...) {
+		b, err := os.ReadFile(f)
+		must(t, err)
+		all.Write(b)
+		all.WriteString("\n")
+	}
+	w.writeConfig(all.String())
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	var outputs map[string]struct {
+		Value json.RawMessage `json:"value"`
+	}
+	must(t, json.Unmarshal([]byte(w.mustRun(ctx, "output", "-json")), &outputs))
+	if got := string(outputs["production_artifact"].Value); !strings.HasSuffix(got, `churn-r1.json"`) {
+		t.Errorf("production_artifact = %s, want release 1's artifact", got)
+	}
+	var routing bytes.Buffer
+	must(t, json.Compact(&routing, outputs["churn_routing"].Value))
+	if got, want := routing.String(), `{"routes":{"stable":100},"status":"healthy"}`; got != want {
+		t.Errorf("churn_routing = %s, want %s", got, want)
+	}
+	var policy struct {
+		RequireStage string `json:"require_stage"`
+	}
+	must(t, json.Unmarshal(outputs["production_policy"].Value, &policy))
+	if policy.RequireStage != "staging" {
+		t.Errorf("production_policy = %s, want the quickstart's production policy", outputs["production_policy"].Value)
+	}
+	var ranking []struct{ Version, AUC float64 }
+	must(t, json.Unmarshal(outputs["ranking"].Value, &ranking))
+	if len(ranking) != 3 || ranking[0].AUC != 0.92 || ranking[2].AUC != 0.81 {
+		t.Errorf("ranking = %s, want the three quickstart versions, best auc first", outputs["ranking"].Value)
+	}
 }

@@ -16,17 +16,13 @@ data "mlregistry_model_version" "best" {
   best_metric = "auc"
 }
 
-# The unflagged version with the lowest latency.
-data "mlregistry_model_version" "fastest" {
-  model          = "churn"
-  best_metric    = "latency_p99_ms"
-  best_direction = "min"
-}
+# The unflagged version with the lowest value of a metric where less is
+# better: best_metric = "latency_p99_ms" with best_direction = "min".
 
 # One version by number.
-data "mlregistry_model_version" "v7" {
+data "mlregistry_model_version" "v1" {
   model   = "churn"
-  version = 7
+  version = 1
 }
 
 output "production_artifact" {
