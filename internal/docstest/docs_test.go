@@ -136,6 +136,8 @@ func classify(blocks []Block) error {
 				ok = hclLangs[lang]
 			case "output":
 				ok = outputLangs[lang] && i > 0 && shellLangs[blocks[i-1].Lang] && !blocks[i-1].Hidden && !blocks[i-1].Has("skip")
+			case "file":
+				ok = len(d.Args) == 1 && !shellLangs[lang] && !b.Has("skip")
 			case "omit", "fails":
 				ok = shellLangs[lang]
 				for _, arg := range d.Args {
@@ -272,6 +274,12 @@ docs_test_wait() {
 }
 `)
 	for i, b := range blocks {
+		for _, d := range b.Directives {
+			if d.Verb == "file" {
+				fmt.Fprintf(&s, "echo '@@docs-test block %d@@'\nmkdir -p \"$(dirname %s)\"\ncat > %s <<'DOCS_TEST_EOF'\n%sDOCS_TEST_EOF\n",
+					i, strconv.Quote(d.Args[0]), strconv.Quote(d.Args[0]), substitute(b.Text, subs))
+			}
+		}
 		if !shellLangs[b.Lang] || b.Has("skip") {
 			continue
 		}
@@ -493,7 +501,9 @@ func checkHCL(t *testing.T, doc string, blocks []Block, cliConfig string, env []
 			t.Fatal(err)
 		}
 		args := []string{"validate", "-no-color"}
-		if b.Has("fragment") {
+		// A block saved into a configuration is validated by the commands
+		// that use it; on its own it is a fragment.
+		if b.Has("fragment") || b.Has("file") {
 			args = []string{"fmt", "-check", "-diff", "-no-color", "main.tf"}
 		}
 		cmd := exec.Command("terraform", args...)

@@ -16,6 +16,8 @@
 //	<!-- docs-test: output -->              a text block: the previous shell block printed it (compared loosely)
 //	<!-- docs-test: omit "cmd" — why -->    the shell lines containing "cmd" are not run
 //	<!-- docs-test: fails "cmd" — why -->   the shell lines containing "cmd" must exit non-zero
+//	<!-- docs-test: file "name" -->         the block is what the prose says to save as name: the
+//	                                        script writes it there (relative to its directory then)
 //
 // and, standing alone, a hidden shell block the reader is told about in prose
 // (e.g. "with the quickstart applied"):
@@ -156,13 +158,14 @@ var verbs = map[string]struct{ args, reason bool }{
 	"output":   {false, false},
 	"omit":     {true, true},
 	"fails":    {true, true},
+	"file":     {true, false},
 }
 
 func parseDirective(s string) (Directive, error) {
 	verb, rest, _ := strings.Cut(s, " ")
 	spec, ok := verbs[verb]
 	if !ok {
-		return Directive{}, fmt.Errorf("unknown docs-test directive %q (want skip, fragment, output, omit, fails or setup)", verb)
+		return Directive{}, fmt.Errorf("unknown docs-test directive %q (want skip, fragment, output, omit, fails, file or setup)", verb)
 	}
 	d := Directive{Verb: verb}
 	rest = strings.TrimSpace(rest)
