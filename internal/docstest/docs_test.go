@@ -135,7 +135,7 @@ func classify(blocks []Block) error {
 			case "fragment":
 				ok = hclLangs[lang]
 			case "output":
-				ok = outputLangs[lang] && i > 0 && shellLangs[blocks[i-1].Lang] && !blocks[i-1].Hidden && !blocks[i-1].Has("skip")
+				ok = (outputLangs[lang] || lang == "markdown") && i > 0 && shellLangs[blocks[i-1].Lang] && !blocks[i-1].Hidden && !blocks[i-1].Has("skip")
 			case "file":
 				ok = len(d.Args) == 1 && !shellLangs[lang] && !b.Has("skip")
 			case "omit", "fails":
