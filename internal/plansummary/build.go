@@ -406,6 +406,13 @@ func (b *builder) versionChanges() error {
 				// "flagged" says it; the reason follows the flag.
 				vc.Changed = slices.DeleteFunc(vc.Changed, func(a string) bool { return a == "flag_reason" })
 			}
+			if before.Flagged != nil && *before.Flagged && after.Flagged != nil && !*after.Flagged {
+				// Usually a flag set in an emergency that the
+				// configuration does not hold yet: the apply would put
+				// the bad version back into service.
+				b.warn(warnf(WarnUnflag, rc.Address, "This plan UNFLAGS %s of %q (flagged: %s): it can be assigned and receive traffic again. If the flag is right, add `flagged = true` and its `flag_reason` to `%s`.",
+					vc.Version, model, orUnknown(deref(before.FlagReason)), configAddress(rc.Address)))
+			}
 		case ActionReplace:
 			vc.Changed = rc.Change.replacePaths()
 			if len(vc.Changed) == 0 {

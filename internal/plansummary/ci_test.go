@@ -289,7 +289,10 @@ func testFlaggedRunbook(t *testing.T, s *scriptEnv) {
 			args = append(strings.Fields(line[:i]), strings.Trim(line[i+1:], `"`))
 		}
 		if args[0] == "terraform" {
-			opts := []string{"-no-color", "-input=false"}
+			opts := []string{"-no-color"}
+			if args[1] != "show" {
+				opts = append(opts, "-input=false")
+			}
 			if args[1] == "apply" && !strings.HasSuffix(line, ".tfplan") {
 				opts = append(opts, "-auto-approve")
 			}
@@ -375,6 +378,18 @@ func testFlaggedRunbook(t *testing.T, s *scriptEnv) {
 		}
 	}
 	noLeftovers(t, work)
+
+	// Taking the canary out without keeping the flag would unflag v2:
+	// the summary says so.
+	sh(tfToken, "terraform plan -out=unflag.tfplan -var staging_version=2 -var canary_weight=0", 0)
+	unflag := sh(tfToken, "terraform show -json unflag.tfplan", 0)
+	if err := os.Remove(filepath.Join(work, "unflag.tfplan")); err != nil {
+		t.Fatal(err)
+	}
+	md := summariseWith(t, []byte(unflag), Options{Address: r.URL, Token: r.Token(t, "reviewer", registry.ScopeRead)})
+	if !strings.Contains(md, "This plan UNFLAGS v2 of \"churn\" (flagged: canary answers 5xx)") {
+		t.Errorf("the summary of a plan that unflags v2 does not say so:\n%s", md)
+	}
 
 	// The reviewed change the guide gives: keep the flag in the
 	// configuration and take the canary out; plan, apply, re-plan empty.

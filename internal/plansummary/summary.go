@@ -267,6 +267,7 @@ const (
 	WarnErrored    = "errored"
 	WarnLoosening  = "loosening"
 	WarnOrdering   = "ordering"
+	WarnUnflag     = "unflag"
 )
 
 // Warning is something a reviewer must not miss.
