@@ -566,6 +566,17 @@ func (r *modelVersionResource) duplicateArtifact(ctx context.Context, model stri
 		return nil, summary, fmt.Sprintf("%s\n\nA model holds each artifact (checksum) once: give this version its own artifact.", err)
 	}
 	differ := artifactDifferences(in, existing)
+	if len(differ) == 0 && (existing.Flagged != in.Flagged || existing.FlagReason != in.FlagReason) {
+		// Adopting would set the flag as planned, lifting an operator's
+		// flag without a plan that shows it; an import plans it visibly.
+		flag := "not flagged"
+		if existing.Flagged {
+			flag = fmt.Sprintf("flagged (%q)", existing.FlagReason)
+		}
+		return nil, summary, fmt.Sprintf("%s\n\nVersion %d records exactly this artifact, but it is %s, unlike this resource, so it was changed since it was registered and is not adopted. "+
+			"Import it instead, and review the flag change the next plan shows: terraform import <this resource's address> %s/%d, or an import block with id = \"%s/%d\".",
+			err, n, flag, model, n, model, n)
+	}
 	if len(differ) == 0 {
 		return existing, fmt.Sprintf("Version %d already registered with this artifact: adopted into state", n),
 			fmt.Sprintf("Version %d of model %q records exactly this artifact (source, checksum, format, parameters, metrics, lineage, signature): "+
@@ -580,20 +591,20 @@ func (r *modelVersionResource) duplicateArtifact(ctx context.Context, model stri
 		err, n, strings.Join(differ, ", "), n, n, n, model, n, model, n)
 }
 
-// adopt makes an existing version that records the planned artifact the
-// one this resource creates: the fields that change in place (description,
-// tags, flag) are set as planned when they differ, conditionally on the
-// revision read, so a change made meanwhile is not overwritten blindly.
+// adopt makes an existing version that records the planned artifact (and
+// flag) the one this resource creates: a description or tags that differ
+// are set as planned, conditionally on the revision read, so a change made
+// meanwhile is not overwritten blindly.
 func (r *modelVersionResource) adopt(ctx context.Context, v *registry.ModelVersion, in registry.ModelVersionCreate) (*registry.ModelVersion, error) {
+	tflog.Info(ctx, "adopting a registered version that records the planned artifact", map[string]any{"model": v.Model, "version": v.Version})
 	tags := in.Tags
 	if tags == nil {
 		tags = map[string]string{}
 	}
-	if v.Description == in.Description && maps.Equal(v.Tags, tags) && v.Flagged == in.Flagged && v.FlagReason == in.FlagReason {
-		tflog.Info(ctx, "adopted a registered version that records the planned artifact", map[string]any{"model": v.Model, "version": v.Version})
+	if v.Description == in.Description && maps.Equal(v.Tags, tags) {
 		return v, nil
 	}
-	patch := registry.ModelVersionPatch{Description: &in.Description, Tags: &tags, Flagged: &in.Flagged, FlagReason: &in.FlagReason}
+	patch := registry.ModelVersionPatch{Description: &in.Description, Tags: &tags}
 	return r.client.UpdateVersion(ctx, v.Model, v.Version, patch, v.Revision)
 }
 

@@ -380,6 +380,29 @@ resource "mlregistry_model_version" "w" {
 		t.Fatalf("apply of a different artifact with a registered checksum: %v\n%s", err, out)
 	}
 	must(t, c.DeleteVersion(ctx, "fraud", 2, 0))
+
+	// Exactly the planned artifact, but flagged since it was registered:
+	// adopting it would lift the flag without a plan that shows it.
+	_, err = c.CreateVersion(ctx, "fraud", registry.ModelVersionCreate{
+		Source: "s3://models/fraud/3.onnx", Checksum: checksum(3), Format: "onnx", Flagged: true, FlagReason: "label leak",
+	})
+	must(t, err)
+	w.writeConfig(model + `
+resource "mlregistry_model_version" "x" {
+  model    = mlregistry_model.fraud.name
+  source   = "s3://models/fraud/3.onnx"
+  checksum = "` + checksum(3) + `"
+  format   = "onnx"
+}
+`)
+	out, err = w.run(ctx, "apply", "-auto-approve", "-input=false", "-target=mlregistry_model_version.x")
+	if err == nil || !expectError("Artifact already registered as version 3", `flagged ("label leak")`, "terraform import", "fraud/3").MatchString(out) {
+		t.Fatalf("apply of the artifact of a flagged version: %v\n%s", err, out)
+	}
+	if v, err := c.GetVersion(ctx, "fraud", 3); err != nil || !v.Flagged {
+		t.Fatalf("version 3 after the refused adoption: %+v, %v", v, err)
+	}
+	must(t, c.DeleteVersion(ctx, "fraud", 3, 0))
 	w.mustRun(ctx, "destroy", "-auto-approve", "-input=false")
 }
 
