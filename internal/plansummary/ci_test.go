@@ -231,10 +231,10 @@ func noLeftovers(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		switch n := e.Name(); {
-		case n == "main.tf" || n == "models" || n == ".terraform" || n == ".terraform.lock.hcl" || n == "terraform.tfstate" || n == "terraform.tfstate.backup":
+		switch e.Name() {
+		case "main.tf", "models", ".terraform", ".terraform.lock.hcl", "terraform.tfstate", "terraform.tfstate.backup":
 		default:
-			t.Errorf("left behind in the working directory: %s", n)
+			t.Errorf("left behind in the working directory: %s", e.Name())
 		}
 	}
 }

@@ -94,6 +94,7 @@ resource "mlregistry_endpoint" "churn" {
 	md := e.summarise(plan, "markdown")
 	seed(t, "replace-production", plan)
 	golden(t, "replace-production.md", md)
+	golden(t, "replace-production.json", e.summarise(plan, "json"))
 	for _, want := range []string{
 		"### ❌ Errors: this plan cannot apply as it is (2)",
 		"Terraform destroys v2 first (delete, then create) and only then applies `mlregistry_stage_assignment.churn_production`",
