@@ -200,6 +200,22 @@ func TestCIScripts(t *testing.T) {
 		}
 	})
 
+	t.Run("FAIL_ON=error fails a plan that cannot apply", func(t *testing.T) {
+		// v1 holds staging and production; its artifact changes without
+		// create_before_destroy.
+		retrained := strings.Replace(ciConfig(1, 1), fmt.Sprintf("sha256:%064x", 501), fmt.Sprintf("sha256:%064x", 0xbeef), 1)
+		if retrained == ciConfig(1, 1) {
+			t.Fatal("modelHCL no longer gives churn v1 the checksum this test changes")
+		}
+		write(retrained)
+		stdout, stderr, code := ci.with(map[string]string{"SUMMARY_FILE": summary, "FAIL_ON": "error"}).run(work, "plan-summary.sh")
+		b, _ := os.ReadFile(summary)
+		if code != 5 || !strings.Contains(string(b), "### ❌ Errors: this plan cannot apply as it is (2)") || !strings.Contains(stderr, "destroyed_while_held") {
+			t.Fatalf("exit %d\nsummary:\n%s\nstdout:\n%s\nstderr:\n%s", code, b, stdout, stderr)
+		}
+		noLeftovers(t, work)
+	})
+
 	t.Run("drift check finds a stage moved by hand", func(t *testing.T) {
 		write(ciConfig(1, 1))
 		bot, err := client.New(client.Options{Address: r.URL, Token: r.Token(t, "ci-bot", registry.ScopeWrite), MaxRetries: -1})
