@@ -261,9 +261,7 @@ type PlanError struct {
 const (
 	WarnProduction = "production"
 	WarnReplace    = "replace"
-	WarnFlagged    = "flagged"
 	WarnGuard      = "guard_removed"
-	WarnPolicy     = "policy"
 	WarnErrored    = "errored"
 	WarnLoosening  = "loosening"
 	WarnOrdering   = "ordering"
