@@ -2,10 +2,13 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"testing"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/faultproxy"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/storetest"
 )
 
 // TestTwoAuthorizationHeadersRefused: with two Authorization headers the
@@ -66,6 +69,35 @@ func TestUnavailableCarriesRetryAfter(t *testing.T) {
 		if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > 10 {
 			t.Errorf("%s %s: Retry-After %q, want a small number of seconds", r.method, r.path, ra)
 		}
+	}
+}
+
+// TestUnreachablePostgresCarriesRetryAfter cuts the connection to
+// PostgreSQL under a running server (a proxy between them closes): the
+// API answers 503 unavailable with Retry-After, not 500.
+func TestUnreachablePostgresCarriesRetryAfter(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.Start(u.Host, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = proxy.Addr()
+	e := newEnv(t, u.String())
+	e.do(req{method: "GET", path: "/api/v1/models", token: e.reader}, http.StatusOK)
+	if err := proxy.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := e.call(req{method: "GET", path: "/api/v1/models", token: e.reader})
+	if res.status != http.StatusServiceUnavailable {
+		t.Fatalf("with PostgreSQL unreachable: %d, want 503; %s", res.status, res.body)
+	}
+	problem(t, res, registry.CodeUnavailable)
+	if ra := res.header.Get("Retry-After"); ra == "" {
+		t.Errorf("503 without Retry-After")
 	}
 }
 

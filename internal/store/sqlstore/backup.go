@@ -271,7 +271,7 @@ func checkSchema(ctx context.Context, path string, version int) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	ref := filepath.Join(dir, "schema.db")
 	if err := buildSchema(ctx, ref, version); err != nil {
 		return fmt.Errorf("build the reference schema: %w", err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"syscall"
 
@@ -81,6 +82,10 @@ func classify(err error) class {
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET):
 		return classUnavailable
 	case errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone):
+		return classUnavailable
+	case errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, io.ErrUnexpectedEOF), pgconn.SafeToRetry(err):
+		// A pooled connection whose server went away: the database is
+		// unreachable, not broken.
 		return classUnavailable
 	case pgconn.Timeout(err):
 		return classUnavailable

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -291,6 +292,8 @@ func TestErrorNormalisation(t *testing.T) {
 		{"pg syntax", &pgconn.PgError{Code: "42601", Message: "syntax error at or near \"SELEC\""}, registry.CodeInternal},
 		{"deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), registry.CodeUnavailable},
 		{"canceled", context.Canceled, registry.CodeUnavailable},
+		{"pg pooled connection closed", fmt.Errorf("begin: %w", pgconn.ErrConnClosed), registry.CodeUnavailable},
+		{"connection lost mid-answer", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), registry.CodeUnavailable},
 		{"other", errors.New("SELECT secret FROM table: boom"), registry.CodeInternal},
 	}
 	for _, tc := range cases {
