@@ -587,8 +587,10 @@ func (s *Store) UpdateVersion(ctx context.Context, actor registry.Actor, model s
 			return registry.FieldError("flag_reason", "requires", "may only be set when flagged is true")
 		}
 		var flaggedBy string
-		if err := t.queryRow(ctx, "SELECT flagged_by FROM model_versions WHERE model = ? AND version = ?", model, version).Scan(&flaggedBy); err != nil {
-			return fmt.Errorf("load flagged_by: %w", err)
+		if before.Flagged {
+			if err := t.queryRow(ctx, "SELECT flagged_by FROM model_versions WHERE model = ? AND version = ?", model, version).Scan(&flaggedBy); err != nil {
+				return fmt.Errorf("load flagged_by: %w", err)
+			}
 		}
 		if len(actor.Stages) > 0 {
 			if err := checkRestrictedFlag(ctx, t, actor, before, &after, flaggedBy); err != nil {
