@@ -16,8 +16,8 @@ package docstest
 //   - TF_CLI_CONFIG_FILE has dev_overrides for bin/, TF_CLI_ARGS_apply and
 //     TF_CLI_ARGS_destroy add -auto-approve, TF_INPUT=0, no colours;
 //   - curl is a function that adds --fail-with-body: an example whose request
-//     the registry refuses fails unless the line is marked `fails`;
-//   - DOCSTEST_KEEP=dir keeps each document's script and output there;
+//     the registry refuses fails unless the line is marked `fails` (and a
+//     `fails` line must be refused, not missing: exit 126 or 127 fails);
 //   - after a line that starts something in the background with
 //     `-listen ADDR ... &`, the script waits until ADDR accepts connections,
 //     as a reader waits for the server to say it listens.
@@ -27,7 +27,9 @@ package docstest
 // 127.0.0.1:8501-8503 are free ports (also given to the quickstart through
 // TF_VAR_model_servers), mlr_... is the admin token, ~/.terraformrc the
 // dev-override configuration, https://registry.example.com the registry,
-// /var/lib/mlregistry/ and /backups/ directories of the copy.
+// /var/lib/mlregistry/ and /backups/ temporary directories.
+//
+// DOCSTEST_KEEP=dir keeps each document's script and its output there.
 
 import (
 	"context"
@@ -302,7 +304,9 @@ docs_test_wait() {
 			}
 			for _, f := range fails {
 				if strings.Contains(l, substitute(f, subs)) {
-					fmt.Fprintf(&s, "if\n%s\nthen echo %s >&2; exit 1; fi\n", l, strconv.Quote("docs-test: this line should fail but exited 0: "+l))
+					// A missing command (126, 127) is not the refusal the docs show.
+					fmt.Fprintf(&s, "if\n%s\nthen echo %s >&2; exit 1\nelse docs_test_code=$?; if (( docs_test_code >= 126 )); then echo \"docs-test: exit $docs_test_code is not a refusal\" >&2; exit 1; fi; fi\n",
+						l, strconv.Quote("docs-test: this line should fail but exited 0: "+l))
 					continue lines
 				}
 			}
@@ -433,7 +437,6 @@ func runDocument(t *testing.T, root, bin string, goEnv []string, doc string, blo
 	cmd := exec.CommandContext(ctx, "bash", scriptPath)
 	cmd.Dir = repo
 	cmd.Env = env
-	cmd.Stdin = nil
 	// A file, not a pipe: Wait must not wait for the model servers the
 	// script leaves running in the background.
 	cmd.Stdout, cmd.Stderr = logFile, logFile
