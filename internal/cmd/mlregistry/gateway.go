@@ -47,6 +47,9 @@ SIGTERM or Ctrl-C shut down gracefully.`,
   curl -H "Authorization: Bearer $SERVE_TOKEN" http://127.0.0.1:8081/serve/churn/predict`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := sf.check(); err != nil {
+				return err
+			}
 			if !cmd.Flags().Changed("listen") {
 				listen = envOr("MLREGISTRY_GATEWAY_LISTEN", listen)
 			}

@@ -59,6 +59,9 @@ same on both. To run the data plane in processes of its own, see
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			stderr := cmd.ErrOrStderr()
+			if err := sf.check(); err != nil {
+				return err
+			}
 			if !cmd.Flags().Changed("listen") {
 				listen = envOr("MLREGISTRY_LISTEN", listen)
 			}

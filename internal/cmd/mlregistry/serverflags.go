@@ -44,6 +44,23 @@ func (s *serverFlags) register(cmd *cobra.Command, help serverFlagHelp) {
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
+// check refuses flags that would do nothing, or turn a protection off by
+// accident: a zero or negative read timeout means no timeout at all.
+func (s *serverFlags) check() error {
+	if s.metricsPublic && s.metricsListen == "" {
+		return usageErrorf("--metrics-listen-public allows a public --metrics-listen address; without --metrics-listen there is no metrics listener")
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--read-header-timeout", s.readHeaderTimeout}, {"--read-timeout", s.readTimeout}} {
+		if d.v <= 0 {
+			return usageErrorf("%s %q must be positive: it bounds how long a client may hold a connection open", d.flag, d.v.String())
+		}
+	}
+	return nil
+}
+
 // logger is the logger the flags ask for, writing to w.
 func (s *serverFlags) logger(w io.Writer) (*slog.Logger, error) {
 	return newLogger(w, s.logFormat, s.logLevel)

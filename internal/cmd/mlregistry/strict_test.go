@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +117,46 @@ func TestEventsSinceTakesDurations(t *testing.T) {
 	evs := decodeJSON[[]registry.Event](t, f.ok(t, "events", "--since", "1h", "--limit", "2", "-o", "json"))
 	if len(evs) != 2 || evs[1].ID != all[len(all)-1].ID {
 		t.Errorf("events --since 1h --limit 2: %v, want the last two of %v", ids(evs), ids(all))
+	}
+}
+
+// TestServerFlagsAreStrict: serve and gateway refuse a flag that would do
+// nothing or disable a protection by accident, before opening anything.
+func TestServerFlagsAreStrict(t *testing.T) {
+	db := "sqlite://" + t.TempDir() + "/r.db"
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"serve", "--metrics-listen-public"}, []string{"--metrics-listen-public", "--metrics-listen"}},
+		{[]string{"gateway", "--metrics-listen-public"}, []string{"--metrics-listen-public", "--metrics-listen"}},
+		{[]string{"serve", "--read-timeout", "-1s"}, []string{`--read-timeout "-1s"`, "positive"}},
+		{[]string{"serve", "--read-timeout", "0"}, []string{"--read-timeout", "positive"}},
+		{[]string{"gateway", "--read-header-timeout", "0s"}, []string{"--read-header-timeout", "positive"}},
+	} {
+		args := append(append([]string{}, c.args...), "--listen", "127.0.0.1:0", "--db", db)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, binary(t), args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		r := cliResult{stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Errorf("mlregistry %s started and ran until killed; want a usage error\n%s", strings.Join(args, " "), r.stderr)
+			continue
+		}
+		if err != nil && r.code == 0 {
+			t.Fatal(err)
+		}
+		if r.code != exitUsage {
+			t.Errorf("mlregistry %s: exit %d, want %d\n%s", strings.Join(args, " "), r.code, exitUsage, r.stderr)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("mlregistry %s: stderr lacks %q:\n%s", strings.Join(args, " "), w, r.stderr)
+			}
+		}
 	}
 }
