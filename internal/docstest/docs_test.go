@@ -140,7 +140,7 @@ func classify(blocks []Block) error {
 				ok = (outputLangs[lang] || lang == "markdown") && i > 0 && shellLangs[blocks[i-1].Lang] && !blocks[i-1].Hidden && !blocks[i-1].Has("skip")
 			case "file":
 				ok = len(d.Args) == 1 && !shellLangs[lang] && !b.Has("skip")
-			case "omit", "fails":
+			case "omit", "fails", "flags":
 				ok = shellLangs[lang]
 				for _, arg := range d.Args {
 					if !anyLineContains(b.Text, arg) {
@@ -286,19 +286,27 @@ docs_test_wait() {
 			continue
 		}
 		fmt.Fprintf(&s, "echo '@@docs-test block %d@@'\n", i)
-		var omit, fails []string
+		var omit, fails, flags []string
 		for _, d := range b.Directives {
 			switch d.Verb {
 			case "omit":
 				omit = append(omit, d.Args...)
 			case "fails":
 				fails = append(fails, d.Args...)
+			case "flags":
+				flags = append(flags, d.Args...)
 			}
 		}
 	lines:
 		for _, l := range LogicalLines(substitute(b.Text, subs)) {
 			for _, o := range omit {
 				if strings.Contains(l, substitute(o, subs)) {
+					continue lines
+				}
+			}
+			for _, f := range flags {
+				if strings.Contains(l, substitute(f, subs)) {
+					fmt.Fprintf(&s, "%s --help > /dev/null\n", strings.TrimRight(WithoutComment(l), " \t"))
 					continue lines
 				}
 			}

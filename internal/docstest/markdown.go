@@ -16,6 +16,8 @@
 //	<!-- docs-test: output -->              a text block: the previous shell block printed it (compared loosely)
 //	<!-- docs-test: omit "cmd" — why -->    the shell lines containing "cmd" are not run
 //	<!-- docs-test: fails "cmd" — why -->   the shell lines containing "cmd" must exit non-zero
+//	<!-- docs-test: flags "cmd" — why -->   the lines containing "cmd" (a server that runs until
+//	                                        stopped) run with --help instead: their flags are checked
 //	<!-- docs-test: file "name" -->         the block is what the prose says to save as name: the
 //	                                        script writes it there (relative to its directory then)
 //
@@ -158,6 +160,7 @@ var verbs = map[string]struct{ args, reason bool }{
 	"output":   {false, false},
 	"omit":     {true, true},
 	"fails":    {true, true},
+	"flags":    {true, true},
 	"file":     {true, false},
 }
 
@@ -165,7 +168,7 @@ func parseDirective(s string) (Directive, error) {
 	verb, rest, _ := strings.Cut(s, " ")
 	spec, ok := verbs[verb]
 	if !ok {
-		return Directive{}, fmt.Errorf("unknown docs-test directive %q (want skip, fragment, output, omit, fails, file or setup)", verb)
+		return Directive{}, fmt.Errorf("unknown docs-test directive %q (want skip, fragment, output, omit, fails, flags, file or setup)", verb)
 	}
 	d := Directive{Verb: verb}
 	rest = strings.TrimSpace(rest)
@@ -210,6 +213,32 @@ func LogicalLines(text string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// WithoutComment cuts a shell line's trailing comment and background
+// operator, so that arguments can be appended to its command.
+func WithoutComment(line string) string {
+	var quote rune
+	prev := ' '
+	for i, r := range line {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '#' && (prev == ' ' || prev == '\t'):
+			return trimBackground(line[:i])
+		}
+		prev = r
+	}
+	return trimBackground(line)
+}
+
+func trimBackground(line string) string {
+	line = strings.TrimRight(line, " \t")
+	return strings.TrimRight(strings.TrimSuffix(line, "&"), " \t")
 }
 
 // MatchOutput compares an output shown in the docs with what a command

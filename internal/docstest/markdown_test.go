@@ -102,3 +102,17 @@ Routes:
 		}
 	}
 }
+
+func TestWithoutComment(t *testing.T) {
+	for in, want := range map[string]string{
+		"mlregistry serve   # 127.0.0.1:8080":           "mlregistry serve",
+		"mlregistry serve &":                            "mlregistry serve",
+		`mlregistry serve --db "a#b" # c`:               `mlregistry serve --db "a#b"`,
+		"mlregistry serve --listen x \\\n  --tls-key k": "mlregistry serve --listen x \\\n  --tls-key k",
+		"curl http://x/#anchor":                         "curl http://x/#anchor",
+	} {
+		if got := WithoutComment(in); got != want {
+			t.Errorf("WithoutComment(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
