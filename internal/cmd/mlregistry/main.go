@@ -6,8 +6,8 @@
 //	mlregistry migrate    apply database migrations and exit
 //	mlregistry token      create, list and revoke API tokens (remote or on the database)
 //	mlregistry models     list and show registered models        } client commands:
-//	mlregistry versions   list a model's versions                 } talk to a registry
-//	mlregistry stages     a model's stage assignments and history } through
+//	mlregistry versions   list a model's versions; create one     } talk to a registry
+//	mlregistry stages     stage assignments and history; assign   } through
 //	mlregistry endpoints  list and show serving endpoints         } internal/client
 //	mlregistry events     the audit log, optionally followed      }
 //	mlregistry flag/unflag  flag a version (no promotion) or clear the flag
