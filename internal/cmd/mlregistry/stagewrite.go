@@ -41,7 +41,8 @@ func newStagesAssignCmd(r *remote) *cobra.Command {
 ` + stageWriteLong,
 		Example: `  mlregistry stages assign churn production 6 --reason "rollback: v7 mislabels churners" --dry-run
   mlregistry stages assign churn production 6 --reason "rollback: v7 mislabels churners"`,
-		Args: exactArgs(3, "a MODEL, a STAGE and a VERSION"),
+		Args:              exactArgs(3, "a MODEL, a STAGE and a VERSION"),
+		ValidArgsFunction: r.completeModels,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			model, stage := args[0], args[1]
 			version, err := parseVersion(args[2])
@@ -112,7 +113,8 @@ endpoints that serve the stage keep their routes.
 the token may unassign the stage is known only when it tries.`,
 		Example: `  mlregistry stages unassign churn staging --reason "staging retired" --dry-run
   mlregistry stages unassign churn staging --reason "staging retired"`,
-		Args: exactArgs(2, "a MODEL and a STAGE"),
+		Args:              exactArgs(2, "a MODEL and a STAGE"),
+		ValidArgsFunction: r.completeModels,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			model, stage := args[0], args[1]
 			if strings.TrimSpace(reason) == "" {
