@@ -72,11 +72,10 @@ resource "mlregistry_model" "churn" {
   owner       = "ds-team"
   tags        = { team = "ds" }
 
-  stage_policies = {
-    production = {
-      require_stage = "staging"
-      min_metrics   = { auc = 0.85 }
-    }
+  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+    min_metrics   = { auc = 0.85 }
   }
 }
 
@@ -90,12 +89,15 @@ locals {
 }
 
 resource "mlregistry_model_version" "r1" {
-  model       = mlregistry_model.churn.name
-  source      = "file:models/churn-r1.json"
-  checksum    = "sha256:${filesha256("${local.models}/churn-r1.json")}"
-  format      = "custom"
-  metrics     = { auc = 0.88 }
-  lineage     = { run_id = "run-1", git_commit = "3f2c1e0" }
+  model    = mlregistry_model.churn.name
+  source   = "file:models/churn-r1.json"
+  checksum = "sha256:${filesha256("${local.models}/churn-r1.json")}"
+  format   = "custom"
+  metrics  = { auc = 0.88 }
+  lineage {
+    run_id     = "run-1"
+    git_commit = "3f2c1e0"
+  }
   description = "baseline"
 
   # A new artifact registers a new version: register it and move the stages
@@ -107,12 +109,15 @@ resource "mlregistry_model_version" "r1" {
 }
 
 resource "mlregistry_model_version" "r2" {
-  model       = mlregistry_model.churn.name
-  source      = "file:models/churn-r2.json"
-  checksum    = "sha256:${filesha256("${local.models}/churn-r2.json")}"
-  format      = "custom"
-  metrics     = { auc = 0.92 }
-  lineage     = { run_id = "run-2", git_commit = "9a7b4d2" }
+  model    = mlregistry_model.churn.name
+  source   = "file:models/churn-r2.json"
+  checksum = "sha256:${filesha256("${local.models}/churn-r2.json")}"
+  format   = "custom"
+  metrics  = { auc = 0.92 }
+  lineage {
+    run_id     = "run-2"
+    git_commit = "9a7b4d2"
+  }
   description = "retrained on a year more of data"
 
   # Registered after r1, so the registry numbers them 1, 2, 3 in order.
@@ -174,24 +179,25 @@ resource "mlregistry_endpoint" "churn" {
   model = mlregistry_model.churn.name
   stage = "production"
 
-  routes = concat(
-    [{
-      name         = "stable"
-      version      = mlregistry_stage_assignment.production.version
-      upstream_url = var.model_servers[var.production_version]
-      weight       = 100 - var.canary_weight
-    }],
-    var.canary_weight == 0 ? [] : [{
+  route {
+    name         = "stable"
+    version      = mlregistry_stage_assignment.production.version
+    upstream_url = var.model_servers[var.production_version]
+    weight       = 100 - var.canary_weight
+  }
+  dynamic "route" {
+    for_each = var.canary_weight == 0 ? [] : [var.canary_version]
+    content {
       name         = "canary"
-      version      = local.releases[var.canary_version]
-      upstream_url = var.model_servers[var.canary_version]
+      version      = local.releases[route.value]
+      upstream_url = var.model_servers[route.value]
       weight       = var.canary_weight
-    }],
-  )
+    }
+  }
 
   # A route that fails more than 5% of 20 requests within a minute loses its
   # weight to the other route; the next plan shows that as drift.
-  guard = {
+  guard {
     max_error_rate = 0.05
     min_requests   = 20
     window         = "1m"

@@ -54,16 +54,32 @@ type policyVals struct {
 }
 
 type versionVals struct {
-	Model      string              `json:"model"`
-	Version    *int64              `json:"version"`
-	Source     *string             `json:"source"`
-	Checksum   *string             `json:"checksum"`
-	Metrics    map[string]float64  `json:"metrics"`
-	Flagged    *bool               `json:"flagged"`
-	FlagReason *string             `json:"flag_reason"`
-	Stages     []string            `json:"stages"`
-	Signature  *registry.Signature `json:"signature"`
-	UpdatedAt  *string             `json:"updated_at"`
+	Model      string             `json:"model"`
+	Version    *int64             `json:"version"`
+	Source     *string            `json:"source"`
+	Checksum   *string            `json:"checksum"`
+	Metrics    map[string]float64 `json:"metrics"`
+	Flagged    *bool              `json:"flagged"`
+	FlagReason *string            `json:"flag_reason"`
+	Stages     []string           `json:"stages"`
+	Signature  *signatureVals     `json:"signature"`
+	UpdatedAt  *string            `json:"updated_at"`
+}
+
+// signatureVals is the signature in either schema shape: inputs and
+// outputs lists, or input and output blocks.
+type signatureVals struct {
+	Inputs  []registry.TensorSpec `json:"inputs"`
+	Outputs []registry.TensorSpec `json:"outputs"`
+	Input   []registry.TensorSpec `json:"input"`
+	Output  []registry.TensorSpec `json:"output"`
+}
+
+func (s *signatureVals) signature() *registry.Signature {
+	if s == nil {
+		return nil
+	}
+	return &registry.Signature{Inputs: slices.Concat(s.Inputs, s.Input), Outputs: slices.Concat(s.Outputs, s.Output)}
 }
 
 type stageVals struct {
@@ -244,7 +260,7 @@ func (b *builder) indexVersions() error {
 }
 
 func toPlanVersion(rc ResourceChange, v *versionVals, act Action) *planVersion {
-	pv := &planVersion{address: rc.Address, model: v.Model, action: act, metrics: v.Metrics, signature: v.Signature}
+	pv := &planVersion{address: rc.Address, model: v.Model, action: act, metrics: v.Metrics, signature: v.Signature.signature()}
 	if v.Version != nil {
 		pv.number = *v.Version
 	}
@@ -615,7 +631,7 @@ func (b *builder) endpointChanges() error {
 			}
 		}
 		ec.OtherAttrs = changedAttrs(rc.Change.Before, rc.Change.After, rc.Change.AfterUnknown,
-			"id", "revision", "updated_at", "created_at", "routes", "guard", "stage", "status", "status_message", "url")
+			"id", "revision", "updated_at", "created_at", "routes", "route", "guard", "stage", "status", "status_message", "url")
 		byName := map[string]*RouteShift{}
 		unknownRoutes := b.unknownRouteVersions(rc)
 		for i, r := range after.routes() {

@@ -174,7 +174,7 @@ func (b *builder) endpointDrift(rc ResourceChange, item *DriftItem) error {
 			parts = append(parts, "status "+deref(before.Status)+" -> "+*after.Status)
 		}
 		for _, c := range item.Changed {
-			if c != "routes" && c != "status" {
+			if c != "routes" && c != "route" && c != "status" {
 				parts = append(parts, c+" changed")
 			}
 		}

@@ -46,8 +46,10 @@ resource "mlregistry_stage_assignment" "%[1]s_%[2]s" {
 `, model, stage, version, extra)
 }
 
-const prodPolicy = `  stage_policies = {
-    production = { require_stage = "staging", min_metrics = { auc = 0.85 } }
+const prodPolicy = `  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+    min_metrics   = { auc = 0.85 }
   }
 `
 
@@ -96,8 +98,10 @@ func TestGolden_promotion(t *testing.T) {
 func TestGolden_wholePlan(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	soakPolicy := `  stage_policies = {
-    production = { require_stage = "staging", min_soak = "24h" }
+	soakPolicy := `  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+    min_soak      = "24h"
   }
 `
 	base := func(churnVersions, fraudVersions []string) string {
@@ -160,14 +164,22 @@ func TestGolden_replaceAndWarnings(t *testing.T) {
 resource "mlregistry_endpoint" "churn" {
   name  = "churn"
   model = mlregistry_model.churn.name
-  routes = [
-    { name = "stable", version = mlregistry_model_version.churn_v1.version, upstream_url = "http://churn-v1.internal:8080", weight = %d },
-    { name = "canary", version = mlregistry_model_version.churn_v2.version, upstream_url = "http://churn-v2.internal:8080", weight = %d },
-  ]
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.churn_v1.version
+    upstream_url = "http://churn-v1.internal:8080"
+    weight       = %d
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.churn_v2.version
+    upstream_url = "http://churn-v2.internal:8080"
+    weight       = %d
+  }
 %s}
 `, stable, canary, guard)
 	}
-	guard := "  guard = { max_error_rate = 0.05, min_requests = 100, window = \"5m\" }\n"
+	guard := "  guard {\n    max_error_rate = 0.05\n    min_requests   = 100\n    window         = \"5m\"\n  }\n"
 	versions := modelHCL("churn", "", "auc = 0.9", "auc = 0.91", "auc = 0.7")
 	e.apply(versions + stageHCL("churn", "production", "mlregistry_model_version.churn_v1.version", "") + endpoint(90, 10, guard))
 
@@ -213,11 +225,23 @@ func TestGolden_drift(t *testing.T) {
 resource "mlregistry_endpoint" "churn" {
   name  = "churn"
   model = mlregistry_model.churn.name
-  routes = [
-    { name = "stable", version = mlregistry_model_version.churn_v1.version, upstream_url = %q, weight = 50 },
-    { name = "canary", version = mlregistry_model_version.churn_v2.version, upstream_url = %q, weight = 50 },
-  ]
-  guard = { max_error_rate = 0.5, min_requests = 3, window = "1m" }
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.churn_v1.version
+    upstream_url = %q
+    weight       = 50
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.churn_v2.version
+    upstream_url = %q
+    weight       = 50
+  }
+  guard {
+    max_error_rate = 0.5
+    min_requests   = 3
+    window         = "1m"
+  }
 }
 `, stable.URL, broken)
 	e.apply(config)

@@ -61,8 +61,9 @@ func errorsOf(t *testing.T, e *env, plan []byte) []PlanError {
 func TestGolden_replaceProduction(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	policy := `  stage_policies = {
-    production = { min_metrics = { auc = 0.85 } }
+	policy := `  stage_policy {
+    stage       = "production"
+    min_metrics = { auc = 0.85 }
   }
 `
 	config := func(source, lifecycle string) string {
@@ -77,9 +78,12 @@ resource "mlregistry_endpoint" "churn" {
   name  = "churn"
   model = mlregistry_model.churn.name
   stage = "production"
-  routes = [
-    { name = "stable", version = mlregistry_model_version.churn_v2.version, upstream_url = "http://churn.internal:8080", weight = 100 },
-  ]
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.churn_v2.version
+    upstream_url = "http://churn.internal:8080"
+    weight       = 100
+  }
   depends_on = [mlregistry_stage_assignment.churn_production]
 }
 `
@@ -171,8 +175,9 @@ func TestGolden_unassignsAndRemovals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	policy := func(floor string) string {
-		return fmt.Sprintf(`  stage_policies = {
-    production = { min_metrics = { auc = %s } }
+		return fmt.Sprintf(`  stage_policy {
+    stage       = "production"
+    min_metrics = { auc = %s }
   }
 `, floor)
 	}
@@ -181,10 +186,17 @@ func TestGolden_unassignsAndRemovals(t *testing.T) {
 resource "mlregistry_endpoint" "churn" {
   name  = "churn"
   model = mlregistry_model.churn.name
-  routes = [
-    { name = "stable", version = 3, upstream_url = "http://churn.internal:8080", weight = 100 },
-  ]
-  guard = { max_error_rate = %s, min_requests = 100, window = "5m" }
+  route {
+    name         = "stable"
+    version      = 3
+    upstream_url = "http://churn.internal:8080"
+    weight       = 100
+  }
+  guard {
+    max_error_rate = %s
+    min_requests   = 100
+    window         = "5m"
+  }
   depends_on = [mlregistry_model_version.churn_v3]
 }
 `, rate)

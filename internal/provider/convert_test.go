@@ -113,13 +113,17 @@ func TestStagePoliciesRoundTrip(t *testing.T) {
 		"production": {RequireStage: "staging", MinSoak: "24h", MinMetrics: map[string]float64{"auc": 0.85}, RequireSignatureMatch: true},
 		"staging":    {MaxMetrics: map[string]float64{"latency_ms": 50}},
 	}
-	v, diags := stagePoliciesValue(ctx, in, types.MapNull(stagePolicyObjectType))
+	v, diags := stagePoliciesValue(ctx, in, types.SetNull(stagePolicyObjectType))
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	var models map[string]stagePolicyModel
-	if diags := v.ElementsAs(ctx, &models, false); diags.HasError() {
+	var blocks []stagePolicyModel
+	if diags := v.ElementsAs(ctx, &blocks, false); diags.HasError() {
 		t.Fatal(diags)
+	}
+	models := map[string]stagePolicyModel{}
+	for _, b := range blocks {
+		models[b.Stage.ValueString()] = b
 	}
 	if s := models["staging"]; !s.RequireStage.IsNull() || !s.MinSoak.IsNull() || !s.MinMetrics.IsNull() || !s.RequireSignatureMatch.IsNull() {
 		t.Errorf("unset policy fields must be null: %+v", s)
@@ -131,8 +135,10 @@ func TestStagePoliciesRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(in, out) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", out, in)
 	}
-	if v, _ := stagePoliciesValue(ctx, nil, types.MapNull(stagePolicyObjectType)); !v.IsNull() {
-		t.Errorf("no policies = %v, want null", v)
+	// A configuration without stage_policy blocks reads as an empty set,
+	// never null.
+	if v, _ := stagePoliciesValue(ctx, nil, types.SetNull(stagePolicyObjectType)); v.IsNull() || len(v.Elements()) != 0 {
+		t.Errorf("no policies = %v, want an empty set", v)
 	}
 }
 

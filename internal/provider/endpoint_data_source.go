@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -26,9 +27,10 @@ type endpointDataSource struct {
 }
 
 type endpointDataSourceModel struct {
-	ID    types.String `tfsdk:"id"`
-	Name  types.String `tfsdk:"name"`
-	Model types.String `tfsdk:"model"`
+	ID     types.String `tfsdk:"id"`
+	Name   types.String `tfsdk:"name"`
+	Model  types.String `tfsdk:"model"`
+	Routes types.List   `tfsdk:"routes"`
 	endpointFields
 }
 
@@ -103,6 +105,9 @@ func (d *endpointDataSource) Read(ctx context.Context, req datasource.ReadReques
 	}
 	cfg.ID = types.StringValue(e.Name)
 	cfg.Model = types.StringValue(e.Model)
+	var diags diag.Diagnostics
+	cfg.Routes, diags = routesValue(ctx, e.Routes)
+	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(cfg.fromAPI(ctx, e, endpointFields{})...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)
 }

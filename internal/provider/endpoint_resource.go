@@ -29,6 +29,7 @@ var (
 	_ resource.ResourceWithImportState    = (*endpointResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*endpointResource)(nil)
 	_ resource.ResourceWithModifyPlan     = (*endpointResource)(nil)
+	_ resource.ResourceWithUpgradeState   = (*endpointResource)(nil)
 )
 
 // NewEndpointResource is the mlregistry_endpoint resource.
@@ -42,14 +43,16 @@ type endpointResourceModel struct {
 	ID    types.String `tfsdk:"id"`
 	Name  types.String `tfsdk:"name"`
 	Model types.String `tfsdk:"model"`
+	// Route is the route blocks; the data source has the same list as
+	// its computed routes attribute.
+	Route types.List `tfsdk:"route"`
 	endpointFields
 }
 
-// endpointFields are the attributes of an endpoint besides its identity,
-// shared with the data source.
+// endpointFields are the attributes of an endpoint besides its identity
+// and routes, shared with the data source.
 type endpointFields struct {
 	Stage         types.String `tfsdk:"stage"`
-	Routes        types.List   `tfsdk:"routes"`
 	StickyHeader  types.String `tfsdk:"sticky_header"`
 	Guard         types.Object `tfsdk:"guard"`
 	Timeout       types.String `tfsdk:"timeout"`
@@ -90,6 +93,9 @@ func (r *endpointResource) Metadata(_ context.Context, req resource.MetadataRequ
 
 func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
+		// Version 1: the routes and guard attributes (in which Terraform
+		// drops misspelt keys) became route and guard blocks.
+		Version: 1,
 		MarkdownDescription: "A serving endpoint: the registry's gateway answers `/serve/<name>/...` by proxying each request to one of the routes, " +
 			"picked by weight (or by `sticky_header`, so one caller keeps one route). A canary is a second route with a small weight. " +
 			"With a `guard`, the gateway moves a failing route's weight to the healthiest other route and marks the endpoint `rolled_back`; " +
@@ -119,35 +125,6 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Optional:   true,
 				Validators: []validator.String{stageValidator()},
 			},
-			"routes": schema.ListNestedAttribute{
-				MarkdownDescription: fmt.Sprintf("Where traffic goes: 1 to %d routes with unique names whose weights sum to 100. Changes in place (and reset a `rolled_back` status).", registry.MaxRoutes),
-				Required:            true,
-				Validators:          []validator.List{listvalidator.SizeBetween(1, registry.MaxRoutes)},
-				NestedObject: schema.NestedAttributeObject{
-					Attributes: map[string]schema.Attribute{
-						"name": schema.StringAttribute{
-							MarkdownDescription: describe("Route name, e.g. `stable` or `canary`; sent back in the `X-Route` response header.", registry.StageRule),
-							Required:            true,
-							Validators:          []validator.String{stageValidator()},
-						},
-						"version": schema.Int64Attribute{
-							MarkdownDescription: "The model version this route serves; sent back in the `X-Model-Version` response header. A flagged version is refused unless the route's weight is 0.",
-							Required:            true,
-							Validators:          []validator.Int64{int64validator.AtLeast(1)},
-						},
-						"upstream_url": schema.StringAttribute{
-							MarkdownDescription: "The http:// or https:// server that runs this version.",
-							Required:            true,
-							Validators:          []validator.String{upstreamURLValidator()},
-						},
-						"weight": schema.Int64Attribute{
-							MarkdownDescription: "Share of the traffic in percent, 0 to 100. The weights of all routes sum to 100.",
-							Required:            true,
-							Validators:          []validator.Int64{int64validator.Between(0, 100)},
-						},
-					},
-				},
-			},
 			"sticky_header": schema.StringAttribute{
 				MarkdownDescription: "An HTTP request header (e.g. `X-User-Id`): requests with the same value always take the same route.",
 				Optional:            true,
@@ -157,40 +134,6 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				MarkdownDescription: "How long the gateway waits for an upstream's answer to start before it answers `504`, as a duration from `100ms` to `10m` (e.g. `2s` for a latency-bound model, `2m` for a slow batch one). Unset: `30s`. Streaming answers are not cut once they started.",
 				Optional:            true,
 				Validators:          []validator.String{durationValidator{}},
-			},
-			"guard": schema.SingleNestedAttribute{
-				MarkdownDescription: "Automatic rollback. Each gateway replica judges every route on the 5xx answers and transport errors of the traffic it serves, two ways: " +
-					"(1) over the sliding `window`: once the route has served at least `min_requests` requests in it, an error rate above `max_error_rate` trips it; " +
-					"(2) over runs of `min_requests` consecutive requests (a run older than `window` starts over): a run in which more than " +
-					"max(`max_error_rate`, 0.5) of the requests failed trips the route when the run completes, so a route that starts failing every request " +
-					"trips after at most 2 × `min_requests` failures, however much healthy traffic its window holds. " +
-					"A route's window and run start afresh whenever its `version`, `upstream_url` or `weight` (or the guard) changes. " +
-					"A tripped route's whole weight moves to the healthiest other route (lowest error rate among routes within the limit, then routes without " +
-					"traffic in the window; ties to the larger weight, then the earlier route); the endpoint becomes `rolled_back` and an `endpoint.guard_rollback` event is recorded. " +
-					"When no other route is healthy or untried (each is over the limit in its window or current run, or was already tripped, or there is no other route), " +
-					"the guard moves nothing: the endpoint becomes `degraded` (recorded once, event `endpoint.guard_degraded`) and keeps its weights, " +
-					"so traffic is not piled onto one failing route. The guard acts on a route once, until the endpoint is next changed. " +
-					"The moved weights and the status are what the registry reports, so the next plan shows them as drift.",
-				Optional: true,
-				Attributes: map[string]schema.Attribute{
-					"max_error_rate": schema.NumberAttribute{
-						MarkdownDescription: "Error rate that trips the guard, greater than 0 and at most 1 (e.g. `0.05` or `1 / 20`).",
-						Required:            true,
-						// The range is checked once, by ValidateConfig with
-						// the registry's own rule and words.
-						PlanModifiers: []planmodifier.Number{keepEquivalentNumbers{}},
-					},
-					"min_requests": schema.Int64Attribute{
-						MarkdownDescription: "Requests a route must have served in the window before the guard judges it.",
-						Required:            true,
-						Validators:          []validator.Int64{int64validator.AtLeast(1)},
-					},
-					"window": schema.StringAttribute{
-						MarkdownDescription: "Sliding window of the error rate, a duration between `1s` and `24h` (e.g. `5m`).",
-						Required:            true,
-						Validators:          []validator.String{durationValidator{}},
-					},
-				},
 			},
 			"url": schema.StringAttribute{
 				MarkdownDescription: "Where clients call the endpoint: `<registry>/serve/<name>/`.",
@@ -221,6 +164,69 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				Computed:            true,
 			},
 		},
+		Blocks: map[string]schema.Block{
+			"route": schema.ListNestedBlock{
+				MarkdownDescription: fmt.Sprintf("Where traffic goes: 1 to %d `route` blocks, in order, with unique names whose weights sum to 100. Changes in place (and reset a `rolled_back` status).", registry.MaxRoutes),
+				Validators:          []validator.List{listvalidator.IsRequired(), listvalidator.SizeBetween(1, registry.MaxRoutes)},
+				NestedObject: schema.NestedBlockObject{
+					Attributes: map[string]schema.Attribute{
+						"name": schema.StringAttribute{
+							MarkdownDescription: describe("Route name, e.g. `stable` or `canary`; sent back in the `X-Route` response header.", registry.StageRule),
+							Required:            true,
+							Validators:          []validator.String{stageValidator()},
+						},
+						"version": schema.Int64Attribute{
+							MarkdownDescription: "The model version this route serves; sent back in the `X-Model-Version` response header. A flagged version is refused unless the route's weight is 0.",
+							Required:            true,
+							Validators:          []validator.Int64{int64validator.AtLeast(1)},
+						},
+						"upstream_url": schema.StringAttribute{
+							MarkdownDescription: "The http:// or https:// server that runs this version.",
+							Required:            true,
+							Validators:          []validator.String{upstreamURLValidator()},
+						},
+						"weight": schema.Int64Attribute{
+							MarkdownDescription: "Share of the traffic in percent, 0 to 100. The weights of all routes sum to 100.",
+							Required:            true,
+							Validators:          []validator.Int64{int64validator.Between(0, 100)},
+						},
+					},
+				},
+			},
+			"guard": schema.SingleNestedBlock{
+				MarkdownDescription: "Automatic rollback. Each gateway replica judges every route on the 5xx answers and transport errors of the traffic it serves, two ways: " +
+					"(1) over the sliding `window`: once the route has served at least `min_requests` requests in it, an error rate above `max_error_rate` trips it; " +
+					"(2) over runs of `min_requests` consecutive requests (a run older than `window` starts over): a run in which more than " +
+					"max(`max_error_rate`, 0.5) of the requests failed trips the route when the run completes, so a route that starts failing every request " +
+					"trips after at most 2 × `min_requests` failures, however much healthy traffic its window holds. " +
+					"A route's window and run start afresh whenever its `version`, `upstream_url` or `weight` (or the guard) changes. " +
+					"A tripped route's whole weight moves to the healthiest other route (lowest error rate among routes within the limit, then routes without " +
+					"traffic in the window; ties to the larger weight, then the earlier route); the endpoint becomes `rolled_back` and an `endpoint.guard_rollback` event is recorded. " +
+					"When no other route is healthy or untried (each is over the limit in its window or current run, or was already tripped, or there is no other route), " +
+					"the guard moves nothing: the endpoint becomes `degraded` (recorded once, event `endpoint.guard_degraded`) and keeps its weights, " +
+					"so traffic is not piled onto one failing route. The guard acts on a route once, until the endpoint is next changed. " +
+					"The moved weights and the status are what the registry reports, so the next plan shows them as drift.",
+				Attributes: map[string]schema.Attribute{
+					"max_error_rate": schema.NumberAttribute{
+						MarkdownDescription: "Required. Error rate that trips the guard, greater than 0 and at most 1 (e.g. `0.05` or `1 / 20`).",
+						Optional:            true,
+						// The range is checked once, by ValidateConfig with
+						// the registry's own rule and words.
+						PlanModifiers: []planmodifier.Number{keepEquivalentNumbers{}},
+					},
+					"min_requests": schema.Int64Attribute{
+						MarkdownDescription: "Required. Requests a route must have served in the window before the guard judges it.",
+						Optional:            true,
+						Validators:          []validator.Int64{int64validator.AtLeast(1)},
+					},
+					"window": schema.StringAttribute{
+						MarkdownDescription: "Required. Sliding window of the error rate, a duration between `1s` and `24h` (e.g. `5m`).",
+						Optional:            true,
+						Validators:          []validator.String{durationValidator{}},
+					},
+				},
+			},
+		},
 	}
 }
 
@@ -232,7 +238,7 @@ func (r *endpointResource) Configure(_ context.Context, req resource.ConfigureRe
 // weights sum to 100 and route names are unique.
 func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var routes types.List
-	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("routes"), &routes)...)
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("route"), &routes)...)
 	if !isKnown(routes) {
 		return
 	}
@@ -246,7 +252,7 @@ func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.Vali
 	for i, rt := range rs {
 		if isKnown(rt.Name) {
 			if seen[rt.Name.ValueString()] {
-				resp.Diagnostics.AddAttributeError(path.Root("routes").AtListIndex(i).AtName("name"), "Duplicate route name",
+				resp.Diagnostics.AddAttributeError(path.Root("route").AtListIndex(i).AtName("name"), "Duplicate route name",
 					fmt.Sprintf("%q is used by another route.", rt.Name.ValueString()))
 			}
 			seen[rt.Name.ValueString()] = true
@@ -258,7 +264,7 @@ func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.Vali
 		sum += rt.Weight.ValueInt64()
 	}
 	if allKnown && sum != 100 {
-		resp.Diagnostics.AddAttributeError(path.Root("routes"), "Route weights must sum to 100",
+		resp.Diagnostics.AddAttributeError(path.Root("route"), "Route weights must sum to 100",
 			fmt.Sprintf("weights must sum to 100, they sum to %d", sum))
 	}
 
@@ -269,6 +275,18 @@ func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.Vali
 	}
 	var g guardModel
 	resp.Diagnostics.Append(guard.As(ctx, &g, objectAsOptions)...)
+	// The three are Optional in the schema only because Terraform checks a
+	// Required attribute of a single block even when the block is left
+	// out; a guard block needs each of them.
+	for _, f := range []struct {
+		name string
+		v    attr.Value
+	}{{"max_error_rate", g.MaxErrorRate}, {"min_requests", g.MinRequests}, {"window", g.Window}} {
+		if f.v.IsNull() {
+			resp.Diagnostics.AddAttributeError(path.Root("guard").AtName(f.name), "Missing required argument",
+				fmt.Sprintf("guard.%s is required in a guard block: a guard needs max_error_rate, min_requests and window.", f.name))
+		}
+	}
 	if isKnown(g.MaxErrorRate) && isKnown(g.MinRequests) && isKnown(g.Window) {
 		rg := registry.Guard{MaxErrorRate: numberFloat64Of(g.MaxErrorRate), MinRequests: g.MinRequests.ValueInt64(), Window: g.Window.ValueString()}
 		var e *registry.Error
@@ -307,12 +325,12 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		}
 		if !plan.Name.Equal(state.Name) || !plan.Model.Equal(state.Model) {
 			state = nil // replaced: the new endpoint is a create
-		} else if plan.Stage.Equal(state.Stage) && plan.Routes.Equal(state.Routes) &&
+		} else if warnGuardLoosenings(ctx, state.Guard, plan.Guard, &resp.Diagnostics); plan.Stage.Equal(state.Stage) && plan.Route.Equal(state.Route) &&
 			plan.StickyHeader.Equal(state.StickyHeader) && plan.Timeout.Equal(state.Timeout) && attrEquivalent(ctx, plan.Guard, state.Guard) {
 			return // nothing the registry would check changes
 		}
 	}
-	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Timeout, plan.Routes, plan.Guard} {
+	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Timeout, plan.Route, plan.Guard} {
 		if fullyKnown(ctx, v) {
 			continue
 		}
@@ -320,7 +338,7 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		// registry checks the routes when the apply writes them.
 		return
 	}
-	routes, diags := routesFrom(ctx, plan.Routes)
+	routes, diags := routesFrom(ctx, plan.Route)
 	resp.Diagnostics.Append(diags...)
 	guard, diags := guardFrom(ctx, plan.Guard)
 	resp.Diagnostics.Append(diags...)
@@ -339,7 +357,7 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	case err == nil:
 		tflog.Debug(ctx, "endpoint dry run allowed", map[string]any{"name": name})
 	case errors.Is(err, registry.ErrPolicyViolation):
-		resp.Diagnostics.AddAttributeError(path.Root("routes"), "Stage policy violation",
+		resp.Diagnostics.AddAttributeError(path.Root("route"), "Stage policy violation",
 			fmt.Sprintf("The registry refuses these routes for %s, which serves stage %q:\n\n%s\n\n"+
 				"Route only versions that hold stage %q or meet every rule listed above. "+
 				"(The registry checked this in a dry run at plan time; nothing was written.)",
@@ -351,7 +369,7 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		}
 		var re *registry.Error
 		readOnly := errors.As(err, &re) && re.Rule == "scope"
-		addNotPermitted(&resp.Diagnostics, path.Root("routes"), change, problemMessage(err),
+		addNotPermitted(&resp.Diagnostics, path.Root("route"), change, problemMessage(err),
 			"a write token without a stage restriction (endpoints decide what every stage serves)", readOnly)
 	case errors.Is(err, registry.ErrNotFound):
 		// The model or a routed version may be created by this same apply.
@@ -359,12 +377,12 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	case errors.Is(err, registry.ErrInvalidArgument) && isNotFoundField(err):
 		tflog.Debug(ctx, "endpoint dry run skipped: model or version not found yet", map[string]any{"name": name, "error": err.Error()})
 	case errors.Is(err, registry.ErrInvalidArgument):
-		resp.Diagnostics.AddAttributeError(path.Root("routes"), "Invalid endpoint", err.Error())
+		resp.Diagnostics.AddAttributeError(path.Root("route"), "Invalid endpoint", err.Error())
 	case errors.Is(err, registry.ErrAlreadyExists):
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "Endpoint already exists",
 			fmt.Sprintf("%s\n\nTo manage the existing endpoint with Terraform, import it: terraform import <address> %s", err, name))
 	default:
-		resp.Diagnostics.AddAttributeWarning(path.Root("routes"), "Endpoint not checked at plan time",
+		resp.Diagnostics.AddAttributeWarning(path.Root("route"), "Endpoint not checked at plan time",
 			fmt.Sprintf("The registry's dry run of this change to %s did not answer: %s\n\n"+
 				"The registry still checks the routes when the plan is applied; plan again once the registry answers to check them now.", what, err))
 	}
@@ -380,7 +398,7 @@ func (r *endpointResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	routes, diags := routesFrom(ctx, plan.Routes)
+	routes, diags := routesFrom(ctx, plan.Route)
 	resp.Diagnostics.Append(diags...)
 	guard, diags := guardFrom(ctx, plan.Guard)
 	resp.Diagnostics.Append(diags...)
@@ -442,7 +460,7 @@ func (r *endpointResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	routes, diags := routesFrom(ctx, plan.Routes)
+	routes, diags := routesFrom(ctx, plan.Route)
 	resp.Diagnostics.Append(diags...)
 	guard, diags := guardFrom(ctx, plan.Guard)
 	resp.Diagnostics.Append(diags...)
@@ -489,13 +507,18 @@ func (m *endpointResourceModel) fromAPI(ctx context.Context, e *registry.Endpoin
 	m.ID = types.StringValue(e.Name)
 	m.Name = types.StringValue(e.Name)
 	m.Model = types.StringValue(e.Model)
-	return m.endpointFields.fromAPI(ctx, e, prior.endpointFields)
+	var diags diag.Diagnostics
+	m.Route, diags = routesValue(ctx, e.Routes)
+	diags.Append(m.endpointFields.fromAPI(ctx, e, prior.endpointFields)...)
+	return diags
 }
 
-func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prior endpointFields) diag.Diagnostics {
-	var diags, d diag.Diagnostics
-	elems := make([]attr.Value, 0, len(e.Routes))
-	for _, rt := range e.Routes {
+// routesValue is the registry's routes in the registry's order, which is
+// the order they were written in.
+func routesValue(ctx context.Context, routes []registry.Route) (types.List, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	elems := make([]attr.Value, 0, len(routes))
+	for _, rt := range routes {
 		obj, d := types.ObjectValueFrom(ctx, routeAttrTypes, routeModel{
 			Name: types.StringValue(rt.Name), Version: types.Int64Value(rt.Version),
 			UpstreamURL: types.StringValue(rt.UpstreamURL), Weight: types.Int64Value(int64(rt.Weight)),
@@ -503,8 +526,13 @@ func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prio
 		diags.Append(d...)
 		elems = append(elems, obj)
 	}
-	f.Routes, d = types.ListValue(routeObjectType, elems)
+	v, d := types.ListValue(routeObjectType, elems)
 	diags.Append(d...)
+	return v, diags
+}
+
+func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prior endpointFields) diag.Diagnostics {
+	var diags, d diag.Diagnostics
 	f.Stage = stringValue(e.Stage, prior.Stage)
 	f.StickyHeader = stringValue(e.StickyHeader, prior.StickyHeader)
 	f.Timeout = stringValue(e.Timeout, prior.Timeout)
@@ -517,6 +545,30 @@ func (f *endpointFields) fromAPI(ctx context.Context, e *registry.Endpoint, prio
 	f.UpdatedAt = timeValue(e.UpdatedAt)
 	f.Revision = types.Int64Value(e.Revision)
 	return diags
+}
+
+// warnGuardLoosenings warns about each way the planned guard acts later
+// than the current one, or not at all: the diff of a removed guard block
+// does not say that the automatic rollback stops.
+func warnGuardLoosenings(ctx context.Context, before, after types.Object, diags *diag.Diagnostics) {
+	if !fullyKnown(ctx, after) || !fullyKnown(ctx, before) {
+		return
+	}
+	b, d := guardFrom(ctx, before)
+	if d.HasError() {
+		return
+	}
+	a, d := guardFrom(ctx, after)
+	if d.HasError() {
+		return
+	}
+	for _, l := range registry.GuardLoosenings(b, a) {
+		detail := "The gateway then rolls a failing route back later than it does today."
+		if l.After == registry.Removed && l.Rule == "guard" {
+			detail = "Without a guard the gateway no longer moves traffic away from a failing route."
+		}
+		diags.AddAttributeWarning(path.Root("guard"), l.String(), detail+" If that is intended, apply it; if not, restore the guard block.")
+	}
 }
 
 // create is the create request for m.

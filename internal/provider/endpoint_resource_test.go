@@ -50,10 +50,18 @@ func endpointConfig(name string, stableWeight int, body string) string {
 resource "mlregistry_endpoint" "e" {
   name  = %q
   model = mlregistry_model.churn.name
-  routes = [
-    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = "http://stable.internal:8080", weight = %d },
-    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = "http://canary.internal:8080", weight = %d },
-  ]
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = "http://stable.internal:8080"
+    weight       = %d
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.v2.version
+    upstream_url = "http://canary.internal:8080"
+    weight       = %d
+  }
 %s
 }
 `, name, stableWeight, 100-stableWeight, body)
@@ -64,7 +72,7 @@ func TestAccEndpoint_basic(t *testing.T) {
 	const name = "mlregistry_endpoint.e"
 	guarded := `
   sticky_header = "X-User-Id"
-  guard = {
+  guard {
     max_error_rate = 0.05
     min_requests   = 100
     window         = "5m"
@@ -82,7 +90,7 @@ func TestAccEndpoint_basic(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("url"), knownvalue.StringExact(r.URL+"/serve/churn/")),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("status"), knownvalue.StringExact("healthy")),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("routes").AtSliceIndex(1), knownvalue.ObjectExact(map[string]knownvalue.Check{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1), knownvalue.ObjectExact(map[string]knownvalue.Check{
 						"name": knownvalue.StringExact("canary"), "version": knownvalue.Int64Exact(2),
 						"upstream_url": knownvalue.StringExact("http://canary.internal:8080"), "weight": knownvalue.Int64Exact(10),
 					})),
@@ -111,7 +119,7 @@ func TestAccEndpoint_basic(t *testing.T) {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("sticky_header"), knownvalue.Null()),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("routes").AtSliceIndex(0).AtMapKey("weight"), knownvalue.Int64Exact(50)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(0).AtMapKey("weight"), knownvalue.Int64Exact(50)),
 				},
 			},
 			{
@@ -166,7 +174,7 @@ func TestAccEndpoint_disappearsAndDrift(t *testing.T) {
 				ConfigPlanChecks: tfresource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
-						plancheck.ExpectKnownValue(name, tfjsonpath.New("routes"), knownvalue.ListSizeExact(2)),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("route"), knownvalue.ListSizeExact(2)),
 					},
 					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 				},
@@ -198,11 +206,19 @@ func TestAccEndpoint_guardRollbackShowsAsDrift(t *testing.T) {
 resource "mlregistry_endpoint" "e" {
   name  = "guarded"
   model = mlregistry_model.churn.name
-  routes = [
-    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = 50 },
-    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = %q, weight = 50 },
-  ]
-  guard = {
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = %q
+    weight       = 50
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.v2.version
+    upstream_url = %q
+    weight       = 50
+  }
+  guard {
     max_error_rate = 0.5
     min_requests   = 3
     window         = "1m"
@@ -239,7 +255,7 @@ resource "mlregistry_endpoint" "e" {
 				ConfigPlanChecks: tfresource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{
 						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
-						plancheck.ExpectKnownValue(name, tfjsonpath.New("routes").AtSliceIndex(1).AtMapKey("weight"), knownvalue.Int64Exact(50)),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1).AtMapKey("weight"), knownvalue.Int64Exact(50)),
 					},
 					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 				},
@@ -256,21 +272,30 @@ func TestAccEndpoint_invalidValues(t *testing.T) {
 	for _, tt := range []struct {
 		name, hcl, want string
 	}{
-		{"weights", strings.Replace(endpointConfig("e", 90, ""), "weight = 10", "weight = 5", 1), "weights must sum to 100, they sum to 95"},
+		{"weights", strings.Replace(endpointConfig("e", 90, ""), "weight       = 10", "weight       = 5", 1), "weights must sum to 100, they sum to 95"},
 		{"window", endpointConfig("e", 90, `
-  guard = {
+  guard {
     max_error_rate = 0.1
     min_requests   = 10
     window         = "48h"
   }`), "must be between 1s and 24h"},
 		{"rate", endpointConfig("e", 90, `
-  guard = {
+  guard {
     max_error_rate = 1.5
     min_requests   = 10
     window         = "5m"
   }`), "max_error_rate"},
 		{"upstream", strings.Replace(endpointConfig("e", 90, ""), "http://canary.internal:8080", "canary:8080", 1), "must be an http:// or https:// URL"},
-		{"duplicate", strings.Replace(endpointConfig("e", 90, ""), `name = "canary"`, `name = "stable"`, 1), "is used by another route"},
+		{"duplicate", strings.Replace(endpointConfig("e", 90, ""), `name         = "canary"`, `name         = "stable"`, 1), "is used by another route"},
+		{"incomplete guard", endpointConfig("e", 90, `
+  guard {
+    window = "5m"
+  }`), "guard.max_error_rate is required in a guard block"},
+		{"no route", `
+resource "mlregistry_endpoint" "e" {
+  name  = "e"
+  model = "churn"
+}`, "must have a configuration value"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tfresource.ParallelTest(t, tfresource.TestCase{
@@ -303,10 +328,18 @@ func TestAccEndpoint_canaryWalkServesTraffic(t *testing.T) {
 resource "mlregistry_endpoint" "e" {
   name  = "walk"
   model = mlregistry_model.churn.name
-  routes = [
-    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = %d },
-    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = %q, weight = %d },
-  ]
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = %q
+    weight       = %d
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.v2.version
+    upstream_url = %q
+    weight       = %d
+  }
 }
 `, stable, stableWeight, canary, 100-stableWeight)
 	}
@@ -369,8 +402,8 @@ func TestEndpointGuardRateIsOneError(t *testing.T) {
 		}
 		attrs["name"] = tftypes.NewValue(tftypes.String, "e")
 		attrs["model"] = tftypes.NewValue(tftypes.String, "m")
-		routesType := typ.AttributeTypes["routes"].(tftypes.List)
-		attrs["routes"] = tftypes.NewValue(routesType, []tftypes.Value{tftypes.NewValue(routesType.ElementType, map[string]tftypes.Value{
+		routesType := typ.AttributeTypes["route"].(tftypes.List)
+		attrs["route"] = tftypes.NewValue(routesType, []tftypes.Value{tftypes.NewValue(routesType.ElementType, map[string]tftypes.Value{
 			"name": tftypes.NewValue(tftypes.String, "stable"), "version": tftypes.NewValue(tftypes.Number, 1),
 			"upstream_url": tftypes.NewValue(tftypes.String, "http://stable:8080"), "weight": tftypes.NewValue(tftypes.Number, 100),
 		})})
@@ -406,19 +439,32 @@ func stageEndpoint(stage string, canary int, upstream string) string {
 	if stage != "" {
 		stageAttr = fmt.Sprintf("stage = %q", stage)
 	}
-	routes := fmt.Sprintf(`{ name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = 100 },`, upstream)
+	routes := fmt.Sprintf(`route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = %q
+    weight       = 100
+  }`, upstream)
 	if canary != 0 {
-		routes = fmt.Sprintf(`{ name = "stable", version = mlregistry_model_version.v1.version, upstream_url = %q, weight = 90 },
-    { name = "canary", version = mlregistry_model_version.v%d.version, upstream_url = "http://canary:8080", weight = 10 },`, upstream, canary)
+		routes = fmt.Sprintf(`route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = %q
+    weight       = 90
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.v%d.version
+    upstream_url = "http://canary:8080"
+    weight       = 10
+  }`, upstream, canary)
 	}
 	return fmt.Sprintf(`
 resource "mlregistry_endpoint" "churn" {
   name   = "churn"
   model  = mlregistry_model.churn.name
   %s
-  routes = [
-    %s
-  ]
+  %s
   depends_on = [mlregistry_stage_assignment.production]
 }
 

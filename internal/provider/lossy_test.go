@@ -64,10 +64,18 @@ resource "mlregistry_stage_assignment" "s" {
 resource "mlregistry_endpoint" "e" {
   name  = "lossy"
   model = mlregistry_model.m[0].name
-  routes = [
-    { name = "stable", version = mlregistry_model_version.v[0].version, upstream_url = "http://stable.internal:8080", weight = %d },
-    { name = "canary", version = mlregistry_model_version.v[1].version, upstream_url = "http://canary.internal:8080", weight = %d },
-  ]
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v[0].version
+    upstream_url = "http://stable.internal:8080"
+    weight       = %d
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.v[1].version
+    upstream_url = "http://canary.internal:8080"
+    weight       = %d
+  }
 }
 `, address, token, lossyModels, desc, 3*lossyModels, desc, lossyModels, stageVersion-1, stable, 100-stable)
 }

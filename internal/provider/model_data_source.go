@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -96,9 +98,51 @@ func (d *modelDataSource) Read(ctx context.Context, req datasource.ReadRequest, 
 	}
 	var rm modelResourceModel
 	resp.Diagnostics.Append(rm.fromAPI(ctx, m, modelResourceModel{})...)
+	policies, diags := stagePoliciesMapValue(ctx, m.StagePolicies)
+	resp.Diagnostics.Append(diags...)
 	out := modelDataSourceModel{
 		ID: rm.ID, Name: rm.Name, Description: rm.Description, Owner: rm.Owner, Tags: rm.Tags,
-		StagePolicies: rm.StagePolicies, CreatedAt: rm.CreatedAt, UpdatedAt: rm.UpdatedAt, Revision: rm.Revision,
+		StagePolicies: policies, CreatedAt: rm.CreatedAt, UpdatedAt: rm.UpdatedAt, Revision: rm.Revision,
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &out)...)
+}
+
+// stagePolicyMapAttrTypes is one value of the data source's stage_policies
+// map (keyed by stage, so without the stage_policy block's stage).
+var stagePolicyMapAttrTypes = map[string]attr.Type{
+	"require_stage":           types.StringType,
+	"min_soak":                types.StringType,
+	"min_metrics":             types.MapType{ElemType: types.NumberType},
+	"max_metrics":             types.MapType{ElemType: types.NumberType},
+	"require_signature_match": types.BoolType,
+}
+
+// stagePoliciesMapValue is the data source's stage_policies: null when
+// the model has none, empty fields null.
+func stagePoliciesMapValue(ctx context.Context, in map[string]registry.StagePolicy) (types.Map, diag.Diagnostics) {
+	objType := types.ObjectType{AttrTypes: stagePolicyMapAttrTypes}
+	if len(in) == 0 {
+		return types.MapNull(objType), nil
+	}
+	var diags, d diag.Diagnostics
+	out := make(map[string]attr.Value, len(in))
+	for stage, p := range in {
+		var minM, maxM types.Map
+		minM, d = float64MapValue(ctx, p.MinMetrics, types.MapNull(types.NumberType))
+		diags.Append(d...)
+		maxM, d = float64MapValue(ctx, p.MaxMetrics, types.MapNull(types.NumberType))
+		diags.Append(d...)
+		obj, d := types.ObjectValue(stagePolicyMapAttrTypes, map[string]attr.Value{
+			"require_stage":           stringValue(p.RequireStage, types.StringNull()),
+			"min_soak":                stringValue(p.MinSoak, types.StringNull()),
+			"min_metrics":             minM,
+			"max_metrics":             maxM,
+			"require_signature_match": boolValue(p.RequireSignatureMatch, types.BoolNull()),
+		})
+		diags.Append(d...)
+		out[stage] = obj
+	}
+	v, d := types.MapValue(objType, out)
+	diags.Append(d...)
+	return v, diags
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
@@ -25,10 +26,12 @@ import (
 )
 
 var (
-	_ resource.Resource                = (*modelResource)(nil)
-	_ resource.ResourceWithConfigure   = (*modelResource)(nil)
-	_ resource.ResourceWithImportState = (*modelResource)(nil)
-	_ resource.ResourceWithModifyPlan  = (*modelResource)(nil)
+	_ resource.Resource                   = (*modelResource)(nil)
+	_ resource.ResourceWithConfigure      = (*modelResource)(nil)
+	_ resource.ResourceWithImportState    = (*modelResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*modelResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*modelResource)(nil)
+	_ resource.ResourceWithUpgradeState   = (*modelResource)(nil)
 )
 
 // NewModelResource is the mlregistry_model resource.
@@ -39,20 +42,21 @@ type modelResource struct {
 }
 
 type modelResourceModel struct {
-	ID            types.String `tfsdk:"id"`
-	Name          types.String `tfsdk:"name"`
-	Description   types.String `tfsdk:"description"`
-	Owner         types.String `tfsdk:"owner"`
-	Tags          types.Map    `tfsdk:"tags"`
-	StagePolicies types.Map    `tfsdk:"stage_policies"`
-	ForceDestroy  types.Bool   `tfsdk:"force_destroy"`
-	CreatedAt     types.String `tfsdk:"created_at"`
-	UpdatedAt     types.String `tfsdk:"updated_at"`
-	Revision      types.Int64  `tfsdk:"revision"`
+	ID           types.String `tfsdk:"id"`
+	Name         types.String `tfsdk:"name"`
+	Description  types.String `tfsdk:"description"`
+	Owner        types.String `tfsdk:"owner"`
+	Tags         types.Map    `tfsdk:"tags"`
+	StagePolicy  types.Set    `tfsdk:"stage_policy"`
+	ForceDestroy types.Bool   `tfsdk:"force_destroy"`
+	CreatedAt    types.String `tfsdk:"created_at"`
+	UpdatedAt    types.String `tfsdk:"updated_at"`
+	Revision     types.Int64  `tfsdk:"revision"`
 }
 
-// stagePolicyModel is one value of stage_policies.
+// stagePolicyModel is one stage_policy block.
 type stagePolicyModel struct {
+	Stage                 types.String `tfsdk:"stage"`
 	RequireStage          types.String `tfsdk:"require_stage"`
 	MinSoak               types.String `tfsdk:"min_soak"`
 	MinMetrics            types.Map    `tfsdk:"min_metrics"`
@@ -61,6 +65,7 @@ type stagePolicyModel struct {
 }
 
 var stagePolicyAttrTypes = map[string]attr.Type{
+	"stage":                   types.StringType,
 	"require_stage":           types.StringType,
 	"min_soak":                types.StringType,
 	"min_metrics":             types.MapType{ElemType: types.NumberType},
@@ -76,6 +81,9 @@ func (r *modelResource) Metadata(_ context.Context, req resource.MetadataRequest
 
 func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
+		// Version 1: stage_policies (a map attribute, in which Terraform
+		// drops misspelt keys) became stage_policy blocks.
+		Version: 1,
 		MarkdownDescription: "A registered model: the named container of model versions, with an owner, tags and the stage policies " +
 			"(rules a version must satisfy before it may be assigned to a stage) that the registry enforces on every promotion.",
 		Attributes: map[string]schema.Attribute{
@@ -106,49 +114,6 @@ func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 				Optional:            true,
 				Validators:          []validator.Map{mapvalidator.SizeAtMost(registry.MaxTags)},
 			},
-			"stage_policies": schema.MapNestedAttribute{
-				MarkdownDescription: "Rules per stage (the map key, e.g. `production`) that a version must satisfy before it may be assigned to that stage. " +
-					"The registry checks them on every assignment, and `mlregistry_stage_assignment` checks them at plan time. A flagged version can never be assigned.",
-				Optional: true,
-				Validators: []validator.Map{
-					mapvalidator.KeysAre(stageValidator()),
-				},
-				NestedObject: schema.NestedAttributeObject{
-					Attributes: map[string]schema.Attribute{
-						"require_stage": schema.StringAttribute{
-							MarkdownDescription: "A stage the version must hold now or have held before, e.g. `staging` for `production`.",
-							Optional:            true,
-							Validators:          []validator.String{stageValidator()},
-						},
-						"min_soak": schema.StringAttribute{
-							MarkdownDescription: "How long the version must have held `require_stage` (its longest uninterrupted hold), as a duration such as `24h`. Needs `require_stage`.",
-							Optional:            true,
-							Validators: []validator.String{
-								durationValidator{},
-								stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("require_stage")),
-							},
-						},
-						"min_metrics": schema.MapAttribute{
-							MarkdownDescription: "Each named metric must be present on the version and at least this value, e.g. `{ auc = 0.85 }`. " + numbersNote,
-							ElementType:         types.NumberType,
-							Optional:            true,
-							Validators:          []validator.Map{numberRange{}},
-							PlanModifiers:       []planmodifier.Map{keepEquivalentNumbers{}},
-						},
-						"max_metrics": schema.MapAttribute{
-							MarkdownDescription: "Each named metric must be present on the version and at most this value, e.g. `{ latency_p99_ms = 50 }`. " + numbersNote,
-							ElementType:         types.NumberType,
-							Optional:            true,
-							Validators:          []validator.Map{numberRange{}},
-							PlanModifiers:       []planmodifier.Map{keepEquivalentNumbers{}},
-						},
-						"require_signature_match": schema.BoolAttribute{
-							MarkdownDescription: "The version's signature must equal the signature of the version holding the stage now (if any).",
-							Optional:            true,
-						},
-					},
-				},
-			},
 			"force_destroy": schema.BoolAttribute{
 				MarkdownDescription: "Destroy the model even when it still has versions, deleting them and their stage assignments too (needs an `admin` token). " +
 					"Only Terraform reads this; it is not stored in the registry. Defaults to `false`.",
@@ -170,6 +135,53 @@ func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 				Computed:            true,
 			},
 		},
+		Blocks: map[string]schema.Block{
+			"stage_policy": schema.SetNestedBlock{
+				MarkdownDescription: "Rules a version must satisfy before it may be assigned to `stage`; one block per stage. " +
+					"The registry checks them on every assignment, and `mlregistry_stage_assignment` checks them at plan time. A flagged version can never be assigned. " +
+					"A plan that loosens a policy (a rule removed, a floor lowered, a ceiling raised, a soak shortened, `require_signature_match` dropped, a whole block removed) " +
+					"shows a warning naming the stage and the rule.",
+				PlanModifiers: []planmodifier.Set{keepEquivalentPolicies{}},
+				NestedObject: schema.NestedBlockObject{
+					Attributes: map[string]schema.Attribute{
+						"stage": schema.StringAttribute{
+							MarkdownDescription: describe("The stage the rules guard, e.g. `production`; one block per stage.", registry.StageRule),
+							Required:            true,
+							Validators:          []validator.String{stageValidator()},
+						},
+						"require_stage": schema.StringAttribute{
+							MarkdownDescription: "A stage the version must hold now or have held before, e.g. `staging` for `production`.",
+							Optional:            true,
+							Validators:          []validator.String{stageValidator()},
+						},
+						"min_soak": schema.StringAttribute{
+							MarkdownDescription: "How long the version must have held `require_stage` (its longest uninterrupted hold), as a duration such as `24h`. Needs `require_stage`.",
+							Optional:            true,
+							Validators: []validator.String{
+								durationValidator{},
+								stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("require_stage")),
+							},
+						},
+						"min_metrics": schema.MapAttribute{
+							MarkdownDescription: "Each named metric must be present on the version and at least this value, e.g. `{ auc = 0.85 }`. " + numbersNote,
+							ElementType:         types.NumberType,
+							Optional:            true,
+							Validators:          []validator.Map{numberRange{}},
+						},
+						"max_metrics": schema.MapAttribute{
+							MarkdownDescription: "Each named metric must be present on the version and at most this value, e.g. `{ latency_p99_ms = 50 }`. " + numbersNote,
+							ElementType:         types.NumberType,
+							Optional:            true,
+							Validators:          []validator.Map{numberRange{}},
+						},
+						"require_signature_match": schema.BoolAttribute{
+							MarkdownDescription: "The version's signature must equal the signature of the version holding the stage now (if any).",
+							Optional:            true,
+						},
+					},
+				},
+			},
+		},
 	}
 }
 
@@ -177,10 +189,57 @@ func (r *modelResource) Configure(_ context.Context, req resource.ConfigureReque
 	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
 }
 
+// ValidateConfig refuses two stage_policy blocks for one stage: the
+// registry keeps one policy per stage, so one of them would be dropped.
+func (r *modelResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var set types.Set
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("stage_policy"), &set)...)
+	if !isKnown(set) {
+		return
+	}
+	var blocks []stagePolicyModel
+	resp.Diagnostics.Append(set.ElementsAs(ctx, &blocks, false)...)
+	seen := map[string]bool{}
+	for _, b := range blocks {
+		if !isKnown(b.Stage) {
+			continue
+		}
+		stage := b.Stage.ValueString()
+		if seen[stage] {
+			resp.Diagnostics.AddAttributeError(path.Root("stage_policy"), "Duplicate stage policy",
+				fmt.Sprintf("stage_policy: two blocks have stage = %q. Write one stage_policy block per stage, with every rule for that stage in it.", stage))
+		}
+		seen[stage] = true
+	}
+}
+
 // ModifyPlan plans no update when nothing changes but the spelling of a
-// number.
+// number, and warns about every change that loosens a stage policy: in a
+// diff, a removed floor looks like any other edit.
 func (r *modelResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	planStateWhenUnchanged(ctx, req, resp)
+	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
+		return
+	}
+	var plan, state modelResourceModel
+	resp.Diagnostics.Append(resp.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !plan.Name.Equal(state.Name) || !fullyKnown(ctx, plan.StagePolicy) {
+		return
+	}
+	before, d := stagePoliciesFrom(ctx, state.StagePolicy)
+	if d.HasError() {
+		return
+	}
+	after, d := stagePoliciesFrom(ctx, plan.StagePolicy)
+	if d.HasError() {
+		return
+	}
+	for _, l := range registry.PolicyLoosenings(before, after) {
+		resp.Diagnostics.AddAttributeWarning(path.Root("stage_policy"), l.String(),
+			fmt.Sprintf("This plan lets versions into stage %q that its policy refuses today (%s: %s -> %s). "+
+				"If that is intended, apply it; if not, restore the rule in the stage_policy block for %q.", l.Stage, l.Rule, l.Before, l.After, l.Stage))
+	}
 }
 
 func (r *modelResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -201,7 +260,7 @@ func (r *modelResource) Create(ctx context.Context, req resource.CreateRequest, 
 	var diags diag.Diagnostics
 	in.Tags, diags = stringMapFrom(ctx, plan.Tags)
 	resp.Diagnostics.Append(diags...)
-	in.StagePolicies, diags = stagePoliciesFrom(ctx, plan.StagePolicies)
+	in.StagePolicies, diags = stagePoliciesFrom(ctx, plan.StagePolicy)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -266,7 +325,7 @@ func (r *modelResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	// force_destroy lives only in Terraform: a change of it alone needs no
 	// call, and the server's fields stay as they are.
 	if plan.Description.Equal(state.Description) && plan.Owner.Equal(state.Owner) &&
-		plan.Tags.Equal(state.Tags) && plan.StagePolicies.Equal(state.StagePolicies) {
+		plan.Tags.Equal(state.Tags) && plan.StagePolicy.Equal(state.StagePolicy) {
 		state.ForceDestroy = plan.ForceDestroy
 		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 		return
@@ -275,7 +334,7 @@ func (r *modelResource) Update(ctx context.Context, req resource.UpdateRequest, 
 	desc, owner := plan.Description.ValueString(), plan.Owner.ValueString()
 	tags, diags := stringMapFrom(ctx, plan.Tags)
 	resp.Diagnostics.Append(diags...)
-	policies, diags := stagePoliciesFrom(ctx, plan.StagePolicies)
+	policies, diags := stagePoliciesFrom(ctx, plan.StagePolicy)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -337,7 +396,7 @@ func (m *modelResourceModel) fromAPI(ctx context.Context, in *registry.Model, pr
 	m.Owner = stringValue(in.Owner, prior.Owner)
 	m.Tags, d = stringMapValue(ctx, in.Tags, prior.Tags)
 	diags.Append(d...)
-	m.StagePolicies, d = stagePoliciesValue(ctx, in.StagePolicies, prior.StagePolicies)
+	m.StagePolicy, d = stagePoliciesValue(ctx, in.StagePolicies, prior.StagePolicy)
 	diags.Append(d...)
 	m.CreatedAt = timeValue(in.CreatedAt)
 	m.UpdatedAt = timeValue(in.UpdatedAt)
@@ -345,19 +404,19 @@ func (m *modelResourceModel) fromAPI(ctx context.Context, in *registry.Model, pr
 	return diags
 }
 
-// stagePoliciesFrom converts the stage_policies attribute to the API's
-// map; null becomes nil.
-func stagePoliciesFrom(ctx context.Context, v types.Map) (map[string]registry.StagePolicy, diag.Diagnostics) {
+// stagePoliciesFrom converts the stage_policy blocks to the API's map;
+// no blocks (or a null set) is an empty map.
+func stagePoliciesFrom(ctx context.Context, v types.Set) (map[string]registry.StagePolicy, diag.Diagnostics) {
 	if !isKnown(v) {
 		return nil, nil
 	}
-	var models map[string]stagePolicyModel
+	var models []stagePolicyModel
 	diags := v.ElementsAs(ctx, &models, false)
 	if diags.HasError() {
 		return nil, diags
 	}
 	out := make(map[string]registry.StagePolicy, len(models))
-	for stage, pm := range models {
+	for _, pm := range models {
 		p := registry.StagePolicy{
 			RequireStage:          pm.RequireStage.ValueString(),
 			MinSoak:               pm.MinSoak.ValueString(),
@@ -372,28 +431,32 @@ func stagePoliciesFrom(ctx context.Context, v types.Map) (map[string]registry.St
 			p.MaxMetrics, d = float64MapFrom(ctx, pm.MaxMetrics)
 			diags.Append(d...)
 		}
-		out[stage] = p
+		out[pm.Stage.ValueString()] = p
 	}
 	return out, diags
 }
 
-// stagePoliciesValue converts the API's policies to the attribute, keeping
-// null versus empty per field as the prior value had it, and min_soak as
-// written when it means the same duration.
-func stagePoliciesValue(ctx context.Context, in map[string]registry.StagePolicy, prior types.Map) (types.Map, diag.Diagnostics) {
-	if len(in) == 0 && !isKnown(prior) {
-		return types.MapNull(stagePolicyObjectType), nil
-	}
+// stagePoliciesValue converts the API's policies to stage_policy blocks,
+// always a known set (no blocks is an empty set, which is what Terraform
+// reads from a configuration without them). Each block keeps null versus
+// empty per field, the numbers and the min_soak spelling of the prior
+// block for the same stage.
+func stagePoliciesValue(ctx context.Context, in map[string]registry.StagePolicy, prior types.Set) (types.Set, diag.Diagnostics) {
 	priorModels := map[string]stagePolicyModel{}
 	var diags diag.Diagnostics
 	if isKnown(prior) {
-		diags.Append(prior.ElementsAs(ctx, &priorModels, false)...)
+		var pms []stagePolicyModel
+		diags.Append(prior.ElementsAs(ctx, &pms, false)...)
+		for _, pm := range pms {
+			priorModels[pm.Stage.ValueString()] = pm
+		}
 	}
-	out := make(map[string]attr.Value, len(in))
+	out := make([]attr.Value, 0, len(in))
 	for _, stage := range sortedKeys(in) {
 		p, pp := in[stage], priorModels[stage]
 		var d diag.Diagnostics
 		pm := stagePolicyModel{
+			Stage:                 types.StringValue(stage),
 			RequireStage:          stringValue(p.RequireStage, pp.RequireStage),
 			MinSoak:               durationValue(p.MinSoak, pp.MinSoak),
 			RequireSignatureMatch: boolValue(p.RequireSignatureMatch, pp.RequireSignatureMatch),
@@ -404,11 +467,67 @@ func stagePoliciesValue(ctx context.Context, in map[string]registry.StagePolicy,
 		diags.Append(d...)
 		obj, d := types.ObjectValueFrom(ctx, stagePolicyAttrTypes, pm)
 		diags.Append(d...)
-		out[stage] = obj
+		out = append(out, obj)
 	}
-	v, d := types.MapValue(stagePolicyObjectType, out)
+	v, d := types.SetValue(stagePolicyObjectType, out)
 	diags.Append(d...)
 	return v, diags
+}
+
+// keepEquivalentPolicies plans the prior stage_policy blocks when the
+// configuration means the same policies: numbers with the same 64-bit
+// float, the same min_soak in another spelling, null and empty alike. In
+// a set, a block whose number is spelt differently is another element,
+// so without this such a block would show as removed and added.
+type keepEquivalentPolicies struct{}
+
+var _ planmodifier.Set = keepEquivalentPolicies{}
+
+func (keepEquivalentPolicies) Description(context.Context) string {
+	return "Policies that mean the same (numbers with the same 64-bit float, durations of the same length, null and empty alike) are not a change."
+}
+
+func (m keepEquivalentPolicies) MarkdownDescription(ctx context.Context) string {
+	return m.Description(ctx)
+}
+
+func (keepEquivalentPolicies) PlanModifySet(ctx context.Context, req planmodifier.SetRequest, resp *planmodifier.SetResponse) {
+	if req.State.Raw.IsNull() || !isKnown(req.StateValue) || !fullyKnown(ctx, req.ConfigValue) {
+		return
+	}
+	cfg, d := stagePoliciesFrom(ctx, req.ConfigValue)
+	if d.HasError() || len(cfg) != len(req.ConfigValue.Elements()) {
+		return
+	}
+	st, d := stagePoliciesFrom(ctx, req.StateValue)
+	if d.HasError() || !policiesEquivalent(cfg, st) {
+		return
+	}
+	resp.PlanValue = req.StateValue
+}
+
+func policiesEquivalent(a, b map[string]registry.StagePolicy) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for stage, pa := range a {
+		pb, ok := b[stage]
+		if !ok || pa.RequireStage != pb.RequireStage || pa.RequireSignatureMatch != pb.RequireSignatureMatch ||
+			!maps.Equal(pa.MinMetrics, pb.MinMetrics) || !maps.Equal(pa.MaxMetrics, pb.MaxMetrics) || !sameDuration(pa.MinSoak, pb.MinSoak) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameDuration: equal text, or two durations of the same length.
+func sameDuration(a, b string) bool {
+	if a == b {
+		return true
+	}
+	da, errA := time.ParseDuration(a)
+	db, errB := time.ParseDuration(b)
+	return errA == nil && errB == nil && da == db
 }
 
 // durationValue keeps the duration as the configuration wrote it ("1440m")

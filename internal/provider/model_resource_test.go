@@ -23,16 +23,16 @@ resource "mlregistry_model" "churn" {
   description = "Predicts churn"
   owner       = "ds-team"
   tags        = { team = "ds", tier = "1" }
-  stage_policies = {
-    production = {
-      require_stage = "staging"
-      min_soak      = "24h"
-      min_metrics   = { auc = 0.85 }
-    }
-    staging = {
-      max_metrics             = { latency_ms = 50 }
-      require_signature_match = true
-    }
+  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+    min_soak      = "24h"
+    min_metrics   = { auc = 0.85 }
+  }
+  stage_policy {
+    stage                   = "staging"
+    max_metrics             = { latency_ms = 50 }
+    require_signature_match = true
   }
 }
 `
@@ -42,11 +42,10 @@ resource "mlregistry_model" "churn" {
   description = "Predicts customer churn"
   owner       = "ds-team"
   tags        = { team = "ds" }
-  stage_policies = {
-    production = {
-      require_stage = "staging"
-      min_metrics   = { auc = 0.9, recall = 0.7 }
-    }
+  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+    min_metrics   = { auc = 0.9, recall = 0.7 }
   }
 }
 `
@@ -66,14 +65,20 @@ resource "mlregistry_model" "churn" {
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.MapExact(map[string]knownvalue.Check{
 						"team": knownvalue.StringExact("ds"), "tier": knownvalue.StringExact("1"),
 					})),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies").AtMapKey("production"), knownvalue.ObjectExact(map[string]knownvalue.Check{
-						"require_stage":           knownvalue.StringExact("staging"),
-						"min_soak":                knownvalue.StringExact("24h"),
-						"min_metrics":             knownvalue.MapExact(map[string]knownvalue.Check{"auc": knownvalue.Float64Exact(0.85)}),
-						"max_metrics":             knownvalue.Null(),
-						"require_signature_match": knownvalue.Null(),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policy"), knownvalue.SetExact([]knownvalue.Check{
+						knownvalue.ObjectExact(map[string]knownvalue.Check{
+							"stage":                   knownvalue.StringExact("production"),
+							"require_stage":           knownvalue.StringExact("staging"),
+							"min_soak":                knownvalue.StringExact("24h"),
+							"min_metrics":             knownvalue.MapExact(map[string]knownvalue.Check{"auc": knownvalue.Float64Exact(0.85)}),
+							"max_metrics":             knownvalue.Null(),
+							"require_signature_match": knownvalue.Null(),
+						}),
+						knownvalue.ObjectPartial(map[string]knownvalue.Check{
+							"stage":                   knownvalue.StringExact("staging"),
+							"require_signature_match": knownvalue.Bool(true),
+						}),
 					})),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies").AtMapKey("staging").AtMapKey("require_signature_match"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("force_destroy"), knownvalue.Bool(false)),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("revision"), knownvalue.NotNull()),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("created_at"), knownvalue.NotNull()),
@@ -103,10 +108,13 @@ resource "mlregistry_model" "churn" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("description"), knownvalue.StringExact("Predicts customer churn")),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.MapSizeExact(1)),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies"), knownvalue.MapSizeExact(1)),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies").AtMapKey("production").AtMapKey("min_soak"), knownvalue.Null()),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies").AtMapKey("production").AtMapKey("min_metrics"),
-						knownvalue.MapExact(map[string]knownvalue.Check{"auc": knownvalue.Float64Exact(0.9), "recall": knownvalue.Float64Exact(0.7)})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policy"), knownvalue.SetExact([]knownvalue.Check{
+						knownvalue.ObjectPartial(map[string]knownvalue.Check{
+							"stage":       knownvalue.StringExact("production"),
+							"min_soak":    knownvalue.Null(),
+							"min_metrics": knownvalue.MapExact(map[string]knownvalue.Check{"auc": knownvalue.Float64Exact(0.9), "recall": knownvalue.Float64Exact(0.7)}),
+						}),
+					})),
 				},
 			},
 			{
@@ -157,16 +165,19 @@ resource "mlregistry_model" "m" {
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("description"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("owner"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.Null()),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policy"), knownvalue.SetExact([]knownvalue.Check{})),
 				},
 			},
 			{
 				Config: providerBlock(r, "") + `
 resource "mlregistry_model" "m" {
-  name           = "empty-values"
-  description    = ""
-  tags           = {}
-  stage_policies = { production = { min_metrics = {} } }
+  name        = "empty-values"
+  description = ""
+  tags        = {}
+  stage_policy {
+    stage       = "production"
+    min_metrics = {}
+  }
 }
 `,
 				ConfigPlanChecks: tfresource.ConfigPlanChecks{
@@ -175,8 +186,13 @@ resource "mlregistry_model" "m" {
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("description"), knownvalue.StringExact("")),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.MapExact(map[string]knownvalue.Check{})),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies").AtMapKey("production").AtMapKey("min_metrics"), knownvalue.MapExact(map[string]knownvalue.Check{})),
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policies").AtMapKey("production").AtMapKey("require_stage"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage_policy"), knownvalue.SetExact([]knownvalue.Check{
+						knownvalue.ObjectPartial(map[string]knownvalue.Check{
+							"stage":         knownvalue.StringExact("production"),
+							"min_metrics":   knownvalue.MapExact(map[string]knownvalue.Check{}),
+							"require_stage": knownvalue.Null(),
+						}),
+					})),
 				},
 			},
 			{
@@ -185,7 +201,7 @@ resource "mlregistry_model" "m" {
 				ImportState:             true,
 				ImportStateId:           "empty-values",
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"description", "tags", "stage_policies.production.min_metrics"},
+				ImportStateVerifyIgnore: []string{"description", "tags", "stage_policy."},
 			},
 		},
 	})
@@ -340,8 +356,10 @@ func TestAccModel_invalidValues(t *testing.T) {
 			{
 				Config: providerBlock(r, "") + `
 resource "mlregistry_model" "m" {
-  name           = "ok"
-  stage_policies = { Production = {} }
+  name = "ok"
+  stage_policy {
+    stage = "Production"
+  }
 }`,
 				ExpectError: expectError(`start with a lower-case letter`),
 				PlanOnly:    true,
@@ -349,8 +367,12 @@ resource "mlregistry_model" "m" {
 			{
 				Config: providerBlock(r, "") + `
 resource "mlregistry_model" "m" {
-  name           = "ok"
-  stage_policies = { production = { require_stage = "staging", min_soak = "a day" } }
+  name = "ok"
+  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+    min_soak      = "a day"
+  }
 }`,
 				ExpectError: expectError(`must be a duration such as 30m`),
 				PlanOnly:    true,
@@ -358,10 +380,29 @@ resource "mlregistry_model" "m" {
 			{
 				Config: providerBlock(r, "") + `
 resource "mlregistry_model" "m" {
-  name           = "ok"
-  stage_policies = { production = { min_soak = "24h" } }
+  name = "ok"
+  stage_policy {
+    stage    = "production"
+    min_soak = "24h"
+  }
 }`,
 				ExpectError: expectError(`require_stage`),
+				PlanOnly:    true,
+			},
+			{
+				Config: providerBlock(r, "") + `
+resource "mlregistry_model" "m" {
+  name = "ok"
+  stage_policy {
+    stage       = "production"
+    min_metrics = { auc = 0.85 }
+  }
+  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+  }
+}`,
+				ExpectError: expectError(`Duplicate stage policy`, `two blocks have stage = "production"`),
 				PlanOnly:    true,
 			},
 		},

@@ -36,6 +36,7 @@ var (
 	_ resource.ResourceWithImportState    = (*modelVersionResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*modelVersionResource)(nil)
 	_ resource.ResourceWithModifyPlan     = (*modelVersionResource)(nil)
+	_ resource.ResourceWithUpgradeState   = (*modelVersionResource)(nil)
 )
 
 // NewModelVersionResource is the mlregistry_model_version resource.
@@ -48,12 +49,21 @@ type modelVersionResource struct {
 type modelVersionResourceModel struct {
 	ID    types.String `tfsdk:"id"`
 	Model types.String `tfsdk:"model"`
-	versionFields
+	// Signature is the signature block (input and output blocks); the
+	// data sources' signature attribute has inputs and outputs lists.
+	Signature types.Object `tfsdk:"signature"`
+	versionCommon
 }
 
-// versionFields are the attributes of a version, shared by the resource
-// and the data sources.
+// versionFields are the attributes of a version the data sources read.
 type versionFields struct {
+	versionCommon
+	Signature types.Object `tfsdk:"signature"`
+}
+
+// versionCommon are the attributes of a version, shared by the resource
+// and the data sources.
+type versionCommon struct {
 	Version     types.Int64  `tfsdk:"version"`
 	Source      types.String `tfsdk:"source"`
 	Checksum    types.String `tfsdk:"checksum"`
@@ -61,7 +71,6 @@ type versionFields struct {
 	Parameters  types.Map    `tfsdk:"parameters"`
 	Metrics     types.Map    `tfsdk:"metrics"`
 	Lineage     types.Object `tfsdk:"lineage"`
-	Signature   types.Object `tfsdk:"signature"`
 	Description types.String `tfsdk:"description"`
 	Tags        types.Map    `tfsdk:"tags"`
 	Flagged     types.Bool   `tfsdk:"flagged"`
@@ -85,6 +94,12 @@ type signatureModel struct {
 	Outputs types.List `tfsdk:"outputs"`
 }
 
+// signatureBlockModel is the resource's signature block.
+type signatureBlockModel struct {
+	Input  types.List `tfsdk:"input"`
+	Output types.List `tfsdk:"output"`
+}
+
 type tensorModel struct {
 	Name  types.String `tfsdk:"name"`
 	DType types.String `tfsdk:"dtype"`
@@ -102,6 +117,9 @@ var (
 	signatureAttrTypes = map[string]attr.Type{
 		"inputs": types.ListType{ElemType: tensorObjectType}, "outputs": types.ListType{ElemType: tensorObjectType},
 	}
+	signatureBlockAttrTypes = map[string]attr.Type{
+		"input": types.ListType{ElemType: tensorObjectType}, "output": types.ListType{ElemType: tensorObjectType},
+	}
 )
 
 func (r *modelVersionResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -111,6 +129,9 @@ func (r *modelVersionResource) Metadata(_ context.Context, req resource.Metadata
 func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	replace := "Changing it registers a new version (the artifact identity of a version never changes)."
 	resp.Schema = schema.Schema{
+		// Version 1: the lineage and signature attributes (in which
+		// Terraform drops misspelt keys) became blocks.
+		Version: 1,
 		MarkdownDescription: "A version of a registered model: one immutable artifact (source, checksum, format, parameters, metrics, lineage, signature) " +
 			"whose number the registry assigns. Changing any artifact field registers a new version and deletes the old one; " +
 			"`description`, `tags` and the flag change in place. Recorded metrics are artifact fields too (a stage policy judged the version on them); " +
@@ -170,28 +191,6 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 				Validators:    []validator.Map{mapvalidator.SizeAtMost(registry.MaxMapEntries), numberRange{}},
 				PlanModifiers: []planmodifier.Map{keepEquivalentState{}, metricsRequireReplace()},
 			},
-			"lineage": schema.SingleNestedAttribute{
-				MarkdownDescription: "Where the version came from. " + replace + " " + emptyNote,
-				Optional:            true,
-				Computed:            true,
-				PlanModifiers:       []planmodifier.Object{keepEquivalentState{}, requiresReplaceUnlessEquivalentObject()},
-				Attributes: map[string]schema.Attribute{
-					"run_id":     schema.StringAttribute{MarkdownDescription: "Training run ID.", Optional: true},
-					"git_commit": schema.StringAttribute{MarkdownDescription: "Commit of the training code.", Optional: true},
-					"dataset":    schema.StringAttribute{MarkdownDescription: "Dataset name or URI.", Optional: true},
-					"code_uri":   schema.StringAttribute{MarkdownDescription: "URI of the training code.", Optional: true},
-				},
-			},
-			"signature": schema.SingleNestedAttribute{
-				MarkdownDescription: "The version's input/output contract; a stage policy with `require_signature_match` compares it. " + replace + " " + emptyNote,
-				Optional:            true,
-				Computed:            true,
-				PlanModifiers:       []planmodifier.Object{keepEquivalentState{}, requiresReplaceUnlessEquivalentObject()},
-				Attributes: map[string]schema.Attribute{
-					"inputs":  tensorListAttribute("inputs"),
-					"outputs": tensorListAttribute("outputs"),
-				},
-			},
 			"description": schema.StringAttribute{
 				MarkdownDescription: fmt.Sprintf("Free-form description (at most %d bytes). Changes in place.", registry.MaxDescriptionLen),
 				Optional:            true,
@@ -241,6 +240,27 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 				Computed:            true,
 			},
 		},
+		Blocks: map[string]schema.Block{
+			"lineage": schema.SingleNestedBlock{
+				MarkdownDescription: "Where the version came from. " + replace,
+				PlanModifiers:       []planmodifier.Object{requiresReplaceUnlessEquivalentObject()},
+				Attributes: map[string]schema.Attribute{
+					"run_id":     schema.StringAttribute{MarkdownDescription: "Training run ID.", Optional: true},
+					"git_commit": schema.StringAttribute{MarkdownDescription: "Commit of the training code.", Optional: true},
+					"dataset":    schema.StringAttribute{MarkdownDescription: "Dataset name or URI.", Optional: true},
+					"code_uri":   schema.StringAttribute{MarkdownDescription: "URI of the training code.", Optional: true},
+				},
+			},
+			"signature": schema.SingleNestedBlock{
+				MarkdownDescription: "The version's input/output contract: one `input` block per input and one `output` block per output, in order; " +
+					"a stage policy with `require_signature_match` compares it. " + replace,
+				PlanModifiers: []planmodifier.Object{requiresReplaceUnlessEquivalentObject()},
+				Blocks: map[string]schema.Block{
+					"input":  tensorListBlock("input"),
+					"output": tensorListBlock("output"),
+				},
+			},
+		},
 	}
 }
 
@@ -265,9 +285,9 @@ func (r *modelVersionResource) ValidateConfig(ctx context.Context, req resource.
 	var sig types.Object
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("signature"), &sig)...)
 	if isKnown(sig) {
-		var s signatureModel
+		var s signatureBlockModel
 		resp.Diagnostics.Append(sig.As(ctx, &s, objectAsOptions)...)
-		for name, l := range map[string]types.List{"inputs": s.Inputs, "outputs": s.Outputs} {
+		for name, l := range map[string]types.List{"input": s.Input, "output": s.Output} {
 			validateTensorNames(ctx, path.Root("signature").AtName(name), l, &resp.Diagnostics)
 		}
 	}
@@ -730,12 +750,12 @@ func (m *modelVersionResourceModel) createRequest(ctx context.Context) (registry
 		}
 	}
 	if isKnown(m.Signature) {
-		var s signatureModel
+		var s signatureBlockModel
 		diags.Append(m.Signature.As(ctx, &s, objectAsOptions)...)
 		in.Signature = &registry.Signature{}
-		in.Signature.Inputs, d = tensorsFrom(ctx, s.Inputs)
+		in.Signature.Inputs, d = tensorsFrom(ctx, s.Input)
 		diags.Append(d...)
-		in.Signature.Outputs, d = tensorsFrom(ctx, s.Outputs)
+		in.Signature.Outputs, d = tensorsFrom(ctx, s.Output)
 		diags.Append(d...)
 	}
 	return in, diags
@@ -763,18 +783,30 @@ func tensorsFrom(ctx context.Context, l types.List) ([]registry.TensorSpec, diag
 func (m *modelVersionResourceModel) fromAPI(ctx context.Context, v *registry.ModelVersion, prior modelVersionResourceModel) diag.Diagnostics {
 	m.ID = types.StringValue(fmt.Sprintf("%s/%d", v.Model, v.Version))
 	m.Model = types.StringValue(v.Model)
-	diags := m.versionFields.fromAPI(ctx, v, prior.versionFields)
+	diags := m.versionCommon.fromAPI(ctx, v, prior.versionCommon)
 	// Unlike elsewhere (see convert.go), these are never null in the
 	// resource's state: empty is {}, whether the configuration leaves them
 	// out or writes {}, and whatever created or imported the version. So
 	// neither spelling ever differs from the state (keepEquivalentState
-	// plans {} for a left-out attribute).
+	// plans {} for a left-out attribute). The lineage and signature blocks
+	// follow the rule of convert.go instead: a block left out is null, and
+	// Terraform allows no other plan for it.
 	m.Parameters, m.Metrics, m.Tags = emptyMap(m.Parameters), emptyMap(m.Metrics), emptyMap(m.Tags)
-	m.Lineage, m.Signature = emptyObject(ctx, m.Lineage), emptyObject(ctx, m.Signature)
+	var d diag.Diagnostics
+	m.Signature, d = signatureBlockValue(ctx, v.Signature, prior.Signature)
+	diags.Append(d...)
 	return diags
 }
 
 func (f *versionFields) fromAPI(ctx context.Context, v *registry.ModelVersion, prior versionFields) diag.Diagnostics {
+	diags := f.versionCommon.fromAPI(ctx, v, prior.versionCommon)
+	var d diag.Diagnostics
+	f.Signature, d = signatureValue(ctx, v.Signature, prior.Signature)
+	diags.Append(d...)
+	return diags
+}
+
+func (f *versionCommon) fromAPI(ctx context.Context, v *registry.ModelVersion, prior versionCommon) diag.Diagnostics {
 	var diags, d diag.Diagnostics
 	f.Version = types.Int64Value(v.Version)
 	f.Source = types.StringValue(v.Source)
@@ -785,8 +817,6 @@ func (f *versionFields) fromAPI(ctx context.Context, v *registry.ModelVersion, p
 	f.Metrics, d = float64MapValue(ctx, v.Metrics, prior.Metrics)
 	diags.Append(d...)
 	f.Lineage, d = lineageValue(ctx, v.Lineage, prior.Lineage)
-	diags.Append(d...)
-	f.Signature, d = signatureValue(ctx, v.Signature, prior.Signature)
 	diags.Append(d...)
 	f.Description = stringValue(v.Description, prior.Description)
 	f.Tags, d = stringMapValue(ctx, v.Tags, prior.Tags)
@@ -852,6 +882,37 @@ func signatureValue(ctx context.Context, s *registry.Signature, prior types.Obje
 	return v, diags
 }
 
+// signatureBlockValue is signatureValue for the signature block, whose
+// input and output lists are never null inside a present block: no
+// blocks is an empty list to Terraform.
+func signatureBlockValue(ctx context.Context, s *registry.Signature, prior types.Object) (types.Object, diag.Diagnostics) {
+	if (s == nil || len(s.Inputs)+len(s.Outputs) == 0) && !isKnown(prior) {
+		return types.ObjectNull(signatureBlockAttrTypes), nil
+	}
+	if s == nil {
+		s = &registry.Signature{}
+	}
+	var p signatureBlockModel
+	var diags, d diag.Diagnostics
+	if isKnown(prior) {
+		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
+	}
+	var out signatureBlockModel
+	out.Input, d = tensorsValue(ctx, s.Inputs, p.Input)
+	diags.Append(d...)
+	out.Output, d = tensorsValue(ctx, s.Outputs, p.Output)
+	diags.Append(d...)
+	if out.Input.IsNull() {
+		out.Input = types.ListValueMust(tensorObjectType, []attr.Value{})
+	}
+	if out.Output.IsNull() {
+		out.Output = types.ListValueMust(tensorObjectType, []attr.Value{})
+	}
+	v, d := types.ObjectValueFrom(ctx, signatureBlockAttrTypes, out)
+	diags.Append(d...)
+	return v, diags
+}
+
 // tensorsValue keeps the registry's order (it is the signature's order).
 func tensorsValue(ctx context.Context, ts []registry.TensorSpec, prior types.List) (types.List, diag.Diagnostics) {
 	if len(ts) == 0 && !isKnown(prior) {
@@ -889,14 +950,13 @@ func tensorsValue(ctx context.Context, ts []registry.TensorSpec, prior types.Lis
 	return v, diags
 }
 
-func tensorListAttribute(what string) schema.ListNestedAttribute {
-	return schema.ListNestedAttribute{
-		MarkdownDescription: fmt.Sprintf("The model's %s, in order.", what),
-		Optional:            true,
-		NestedObject: schema.NestedAttributeObject{
+func tensorListBlock(what string) schema.ListNestedBlock {
+	return schema.ListNestedBlock{
+		MarkdownDescription: fmt.Sprintf("One model %s, in order.", what),
+		NestedObject: schema.NestedBlockObject{
 			Attributes: map[string]schema.Attribute{
 				"name": schema.StringAttribute{
-					MarkdownDescription: "Tensor or column name, unique within the list.",
+					MarkdownDescription: "Tensor or column name, unique among the " + what + "s.",
 					Required:            true,
 					Validators:          []validator.String{stringvalidator.LengthAtLeast(1)},
 				},

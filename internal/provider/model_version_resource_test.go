@@ -40,18 +40,25 @@ resource "mlregistry_model_version" "v" {
     loss = 0.1
     f1   = 0.3333333333333333
   }
-  lineage = {
+  lineage {
     run_id     = "run-42"
     git_commit = "3f2c1e0"
   }
-  signature = {
-    inputs = [
-      { name = "zeta", dtype = "float32", shape = [-1, 3] },
-      { name = "alpha", dtype = "string" },
-    ]
-    outputs = [
-      { name = "score", dtype = "float32", shape = [-1] },
-    ]
+  signature {
+    input {
+      name  = "zeta"
+      dtype = "float32"
+      shape = [-1, 3]
+    }
+    input {
+      name  = "alpha"
+      dtype = "string"
+    }
+    output {
+      name  = "score"
+      dtype = "float32"
+      shape = [-1]
+    }
   }
 %s
 }
@@ -84,7 +91,7 @@ func TestAccModelVersion_basic(t *testing.T) {
 						"dataset": knownvalue.Null(), "code_uri": knownvalue.Null(),
 					})),
 					// Signature order is the configuration's order, not sorted.
-					statecheck.ExpectKnownValue(name, tfjsonpath.New("signature").AtMapKey("inputs"), knownvalue.ListExact([]knownvalue.Check{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("signature").AtMapKey("input"), knownvalue.ListExact([]knownvalue.Check{
 						knownvalue.ObjectExact(map[string]knownvalue.Check{
 							"name": knownvalue.StringExact("zeta"), "dtype": knownvalue.StringExact("float32"),
 							"shape": knownvalue.ListExact([]knownvalue.Check{knownvalue.Int64Exact(-1), knownvalue.Int64Exact(3)}),
@@ -296,7 +303,17 @@ func TestAccModelVersion_invalidValues(t *testing.T) {
 		{"source", artifact("not a uri", checksum(1), "onnx"), `absolute URI`},
 		{"flag_reason", artifact("s3://b/k", checksum(1), "onnx") + "\n  flag_reason = \"x\"", `only be set when flagged is true`},
 		{"tensors", artifact("s3://b/k", checksum(1), "onnx") + `
-  signature = { inputs = [{ name = "a", dtype = "f" }, { name = "a", dtype = "f", shape = [-2] }] }`, `is used twice`},
+  signature {
+    input {
+      name  = "a"
+      dtype = "f"
+    }
+    input {
+      name  = "a"
+      dtype = "f"
+      shape = [-2]
+    }
+  }`, `is used twice`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tfresource.ParallelTest(t, tfresource.TestCase{
@@ -409,8 +426,9 @@ func metricsVersionConfig(metrics string) string {
 	return `
 resource "mlregistry_model" "m" {
   name = "fraud"
-  stage_policies = {
-    staging = { min_metrics = { f1 = 0.75 } }
+  stage_policy {
+    stage       = "staging"
+    min_metrics = { f1 = 0.75 }
   }
 }
 

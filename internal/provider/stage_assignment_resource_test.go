@@ -37,12 +37,11 @@ func (c churn) hcl() string {
 	fmt.Fprintf(&b, `
 resource "mlregistry_model" "churn" {
   name = "churn"
-  stage_policies = {
-    production = {
-      require_stage = "staging"
-      %s
-      min_metrics   = { auc = 0.85 }
-    }
+  stage_policy {
+    stage         = "production"
+    require_stage = "staging"
+    %s
+    min_metrics   = { auc = 0.85 }
   }
 }
 `, soak)

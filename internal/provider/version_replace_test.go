@@ -43,10 +43,9 @@ func productionVersionConfig(source string, checksumN int, auc float64) string {
 	return fmt.Sprintf(`
 resource "mlregistry_model" "churn" {
   name = "churn"
-  stage_policies = {
-    production = {
-      min_metrics = { auc = 0.85 }
-    }
+  stage_policy {
+    stage       = "production"
+    min_metrics = { auc = 0.85 }
   }
 }
 
@@ -166,10 +165,9 @@ func servedVersionsConfig(r *apptest.Registry, checksums [3]int, lifecycle strin
 	b.WriteString(cliHeader(r) + `
 resource "mlregistry_model" "churn" {
   name = "churn"
-  stage_policies = {
-    production = {
-      min_metrics = { auc = 0.85 }
-    }
+  stage_policy {
+    stage       = "production"
+    min_metrics = { auc = 0.85 }
   }
 }
 `)
@@ -201,10 +199,18 @@ resource "mlregistry_stage_assignment" "production" {
 resource "mlregistry_endpoint" "churn" {
   name  = "churn"
   model = mlregistry_model.churn.name
-  routes = [
-    { name = "stable", version = mlregistry_model_version.v1.version, upstream_url = "http://stable.internal:8080", weight = 90 },
-    { name = "canary", version = mlregistry_model_version.v2.version, upstream_url = "http://canary.internal:8080", weight = 10 },
-  ]
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = "http://stable.internal:8080"
+    weight       = 90
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.v2.version
+    upstream_url = "http://canary.internal:8080"
+    weight       = 10
+  }
 }
 `)
 	return b.String()
@@ -327,7 +333,9 @@ resource "mlregistry_model_version" "v" {
   format      = "onnx"
   parameters  = { epochs = "20" }
   metrics     = { auc = 0.91 }
-  lineage     = { run_id = "run-42" }
+  lineage {
+    run_id = "run-42"
+  }
   description = "baseline, adopted"
   tags        = { team = "ds" }
 }
@@ -363,7 +371,9 @@ resource "mlregistry_model_version" "v" {
   format      = "onnx"
   parameters  = { epochs = "20" }
   metrics     = { auc = 0.91 }
-  lineage     = { run_id = "run-42" }
+  lineage {
+    run_id = "run-42"
+  }
   description = "baseline, adopted"
   tags        = { team = "ds" }
 }

@@ -6,15 +6,23 @@ resource "mlregistry_endpoint" "churn" {
   name  = "churn"
   model = mlregistry_model.churn.name
 
-  routes = [
-    { name = "stable", version = mlregistry_model_version.v6.version, upstream_url = "http://churn-v6:8080", weight = 90 },
-    { name = "canary", version = mlregistry_model_version.v7.version, upstream_url = "http://churn-v7:8080", weight = 10 },
-  ]
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v6.version
+    upstream_url = "http://churn-v6:8080"
+    weight       = 90
+  }
+  route {
+    name         = "canary"
+    version      = mlregistry_model_version.v7.version
+    upstream_url = "http://churn-v7:8080"
+    weight       = 10
+  }
 
   # The same user always reaches the same route.
   sticky_header = "X-User-Id"
 
-  guard = {
+  guard {
     max_error_rate = 0.05
     min_requests   = 100
     window         = "5m"
@@ -33,7 +41,10 @@ resource "mlregistry_endpoint" "churn_production" {
   model = mlregistry_model.churn.name
   stage = "production"
 
-  routes = [
-    { name = "production", version = mlregistry_stage_assignment.production.version, upstream_url = "http://churn-production:8080", weight = 100 },
-  ]
+  route {
+    name         = "production"
+    version      = mlregistry_stage_assignment.production.version
+    upstream_url = "http://churn-production:8080"
+    weight       = 100
+  }
 }

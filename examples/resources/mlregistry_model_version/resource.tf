@@ -10,20 +10,28 @@ resource "mlregistry_model_version" "v7" {
   parameters = { learning_rate = "0.05", max_depth = "8" }
   metrics    = { auc = 0.91, latency_p99_ms = 31 }
 
-  lineage = {
+  lineage {
     run_id     = "run-42"
     git_commit = "3f2c1e0"
     dataset    = "s3://datasets/churn/2026-01"
   }
 
-  signature = {
-    inputs = [
-      { name = "tenure_months", dtype = "float32", shape = [-1, 1] },
-      { name = "plan", dtype = "string", shape = [-1, 1] },
-    ]
-    outputs = [
-      { name = "churn_probability", dtype = "float32", shape = [-1, 1] },
-    ]
+  signature {
+    input {
+      name  = "tenure_months"
+      dtype = "float32"
+      shape = [-1, 1]
+    }
+    input {
+      name  = "plan"
+      dtype = "string"
+      shape = [-1, 1]
+    }
+    output {
+      name  = "churn_probability"
+      dtype = "float32"
+      shape = [-1, 1]
+    }
   }
 
   description = "Gradient-boosted trees, January data"
