@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -296,6 +297,59 @@ removed {
 				ImportState:     true,
 				ImportStateKind: tfresource.ImportBlockWithID,
 				ImportStateId:   "empties/2",
+			},
+		},
+	})
+}
+
+// TestAccModelVersion_emptyBlocks: an empty lineage or signature block is
+// the same artifact as none. Terraform plans a written block as present
+// and a left-out one as absent, so switching between the two is an
+// in-place update that sends nothing, never a replacement, and each
+// settles to an empty plan.
+func TestAccModelVersion_emptyBlocks(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_model_version.v"
+	blocks := func(empty bool) string {
+		hcl := providerBlock(r, "") + nullOrEmpty(false)
+		if empty {
+			hcl = strings.Replace(hcl, `format   = "onnx"`, "format   = \"onnx\"\n  lineage {\n  }\n  signature {\n  }", 1)
+		}
+		return hcl
+	}
+	settled := []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()}
+	inPlace := []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config:           blocks(true),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{PostApplyPostRefresh: settled},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("lineage"), knownvalue.ObjectExact(map[string]knownvalue.Check{
+						"run_id": knownvalue.Null(), "git_commit": knownvalue.Null(), "dataset": knownvalue.Null(), "code_uri": knownvalue.Null(),
+					})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("signature"), knownvalue.ObjectExact(map[string]knownvalue.Check{
+						"input": knownvalue.ListExact([]knownvalue.Check{}), "output": knownvalue.ListExact([]knownvalue.Check{}),
+					})),
+				},
+			},
+			{
+				Config:           blocks(false),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{PreApply: inPlace, PostApplyPostRefresh: settled},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("lineage"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("signature"), knownvalue.Null()),
+				},
+			},
+			{
+				Config:           blocks(true),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{PreApply: inPlace, PostApplyPostRefresh: settled},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
+				},
 			},
 		},
 	})
