@@ -405,6 +405,19 @@ resource "mlregistry_model" "m" {
 				ExpectError: expectError(`Duplicate stage policy`, `two blocks have stage = "production"`),
 				PlanOnly:    true,
 			},
+			{
+				// A misspelt rule is an error, not a rule silently dropped.
+				Config: providerBlock(r, "") + `
+resource "mlregistry_model" "m" {
+  name = "ok"
+  stage_policy {
+    stage      = "production"
+    min_metric = { auc = 0.85 }
+  }
+}`,
+				ExpectError: expectError(`Unsupported argument`, `An argument named "min_metric" is not expected here. Did you mean "min_metrics"?`),
+				PlanOnly:    true,
+			},
 		},
 	})
 }
