@@ -43,7 +43,7 @@ func (b *builder) applyVerdict() {
 		}
 		if act == ActionReplace && rc.Change.Actions[0] == "create" && hasA && before.Checksum != nil && after.Checksum != nil && *before.Checksum == *after.Checksum {
 			b.fail(ErrDuplicateArtifact, rc.Address, fmt.Sprintf("`%s` replaces v%d of %q with create_before_destroy, but the checksum stays %s: the registry holds each artifact once per model, so it refuses to register the new version while v%d still exists.", rc.Address, *before.Version, before.Model, *after.Checksum, *before.Version),
-				"a retrained model is a new artifact: change `checksum` with `source`; if only the artifact's location moved, the version need not be replaced (move the stage to another version, then remove create_before_destroy for this change)")
+				"a retrained model is a new artifact: change `checksum` with `source`. If only the same bytes moved, the registry can hold them once: first move the version's stages and routes to another version, then replace it without create_before_destroy (delete, then register again)")
 		}
 		// A removed resource's before is its state as last applied; the
 		// prior state holds it refreshed, with the stages it holds now.
