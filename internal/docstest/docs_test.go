@@ -1,3 +1,5 @@
+//go:build unix
+
 package docstest
 
 // TestDocs runs each document's shell blocks, in document order, as one bash
