@@ -313,7 +313,7 @@ func (b *builder) versionDrift(rc ResourceChange, item *DriftItem) error {
 		if e.SubjectType != "" && e.SubjectType != "version" && e.SubjectType != "model_version" {
 			return ""
 		}
-		var mv registry.ModelVersion
+		var mv, was registry.ModelVersion
 		if json.Unmarshal(e.After, &mv) != nil || mv.Version != v {
 			if json.Unmarshal(e.Before, &mv) != nil || mv.Version != v {
 				return ""
@@ -321,9 +321,16 @@ func (b *builder) versionDrift(rc ResourceChange, item *DriftItem) error {
 		}
 		switch e.Action {
 		case registry.ActionVersionUpdate:
+			// Name what this event changed, not the state it left: an
+			// edit of a flagged version's description did not flag it,
+			// and a reviewer asks whoever the line names why.
+			_ = json.Unmarshal(e.Before, &was)
 			what := "updated"
-			if mv.Flagged {
+			switch {
+			case mv.Flagged && (!was.Flagged || was.FlagReason != mv.FlagReason):
 				what = "flagged (" + orUnknown(mv.FlagReason) + ")"
+			case was.Flagged && !mv.Flagged:
+				what = "unflagged"
 			}
 			return fmt.Sprintf("v%d %s by %s at %s", v, what, orUnknown(e.Actor), fmtTime(e.Time))
 		case registry.ActionVersionDelete:
