@@ -200,6 +200,17 @@ func TestCIScripts(t *testing.T) {
 		}
 	})
 
+	t.Run("drift check, plan fails and nothing drifted", func(t *testing.T) {
+		// A refresh-only plan exits 2 with -detailed-exitcode even when it
+		// finds nothing, so only the summary can say whether anything drifted.
+		write(ciConfig(1, 2)) // v2 never held staging
+		stdout, stderr, code := ci.run(work, "drift-check.sh")
+		if code != 1 || !strings.Contains(stderr, "require_stage") || !strings.Contains(stderr, "nothing drifted") || strings.Contains(stderr, "drifted from the configuration") {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+		}
+		noLeftovers(t, work)
+	})
+
 	t.Run("FAIL_ON=error fails a plan that cannot apply", func(t *testing.T) {
 		// v1 holds staging and production; its artifact changes without
 		// create_before_destroy.

@@ -84,12 +84,15 @@ echo "drift-check.sh: terraform plan failed (exit $code); reading the drift with
 terraform plan -refresh-only -input=false -lock=false -no-color -detailed-exitcode -out="$tmp/refresh.tfplan" "$@" >"$tmp/refresh.log" 2>&1
 refresh_code=$?
 case "$refresh_code" in
-  0)
-    echo "drift-check.sh: nothing drifted; the plan fails for the reason above" >&2
-    ;;
-  2)
+  0 | 2)
+    # A refresh-only plan exits 2 with -detailed-exitcode even when it
+    # finds nothing, so the summary decides whether anything drifted.
     summarise "$tmp/refresh.tfplan"
-    echo "drift-check.sh: the registry drifted from the configuration (see the Drift section above), and the plan fails (see its error above)" >&2
+    case $? in
+      5) echo "drift-check.sh: the registry drifted from the configuration (see the Drift section above), and the plan fails (see its error above)" >&2 ;;
+      0) echo "drift-check.sh: nothing drifted; the plan fails for the reason above" >&2 ;;
+      *) echo "drift-check.sh: mlregistry plan-summary failed on the refresh-only plan; the plan fails for the reason above" >&2 ;;
+    esac
     ;;
   *)
     cat "$tmp/refresh.log" >&2
