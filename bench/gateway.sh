@@ -37,7 +37,12 @@
 # "name=command [flags]" entries separated by ";", each command taking
 # bench/gatewayserver's flags (the word gatewayserver is the one built
 # here), e.g. "nolane=gatewayserver -lane=false; old=/tmp/old-gatewayserver";
-# they get ports base+5 on and a table of their own.
+# an entry "name=serve:BINARY,SEEDER" runs BINARY as `mlregistry serve`
+# (its own database, seeded by SEEDER, a bench/gatewayserver of the same
+# tree, since a schema newer than BINARY's is refused; and a read token),
+# e.g. "old-serve=serve:/tmp/old-mlregistry,/tmp/old-gatewayserver" to
+# compare two builds of the whole product; they get ports base+5 on and a
+# table of their own.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -174,7 +179,7 @@ GOMAXPROCS=$([ "$PROCS" -gt 0 ] && echo "$PROCS" || nproc) \
 pids+=($!)
 
 # Alternatives, each on its own port and database.
-declare -A ALT_URL ALT_PORT
+declare -A ALT_URL ALT_PORT ALT_TOKEN
 ALT_NAMES=()
 if [ -n "${BENCH_ALTS:-}" ]; then
 	IFS=';' read -ra alt_entries <<<"$BENCH_ALTS"
@@ -184,12 +189,26 @@ if [ -n "${BENCH_ALTS:-}" ]; then
 		[ -n "$entry" ] || continue
 		name=${entry%%=*}
 		read -ra cmd <<<"${entry#*=}"
-		[ "${cmd[0]}" = gatewayserver ] && cmd[0]=$tmp/gatewayserver
-		[ -x "$tmp/gatewayserver" ] || $GO build -o "$tmp/gatewayserver" ./bench/gatewayserver
 		port=$((BASE + 5 + i))
 		i=$((i + 1))
-		"${cmd[@]}" -listen "127.0.0.1:$port" -db "$tmp/alt-$name.db" -procs "$PROCS" "$fast_flag" \
-			-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT" 2>"$tmp/alt-$name.log" &
+		if [[ ${cmd[0]} == serve:* ]]; then
+			bin=${cmd[0]#serve:}
+			seeder=$tmp/gatewayseed
+			if [[ $bin == *,* ]]; then
+				seeder=${bin#*,}
+				bin=${bin%%,*}
+			fi
+			"$seeder" -seed-only -db "$tmp/alt-$name.db" \
+				-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT"
+			ALT_TOKEN[$name]=$("$bin" token create --db "sqlite://$tmp/alt-$name.db" --name bench --scope read 2>/dev/null)
+			GOMAXPROCS=$([ "$PROCS" -gt 0 ] && echo "$PROCS" || nproc) \
+				"$bin" serve --listen "127.0.0.1:$port" --db "sqlite://$tmp/alt-$name.db" --log-level warn 2>"$tmp/alt-$name.log" &
+		else
+			[ "${cmd[0]}" = gatewayserver ] && cmd[0]=$tmp/gatewayserver
+			[ -x "$tmp/gatewayserver" ] || $GO build -o "$tmp/gatewayserver" ./bench/gatewayserver
+			"${cmd[@]}" -listen "127.0.0.1:$port" -db "$tmp/alt-$name.db" -procs "$PROCS" "$fast_flag" \
+				-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT" 2>"$tmp/alt-$name.log" &
+		fi
 		pids+=($!)
 		ALT_NAMES+=("$name")
 		ALT_PORT[$name]=$port
@@ -203,7 +222,11 @@ wait_http "$NGINX_PORT" /serve/bench/
 wait_http "$GW_PORT" /serve/bench/
 wait_http "$APP_PORT" /healthz
 for name in "${ALT_NAMES[@]}"; do
-	wait_http "${ALT_PORT[$name]}" /serve/bench/
+	if [ -n "${ALT_TOKEN[$name]:-}" ]; then
+		wait_http "${ALT_PORT[$name]}" /healthz
+	else
+		wait_http "${ALT_PORT[$name]}" /serve/bench/
+	fi
 done
 
 # --- measurements --------------------------------------------------------------
@@ -243,6 +266,7 @@ measure() {
 	sse) url=${url}sse ;;
 	esac
 	[ "$target" = app ] && args+=(-H "Authorization: Bearer $APP_TOKEN")
+	[ -n "${ALT_TOKEN[$target]:-}" ] && args+=(-H "Authorization: Bearer ${ALT_TOKEN[$target]}")
 	out=$(wrk -t"$threads" -c"$conns" -d"$DURATION" --latency "${args[@]}" "$url")
 	if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
 		log "wrk reported errors for $shape $target:"

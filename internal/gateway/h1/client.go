@@ -124,7 +124,7 @@ type Response struct {
 // by a fresh one once, when req is Replayable. Errors: the dial's, a
 // timeout (a net.Error whose Timeout is true), ctx's, or a
 // MalformedResponseError.
-func (p *Pool) Do(ctx context.Context, req *Request, dst http.Header) (*Response, error) {
+func (p *Pool) Do(ctx context.Context, req *Request, dst http.Header) (Response, error) {
 	now := req.Start
 	c := p.take()
 	for c != nil && (!c.quiet() || !req.Replayable && time.Duration(now.UnixNano()-c.idleSince) > staleRisk) {
@@ -145,17 +145,17 @@ func (p *Pool) Do(ctx context.Context, req *Request, dst http.Header) (*Response
 		if c == nil {
 			var err error
 			if c, err = p.dial(ctx); err != nil {
-				return nil, err
+				return Response{}, err
 			}
 		}
 		c.read = 0
 		h, err := c.roundTrip(ctx, req, dst, now)
 		if err == nil {
-			return &Response{Status: h.status, Trailers: h.trailers, Stream: h.stream, c: c, h: h, ctx: ctx, pool: p, now: now}, nil
+			return Response{Status: h.status, Trailers: h.trailers, Stream: h.stream, c: c, h: h, ctx: ctx, pool: p, now: now}, nil
 		}
 		c.close()
 		if !reused || retried || !stale(err, c) || !req.Replayable || ctx.Err() != nil {
-			return nil, err
+			return Response{}, err
 		}
 		retried, c = true, nil
 	}

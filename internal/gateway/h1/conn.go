@@ -48,6 +48,11 @@ type clientConn struct {
 	rn      int
 	rerr    error
 
+	// The idle check's bound callback, its result and buffer (see quiet).
+	quietFn func(uintptr) bool
+	isQuiet bool
+	peek    [1]byte
+
 	// excess is the chunked body's framing overhead so far (see
 	// chunkSize).
 	excess int64

@@ -36,14 +36,19 @@ func peerGone(c net.Conn) bool {
 
 // quiet reports whether nothing at all is waiting on the idle upstream
 // connection: no bytes and no close (a non-blocking MSG_PEEK that finds
-// nothing to read).
+// nothing to read). The callback is bound once per connection, so the
+// check allocates nothing.
 func (c *clientConn) quiet() bool {
-	quiet := false
-	var b [1]byte
-	err := c.rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		quiet = err == syscall.EAGAIN
-		return true // never wait
-	})
-	return quiet && err == nil
+	if c.quietFn == nil {
+		c.quietFn = c.quietStep
+	}
+	c.isQuiet = false
+	err := c.rc.Read(c.quietFn)
+	return c.isQuiet && err == nil
+}
+
+func (c *clientConn) quietStep(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), c.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.isQuiet = err == syscall.EAGAIN
+	return true // never wait
 }
