@@ -200,10 +200,11 @@ func build(p *Plan, f *facts, now time.Time) (*Summary, error) {
 	}
 	b.wholePlan()
 	b.moveWarnings()
-	b.applyVerdict()
 	if p.Errored {
-		b.s.Warnings = append([]*Warning{warnf(WarnErrored, "", "Terraform could not finish this plan (errored); what follows is what it planned before it stopped.")}, b.s.Warnings...)
+		b.fail(ErrPlanErrored, "", "Terraform could not finish this plan (it errored), and it refuses to apply a plan saved that way; what follows is what it planned before it stopped.",
+			"fix the error `terraform plan` printed, then plan again")
 	}
+	b.applyVerdict()
 	b.finish()
 	return b.s, nil
 }

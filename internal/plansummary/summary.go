@@ -247,6 +247,9 @@ const (
 	ErrPolicy = "policy"
 	// ErrFlagged: a stage or route moves to a flagged version.
 	ErrFlagged = "flagged"
+	// ErrPlanErrored: Terraform could not finish the plan; it refuses to
+	// apply a plan file saved that way.
+	ErrPlanErrored = "plan_errored"
 )
 
 // PlanError is a reason the plan cannot apply as it is, with the fix.
@@ -262,7 +265,6 @@ const (
 	WarnProduction = "production"
 	WarnReplace    = "replace"
 	WarnGuard      = "guard_removed"
-	WarnErrored    = "errored"
 	WarnLoosening  = "loosening"
 	WarnOrdering   = "ordering"
 	WarnUnflag     = "unflag"

@@ -55,3 +55,32 @@ func TestDrift_namesWhoFlaggedNotWhoTouchedLast(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdict_erroredPlanCannotApply: a plan Terraform could not finish
+// (here the registry's dry run refuses production's move) is saved all the
+// same, but Terraform refuses to apply it. The verdict says so as an
+// error, and --fail-on error exits 5, whatever else the plan holds.
+func TestVerdict_erroredPlanCannotApply(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.apply(ciConfig(1, 1)[len(providerHCL):])
+	e.write(ciConfig(2, 2)[len(providerHCL):]) // v2 has not held staging yet
+	if out, err := e.terraform("plan", "-input=false", "-out=review.tfplan"); err == nil || !strings.Contains(out, "require_stage") {
+		t.Fatalf("terraform plan: %v, want the stage policy error\n%s", err, out)
+	}
+	show, err := e.terraform("show", "-json", "review.tfplan")
+	if err != nil {
+		t.Fatalf("terraform show -json: %v\n%s", err, show)
+	}
+	plan := []byte(show)
+	md := e.summarise(plan, "markdown")
+	if strings.Contains(md, "nothing found that stops this plan") || !strings.Contains(md, "### ❌ Errors") {
+		t.Errorf("the summary of an errored plan gives no error:\n%s", md)
+	}
+	var out, errb strings.Builder
+	env := map[string]string{"MLREGISTRY_ADDR": e.r.URL, "MLREGISTRY_TOKEN": e.readToken}
+	code := Main(context.Background(), []string{"--fail-on", "error", "-"}, strings.NewReader(show), &out, &errb, func(k string) string { return env[k] })
+	if code != ExitFailOn || !strings.Contains(errb.String(), "plan_errored") {
+		t.Errorf("--fail-on error on an errored plan: exit %d, stderr %q", code, errb.String())
+	}
+}
