@@ -34,6 +34,9 @@ type endpoint struct {
 	guard  *guardConfig
 	// routes keeps the configured order, which the sticky hash relies on.
 	routes []*route
+	// matched are the routes with a header match, in the configured order
+	// (the first that matches wins).
+	matched []*route
 	// total is the sum of the weights (100 when configured, 0 when no route
 	// may get traffic).
 	total uint64
@@ -70,6 +73,10 @@ type route struct {
 	// only reads them.
 	hdrVersion []string
 	hdrRoute   []string
+
+	// match is the route's header match (nil: none); its header is in
+	// canonical form, as request headers are stored.
+	match *registry.RouteMatch
 
 	// timeout bounds the wait for the upstream's answer to start: the
 	// endpoint's timeout, or the gateway's default.
@@ -183,6 +190,10 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 		if r.fullPath == "" {
 			r.fullPath = "/"
 		}
+		if m := rc.Match; m != nil {
+			r.match = &registry.RouteMatch{Header: http.CanonicalHeaderKey(m.Header), Value: m.Value, Prefix: m.Prefix}
+			ce.matched = append(ce.matched, r)
+		}
 		ce.total += r.weight
 		r.upper = ce.total
 		key := stateKey(&e, rc)
@@ -211,6 +222,11 @@ func hostPort(u *url.URL) string {
 
 // pick chooses the route for a request, or nil when no route has weight.
 //
+// A route whose header match the request satisfies comes first, before
+// the sticky header and the weights (as Argo Rollouts and Flagger order
+// them): testers and internal callers reach the canary whatever its
+// weight, and the weights split only the rest of the traffic.
+//
 // Sticky requests hash the header value to a point of [0, total) and take
 // the route owning that point, walking the routes in their configured
 // order. Weighted rendezvous hashing would also work; this was chosen
@@ -228,6 +244,11 @@ func hostPort(u *url.URL) string {
 // Other requests draw a point at random from the per-thread generator of
 // math/rand/v2, which takes no lock.
 func (e *endpoint) pick(r *http.Request) *route {
+	for _, rt := range e.matched {
+		if rt.matches(r.Header) {
+			return rt
+		}
+	}
 	if e.total == 0 {
 		return nil
 	}
@@ -249,6 +270,18 @@ func (e *endpoint) pick(r *http.Request) *route {
 		}
 	}
 	return e.routes[len(e.routes)-1]
+}
+
+// matches reports whether a value of the route's match header equals its
+// value (or starts with it, for a prefix match).
+func (rt *route) matches(h http.Header) bool {
+	m := rt.match
+	for _, v := range h[m.Header] {
+		if v == m.Value || m.Prefix && strings.HasPrefix(v, m.Value) {
+			return true
+		}
+	}
+	return false
 }
 
 // stickyHash is 64-bit FNV-1a followed by a murmur3-style finaliser, which

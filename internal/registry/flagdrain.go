@@ -26,8 +26,8 @@ type FlagDrain struct {
 
 // FlagDrainResult is what the drain does to one endpoint.
 type FlagDrainResult struct {
-	// Changed is false when no route to the flagged version had weight:
-	// the endpoint stays as it is.
+	// Changed is false when no route to the flagged version had weight or
+	// a header match: the endpoint stays as it is.
 	Changed bool
 	// Routes are the routes after the drain (a copy; the input is not
 	// modified).
@@ -38,7 +38,7 @@ type FlagDrainResult struct {
 }
 
 // DrainFlagged applies the emergency stop to one endpoint: every route to
-// the flagged version loses its weight, and the weight goes to the
+// the flagged version loses its weight and its header match, and the weight goes to the
 // heaviest route (the first of equals) to an unflagged version that may
 // take traffic. With no such route every weight ends at 0 and the gateway
 // answers 503 until someone sets the routes: a flagged version serving
@@ -46,16 +46,34 @@ type FlagDrainResult struct {
 func DrainFlagged(d FlagDrain) FlagDrainResult {
 	routes := append([]Route(nil), d.Routes...)
 	moved := 0
-	var lost []string
+	var lost, unmatched []string
 	for i := range routes {
-		if r := &routes[i]; r.Version == d.Version && r.Weight > 0 {
+		r := &routes[i]
+		if r.Version != d.Version {
+			continue
+		}
+		if r.Weight > 0 {
 			moved += r.Weight
 			lost = append(lost, strconv.Quote(r.Name))
 			r.Weight = 0
 		}
+		// A matched route serves its version whatever its weight, so the
+		// emergency stop takes the match away too.
+		if r.Match != nil {
+			unmatched = append(unmatched, strconv.Quote(r.Name))
+			r.Match = nil
+		}
 	}
-	if moved == 0 {
+	if moved == 0 && len(unmatched) == 0 {
 		return FlagDrainResult{Routes: routes}
+	}
+	msg := "version " + strconv.FormatInt(d.Version, 10) + " flagged"
+	if d.FlagReason != "" {
+		msg += " (" + d.FlagReason + ")"
+	}
+	msg += ": "
+	if moved == 0 {
+		return FlagDrainResult{Changed: true, Routes: routes, Message: msg + lostMatch(unmatched)}
 	}
 	to := -1
 	for i, r := range routes {
@@ -70,15 +88,17 @@ func DrainFlagged(d FlagDrain) FlagDrainResult {
 		}
 		to = i
 	}
-	msg := "version " + strconv.FormatInt(d.Version, 10) + " flagged"
-	if d.FlagReason != "" {
-		msg += " (" + d.FlagReason + ")"
-	}
 	what := "route " + lost[0]
 	if len(lost) > 1 {
 		what = "routes " + strings.Join(lost, ", ")
 	}
-	msg += ": " + what + " lost weight " + strconv.Itoa(moved)
+	msg += what + " lost weight " + strconv.Itoa(moved)
+	switch {
+	case len(unmatched) == 1 && len(lost) == 1 && unmatched[0] == lost[0]:
+		msg += " and its header match"
+	case len(unmatched) > 0:
+		msg += "; " + lostMatch(unmatched)
+	}
 	if to >= 0 {
 		routes[to].Weight += moved
 		msg += ", moved to route " + strconv.Quote(routes[to].Name)
@@ -86,4 +106,11 @@ func DrainFlagged(d FlagDrain) FlagDrainResult {
 		msg += "; no route to an unflagged version is left, so the endpoint answers 503 until its routes are set"
 	}
 	return FlagDrainResult{Changed: true, Routes: routes, Message: msg}
+}
+
+func lostMatch(names []string) string {
+	if len(names) == 1 {
+		return "route " + names[0] + " lost its header match"
+	}
+	return "routes " + strings.Join(names, ", ") + " lost their header matches"
 }

@@ -100,3 +100,34 @@ func TestDrainFlagged(t *testing.T) {
 		})
 	}
 }
+
+// A route matched by header serves its version whatever its weight, so
+// flagging that version must take the match away too: matched requests
+// then go by weight like the others.
+func TestDrainFlaggedMatchedRoute(t *testing.T) {
+	canary := Route{Name: "canary", Version: 2, UpstreamURL: "http://canary", Weight: 0,
+		Match: &RouteMatch{Header: "X-Canary", Value: "always"}}
+	stable := Route{Name: "stable", Version: 1, UpstreamURL: "http://stable", Weight: 100}
+	got := DrainFlagged(FlagDrain{Routes: []Route{stable, canary}, Version: 2, FlagReason: "bias"})
+	if !got.Changed {
+		t.Fatal("a matched weight-0 route to the flagged version left the endpoint unchanged")
+	}
+	if got.Routes[1].Match != nil || got.Routes[1].Weight != 0 || got.Routes[0].Weight != 100 {
+		t.Errorf("routes after the drain: %+v", got.Routes)
+	}
+	if want := `version 2 flagged (bias): route "canary" lost its header match`; got.Message != want {
+		t.Errorf("message %q, want %q", got.Message, want)
+	}
+	if canary.Match == nil {
+		t.Error("the drain modified its input")
+	}
+
+	canary.Weight, stable.Weight = 10, 90
+	got = DrainFlagged(FlagDrain{Routes: []Route{stable, canary}, Version: 2})
+	if got.Routes[1].Match != nil || got.Routes[0].Weight != 100 {
+		t.Errorf("routes after the drain: %+v", got.Routes)
+	}
+	if want := `version 2 flagged: route "canary" lost weight 10 and its header match, moved to route "stable"`; got.Message != want {
+		t.Errorf("message %q, want %q", got.Message, want)
+	}
+}

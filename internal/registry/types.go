@@ -228,6 +228,17 @@ type Route struct {
 	Version     int64  `json:"version"`
 	UpstreamURL string `json:"upstream_url"`
 	Weight      int    `json:"weight"`
+	// Match, when set, sends every request carrying the header value to
+	// this route whatever the weights; the others are split by weight.
+	Match *RouteMatch `json:"match,omitempty"`
+}
+
+// RouteMatch selects requests by one header: its value equals Value, or
+// starts with it when Prefix is set.
+type RouteMatch struct {
+	Header string `json:"header"`
+	Value  string `json:"value"`
+	Prefix bool   `json:"prefix"`
 }
 
 // Guard configures automatic rollback of a failing route.

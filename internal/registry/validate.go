@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -438,6 +439,9 @@ func ValidateRoutes(field string, routes []Route) error {
 		if r.Weight < 0 || r.Weight > 100 {
 			return FieldError(f+".weight", "range", "%d must be between 0 and 100", r.Weight)
 		}
+		if err := r.Match.Validate(f + ".match"); err != nil {
+			return err
+		}
 		sum += r.Weight
 	}
 	if sum != 100 {
@@ -468,6 +472,67 @@ func (g *Guard) Validate(field string) error {
 }
 
 var headerNamePattern = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+
+// MaxMatchValueLen bounds a route match's value.
+const MaxMatchValueLen = 256
+
+// unmatchableHeaders are the headers a route may not match on: hop-by-hop
+// headers do not survive a proxy in front of the registry, Host and the
+// credentials would route by who the caller is or which name it used
+// (and leak secrets into the configuration), and the registry's own
+// headers are set by gateways, not by clients.
+var unmatchableHeaders = map[string]bool{
+	"Connection":        true,
+	"Keep-Alive":        true,
+	"Te":                true,
+	"Trailer":           true,
+	"Transfer-Encoding": true,
+	"Upgrade":           true,
+	"Host":              true,
+	"Authorization":     true,
+	"Cookie":            true,
+	"X-Model-Version":   true,
+	"X-Route":           true,
+	"X-Mlregistry-Hops": true,
+	"X-Request-Id":      true,
+	"X-Forwarded-For":   true,
+	"X-Forwarded-Proto": true,
+	"X-Forwarded-Host":  true,
+	"Forwarded":         true,
+	"Content-Length":    true,
+}
+
+// MatchHeaderRule says which headers a route match refuses.
+const MatchHeaderRule = "must not be a hop-by-hop header (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*), Host, Authorization, Cookie Content-Length or a header the gateway sets (X-Model-Version, X-Route, X-Mlregistry-*, X-Request-Id, X-Forwarded-*, Forwarded)"
+
+// Validate checks a route's header match (nil means none).
+func (m *RouteMatch) Validate(field string) error {
+	if m == nil {
+		return nil
+	}
+	if m.Header == "" {
+		return FieldError(field+".header", "required", "is required")
+	}
+	if !headerNamePattern.MatchString(m.Header) {
+		return FieldError(field+".header", "header_name", "%q must be an HTTP header name", m.Header)
+	}
+	c := http.CanonicalHeaderKey(m.Header)
+	if unmatchableHeaders[c] || strings.HasPrefix(c, "Proxy-") || strings.HasPrefix(c, "X-Mlregistry-") {
+		return FieldError(field+".header", "match_header", "%q %s", m.Header, MatchHeaderRule)
+	}
+	if m.Value == "" {
+		return FieldError(field+".value", "required", "must not be empty")
+	}
+	if len(m.Value) > MaxMatchValueLen {
+		return FieldError(field+".value", "max_length", "must be at most %d bytes", MaxMatchValueLen)
+	}
+	for i := 0; i < len(m.Value); i++ {
+		if c := m.Value[i]; c < 0x20 || c == 0x7f {
+			return FieldError(field+".value", "header_value", "must be a header value: printable characters, no control characters")
+		}
+	}
+	return nil
+}
 
 // ValidateStickyHeader checks an HTTP header name ("" means not sticky).
 func ValidateStickyHeader(field, v string) error {

@@ -144,6 +144,43 @@ func TestValidateRoutes(t *testing.T) {
 	}
 }
 
+func TestValidateRouteMatch(t *testing.T) {
+	m := func(h, v string) []Route {
+		return []Route{
+			{Name: "stable", Version: 1, UpstreamURL: "http://10.0.0.1:8080", Weight: 100},
+			{Name: "canary", Version: 2, UpstreamURL: "http://10.0.0.2:8080", Weight: 0, Match: &RouteMatch{Header: h, Value: v}},
+		}
+	}
+	tests := []struct {
+		name   string
+		routes []Route
+		field  string
+		rule   string
+	}{
+		{"ok weight 0", m("X-Canary", "always"), "", ""},
+		{"any case", m("x-canary", "always"), "", ""},
+		{"no header", m("", "always"), "routes[1].match.header", "required"},
+		{"not a token", m("X Canary", "always"), "routes[1].match.header", "header_name"},
+		{"hop-by-hop", m("connection", "x"), "routes[1].match.header", "match_header"},
+		{"te", m("TE", "x"), "routes[1].match.header", "match_header"},
+		{"upgrade", m("Upgrade", "x"), "routes[1].match.header", "match_header"},
+		{"proxy", m("Proxy-Anything", "x"), "routes[1].match.header", "match_header"},
+		{"host", m("Host", "x"), "routes[1].match.header", "match_header"},
+		{"authorization", m("authorization", "Bearer x"), "routes[1].match.header", "match_header"},
+		{"cookie", m("Cookie", "x"), "routes[1].match.header", "match_header"},
+		{"own header", m("X-Route", "canary"), "routes[1].match.header", "match_header"},
+		{"own hops", m("X-Mlregistry-Hops", "1"), "routes[1].match.header", "match_header"},
+		{"empty value", m("X-Canary", ""), "routes[1].match.value", "required"},
+		{"control value", m("X-Canary", "a\nb"), "routes[1].match.value", "header_value"},
+		{"long value", m("X-Canary", strings.Repeat("v", MaxMatchValueLen+1)), "routes[1].match.value", "max_length"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expectField(t, ValidateRoutes("routes", tt.routes), tt.field, tt.rule)
+		})
+	}
+}
+
 func TestGuardValidate(t *testing.T) {
 	tests := []struct {
 		g     *Guard

@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+)
+
+// TestHeaderMatchRouting: requests carrying a route's match header go to
+// that route whatever the weights (here 0) and whatever the sticky header
+// says, on both serving paths (a GET takes the fast lane, a POST net/http);
+// the others are split by weight, so the weight-0 route gets none of them.
+func TestHeaderMatchRouting(t *testing.T) {
+	stable := rt("stable", 1, upstream(t, "stable").URL, 100)
+	canary := rt("canary", 2, upstream(t, "canary").URL, 0)
+	canary.Match = &registry.RouteMatch{Header: "x-canary", Value: "always"}
+	beta := rt("beta", 3, upstream(t, "beta").URL, 0)
+	beta.Match = &registry.RouteMatch{Header: "X-Tester", Value: "team-", Prefix: true}
+	// A second route matching the same requests as canary: route order
+	// decides, so it never gets them.
+	shadowed := rt("shadowed", 3, upstream(t, "shadowed").URL, 0)
+	shadowed.Match = &registry.RouteMatch{Header: "X-Canary", Value: "always"}
+	e := endpointOf("e", stable, canary, beta, shadowed)
+	e.StickyHeader = "X-User"
+	h := newHarness(t, newMemSource(e), nil)
+	c := client(t)
+	url := h.srv.URL + "/serve/e/"
+
+	send := func(method string, hdr ...string) string {
+		t.Helper()
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(`{"x":1}`)
+		}
+		req, err := http.NewRequest(method, url, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Add(hdr[i], hdr[i+1])
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s with %q: status %d", method, hdr, res.StatusCode)
+		}
+		return res.Header.Get("X-Route")
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		for _, c := range []struct {
+			hdr  []string
+			want string
+		}{
+			{[]string{"X-Canary", "always"}, "canary"},
+			{[]string{"X-Canary", "always", "X-User", "u1"}, "canary"},
+			{[]string{"X-Canary", "other", "X-Canary", "always"}, "canary"},
+			{[]string{"X-Tester", "team-search"}, "beta"},
+			{[]string{"X-Tester", "team-"}, "beta"},
+			{[]string{"X-Canary", "Always"}, "stable"},
+			{[]string{"X-Canary", "always-not"}, "stable"},
+			{[]string{"X-Tester", "tea"}, "stable"},
+			{[]string{"X-User", "u1"}, "stable"},
+			{nil, "stable"},
+		} {
+			for range 50 {
+				if got := send(method, c.hdr...); got != c.want {
+					t.Fatalf("%s with %q went to %q, want %q", method, c.hdr, got, c.want)
+				}
+			}
+		}
+	}
+}
