@@ -59,7 +59,8 @@ func loadEndpoint(ctx context.Context, t *txn, name string, lock bool) (*registr
 
 // checkRoutes checks that every route's version exists in model m and,
 // when allowFlagged is false, is not flagged unless the route's weight is
-// 0 (such a route is not judged further). When stage is set (the stage
+// 0 and it has no header match (such a route gets no traffic and is not
+// judged further). When stage is set (the stage
 // the endpoint serves), every route's version must hold that stage or
 // satisfy its stage policy, judged like an assignment: otherwise an
 // endpoint could send production traffic to a version that never passed
@@ -81,7 +82,7 @@ func (s *Store) checkRoutes(ctx context.Context, t *txn, m *registry.Model, stag
 		if v == nil {
 			return registry.FieldError(field, "exists", "version %d of model %q not found", r.Version, m.Name)
 		}
-		if v.Flagged && r.Weight == 0 {
+		if v.Flagged && r.Weight == 0 && r.Match == nil {
 			// Kept at weight 0 (as a flag drain leaves it): it gets no
 			// traffic, so neither the flag nor the stage policy applies.
 			continue

@@ -15,6 +15,7 @@ var endpointCases = []testCase{
 	{"EndpointBlocksDeletes", testEndpointBlocksDeletes},
 	{"EndpointServesStage", testEndpointServesStage},
 	{"EndpointTimeout", testEndpointTimeout},
+	{"EndpointRouteMatch", testEndpointRouteMatch},
 }
 
 func routes(stableVersion int64, stableWeight int, canaryVersion int64) []registry.Route {
@@ -331,4 +332,52 @@ func testEndpointTimeout(e *env) {
 		_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "timed", registry.EndpointPatch{Timeout: &bad}, registry.Precondition{})
 		wantField(t, err, "timeout")
 	}
+}
+
+// testEndpointRouteMatch: a route's header match is stored with the route
+// and changed or removed with the routes; a matched route gets traffic
+// whatever its weight, so it may not point at a flagged version even at
+// weight 0, and flagging its version removes the match with the weight in
+// the flag's transaction.
+func testEndpointRouteMatch(e *env) {
+	t := e.t
+	endpointFixture(e)
+	rs := routes(1, 100, 2)
+	rs[1].Match = &registry.RouteMatch{Header: "X-Canary", Value: "always"}
+	ep, err := e.s.CreateEndpoint(e.ctx, e.actor, registry.EndpointCreate{Name: "matched", Model: "churn", Routes: rs})
+	ok(t, err)
+	equal(t, "created routes", ep.Routes, rs)
+	got, err := e.s.GetEndpoint(e.ctx, "matched")
+	ok(t, err)
+	equal(t, "read routes", got.Routes, rs)
+
+	prefix := routes(1, 100, 2)
+	prefix[1].Match = &registry.RouteMatch{Header: "x-tester", Value: "team-", Prefix: true}
+	ep, err = e.s.UpdateEndpoint(e.ctx, e.actor, "matched", registry.EndpointPatch{Routes: &prefix}, registry.Precondition{})
+	ok(t, err)
+	equal(t, "updated routes", ep.Routes, prefix)
+
+	bad := routes(1, 100, 2)
+	bad[1].Match = &registry.RouteMatch{Header: "Authorization", Value: "Bearer x"}
+	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "matched", registry.EndpointPatch{Routes: &bad}, registry.Precondition{})
+	wantField(t, err, "routes[1].match.header")
+
+	// Flagging version 2 drains the matched weight-0 route: the match goes.
+	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 2, registry.ModelVersionPatch{Flagged: ptr(true), FlagReason: ptr("bias")}, registry.Precondition{})
+	ok(t, err)
+	got, err = e.s.GetEndpoint(e.ctx, "matched")
+	ok(t, err)
+	equal(t, "drained routes", got.Routes, routes(1, 100, 2))
+	equal(t, "drained status", got.Status, registry.EndpointStatusDrained)
+	equal(t, "drained message", got.StatusMessage, `version 2 flagged (bias): route "canary" lost its header match`)
+
+	// A match on the flagged version is refused, even at weight 0; the same
+	// route without a match is not.
+	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "matched", registry.EndpointPatch{Routes: &prefix}, registry.Precondition{})
+	wantRule(t, err, "flagged")
+	_, err = e.s.CreateEndpoint(e.ctx, e.actor, registry.EndpointCreate{Name: "matched-2", Model: "churn", Routes: rs})
+	wantRule(t, err, "flagged")
+	plain := routes(1, 100, 2)
+	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "matched", registry.EndpointPatch{Routes: &plain}, registry.Precondition{})
+	ok(t, err)
 }
