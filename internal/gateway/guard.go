@@ -69,7 +69,9 @@ func (g *Gateway) checkGuard(ep *endpoint, rt *route, now time.Time, failed bool
 func (gc *guardConfig) runLimit() float64 { return max(gc.maxErrorRate, 0.5) }
 
 // trip acts on the route whose state is st, which failed for reason: it
-// moves all the route's weight to the healthiest other route (a rollback)
+// moves all the route's weight to the healthiest other route and removes
+// its header match (a rollback; a matched route at weight 0 only loses
+// its match)
 // or, when no other route is healthy or untried, moves nothing and marks
 // the endpoint degraded (once: a degraded endpoint stays so until its
 // configuration changes). Either is applied here at once and persisted in
@@ -93,15 +95,31 @@ func (g *Gateway) trip(name string, st *routeState, now time.Time, reason string
 		return
 	}
 	br := cur.routes[bad]
-	if br.weight == 0 {
+	if br.weight == 0 && br.match == nil {
 		g.mu.Unlock()
 		return // already drained (requests were in flight when it was)
 	}
 	spec := cur.spec
-	to := healthiest(cur, bad, now)
+	to := -1
+	if br.weight > 0 {
+		to = healthiest(cur, bad, now)
+	}
 	var msg string
 	var store func(ctx context.Context) (*registry.Endpoint, error)
-	if to < 0 {
+	if br.weight == 0 {
+		// Only its header match sends it traffic: taking the match away
+		// is the whole rollback, and matched requests go by weight.
+		routes := append([]registry.Route(nil), cur.spec.Routes...)
+		routes[bad].Match = nil
+		msg = "route " + br.name + ": " + reason + "; removed its header match, so matched requests go by weight"
+		spec.Routes = routes
+		spec.Status = registry.EndpointStatusRolledBack
+		spec.StatusMessage = msg
+		revision := cur.revision
+		store = func(ctx context.Context) (*registry.Endpoint, error) {
+			return g.src.RecordGuardRollback(ctx, registry.Actor{Name: GuardActor}, name, revision, routes, msg)
+		}
+	} else if to < 0 {
 		if cur.spec.Status == registry.EndpointStatusDegraded {
 			g.mu.Unlock()
 			g.log.Warn("gateway guard: route is failing and so is every other route; endpoint already degraded",
@@ -127,6 +145,10 @@ func (g *Gateway) trip(name string, st *routeState, now time.Time, reason string
 		routes[to].Weight += routes[bad].Weight
 		routes[bad].Weight = 0
 		msg = "route " + br.name + ": " + reason + "; moved weight " + strconv.Itoa(int(br.weight)) + " to " + tr.name
+		if routes[bad].Match != nil {
+			routes[bad].Match = nil
+			msg += " and removed its header match"
+		}
 		spec.Routes = routes
 		spec.Status = registry.EndpointStatusRolledBack
 		spec.StatusMessage = msg
@@ -146,7 +168,7 @@ func (g *Gateway) trip(name string, st *routeState, now time.Time, reason string
 
 	if spec.Status == registry.EndpointStatusRolledBack {
 		st.metrics.rollbacks.Inc()
-		g.log.Warn("gateway guard: rolled back route", "endpoint", name, "route", br.name, "to", cur.routes[to].name, "message", msg)
+		g.log.Warn("gateway guard: rolled back route", "endpoint", name, "route", br.name, "message", msg)
 	} else {
 		g.log.Warn("gateway guard: every route is failing; endpoint degraded", "endpoint", name, "route", br.name, "message", msg)
 	}

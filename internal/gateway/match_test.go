@@ -77,3 +77,40 @@ func TestHeaderMatchRouting(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardRemovesFailingMatch: a matched route at weight 0 that fails the
+// guard loses its match (there is no weight to move), so matched requests
+// go by weight from then on; the rollback is stored like any other.
+func TestGuardRemovesFailingMatch(t *testing.T) {
+	canary := rt("canary", 7, statusUpstream(t, 500).URL, 0)
+	canary.Match = &registry.RouteMatch{Header: "X-Canary", Value: "always"}
+	src := newMemSource(guarded("churn", registry.Guard{MaxErrorRate: 0.05, MinRequests: 20, Window: "5m"},
+		rt("stable", 6, upstream(t, "stable").URL, 100), canary))
+	clk := newFakeClock()
+	h := newHarness(t, src, func(o *Options) { o.Now = clk.Now })
+	c := client(t)
+
+	for range 20 {
+		res, _ := get(t, c, h.srv.URL+"/serve/churn/", "X-Canary", "always")
+		if res.Header.Get("X-Route") != "canary" || res.StatusCode != 500 {
+			t.Fatalf("matched request: route %q status %d", res.Header.Get("X-Route"), res.StatusCode)
+		}
+	}
+	for range 100 {
+		if res, _ := get(t, c, h.srv.URL+"/serve/churn/", "X-Canary", "always"); res.Header.Get("X-Route") != "stable" {
+			t.Fatal("matched request routed to the rolled-back canary")
+		}
+	}
+	waitFor(t, "the rollback to be stored", func() bool { return src.get("churn").Status == registry.EndpointStatusRolledBack })
+	calls := src.rollbackCalls()
+	if len(calls) != 1 {
+		t.Fatalf("%d RecordGuardRollback calls, want 1", len(calls))
+	}
+	if r := calls[0].routes; len(r) != 2 || r[0].Weight != 100 || r[1].Weight != 0 || r[1].Match != nil {
+		t.Errorf("routes %+v", r)
+	}
+	const msg = "route canary: error rate 1.00 over 20 requests in 5m exceeded 0.05; removed its header match, so matched requests go by weight"
+	if calls[0].message != msg {
+		t.Errorf("message %q\nwant    %q", calls[0].message, msg)
+	}
+}
