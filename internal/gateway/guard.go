@@ -71,8 +71,7 @@ func (gc *guardConfig) runLimit() float64 { return max(gc.maxErrorRate, 0.5) }
 // trip acts on the route whose state is st, which failed for reason: it
 // moves all the route's weight to the healthiest other route and removes
 // its header match (a rollback; a matched route at weight 0 only loses
-// its match)
-// or, when no other route is healthy or untried, moves nothing and marks
+// its match) or, when no other route is healthy or untried, moves nothing and marks
 // the endpoint degraded (once: a degraded endpoint stays so until its
 // configuration changes). Either is applied here at once and persisted in
 // the background.
