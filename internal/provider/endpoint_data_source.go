@@ -59,6 +59,15 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 						"version":      schema.Int64Attribute{MarkdownDescription: "The model version this route serves.", Computed: true},
 						"upstream_url": schema.StringAttribute{MarkdownDescription: "The server that runs this version.", Computed: true},
 						"weight":       schema.Int64Attribute{MarkdownDescription: "Share of the traffic in percent.", Computed: true},
+						"match": schema.SingleNestedAttribute{
+							MarkdownDescription: "The route's header match; null when it has none. Matched requests go to the route whatever the weights.",
+							Computed:            true,
+							Attributes: map[string]schema.Attribute{
+								"header": schema.StringAttribute{MarkdownDescription: "The request header matched.", Computed: true},
+								"value":  schema.StringAttribute{MarkdownDescription: "The value compared.", Computed: true},
+								"prefix": schema.BoolAttribute{MarkdownDescription: "Whether values starting with `value` match too; null when false.", Computed: true},
+							},
+						},
 					},
 				},
 			},
@@ -106,7 +115,7 @@ func (d *endpointDataSource) Read(ctx context.Context, req datasource.ReadReques
 	cfg.ID = types.StringValue(e.Name)
 	cfg.Model = types.StringValue(e.Model)
 	var diags diag.Diagnostics
-	cfg.Routes, diags = routesValue(ctx, e.Routes)
+	cfg.Routes, diags = routesValue(ctx, e.Routes, types.ListNull(routeObjectType))
 	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(cfg.fromAPI(ctx, e, endpointFields{})...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)

@@ -69,6 +69,13 @@ type routeModel struct {
 	Version     types.Int64  `tfsdk:"version"`
 	UpstreamURL types.String `tfsdk:"upstream_url"`
 	Weight      types.Int64  `tfsdk:"weight"`
+	Match       types.Object `tfsdk:"match"`
+}
+
+type matchModel struct {
+	Header types.String `tfsdk:"header"`
+	Value  types.String `tfsdk:"value"`
+	Prefix types.Bool   `tfsdk:"prefix"`
 }
 
 type guardModel struct {
@@ -78,8 +85,12 @@ type guardModel struct {
 }
 
 var (
+	matchAttrTypes = map[string]attr.Type{
+		"header": types.StringType, "value": types.StringType, "prefix": types.BoolType,
+	}
 	routeAttrTypes = map[string]attr.Type{
 		"name": types.StringType, "version": types.Int64Type, "upstream_url": types.StringType, "weight": types.Int64Type,
+		"match": types.ObjectType{AttrTypes: matchAttrTypes},
 	}
 	routeObjectType = types.ObjectType{AttrTypes: routeAttrTypes}
 	guardAttrTypes  = map[string]attr.Type{
@@ -186,9 +197,37 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 							Validators:          []validator.String{upstreamURLValidator()},
 						},
 						"weight": schema.Int64Attribute{
-							MarkdownDescription: "Share of the traffic in percent, 0 to 100. The weights of all routes sum to 100.",
+							MarkdownDescription: "Share of the traffic in percent, 0 to 100. The weights of all routes sum to 100. A route with a `match` may have weight 0: it then gets only the matched requests.",
 							Required:            true,
 							Validators:          []validator.Int64{int64validator.Between(0, 100)},
+						},
+					},
+					Blocks: map[string]schema.Block{
+						"match": schema.SingleNestedBlock{
+							MarkdownDescription: "Routing by header: requests whose `header` equals `value` (starts with it when `prefix = true`) go to this route whatever the weights, " +
+								"e.g. testers and internal traffic to a canary at weight 0; the other requests are split by weight. " +
+								"A match comes first, then `sticky_header`, then the weights; when several routes match, the first in route order wins. " +
+								"When the route's version is flagged (flag drain) or the guard rolls the route back, the route loses its match with its weight, " +
+								"so matched requests go by weight; the next plan shows it as drift. A route with a match may not serve a flagged version, even at weight 0.",
+							Attributes: map[string]schema.Attribute{
+								"header": schema.StringAttribute{
+									MarkdownDescription: describe("Required. The request header to match, any case (e.g. `X-Canary`).", "must be an HTTP header name and "+registry.MatchHeaderRule),
+									// Optional only because Terraform checks a
+									// Required attribute of a single block even when
+									// the block is left out; ValidateConfig requires it.
+									Optional:   true,
+									Validators: []validator.String{matchHeaderValidator()},
+								},
+								"value": schema.StringAttribute{
+									MarkdownDescription: fmt.Sprintf("Required. The value to compare, 1 to %d printable characters, no leading or trailing space; compared case-sensitively.", registry.MaxMatchValueLen),
+									Optional:            true,
+									Validators:          []validator.String{matchValueValidator()},
+								},
+								"prefix": schema.BoolAttribute{
+									MarkdownDescription: "Match every value that starts with `value` instead of only `value` itself. Defaults to false.",
+									Optional:            true,
+								},
+							},
 						},
 					},
 				},
@@ -256,6 +295,19 @@ func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.Vali
 					fmt.Sprintf("%q is used by another route.", rt.Name.ValueString()))
 			}
 			seen[rt.Name.ValueString()] = true
+		}
+		if isKnown(rt.Match) {
+			var m matchModel
+			resp.Diagnostics.Append(rt.Match.As(ctx, &m, objectAsOptions)...)
+			for _, f := range []struct {
+				name string
+				v    attr.Value
+			}{{"header", m.Header}, {"value", m.Value}} {
+				if f.v.IsNull() {
+					resp.Diagnostics.AddAttributeError(path.Root("route").AtListIndex(i).AtName("match").AtName(f.name), "Missing required argument",
+						fmt.Sprintf("route[%d].match.%s is required in a match block: a match needs header and value.", i, f.name))
+				}
+			}
 		}
 		if !isKnown(rt.Weight) {
 			allKnown = false
@@ -508,20 +560,44 @@ func (m *endpointResourceModel) fromAPI(ctx context.Context, e *registry.Endpoin
 	m.Name = types.StringValue(e.Name)
 	m.Model = types.StringValue(e.Model)
 	var diags diag.Diagnostics
-	m.Route, diags = routesValue(ctx, e.Routes)
+	m.Route, diags = routesValue(ctx, e.Routes, prior.Route)
 	diags.Append(m.endpointFields.fromAPI(ctx, e, prior.endpointFields)...)
 	return diags
 }
 
 // routesValue is the registry's routes in the registry's order, which is
-// the order they were written in.
-func routesValue(ctx context.Context, routes []registry.Route) (types.List, diag.Diagnostics) {
+// the order they were written in. prior (the state or plan, null for a
+// data source or an import) keeps a match's prefix = false as written,
+// so leaving it out and writing it both read back unchanged.
+func routesValue(ctx context.Context, routes []registry.Route, prior types.List) (types.List, diag.Diagnostics) {
 	var diags diag.Diagnostics
+	priorPrefix := map[string]types.Bool{}
+	if isKnown(prior) {
+		var ps []routeModel
+		diags.Append(prior.ElementsAs(ctx, &ps, false)...)
+		for _, p := range ps {
+			if isKnown(p.Match) {
+				var m matchModel
+				diags.Append(p.Match.As(ctx, &m, objectAsOptions)...)
+				priorPrefix[p.Name.ValueString()] = m.Prefix
+			}
+		}
+	}
 	elems := make([]attr.Value, 0, len(routes))
 	for _, rt := range routes {
+		match := types.ObjectNull(matchAttrTypes)
+		if m := rt.Match; m != nil {
+			var d diag.Diagnostics
+			match, d = types.ObjectValueFrom(ctx, matchAttrTypes, matchModel{
+				Header: types.StringValue(m.Header), Value: types.StringValue(m.Value),
+				Prefix: boolValue(m.Prefix, priorPrefix[rt.Name]),
+			})
+			diags.Append(d...)
+		}
 		obj, d := types.ObjectValueFrom(ctx, routeAttrTypes, routeModel{
 			Name: types.StringValue(rt.Name), Version: types.Int64Value(rt.Version),
 			UpstreamURL: types.StringValue(rt.UpstreamURL), Weight: types.Int64Value(int64(rt.Weight)),
+			Match: match,
 		})
 		diags.Append(d...)
 		elems = append(elems, obj)
@@ -621,10 +697,16 @@ func routesFrom(ctx context.Context, l types.List) ([]registry.Route, diag.Diagn
 	diags := l.ElementsAs(ctx, &rs, false)
 	out := make([]registry.Route, 0, len(rs))
 	for _, rt := range rs {
-		out = append(out, registry.Route{
+		r := registry.Route{
 			Name: rt.Name.ValueString(), Version: rt.Version.ValueInt64(),
 			UpstreamURL: rt.UpstreamURL.ValueString(), Weight: int(rt.Weight.ValueInt64()),
-		})
+		}
+		if isKnown(rt.Match) {
+			var m matchModel
+			diags.Append(rt.Match.As(ctx, &m, objectAsOptions)...)
+			r.Match = &registry.RouteMatch{Header: m.Header.ValueString(), Value: m.Value.ValueString(), Prefix: m.Prefix.ValueBool()}
+		}
+		out = append(out, r)
 	}
 	return out, diags
 }

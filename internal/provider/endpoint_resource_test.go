@@ -93,6 +93,7 @@ func TestAccEndpoint_basic(t *testing.T) {
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1), knownvalue.ObjectExact(map[string]knownvalue.Check{
 						"name": knownvalue.StringExact("canary"), "version": knownvalue.Int64Exact(2),
 						"upstream_url": knownvalue.StringExact("http://canary.internal:8080"), "weight": knownvalue.Int64Exact(10),
+						"match": knownvalue.Null(),
 					})),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard").AtMapKey("max_error_rate"), knownvalue.Float64Exact(0.05)),
 				},
@@ -406,6 +407,7 @@ func TestEndpointGuardRateIsOneError(t *testing.T) {
 		attrs["route"] = tftypes.NewValue(routesType, []tftypes.Value{tftypes.NewValue(routesType.ElementType, map[string]tftypes.Value{
 			"name": tftypes.NewValue(tftypes.String, "stable"), "version": tftypes.NewValue(tftypes.Number, 1),
 			"upstream_url": tftypes.NewValue(tftypes.String, "http://stable:8080"), "weight": tftypes.NewValue(tftypes.Number, 100),
+			"match": tftypes.NewValue(routesType.ElementType.(tftypes.Object).AttributeTypes["match"], nil),
 		})})
 		attrs["guard"] = tftypes.NewValue(guardType, map[string]tftypes.Value{
 			"max_error_rate": tftypes.NewValue(tftypes.Number, rate),

@@ -84,6 +84,20 @@ func headerNameValidator() validator.String {
 	}
 }
 
+func matchHeaderValidator() validator.String {
+	return registryStringValidator{
+		desc:  "must be an HTTP header name and " + registry.MatchHeaderRule,
+		check: func(v string) error { return registry.ValidateMatchHeader("header", v) },
+	}
+}
+
+func matchValueValidator() validator.String {
+	return registryStringValidator{
+		desc:  "must be a non-empty header value",
+		check: func(v string) error { return registry.ValidateMatchValue("value", v) },
+	}
+}
+
 // durationValidator accepts a Go duration greater than zero ("30m", "24h").
 type durationValidator struct{}
 

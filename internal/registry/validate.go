@@ -510,26 +510,44 @@ func (m *RouteMatch) Validate(field string) error {
 	if m == nil {
 		return nil
 	}
-	if m.Header == "" {
-		return FieldError(field+".header", "required", "is required")
+	if err := ValidateMatchHeader(field+".header", m.Header); err != nil {
+		return err
 	}
-	if !headerNamePattern.MatchString(m.Header) {
-		return FieldError(field+".header", "header_name", "%q must be an HTTP header name", m.Header)
+	return ValidateMatchValue(field+".value", m.Value)
+}
+
+// ValidateMatchHeader checks the header a route matches on.
+func ValidateMatchHeader(field, h string) error {
+	if h == "" {
+		return FieldError(field, "required", "is required")
 	}
-	c := http.CanonicalHeaderKey(m.Header)
+	if !headerNamePattern.MatchString(h) {
+		return FieldError(field, "header_name", "%q must be an HTTP header name", h)
+	}
+	c := http.CanonicalHeaderKey(h)
 	if unmatchableHeaders[c] || strings.HasPrefix(c, "Proxy-") || strings.HasPrefix(c, "X-Mlregistry-") {
-		return FieldError(field+".header", "match_header", "%q %s", m.Header, MatchHeaderRule)
+		return FieldError(field, "match_header", "%q %s", h, MatchHeaderRule)
 	}
-	if m.Value == "" {
-		return FieldError(field+".value", "required", "must not be empty")
+	return nil
+}
+
+// ValidateMatchValue checks the value a route's header match compares.
+func ValidateMatchValue(field, v string) error {
+	if v == "" {
+		return FieldError(field, "required", "must not be empty")
 	}
-	if len(m.Value) > MaxMatchValueLen {
-		return FieldError(field+".value", "max_length", "must be at most %d bytes", MaxMatchValueLen)
+	if len(v) > MaxMatchValueLen {
+		return FieldError(field, "max_length", "must be at most %d bytes", MaxMatchValueLen)
 	}
-	for i := 0; i < len(m.Value); i++ {
-		if c := m.Value[i]; c < 0x20 || c == 0x7f {
-			return FieldError(field+".value", "header_value", "must be a header value: printable characters, no control characters")
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return FieldError(field, "header_value", "must be a header value: printable characters, no control characters")
 		}
+	}
+	// HTTP drops the spaces around a header value, so a request could
+	// never carry such a value.
+	if v[0] == ' ' || v[len(v)-1] == ' ' {
+		return FieldError(field, "header_value", "must not start or end with a space")
 	}
 	return nil
 }

@@ -172,6 +172,8 @@ func TestValidateRouteMatch(t *testing.T) {
 		{"own hops", m("X-Mlregistry-Hops", "1"), "routes[1].match.header", "match_header"},
 		{"empty value", m("X-Canary", ""), "routes[1].match.value", "required"},
 		{"control value", m("X-Canary", "a\nb"), "routes[1].match.value", "header_value"},
+		{"spaced value", m("X-Canary", " always"), "routes[1].match.value", "header_value"},
+		{"inner space", m("X-Canary", "team a"), "", ""},
 		{"long value", m("X-Canary", strings.Repeat("v", MaxMatchValueLen+1)), "routes[1].match.value", "max_length"},
 	}
 	for _, tt := range tests {
