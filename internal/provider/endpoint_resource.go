@@ -187,7 +187,7 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 							Validators:          []validator.String{stageValidator()},
 						},
 						"version": schema.Int64Attribute{
-							MarkdownDescription: "The model version this route serves; sent back in the `X-Model-Version` response header. A flagged version is refused unless the route's weight is 0.",
+							MarkdownDescription: "The model version this route serves; sent back in the `X-Model-Version` response header. A flagged version is refused unless the route's weight is 0 and it has no `match`.",
 							Required:            true,
 							Validators:          []validator.Int64{int64validator.AtLeast(1)},
 						},

@@ -503,7 +503,7 @@ var unmatchableHeaders = map[string]bool{
 }
 
 // MatchHeaderRule says which headers a route match refuses.
-const MatchHeaderRule = "must not be a hop-by-hop header (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*), Host, Authorization, Cookie Content-Length or a header the gateway sets (X-Model-Version, X-Route, X-Mlregistry-*, X-Request-Id, X-Forwarded-*, Forwarded)"
+const MatchHeaderRule = "must not be a hop-by-hop header (Connection, Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*), Host, Authorization, Cookie, Content-Length or a header the gateway sets (X-Model-Version, X-Route, X-Mlregistry-*, X-Request-Id, X-Forwarded-*, Forwarded)"
 
 // Validate checks a route's header match (nil means none).
 func (m *RouteMatch) Validate(field string) error {
