@@ -588,6 +588,9 @@ func (b *builder) moveWarnings() {
 			if mv.Stage == "production" && mv.To == nil && (mv.Action == ActionDelete || mv.Action == ActionReplace) {
 				b.warn(warnf(WarnProduction, mv.Address, "Destroying `%s` unassigns production of %q (now %s).", mv.Address, mv.Model, mv.From))
 			}
+			if w := mv.WholePlan; w != nil && w.Outcome == Unknown && len(w.Needs) > 0 {
+				b.warn(warnf(WarnOrdering, mv.Address, "Stage %s of %q gets a version not known until apply; %s, or Terraform may assign both together and the registry refuses the move.", mv.Stage, mv.Model, w.Advice))
+			}
 			if w := mv.WholePlan; w != nil && w.Outcome == Fail {
 				fix := w.Advice
 				if fix == "" {

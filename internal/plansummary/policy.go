@@ -101,7 +101,23 @@ func (b *builder) judge(m *ModelSummary, mv *StageMove, policies map[string]regi
 		return &Verdict{Outcome: Unknown, Message: "not checked: the model's stage policies are not known (" + b.f.offline + ")"}
 	}
 	if mv.To.New == "" && mv.To.Version == 0 {
-		return &Verdict{Outcome: Unknown, Message: "not checked: which version this stage gets is unknown until apply"}
+		v := &Verdict{Outcome: Unknown, Message: "not checked: which version this stage gets is unknown until apply"}
+		// Which version it is cannot be judged, but when the policy needs
+		// a stage this plan also assigns, the two must be applied in order:
+		// Terraform applies unordered resources together, and the registry
+		// judges require_stage against the history as it is at that moment.
+		if p, ok := policies[mv.Stage]; ok && p.RequireStage != "" {
+			for _, o := range m.Stages {
+				if o != mv && o.To != nil && o.Stage == p.RequireStage && !b.ix.dependsOn(mv.Address, o.Address) {
+					v.Needs = append(v.Needs, o.Address)
+				}
+			}
+			if len(v.Needs) > 0 {
+				v.Advice = fmt.Sprintf("its policy needs the version to have held %s, which %s assigns in this plan, but nothing orders the two: add `depends_on = [%s]` to `%s`",
+					p.RequireStage, codeList(v.Needs), strings.Join(v.Needs, ", "), configAddress(mv.Address))
+			}
+		}
+		return v
 	}
 	pv := b.versionInfo(m.Name, mv.To, "stage policy check of the "+mv.Stage+" move")
 	if pv == nil {

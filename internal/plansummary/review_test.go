@@ -84,3 +84,31 @@ func TestVerdict_erroredPlanCannotApply(t *testing.T) {
 		t.Errorf("--fail-on error on an errored plan: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestWholePlan_unknownVersionsUnordered: staging and production are both
+// assigned versions chosen through a lookup (unknown until apply), the
+// production policy needs staging first, and nothing orders the two
+// assignments. The summary cannot judge the move, but it warns that
+// Terraform may apply both together; with depends_on the warning goes.
+func TestWholePlan_unknownVersionsUnordered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	config := func(dependsOn string) string {
+		return modelHCL("churn", prodPolicy, "auc = 0.9", "auc = 0.93") + `
+locals {
+  releases = { 1 = mlregistry_model_version.churn_v1.version, 2 = mlregistry_model_version.churn_v2.version }
+}
+` + stageHCL("churn", "staging", "local.releases[1]", "") + stageHCL("churn", "production", "local.releases[1]", dependsOn)
+	}
+	const want = "nothing orders the two"
+	md := e.summarise(e.planJSON(config("")), "markdown")
+	if !strings.Contains(md, want) || !strings.Contains(md, "depends_on = [mlregistry_stage_assignment.churn_staging]") {
+		t.Errorf("unordered: the summary does not warn about the order:\n%s", md)
+	}
+	md = e.summarise(e.planJSON(config("  depends_on = [mlregistry_stage_assignment.churn_staging]\n")), "markdown")
+	if strings.Contains(md, want) {
+		t.Errorf("ordered with depends_on: the summary still warns:\n%s", md)
+	}
+	// As ordered, the apply works.
+	e.apply(config("  depends_on = [mlregistry_stage_assignment.churn_staging]\n"))
+}
