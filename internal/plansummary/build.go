@@ -103,9 +103,28 @@ type endpointVals struct {
 }
 
 type routeVals struct {
-	Name    string `json:"name"`
-	Version *int64 `json:"version"`
-	Weight  *int64 `json:"weight"`
+	Name    string     `json:"name"`
+	Version *int64     `json:"version"`
+	Weight  *int64     `json:"weight"`
+	Match   *matchVals `json:"match"`
+}
+
+type matchVals struct {
+	Header *string `json:"header"`
+	Value  *string `json:"value"`
+	Prefix *bool   `json:"prefix"`
+}
+
+// String is the match as a reviewer reads it ("" for none).
+func (m *matchVals) String() string {
+	if m == nil {
+		return ""
+	}
+	op := "="
+	if m.Prefix != nil && *m.Prefix {
+		op = "starts with"
+	}
+	return "`" + deref(m.Header) + "` " + op + " `" + deref(m.Value) + "`"
 }
 
 type guardVals struct {
@@ -639,7 +658,7 @@ func (b *builder) endpointChanges() error {
 		byName := map[string]*RouteShift{}
 		unknownRoutes := b.unknownRouteVersions(rc)
 		for i, r := range after.routes() {
-			rs := &RouteShift{Name: r.Name, WeightTo: r.Weight}
+			rs := &RouteShift{Name: r.Name, WeightTo: r.Weight, MatchTo: r.Match.String()}
 			if r.Version != nil {
 				rs.VersionTo = &VersionRef{Version: *r.Version}
 			} else if unknownRoutes[i] {
@@ -658,22 +677,32 @@ func (b *builder) endpointChanges() error {
 				ec.Routes = append(ec.Routes, rs)
 			}
 			rs.WeightFrom = r.Weight
+			rs.MatchFrom = r.Match.String()
 			if r.Version != nil {
 				rs.VersionFrom = &VersionRef{Version: *r.Version}
 			}
 		}
 		for _, rs := range ec.Routes {
-			if rs.WeightTo == nil || *rs.WeightTo == 0 || rs.VersionTo == nil {
+			if rs.VersionTo == nil {
 				continue
 			}
-			moved := rs.WeightFrom == nil || *rs.WeightTo > *rs.WeightFrom || !rs.VersionTo.equal(rs.VersionFrom)
-			if !moved {
+			newVersion := !rs.VersionTo.equal(rs.VersionFrom)
+			weighted := rs.WeightTo != nil && *rs.WeightTo > 0 && (rs.WeightFrom == nil || *rs.WeightTo > *rs.WeightFrom || newVersion)
+			// A matched route gets its requests whatever its weight, so the
+			// registry refuses a match on a flagged version even at weight 0.
+			matched := rs.MatchTo != "" && (rs.MatchFrom == "" || newVersion)
+			if !weighted && !matched {
 				continue
 			}
 			if pv := b.versionInfo(ec.Model, rs.VersionTo, "whether route "+rs.Name+" of endpoint "+ec.Name+" serves a flagged version"); pv != nil && pv.flagged {
 				rs.FlaggedTo = true
-				b.fail(ErrFlagged, rc.Address, fmt.Sprintf("Endpoint %q sends %d%% of its traffic (route %s) to %s, which is flagged: the registry refuses it.", ec.Name, *rs.WeightTo, rs.Name, rs.VersionTo),
-					fmt.Sprintf("set the weight of route %s to 0 (or remove the route) and give its weight to a route to an unflagged version", rs.Name))
+				if weighted {
+					b.fail(ErrFlagged, rc.Address, fmt.Sprintf("Endpoint %q sends %d%% of its traffic (route %s) to %s, which is flagged: the registry refuses it.", ec.Name, *rs.WeightTo, rs.Name, rs.VersionTo),
+						fmt.Sprintf("set the weight of route %s to 0 (or remove the route) and give its weight to a route to an unflagged version", rs.Name))
+				} else {
+					b.fail(ErrFlagged, rc.Address, fmt.Sprintf("Endpoint %q sends the requests whose %s (route %s) to %s, which is flagged: the registry refuses it, even at weight 0.", ec.Name, rs.MatchTo, rs.Name, rs.VersionTo),
+						fmt.Sprintf("remove the match block of route %s (or point the route at an unflagged version)", rs.Name))
+				}
 			}
 		}
 		if act == ActionUpdate && hasB && before.Guard != nil && hasA && after.Guard == nil {

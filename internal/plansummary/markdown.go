@@ -282,6 +282,18 @@ func writeEndpoint(b *strings.Builder, e *EndpointChange) {
 		_ = tw.Flush() // writes to a strings.Builder, which cannot fail
 		b.WriteString("```\n")
 		for _, r := range e.Routes {
+			switch {
+			case r.MatchFrom == r.MatchTo && r.MatchTo != "":
+				fmt.Fprintf(b, "- route %s: header match %s (matched requests go to it whatever the weights)\n", r.Name, r.MatchTo)
+			case r.MatchFrom == "" && r.MatchTo != "":
+				fmt.Fprintf(b, "- route %s: header match added: %s (matched requests go to it whatever the weights)\n", r.Name, r.MatchTo)
+			case r.MatchFrom != "" && r.MatchTo == "":
+				fmt.Fprintf(b, "- route %s: header match removed: %s (its requests go by weight)\n", r.Name, r.MatchFrom)
+			case r.MatchFrom != r.MatchTo:
+				fmt.Fprintf(b, "- route %s: header match %s -> %s\n", r.Name, r.MatchFrom, r.MatchTo)
+			}
+		}
+		for _, r := range e.Routes {
 			if r.PolicyNote != "" {
 				fmt.Fprintf(b, "- route %s (stage %s): %s\n", r.Name, e.StageTo, r.PolicyNote)
 			}

@@ -200,6 +200,9 @@ type RouteShift struct {
 	WeightFrom  *int64      `json:"weight_from,omitempty"`
 	WeightTo    *int64      `json:"weight_to,omitempty"`
 	FlaggedTo   bool        `json:"flagged_to,omitempty"`
+	// MatchFrom and MatchTo are the route's header match ("" for none).
+	MatchFrom string `json:"match_from,omitempty"`
+	MatchTo   string `json:"match_to,omitempty"`
 	// PolicyNote says when the stage policy of the endpoint's stage is
 	// checked for this route's version.
 	PolicyNote string `json:"policy_note,omitempty"`
