@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -112,5 +114,34 @@ func TestGuardRemovesFailingMatch(t *testing.T) {
 	const msg = "route canary: error rate 1.00 over 20 requests in 5m exceeded 0.05; removed its header match, so matched requests go by weight"
 	if calls[0].message != msg {
 		t.Errorf("message %q\nwant    %q", calls[0].message, msg)
+	}
+}
+
+// TestHeaderMatchRawCase: header names are matched in any case as they
+// arrive on the wire, on the fast lane (GET) and on net/http (POST).
+func TestHeaderMatchRawCase(t *testing.T) {
+	canary := rt("canary", 2, upstream(t, "canary").URL, 0)
+	canary.Match = &registry.RouteMatch{Header: "X-CANARY", Value: "always"}
+	h := newHarness(t, newMemSource(endpointOf("e", rt("stable", 1, upstream(t, "stable").URL, 100), canary)), nil)
+	for _, head := range []string{
+		"GET /serve/e/ HTTP/1.1\r\nHost: x\r\nx-canary: always\r\nConnection: close\r\n\r\n",
+		"POST /serve/e/ HTTP/1.1\r\nHost: x\r\nx-cAnArY: always\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+	} {
+		c, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		c.Close()
+		if got := res.Header.Get("X-Route"); res.StatusCode != http.StatusOK || got != "canary" {
+			t.Errorf("%q: status %d route %q, want canary", strings.SplitN(head, "\r\n", 2)[0], res.StatusCode, got)
+		}
 	}
 }
