@@ -113,7 +113,19 @@ drift. The list shows observed weights.`,
 					}
 					t.strs("  "+rt.Name, fmt.Sprint(rt.Version), conf, fmt.Sprintf("%d%%", rt.Weight), rt.UpstreamURL)
 				}
-				return t.flush()
+				if err := t.flush(); err != nil {
+					return err
+				}
+				for _, rt := range e.Routes {
+					if m := rt.Match; m != nil {
+						op := "is"
+						if m.Prefix {
+							op = "starts with"
+						}
+						fmt.Fprintf(w, "Route %s also takes every request whose %s %s %q, whatever the weights.\n", rt.Name, m.Header, op, m.Value)
+					}
+				}
+				return nil
 			})
 		},
 	})
