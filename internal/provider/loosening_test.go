@@ -78,10 +78,11 @@ func TestAccTerraformCLI_looseningWarnings(t *testing.T) {
 	w.writeConfig(looseningConfig(r.URL, strictProduction, "    min_metrics = { auc = 0.8 }\n", strictGuard))
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
 
-	loosened := `    require_stage = "staging"
-    min_soak      = "12h"
-    min_metrics   = { recall = 0.6 }
-    max_metrics   = { latency_ms = 80 }
+	loosened := `    require_stage           = "staging"
+    min_soak                = "12h"
+    min_metrics             = { recall = 0.6 }
+    max_metrics             = { latency_ms = 80 }
+    require_signature_match = false
 `
 	weaker := `  guard {
     max_error_rate = 0.2
@@ -96,7 +97,7 @@ func TestAccTerraformCLI_looseningWarnings(t *testing.T) {
 		"Warning: Loosens the production stage policy: min_metrics.recall 0.7 -> 0.6",
 		"Warning: Loosens the production stage policy: max_metrics.latency_ms 50 -> 80",
 		"Warning: Loosens the production stage policy: min_soak 24h -> 12h",
-		"Warning: Loosens the production stage policy: require_signature_match true -> removed",
+		"Warning: Loosens the production stage policy: require_signature_match true -> false",
 		"Warning: Loosens the staging stage policy: stage_policy {min_metrics.auc=0.8} -> removed",
 		"Warning: Weakens the endpoint guard: guard.max_error_rate 0.05 -> 0.2",
 		"Warning: Weakens the endpoint guard: guard.window 5m -> 10m",

@@ -603,12 +603,16 @@ func (r *modelVersionResource) duplicateArtifact(ctx context.Context, model stri
 				"a registration that was committed but not answered? It is adopted into this resource's state instead of being registered again. "+
 				"If another resource also manages version %d, remove one of them: two resources must not manage one version.", n, model, n)
 	}
-	return nil, summary, fmt.Sprintf("%s\n\nVersion %d records this checksum with a different %s, and a model holds each artifact once.\n\n"+
+	fields := "this field differs"
+	if len(differ) > 1 {
+		fields = "these fields differ"
+	}
+	return nil, summary, fmt.Sprintf("%s\n\nVersion %d records this checksum, but %s from this resource's: %s. A model holds each artifact once.\n\n"+
 		"If this resource is replacing version %d, it has create_before_destroy, which registers the replacement before deleting the old version: "+
 		"remove create_before_destroy from this resource's lifecycle block, and Terraform deletes version %d first.\n\n"+
 		"If version %d was registered outside this configuration, import it instead and make the configuration match it: "+
 		"terraform import <this resource's address> %s/%d, or an import block with id = \"%s/%d\".",
-		err, n, strings.Join(differ, ", "), n, n, n, model, n, model, n)
+		err, n, fields, strings.Join(differ, ", "), n, n, n, model, n, model, n)
 }
 
 // adopt makes an existing version that records the planned artifact (and

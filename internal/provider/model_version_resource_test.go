@@ -388,7 +388,7 @@ resource "mlregistry_model_version" "v" {
 			{
 				// The version being replaced is in state: no advice to import.
 				Config: cbd("s3://models/fraud/b.onnx"),
-				ExpectError: expectError("Artifact already registered as version 1", "different source",
+				ExpectError: expectError("Artifact already registered as version 1", "this field differs from this resource's: source.",
 					"remove create_before_destroy from this resource's lifecycle block"),
 			},
 			{
@@ -410,7 +410,7 @@ resource "mlregistry_model_version" "outside" {
   format   = "onnx"
 }
 `,
-				ExpectError: expectError("Artifact already registered as version 2", "different source", "terraform import", "fraud/2", "import block"),
+				ExpectError: expectError("Artifact already registered as version 2", "this field differs from this resource's: source.", "terraform import", "fraud/2", "import block"),
 			},
 			{
 				PreConfig: func() { must(t, apiClient(t, r).DeleteVersion(context.Background(), "fraud", 2, 0)) },

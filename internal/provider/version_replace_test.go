@@ -386,7 +386,7 @@ resource "mlregistry_model_version" "w" {
 }
 `)
 	out, err = w.run(ctx, "apply", "-auto-approve", "-input=false")
-	if err == nil || !expectError("Artifact already registered as version 2", "different source", "terraform import", "fraud/2").MatchString(out) {
+	if err == nil || !expectError("Artifact already registered as version 2", "this field differs from this resource's: source.", "terraform import", "fraud/2").MatchString(out) {
 		t.Fatalf("apply of a different artifact with a registered checksum: %v\n%s", err, out)
 	}
 	must(t, c.DeleteVersion(ctx, "fraud", 2, 0))

@@ -97,7 +97,7 @@ func stageLoosenings(stage string, b, a StagePolicy) []Loosening {
 		}
 	}
 	if b.RequireSignatureMatch && !a.RequireSignatureMatch {
-		add("require_signature_match", "true", Removed)
+		add("require_signature_match", "true", "false")
 	}
 	slices.SortStableFunc(out, func(x, y Loosening) int { return cmp.Compare(x.Rule, y.Rule) })
 	return out

@@ -52,7 +52,7 @@ func TestPolicyLoosenings(t *testing.T) {
 		{"soak added", with(func(p *StagePolicy) { p.MinSoak = "" }), base, nil},
 		{"require_stage dropped", base, with(func(p *StagePolicy) { p.RequireStage = ""; p.MinSoak = "" }), []Loosening{l("min_soak", "24h", "removed"), l("require_stage", "staging", "removed")}},
 		{"require_stage changed", base, with(func(p *StagePolicy) { p.RequireStage = "canary" }), []Loosening{l("require_stage", "staging", "canary")}},
-		{"signature match dropped", base, with(func(p *StagePolicy) { p.RequireSignatureMatch = false }), []Loosening{l("require_signature_match", "true", "removed")}},
+		{"signature match dropped", base, with(func(p *StagePolicy) { p.RequireSignatureMatch = false }), []Loosening{l("require_signature_match", "true", "false")}},
 		{"whole stage policy removed", base, map[string]StagePolicy{}, []Loosening{l("stage_policy",
 			"{require_stage=staging, min_soak=24h, min_metrics.auc=0.85, min_metrics.recall=0.7, max_metrics.latency_ms=50, require_signature_match=true}", "removed")}},
 		{"empty stage policy removed", map[string]StagePolicy{"dev": {}}, nil, nil},
