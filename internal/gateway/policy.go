@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"syscall"
@@ -66,30 +65,3 @@ func (c *policy) control(_, address string, _ syscall.RawConn) error {
 	}
 	return c.check(ap)
 }
-
-// hopHeader counts how many mlregistry gateways a request passed; a
-// request that already passed maxHops is refused with 508 Loop Detected,
-// so an endpoint that points back at a gateway (directly, or through a
-// name or a load balancer the policy cannot recognise) ends after a few
-// hops instead of opening connections until descriptors run out.
-const (
-	hopHeader = "X-Mlregistry-Hops"
-	maxHops   = 3
-)
-
-// hops is the request's hop count; ok is false when the header is
-// malformed or past maxHops.
-func hops(h http.Header) (n int, ok bool) {
-	vv := h[hopHeader]
-	if len(vv) == 0 {
-		return 0, true
-	}
-	if len(vv) != 1 || len(vv[0]) != 1 || vv[0][0] < '0' || vv[0][0] > '9' {
-		return 0, false
-	}
-	n = int(vv[0][0] - '0')
-	return n, n < maxHops
-}
-
-// hopValues are the outgoing hop header values, shared by every request.
-var hopValues = [maxHops + 1][]string{{"1"}, {"2"}, {"3"}, {"4"}}
