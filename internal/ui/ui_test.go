@@ -306,3 +306,37 @@ func TestVersionsPagination(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointRouteMatch: a route that takes requests by a header shows
+// the header, the value and whether it is a prefix next to the route, so
+// the page tells why a request went to the canary whatever the weights.
+func TestEndpointRouteMatch(t *testing.T) {
+	reg := apptest.Start(t)
+	seed(t, reg)
+	admin := reg.AdminToken
+	api(t, reg, "POST", "/api/v1/endpoints", admin, map[string]any{
+		"name": "churn-beta", "model": "churn",
+		"routes": []map[string]any{
+			{"name": "stable", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100},
+			{"name": "beta", "version": 4, "upstream_url": "http://127.0.0.1:9", "weight": 0,
+				"match": map[string]any{"header": "X-Cohort", "value": "beta-", "prefix": true}},
+			{"name": "team", "version": 4, "upstream_url": "http://127.0.0.1:9", "weight": 0,
+				"match": map[string]any{"header": "X-Team", "value": "ds"}},
+		},
+	}, http.StatusCreated)
+	c := browser(t)
+	login(t, c, reg.URL, reg.Token(t, "viewer", registry.ScopeRead))
+	p := get(t, c, reg.URL+"/ui/endpoints/churn-beta")
+	if p.status != 200 {
+		t.Fatalf("endpoint page = %d: %s", p.status, p.body)
+	}
+	for _, want := range []string{
+		`<td>beta<div class="match">when <code>X-Cohort</code> starts with <code>beta-</code></div></td>`,
+		`<td>team<div class="match">when <code>X-Team</code> is <code>ds</code></div></td>`,
+		`<td>stable</td>`,
+	} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("endpoint page lacks %q:\n%s", want, p.body)
+		}
+	}
+}
