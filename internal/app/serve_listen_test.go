@@ -136,7 +136,7 @@ func testServeListen(t *testing.T, dsn string) {
 	}
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	m := regexp.MustCompile(`mlregistry_gateway_requests_total\{code_class="2xx",endpoint="ep",route="blue"\} (\d+)`).FindSubmatch(b)
+	m := regexp.MustCompile(`mlregistry_gateway_requests_total\{code_class="2xx",endpoint="ep",route="blue",version="\d+"\} (\d+)`).FindSubmatch(b)
 	if m == nil {
 		t.Fatalf("no gateway request count for ep/blue in /metrics")
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,10 +123,22 @@ func TestClientFramingErrorsAreTheClients(t *testing.T) {
 			if calls := src.degradedCalls(); len(calls) != 0 {
 				t.Fatalf("client framing errors marked the endpoint degraded: %+v", calls)
 			}
-			for _, name := range []string{"stable", "canary"} {
-				if n := counterValue(t, h.gw.metrics.upErrors.WithLabelValues("g", name)); n != 0 {
+			var client float64
+			for i, name := range []string{"stable", "canary"} {
+				v := strconv.Itoa(i + 1)
+				if n := counterValue(t, h.gw.metrics.upErrors.WithLabelValues("g", name, v)); n != 0 {
 					t.Errorf("route %s counted %v upstream errors for client framing errors", name, n)
 				}
+				for _, class := range []string{"5xx", "transport"} {
+					if n := counterValue(t, h.gw.metrics.requests.WithLabelValues("g", name, v, class)); n != 0 {
+						t.Errorf("route %s counted %v requests as %s for client framing errors", name, n, class)
+					}
+				}
+				client += counterValue(t, h.gw.metrics.requests.WithLabelValues("g", name, v, "client"))
+			}
+			// Each request is counted once, as the client's.
+			if !c.cut && client != 15 {
+				t.Errorf("%v requests counted as client faults, want 15", client)
 			}
 		})
 	}

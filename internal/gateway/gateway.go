@@ -284,13 +284,21 @@ func (g *Gateway) install(eps []registry.Endpoint) {
 	}
 }
 
-// forgetGone drops the metric series of routes that left the table.
+// forgetGone drops the metric series of routes, and of route versions,
+// that left the table.
 func (g *Gateway) forgetGone(old, cur map[string]*endpoint) {
 	for name, oe := range old {
 		ne := cur[name]
 		for _, r := range oe.routes {
-			if ne == nil || ne.route(r.name) == nil {
-				g.metrics.forget(name, r.name)
+			var nr *route
+			if ne != nil {
+				nr = ne.route(r.name)
+			}
+			if nr == nil {
+				g.metrics.forgetRoute(name, r.name)
+			}
+			if nr == nil || nr.version != r.version {
+				g.metrics.forget(name, r.name, r.version)
 			}
 		}
 	}

@@ -645,13 +645,13 @@ func TestMetrics(t *testing.T) {
 	h := newHarness(t, src, nil)
 	counts := split(t, client(t), h.srv.URL+"/serve/e/", 200)
 
-	if got := counterValue(t, h.gw.metrics.requests.WithLabelValues("e", "ok", "2xx")); int(got) != counts["ok"] {
+	if got := counterValue(t, h.gw.metrics.requests.WithLabelValues("e", "ok", "1", "2xx")); int(got) != counts["ok"] {
 		t.Errorf("requests{ok,2xx} = %v, want %d", got, counts["ok"])
 	}
-	if got := counterValue(t, h.gw.metrics.requests.WithLabelValues("e", "bad", "5xx")); int(got) != counts["bad"] {
+	if got := counterValue(t, h.gw.metrics.requests.WithLabelValues("e", "bad", "2", "5xx")); int(got) != counts["bad"] {
 		t.Errorf("requests{bad,5xx} = %v, want %d", got, counts["bad"])
 	}
-	if got := counterValue(t, h.gw.metrics.upErrors.WithLabelValues("e", "bad")); int(got) != counts["bad"] {
+	if got := counterValue(t, h.gw.metrics.upErrors.WithLabelValues("e", "bad", "2")); int(got) != counts["bad"] {
 		t.Errorf("upstream_errors{bad} = %v, want %d", got, counts["bad"])
 	}
 	if n := seriesCount(t, h.reg, "mlregistry_gateway_request_duration_seconds", "mlregistry_gateway_guard_rollbacks_total"); n != 4 { // a histogram and a rollback counter per route

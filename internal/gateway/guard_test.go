@@ -196,7 +196,7 @@ func TestGuardTransportErrorsCount(t *testing.T) {
 		get(t, c, h.srv.URL+"/serve/e/")
 		return len(src.rollbackCalls()) == 1
 	})
-	if got := counterValue(t, h.gw.metrics.upErrors.WithLabelValues("e", "dead")); got < 5 {
+	if got := counterValue(t, h.gw.metrics.upErrors.WithLabelValues("e", "dead", "1")); got < 5 {
 		t.Errorf("upstream_errors_total{dead} = %v", got)
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -16,26 +17,52 @@ type metrics struct {
 	rollbacks *prometheus.CounterVec
 }
 
-// codeClasses are the code_class label values, indexed by status/100.
-// Index 0 is unused: a request that got no upstream answer is counted
-// under the status the gateway answered with (502 or 504).
-var codeClasses = [6]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
+// codeClasses are the code_class label values: indexes 1..5 by
+// status/100 of the answer the upstream gave, then the two outcomes where
+// the upstream's status is not what the request is judged by. A request
+// that got no usable answer (connection error, timeout, a body broken off)
+// is classTransport, not the 502/504 the gateway answered with, so an
+// upstream that answers 5xx and one that cannot be reached stay apart. A
+// request the client broke (its framing, or it went away) is classClient:
+// the upstream is not to blame, and the guard ignores it too.
+var codeClasses = [numClasses]string{"", "1xx", "2xx", "3xx", "4xx", "5xx", "transport", "client"}
+
+const (
+	classTransport = 6
+	classClient    = 7
+	numClasses     = 8
+)
+
+// outcomeClass is the codeClasses index o is counted under.
+func outcomeClass(o outcome) int {
+	switch {
+	case o.clientGone || o.clientFault:
+		return classClient
+	case o.upstreamErr:
+		return classTransport
+	}
+	class := o.status / 100
+	if class < 1 || class > 5 {
+		class = 5
+	}
+	return class
+}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mlregistry_gateway_requests_total",
-			Help: "Requests proxied by the gateway, by endpoint, route and response code class.",
-		}, []string{"endpoint", "route", "code_class"}),
+			Help: "Requests proxied by the gateway, by endpoint, route, model version and outcome: the upstream's status class, transport (no usable upstream answer) or client (the client broke the request).",
+		}, []string{"endpoint", "route", "version", "code_class"}),
 		upErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mlregistry_gateway_upstream_errors_total",
 			Help: "Requests whose upstream failed: transport errors, timeouts and 5xx answers.",
-		}, []string{"endpoint", "route"}),
+		}, []string{"endpoint", "route", "version"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mlregistry_gateway_request_duration_seconds",
-			Help:    "Time from receiving a request to the end of the proxied response.",
+			Help:    "Time from receiving a request to the end of the proxied response, by endpoint, route and model version.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"endpoint", "route"}),
+		}, []string{"endpoint", "route", "version"}),
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mlregistry_gateway_guard_rollbacks_total",
 			Help: "Times the guard moved a failing route's weight to another route.",
@@ -78,30 +105,40 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 
 // routeMetrics are one route's resolved label children.
 type routeMetrics struct {
-	requests  [6]prometheus.Counter
+	requests  [numClasses]prometheus.Counter
 	upErrors  prometheus.Counter
 	duration  prometheus.Observer
 	rollbacks prometheus.Counter
 }
 
-func (m *metrics) forRoute(endpoint, route string) *routeMetrics {
+// Labels come only from the configured table (endpoint, route and version
+// names), never from a request, so the series count is bounded by the
+// configuration.
+func (m *metrics) forRoute(endpoint, route string, version int64) *routeMetrics {
+	v := strconv.FormatInt(version, 10)
 	rm := &routeMetrics{
-		upErrors:  m.upErrors.WithLabelValues(endpoint, route),
-		duration:  m.duration.WithLabelValues(endpoint, route),
+		upErrors:  m.upErrors.WithLabelValues(endpoint, route, v),
+		duration:  m.duration.WithLabelValues(endpoint, route, v),
 		rollbacks: m.rollbacks.WithLabelValues(endpoint, route),
 	}
 	for i := 1; i < len(codeClasses); i++ {
-		rm.requests[i] = m.requests.WithLabelValues(endpoint, route, codeClasses[i])
+		rm.requests[i] = m.requests.WithLabelValues(endpoint, route, v, codeClasses[i])
 	}
 	return rm
 }
 
-// forget drops a route's series once it is no longer in the table, so a
-// deleted endpoint does not linger in /metrics.
-func (m *metrics) forget(endpoint, route string) {
-	l := prometheus.Labels{"endpoint": endpoint, "route": route}
+// forget drops the series of a route's version once the table no longer
+// serves it, so a deleted endpoint or a replaced version does not linger
+// in /metrics.
+func (m *metrics) forget(endpoint, route string, version int64) {
+	l := prometheus.Labels{"endpoint": endpoint, "route": route, "version": strconv.FormatInt(version, 10)}
 	m.requests.DeletePartialMatch(l)
 	m.upErrors.Delete(l)
 	m.duration.Delete(l)
-	m.rollbacks.Delete(l)
+}
+
+// forgetRoute drops what forget leaves: the series kept per route whatever
+// its version.
+func (m *metrics) forgetRoute(endpoint, route string) {
+	m.rollbacks.Delete(prometheus.Labels{"endpoint": endpoint, "route": route})
 }

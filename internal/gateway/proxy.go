@@ -196,11 +196,7 @@ func (g *Gateway) finish(ep *endpoint, rt *route, start time.Time, o outcome) {
 	end := g.now()
 	st := rt.st
 	m := st.metrics
-	class := o.status / 100
-	if class < 1 || class > 5 {
-		class = 5
-	}
-	m.requests[class].Inc()
+	m.requests[outcomeClass(o)].Inc()
 	if o.failed {
 		m.upErrors.Inc()
 	}

@@ -200,7 +200,7 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 		if or := old[key]; or != nil && (keepTripped || (!or.st.tripped.Load() && or.weight == r.weight)) {
 			r.st = or.st
 		} else {
-			r.st = &routeState{key: key, metrics: g.metrics.forRoute(e.Name, rc.Name)}
+			r.st = &routeState{key: key, metrics: g.metrics.forRoute(e.Name, rc.Name, rc.Version)}
 			if ce.guard != nil {
 				r.st.win = newWindow(ce.guard.window)
 			}

@@ -175,7 +175,7 @@ func testGateway(t *testing.T, db string) {
 	}
 
 	// The gateway's metrics listener counts what it proxied.
-	if _, body := get(t, metricsURL[1], ""); !regexp.MustCompile(`mlregistry_gateway_requests_total\{code_class="2xx",endpoint="a",route="blue"\} [1-9]`).MatchString(body) {
+	if _, body := get(t, metricsURL[1], ""); !regexp.MustCompile(`mlregistry_gateway_requests_total\{code_class="2xx",endpoint="a",route="blue",version="\d+"\} [1-9]`).MatchString(body) {
 		t.Fatalf("gateway /metrics lacks the requests to a:\n%s", body)
 	}
 
