@@ -200,9 +200,11 @@ func (g *Gateway) finish(ep *endpoint, rt *route, start time.Time, o outcome) {
 	if o.failed {
 		m.upErrors.Inc()
 	}
-	m.duration.Observe(end.Sub(start).Seconds())
+	took := end.Sub(start)
+	m.duration.Observe(took.Seconds())
 	if st.win != nil && !o.clientGone && !o.clientFault {
 		st.win.record(end, o.failed)
+		st.win.observe(end, took)
 		g.checkGuard(ep, rt, end, o.failed)
 	}
 }

@@ -38,6 +38,7 @@ const (
 type bucket struct {
 	reqs atomic.Uint64
 	errs atomic.Uint64
+	lat  [latencyBins]atomic.Uint64
 }
 
 func newWindow(d time.Duration) *window {

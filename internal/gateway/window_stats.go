@@ -1,10 +1,14 @@
 package gateway
 
+import "time"
+
 // RouteWindow is one route's requests and failures (5xx and transport
-// errors) inside its guard window, as this gateway counted them.
+// errors) inside its guard window, as this gateway counted them, and the
+// 99th percentile of their latency (zero without requests).
 type RouteWindow struct {
 	Route            string
 	Requests, Errors int64
+	P99              time.Duration
 }
 
 // GuardWindows reports the guard window of each route of endpoint, in the
@@ -26,6 +30,7 @@ func (g *Gateway) GuardWindows(endpoint string) []RouteWindow {
 		w := RouteWindow{Route: r.name}
 		if r.st != nil && r.st.win != nil {
 			w.Requests, w.Errors = r.st.win.totals(now)
+			w.P99, _ = latencyQuantile(0.99, r.st.win.latencies(now))
 		}
 		out = append(out, w)
 	}
