@@ -712,6 +712,11 @@ func (b *builder) endpointChanges() error {
 				b.warn(warnf(WarnLoosening, rc.Address, "Endpoint %q: %s: a failing route is rolled back later, or not at all.", ec.Name, l))
 			}
 		}
+		if (act == ActionUpdate || act == ActionReplace) && hasB && hasA && !unknownAt(rc.Change.AfterUnknown, "stage") {
+			for _, l := range registry.StageBindingLoosenings(ec.StageFrom, ec.StageTo) {
+				b.warn(warnf(WarnLoosening, rc.Address, "Endpoint %q: %s: its routes may then serve versions that policy refuses.", ec.Name, l))
+			}
+		}
 		if (act == ActionDelete || act == ActionReplace) && ec.StageFrom == "production" {
 			verb := "Destroying"
 			if act == ActionReplace {

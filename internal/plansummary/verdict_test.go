@@ -281,3 +281,40 @@ resource "mlregistry_endpoint" "churn" {
 		t.Errorf("held_not_moved errors: %q", held)
 	}
 }
+
+// TestSummary_stageUnbinding: an endpoint whose stage binding is removed
+// (or moved to another stage) is a loosening warning naming the endpoint
+// and the stage whose policy no longer checks its routes.
+func TestSummary_stageUnbinding(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	endpoint := func(stage string) string {
+		return fmt.Sprintf(`
+resource "mlregistry_endpoint" "churn" {
+  name  = "churn"
+  model = mlregistry_model.churn.name
+%s  route {
+    name         = "stable"
+    version      = mlregistry_model_version.churn_v1.version
+    upstream_url = "http://churn.internal:8080"
+    weight       = 100
+  }
+}
+`, stage)
+	}
+	model := modelHCL("churn", "  stage_policy {\n    stage       = \"production\"\n    min_metrics = { auc = 0.85 }\n  }\n", "auc = 0.9")
+	e.apply(model + endpoint("  stage = \"production\"\n"))
+
+	md := e.summarise(e.planJSON(model+endpoint("")), "markdown")
+	if want := `Endpoint "churn": Unbinds the endpoint from the production stage: its routes are no longer checked against the production stage policy (stage production -> removed)`; !strings.Contains(md, want) {
+		t.Errorf("summary lacks %q:\n%s", want, md)
+	}
+	md = e.summarise(e.planJSON(model+endpoint("  stage = \"staging\"\n")), "markdown")
+	if want := "(stage production -> staging)"; !strings.Contains(md, want) {
+		t.Errorf("summary lacks %q:\n%s", want, md)
+	}
+	md = e.summarise(e.planJSON(model+endpoint("  stage = \"production\"\n")), "markdown")
+	if strings.Contains(md, "Unbinds") {
+		t.Errorf("an unchanged binding warns:\n%s", md)
+	}
+}

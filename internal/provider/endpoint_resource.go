@@ -377,9 +377,13 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		}
 		if !plan.Name.Equal(state.Name) || !plan.Model.Equal(state.Model) {
 			state = nil // replaced: the new endpoint is a create
-		} else if warnGuardLoosenings(ctx, state.Guard, plan.Guard, &resp.Diagnostics); plan.Stage.Equal(state.Stage) && plan.Route.Equal(state.Route) &&
-			plan.StickyHeader.Equal(state.StickyHeader) && plan.Timeout.Equal(state.Timeout) && attrEquivalent(ctx, plan.Guard, state.Guard) {
-			return // nothing the registry would check changes
+		} else {
+			warnGuardLoosenings(ctx, state.Guard, plan.Guard, &resp.Diagnostics)
+			warnStageUnbinding(state, &plan, &resp.Diagnostics)
+			if plan.Stage.Equal(state.Stage) && plan.Route.Equal(state.Route) &&
+				plan.StickyHeader.Equal(state.StickyHeader) && plan.Timeout.Equal(state.Timeout) && attrEquivalent(ctx, plan.Guard, state.Guard) {
+				return // nothing the registry would check changes
+			}
 		}
 	}
 	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Timeout, plan.Route, plan.Guard} {
@@ -644,6 +648,20 @@ func warnGuardLoosenings(ctx context.Context, before, after types.Object, diags 
 			detail = "Without a guard the gateway no longer moves traffic away from a failing route."
 		}
 		diags.AddAttributeWarning(path.Root("guard"), l.String(), detail+" If that is intended, apply it; if not, restore the guard block.")
+	}
+}
+
+// warnStageUnbinding warns when the plan removes or changes the stage the
+// endpoint is bound to: the diff shows one attribute going away, not that
+// the registry stops checking the routes against that stage's policy.
+func warnStageUnbinding(state, plan *endpointResourceModel, diags *diag.Diagnostics) {
+	if state.Stage.IsUnknown() || plan.Stage.IsUnknown() {
+		return
+	}
+	for _, l := range registry.StageBindingLoosenings(state.Stage.ValueString(), plan.Stage.ValueString()) {
+		diags.AddAttributeWarning(path.Root("stage"), l.String(),
+			fmt.Sprintf("Endpoint %q then serves whatever versions its routes name, including ones the %s stage policy refuses. If that is intended, apply it; if not, restore stage = %q.",
+				plan.Name.ValueString(), l.Stage, l.Stage))
 	}
 }
 

@@ -133,3 +133,75 @@ func TestAccTerraformCLI_looseningWarnings(t *testing.T) {
 		t.Errorf("the tightening plan should update the model and endpoint:\n%s", out)
 	}
 }
+
+// TestAccTerraformCLI_stageUnbindingWarning: removing an endpoint's stage
+// binding (or binding it to another stage) stops the registry checking
+// its routes against that stage's policy; the plan says so, naming the
+// stage.
+func TestAccTerraformCLI_stageUnbindingWarning(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	delete(w.env, "TF_LOG")
+	delete(w.env, "TF_LOG_PATH")
+	r := startRegistry(t)
+	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
+	ctx := context.Background()
+	config := func(stage string) string {
+		return fmt.Sprintf(`
+terraform {
+  required_providers {
+    mlregistry = { source = "mlregistry/mlregistry" }
+  }
+}
+provider "mlregistry" {
+  address = %q
+}
+resource "mlregistry_model" "churn" {
+  name = "churn"
+  stage_policy {
+    stage       = "production"
+    min_metrics = { auc = 0.8 }
+  }
+}
+resource "mlregistry_model_version" "v1" {
+  model    = mlregistry_model.churn.name
+  source   = "s3://models/churn/1/model.onnx"
+  checksum = %q
+  format   = "onnx"
+  metrics  = { auc = 0.9 }
+}
+resource "mlregistry_endpoint" "churn" {
+  name  = "churn"
+  model = mlregistry_model.churn.name
+%s  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = "http://stable:8080"
+    weight       = 100
+  }
+}
+`, r.URL, checksum(1), stage)
+	}
+	w.writeConfig(config("  stage = \"production\"\n"))
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	w.writeConfig(config(""))
+	out := w.mustRun(ctx, "plan", "-input=false")
+	if want := "Warning: Unbinds the endpoint from the production stage: its routes are no longer checked against the production stage policy (stage production -> removed)"; !strings.Contains(out, want) {
+		t.Errorf("plan lacks %q:\n%s", want, out)
+	}
+	if !strings.Contains(out, `Endpoint "churn"`) {
+		t.Errorf("the warning does not name the endpoint:\n%s", out)
+	}
+
+	w.writeConfig(config("  stage = \"staging\"\n"))
+	out = w.mustRun(ctx, "plan", "-input=false")
+	if want := "(stage production -> staging)"; !strings.Contains(out, want) {
+		t.Errorf("plan lacks %q:\n%s", want, out)
+	}
+
+	w.writeConfig(config("  stage = \"production\"\n"))
+	if out := w.mustRun(ctx, "plan", "-input=false"); strings.Contains(out, "Unbinds") {
+		t.Errorf("an unchanged binding warns:\n%s", out)
+	}
+}

@@ -20,7 +20,8 @@ type Loosening struct {
 	// "require_stage", "min_soak", "min_metrics.<metric>",
 	// "max_metrics.<metric>", "require_signature_match", "guard" (the
 	// whole guard removed), "guard.max_error_rate", "guard.min_requests",
-	// "guard.window".
+	// "guard.window", "stage" (an endpoint's stage binding removed or
+	// changed; Stage is the stage it was bound to).
 	Rule string `json:"rule"`
 	// Before and After are the rule's values, "removed" when it is gone.
 	Before string `json:"before"`
@@ -33,6 +34,9 @@ const Removed = "removed"
 // String is the sentence a plan shows, e.g. "Loosens the production stage
 // policy: min_metrics.auc 0.85 -> removed".
 func (l Loosening) String() string {
+	if l.Rule == "stage" {
+		return fmt.Sprintf("Unbinds the endpoint from the %s stage: its routes are no longer checked against the %s stage policy (stage %s -> %s)", l.Stage, l.Stage, l.Before, l.After)
+	}
 	if l.Stage == "" {
 		return fmt.Sprintf("Weakens the endpoint guard: %s %s -> %s", l.Rule, l.Before, l.After)
 	}
@@ -161,6 +165,18 @@ func GuardLoosenings(before, after *Guard) []Loosening {
 		out = append(out, Loosening{Rule: "guard.window", Before: before.Window, After: after.Window})
 	}
 	return out
+}
+
+// StageBindingLoosenings lists the loosening in an endpoint's stage
+// binding going from before to after: the registry checks the routes of
+// an endpoint bound to a stage against that stage's policy, so unbinding
+// it lets its routes serve versions the policy refuses. Binding another
+// stage is a different gate, not a stricter one, as with require_stage.
+func StageBindingLoosenings(before, after string) []Loosening {
+	if before == "" || before == after {
+		return nil
+	}
+	return []Loosening{{Stage: before, Rule: "stage", Before: before, After: orRemoved(after)}}
 }
 
 func describeGuard(g *Guard) string {

@@ -125,3 +125,27 @@ func TestLooseningString(t *testing.T) {
 		}
 	}
 }
+
+func TestStageBindingLoosenings(t *testing.T) {
+	tests := []struct {
+		name, before, after string
+		want                []Loosening
+	}{
+		{"unchanged", "production", "production", nil},
+		{"never bound", "", "", nil},
+		{"bound", "", "production", nil},
+		{"unbound", "production", "", []Loosening{{Stage: "production", Rule: "stage", Before: "production", After: "removed"}}},
+		{"bound to another stage", "production", "staging", []Loosening{{Stage: "production", Rule: "stage", Before: "production", After: "staging"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := StageBindingLoosenings(tt.before, tt.after); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	l := StageBindingLoosenings("production", "")[0]
+	if want := "Unbinds the endpoint from the production stage: its routes are no longer checked against the production stage policy (stage production -> removed)"; l.String() != want {
+		t.Errorf("String() = %q, want %q", l.String(), want)
+	}
+}
