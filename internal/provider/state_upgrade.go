@@ -150,9 +150,28 @@ func upgradeEndpointV0(ctx context.Context, req resource.UpgradeStateRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	routes := old.Routes
-	if routes.IsNull() {
-		routes = types.ListValueMust(routeObjectType, []attr.Value{})
+	// Version 0 routes carry no match: each becomes a route block whose
+	// match is null, in the block's current object type.
+	elems := []attr.Value{}
+	if !old.Routes.IsNull() && !old.Routes.IsUnknown() {
+		for _, e := range old.Routes.Elements() {
+			o, ok := e.(types.Object)
+			if !ok {
+				continue
+			}
+			attrs := map[string]attr.Value{"match": types.ObjectNull(matchAttrTypes)}
+			for k, v := range o.Attributes() {
+				attrs[k] = v
+			}
+			obj, d := types.ObjectValue(routeAttrTypes, attrs)
+			resp.Diagnostics.Append(d...)
+			elems = append(elems, obj)
+		}
+	}
+	routes, d := types.ListValue(routeObjectType, elems)
+	resp.Diagnostics.Append(d...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, endpointResourceModel{
 		ID: old.ID, Name: old.Name, Model: old.Model, Route: routes, endpointFields: old.endpointFields,
