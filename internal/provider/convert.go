@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -103,9 +104,58 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // providerClient extracts the client the provider configured; nil (and no
 // error) while the provider configuration is still unknown.
+// resourceData is what the provider hands its resources: the client, and
+// what the resources of one Terraform run share about it.
+type resourceData struct {
+	client *client.Client
+	// adopted are the versions a create adopted in this run.
+	adopted *adoptedVersions
+}
+
+// adoptedVersions records the versions a create adopted instead of
+// registering, so that a destroy later in the same run leaves them be. A
+// create_before_destroy replacement planned on an artifact field unknown
+// at plan time may find that field unchanged at apply: the create then
+// adopts the very version it replaces, and Terraform destroys the replaced
+// object next, which would delete the version just adopted. Terraform runs
+// one provider process per run, so this lives as long as one apply.
+type adoptedVersions struct {
+	mu       sync.Mutex
+	versions map[versionKey]bool
+}
+
+type versionKey struct {
+	model   string
+	version int64
+}
+
+func (a *adoptedVersions) add(model string, version int64) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.versions == nil {
+		a.versions = map[versionKey]bool{}
+	}
+	a.versions[versionKey{model, version}] = true
+}
+
+func (a *adoptedVersions) has(model string, version int64) bool {
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.versions[versionKey{model, version}]
+}
+
 func providerClient(data any, diags *diag.Diagnostics) *client.Client {
 	if data == nil {
 		return nil
+	}
+	if rd, ok := data.(*resourceData); ok {
+		return rd.client
 	}
 	c, ok := data.(*client.Client)
 	if !ok {

@@ -43,7 +43,8 @@ var (
 func NewModelVersionResource() resource.Resource { return &modelVersionResource{} }
 
 type modelVersionResource struct {
-	client *client.Client
+	client  *client.Client
+	adopted *adoptedVersions
 }
 
 type modelVersionResourceModel struct {
@@ -266,6 +267,9 @@ func (r *modelVersionResource) Schema(_ context.Context, _ resource.SchemaReques
 
 func (r *modelVersionResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
 	r.client = providerClient(req.ProviderData, &resp.Diagnostics)
+	if rd, ok := req.ProviderData.(*resourceData); ok {
+		r.adopted = rd.adopted
+	}
 }
 
 // ValidateConfig checks the rules that span attributes: flag_reason needs
@@ -442,6 +446,7 @@ func (r *modelVersionResource) Create(ctx context.Context, req resource.CreateRe
 		}
 		v, err = r.adopt(ctx, existing, in)
 		if err == nil {
+			r.adopted.add(v.Model, v.Version)
 			resp.Diagnostics.AddAttributeWarning(path.Root("checksum"), summary, detail)
 		}
 	}
@@ -537,6 +542,12 @@ func (r *modelVersionResource) Delete(ctx context.Context, req resource.DeleteRe
 		return
 	}
 	model, version := state.Model.ValueString(), state.Version.ValueInt64()
+	if r.adopted.has(model, version) {
+		resp.Diagnostics.AddWarning(fmt.Sprintf("Version %d of model %q kept: adopted by its replacement", version, model),
+			fmt.Sprintf("The replacement of this version found its artifact unchanged (a field unknown at plan time turned out equal) and adopted version %d instead of registering a copy, "+
+				"so destroying the replaced object only removes it from state: version %d stays registered, managed by the replacement.", version, version))
+		return
+	}
 	err := r.client.DeleteVersion(ctx, model, version, 0)
 	switch {
 	case err == nil, errors.Is(err, registry.ErrNotFound):

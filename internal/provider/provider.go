@@ -191,7 +191,7 @@ func (p *mlregistryProvider) Configure(ctx context.Context, req provider.Configu
 		}
 		return
 	}
-	resp.ResourceData = c
+	resp.ResourceData = &resourceData{client: c, adopted: &adoptedVersions{}}
 	resp.DataSourceData = c
 }
 

@@ -606,3 +606,67 @@ func TestReplacedBy(t *testing.T) {
 		}
 	}
 }
+
+// TestAccTerraformCLI_replacementAdoptsUnchangedArtifact: a replacement
+// planned because an artifact field was unknown at plan time, which turns
+// out unchanged at apply, registers nothing new: the create finds the
+// version it replaces and adopts it. Terraform then destroys the replaced
+// object (create_before_destroy), which is the very version now in state;
+// that destroy must leave it registered.
+func TestAccTerraformCLI_replacementAdoptsUnchangedArtifact(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t)
+	r := startRegistry(t)
+	ctx := context.Background()
+	c := apiClient(t, r)
+	config := func(trigger string) string {
+		return cliHeader(r) + `
+resource "mlregistry_model" "fraud" {
+  name = "fraud"
+}
+
+# Replaced whenever the trigger changes, so its output is unknown at plan
+# time although it is always the same string.
+resource "terraform_data" "source" {
+  input            = "s3://models/fraud/1.onnx"
+  triggers_replace = "` + trigger + `"
+}
+
+resource "mlregistry_model_version" "v" {
+  model    = mlregistry_model.fraud.name
+  source   = terraform_data.source.output
+  checksum = "` + checksum(1) + `"
+  format   = "onnx"
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+output "version" {
+  value = mlregistry_model_version.v.version
+}
+`
+	}
+	w.writeConfig(config("a"))
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	w.writeConfig(config("b"))
+	if out := w.mustRun(ctx, "plan", "-input=false"); !strings.Contains(out, "mlregistry_model_version.v must be replaced") {
+		t.Fatalf("the unknown source does not plan a replacement:\n%s", out)
+	}
+	out := w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+	if !strings.Contains(out, "version = 1") {
+		t.Fatalf("the resource is not version 1 after the apply:\n%s", out)
+	}
+	if !expectError("Warning: Version 1 of model \"fraud\" kept: adopted by its replacement").MatchString(out) {
+		t.Errorf("apply does not say why version 1 was not deleted:\n%s", out)
+	}
+	live, err := c.AllVersions(ctx, "fraud", registry.VersionFilter{})
+	must(t, err)
+	if len(live) != 1 || live[0].Version != 1 {
+		t.Fatalf("versions after the replacement: %+v\n%s", live, out)
+	}
+	if out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode"); err != nil {
+		t.Fatalf("plan after the replacement is not empty: %v\n%s", err, out)
+	}
+}
