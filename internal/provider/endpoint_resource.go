@@ -132,7 +132,7 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			"stage": schema.StringAttribute{
 				MarkdownDescription: "The stage the endpoint serves, e.g. `production`. The registry then refuses routes to versions that neither hold that stage " +
 					"nor satisfy the model's stage policy for it, on every write; the plan fails early, because the provider asks the registry for a dry run " +
-					"of the endpoint's change. Changes in place.",
+					"of the endpoint's change. Changes in place; removing it, or naming another stage, is a plan warning, since the routes are then no longer checked against this stage's policy.",
 				Optional:   true,
 				Validators: []validator.String{stageValidator()},
 			},
