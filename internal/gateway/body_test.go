@@ -252,10 +252,10 @@ func TestPostOutcomesCount(t *testing.T) {
 		t.Errorf("canary answered %d POSTs before the guard moved its weight, want 10 (%v)", counts["canary 500"], counts)
 	}
 	m := h.gw.metrics
-	if got := counterValue(t, m.requests.WithLabelValues("g", "stable", "2xx")); int(got) != counts["stable 200"] {
+	if got := counterValue(t, m.requests.WithLabelValues("g", "stable", "1", "2xx")); int(got) != counts["stable 200"] {
 		t.Errorf("requests{stable,2xx} = %v, want %d", got, counts["stable 200"])
 	}
-	if got := counterValue(t, m.requests.WithLabelValues("g", "canary", "5xx")); int(got) != counts["canary 500"] {
+	if got := counterValue(t, m.requests.WithLabelValues("g", "canary", "2", "5xx")); int(got) != counts["canary 500"] {
 		t.Errorf("requests{canary,5xx} = %v, want %d", got, counts["canary 500"])
 	}
 	if got := counterValue(t, m.rollbacks.WithLabelValues("g", "canary")); got != 1 {
