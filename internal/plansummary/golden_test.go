@@ -46,6 +46,38 @@ resource "mlregistry_stage_assignment" "%[1]s_%[2]s" {
 `, model, stage, version, extra)
 }
 
+// endpointHCL is endpoint "churn" of model churn; body holds its stage,
+// route, guard and depends_on lines.
+func endpointHCL(body string) string {
+	return `
+resource "mlregistry_endpoint" "churn" {
+  name  = "churn"
+  model = mlregistry_model.churn.name
+` + body + "}\n"
+}
+
+// routeHCL is a route block of endpointHCL; extra goes in it after the
+// weight.
+func routeHCL(name, version, upstream string, weight int, extra string) string {
+	return fmt.Sprintf(`  route {
+    name         = %q
+    version      = %s
+    upstream_url = %q
+    weight       = %d
+%s  }
+`, name, version, upstream, weight, extra)
+}
+
+// guardHCL is a guard block of endpointHCL.
+func guardHCL(maxErrorRate string, minRequests int, window string) string {
+	return fmt.Sprintf(`  guard {
+    max_error_rate = %s
+    min_requests   = %d
+    window         = %q
+  }
+`, maxErrorRate, minRequests, window)
+}
+
 const prodPolicy = `  stage_policy {
     stage         = "production"
     require_stage = "staging"
@@ -160,26 +192,10 @@ func TestGolden_replaceAndWarnings(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	endpoint := func(stable, canary int, guard string) string {
-		return fmt.Sprintf(`
-resource "mlregistry_endpoint" "churn" {
-  name  = "churn"
-  model = mlregistry_model.churn.name
-  route {
-    name         = "stable"
-    version      = mlregistry_model_version.churn_v1.version
-    upstream_url = "http://churn-v1.internal:8080"
-    weight       = %d
-  }
-  route {
-    name         = "canary"
-    version      = mlregistry_model_version.churn_v2.version
-    upstream_url = "http://churn-v2.internal:8080"
-    weight       = %d
-  }
-%s}
-`, stable, canary, guard)
+		return endpointHCL(routeHCL("stable", "mlregistry_model_version.churn_v1.version", "http://churn-v1.internal:8080", stable, "") +
+			routeHCL("canary", "mlregistry_model_version.churn_v2.version", "http://churn-v2.internal:8080", canary, "") + guard)
 	}
-	guard := "  guard {\n    max_error_rate = 0.05\n    min_requests   = 100\n    window         = \"5m\"\n  }\n"
+	guard := guardHCL("0.05", 100, "5m")
 	versions := modelHCL("churn", "", "auc = 0.9", "auc = 0.91", "auc = 0.7")
 	e.apply(versions + stageHCL("churn", "production", "mlregistry_model_version.churn_v1.version", "") + endpoint(90, 10, guard))
 
@@ -221,29 +237,9 @@ func TestGolden_drift(t *testing.T) {
 	l.Close()
 	config := modelHCL("churn", "", "auc = 0.9", "auc = 0.93") +
 		stageHCL("churn", "production", "mlregistry_model_version.churn_v1.version", "") +
-		fmt.Sprintf(`
-resource "mlregistry_endpoint" "churn" {
-  name  = "churn"
-  model = mlregistry_model.churn.name
-  route {
-    name         = "stable"
-    version      = mlregistry_model_version.churn_v1.version
-    upstream_url = %q
-    weight       = 50
-  }
-  route {
-    name         = "canary"
-    version      = mlregistry_model_version.churn_v2.version
-    upstream_url = %q
-    weight       = 50
-  }
-  guard {
-    max_error_rate = 0.5
-    min_requests   = 3
-    window         = "1m"
-  }
-}
-`, stable.URL, broken)
+		endpointHCL(routeHCL("stable", "mlregistry_model_version.churn_v1.version", stable.URL, 50, "")+
+			routeHCL("canary", "mlregistry_model_version.churn_v2.version", broken, 50, "")+
+			guardHCL("0.5", 3, "1m"))
 	e.apply(config)
 
 	ctx := context.Background()

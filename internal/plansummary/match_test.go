@@ -1,7 +1,6 @@
 package plansummary
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 )
@@ -13,24 +12,8 @@ func TestRouteMatchInSummary(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	endpoint := func(match string) string {
-		return fmt.Sprintf(`
-resource "mlregistry_endpoint" "churn" {
-  name  = "churn"
-  model = mlregistry_model.churn.name
-  route {
-    name         = "stable"
-    version      = mlregistry_model_version.churn_v1.version
-    upstream_url = "http://churn-v1.internal:8080"
-    weight       = 100
-  }
-  route {
-    name         = "canary"
-    version      = mlregistry_model_version.churn_v2.version
-    upstream_url = "http://churn-v2.internal:8080"
-    weight       = 0
-%s  }
-}
-`, match)
+		return endpointHCL(routeHCL("stable", "mlregistry_model_version.churn_v1.version", "http://churn-v1.internal:8080", 100, "") +
+			routeHCL("canary", "mlregistry_model_version.churn_v2.version", "http://churn-v2.internal:8080", 0, match))
 	}
 	const match = "    match {\n      header = \"X-Canary\"\n      value  = \"always\"\n    }\n"
 	versions := modelHCL("churn", "", "auc = 0.9", "auc = 0.91")

@@ -73,20 +73,10 @@ func TestGolden_replaceProduction(t *testing.T) {
 		}
 		versions = strings.Replace(versions, "s3://models/churn/2/model.onnx", source, 1)
 		versions = strings.Replace(versions, "auc = 0.93 }", "auc = 0.93 }"+lifecycle, 1)
-		return versions + stageHCL("churn", "production", "mlregistry_model_version.churn_v2.version", "") + `
-resource "mlregistry_endpoint" "churn" {
-  name  = "churn"
-  model = mlregistry_model.churn.name
-  stage = "production"
-  route {
-    name         = "stable"
-    version      = mlregistry_model_version.churn_v2.version
-    upstream_url = "http://churn.internal:8080"
-    weight       = 100
-  }
-  depends_on = [mlregistry_stage_assignment.churn_production]
-}
-`
+		return versions + stageHCL("churn", "production", "mlregistry_model_version.churn_v2.version", "") +
+			endpointHCL("  stage = \"production\"\n"+
+				routeHCL("stable", "mlregistry_model_version.churn_v2.version", "http://churn.internal:8080", 100, "")+
+				"  depends_on = [mlregistry_stage_assignment.churn_production]\n")
 	}
 	e.apply(config("s3://models/churn/2/model.onnx", ""))
 	if !strings.Contains(config("s3://models/churn/2/model.onnx", ""), fmt.Sprintf("sha256:%064x", 502)) {
@@ -182,24 +172,9 @@ func TestGolden_unassignsAndRemovals(t *testing.T) {
 `, floor)
 	}
 	endpoint := func(rate string) string {
-		return fmt.Sprintf(`
-resource "mlregistry_endpoint" "churn" {
-  name  = "churn"
-  model = mlregistry_model.churn.name
-  route {
-    name         = "stable"
-    version      = 3
-    upstream_url = "http://churn.internal:8080"
-    weight       = 100
-  }
-  guard {
-    max_error_rate = %s
-    min_requests   = 100
-    window         = "5m"
-  }
-  depends_on = [mlregistry_model_version.churn_v3]
-}
-`, rate)
+		return endpointHCL(routeHCL("stable", "3", "http://churn.internal:8080", 100, "") +
+			guardHCL(rate, 100, "5m") +
+			"  depends_on = [mlregistry_model_version.churn_v3]\n")
 	}
 	// v1 holds production, v2 staging, v3 serves the endpoint.
 	three := modelHCL("churn", policy("0.85"), "auc = 0.9", "auc = 0.93", "auc = 0.95")
@@ -289,18 +264,7 @@ func TestSummary_stageUnbinding(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	endpoint := func(stage string) string {
-		return fmt.Sprintf(`
-resource "mlregistry_endpoint" "churn" {
-  name  = "churn"
-  model = mlregistry_model.churn.name
-%s  route {
-    name         = "stable"
-    version      = mlregistry_model_version.churn_v1.version
-    upstream_url = "http://churn.internal:8080"
-    weight       = 100
-  }
-}
-`, stage)
+		return endpointHCL(stage + routeHCL("stable", "mlregistry_model_version.churn_v1.version", "http://churn.internal:8080", 100, ""))
 	}
 	model := modelHCL("churn", "  stage_policy {\n    stage       = \"production\"\n    min_metrics = { auc = 0.85 }\n  }\n", "auc = 0.9")
 	e.apply(model + endpoint("  stage = \"production\"\n"))
