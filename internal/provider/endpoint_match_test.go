@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -26,12 +25,7 @@ import (
 func TestAccEndpoint_headerMatch(t *testing.T) {
 	r := testRegistry(t)
 	const name = "mlregistry_endpoint.e"
-	upstreamNamed := func(route string) string {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, route) }))
-		t.Cleanup(srv.Close)
-		return srv.URL
-	}
-	stable, canary := upstreamNamed("stable"), upstreamNamed("canary")
+	stable, canary := namedUpstream(t, "stable"), namedUpstream(t, "canary")
 	config := func(match string) string {
 		return providerBlock(r, "") + endpointModel + fmt.Sprintf(`
 resource "mlregistry_endpoint" "e" {
@@ -81,10 +75,7 @@ data "mlregistry_endpoint" "e" {
 			return nil
 		}
 	}
-	inPlace := tfresource.ConfigPlanChecks{
-		PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
-		PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-	}
+	inPlace := inPlaceUpdate(name)
 	canaryMatch := func(m map[string]knownvalue.Check) statecheck.StateCheck {
 		return statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1).AtMapKey("match"), knownvalue.ObjectExact(m))
 	}

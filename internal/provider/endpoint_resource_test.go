@@ -112,11 +112,8 @@ func TestAccEndpoint_basic(t *testing.T) {
 			},
 			{
 				// Shift the canary to half, drop the guard and stickiness.
-				Config: providerBlock(r, "") + endpointConfig("churn", 50, ""),
-				ConfigPlanChecks: tfresource.ConfigPlanChecks{
-					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
-					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-				},
+				Config:           providerBlock(r, "") + endpointConfig("churn", 50, ""),
+				ConfigPlanChecks: inPlaceUpdate(name),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("sticky_header"), knownvalue.Null()),
@@ -318,12 +315,7 @@ resource "mlregistry_endpoint" "e" {
 func TestAccEndpoint_canaryWalkServesTraffic(t *testing.T) {
 	r := testRegistry(t)
 	const name = "mlregistry_endpoint.e"
-	upstreamNamed := func(route string) string {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, route) }))
-		t.Cleanup(srv.Close)
-		return srv.URL
-	}
-	stable, canary := upstreamNamed("stable"), upstreamNamed("canary")
+	stable, canary := namedUpstream(t, "stable"), namedUpstream(t, "canary")
 	config := func(stableWeight int) string {
 		return providerBlock(r, "") + endpointModel + fmt.Sprintf(`
 resource "mlregistry_endpoint" "e" {
@@ -366,10 +358,7 @@ resource "mlregistry_endpoint" "e" {
 			return nil
 		}
 	}
-	inPlace := tfresource.ConfigPlanChecks{
-		PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
-		PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-	}
+	inPlace := inPlaceUpdate(name)
 	tfresource.ParallelTest(t, tfresource.TestCase{
 		ProtoV6ProviderFactories: testAccProviders,
 		CheckDestroy:             checkDestroyed(t, r),
@@ -546,21 +535,15 @@ func TestAccEndpoint_stage(t *testing.T) {
 					}
 				},
 				// The stage changes in place.
-				Config: config("", "staging", 0, "http://stable:8080"),
-				ConfigPlanChecks: tfresource.ConfigPlanChecks{
-					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
-					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-				},
+				Config:           config("", "staging", 0, "http://stable:8080"),
+				ConfigPlanChecks: inPlaceUpdate(name),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("stage"), knownvalue.StringExact("staging")),
 				},
 			},
 			{
-				Config: config("", "", 0, "http://stable:8080"),
-				ConfigPlanChecks: tfresource.ConfigPlanChecks{
-					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
-					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-				},
+				Config:           config("", "", 0, "http://stable:8080"),
+				ConfigPlanChecks: inPlaceUpdate(name),
 				Check: func(_ *terraformState) error {
 					e, err := apiClient(t, r).GetEndpoint(context.Background(), "churn")
 					if err != nil {

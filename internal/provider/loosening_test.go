@@ -68,9 +68,7 @@ const (
 // stage (or the guard) and the rule; a tightening plan has none.
 func TestAccTerraformCLI_looseningWarnings(t *testing.T) {
 	t.Parallel()
-	w := newWorkspace(t)
-	delete(w.env, "TF_LOG")
-	delete(w.env, "TF_LOG_PATH")
+	w := newWorkspace(t).withoutTrace()
 	r := startRegistry(t)
 	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
 	ctx := context.Background()
@@ -140,9 +138,7 @@ func TestAccTerraformCLI_looseningWarnings(t *testing.T) {
 // stage.
 func TestAccTerraformCLI_stageUnbindingWarning(t *testing.T) {
 	t.Parallel()
-	w := newWorkspace(t)
-	delete(w.env, "TF_LOG")
-	delete(w.env, "TF_LOG_PATH")
+	w := newWorkspace(t).withoutTrace()
 	r := startRegistry(t)
 	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
 	ctx := context.Background()

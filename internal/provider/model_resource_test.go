@@ -100,11 +100,8 @@ resource "mlregistry_model" "churn" {
 				},
 			},
 			{
-				Config: update,
-				ConfigPlanChecks: tfresource.ConfigPlanChecks{
-					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
-					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-				},
+				Config:           update,
+				ConfigPlanChecks: inPlaceUpdate(name),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("description"), knownvalue.StringExact("Predicts customer churn")),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("tags"), knownvalue.MapSizeExact(1)),
@@ -124,10 +121,7 @@ resource "mlregistry_model" "churn" {
   name = "churn"
 }
 `,
-				ConfigPlanChecks: tfresource.ConfigPlanChecks{
-					PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
-					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
-				},
+				ConfigPlanChecks: inPlaceUpdate(name),
 				Check: func(_ *terraformState) error {
 					m, err := apiClient(t, r).GetModel(context.Background(), "churn")
 					if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
@@ -112,6 +115,23 @@ func expectError(phrases ...string) *regexp.Regexp {
 type terraformState = terraform.State
 
 func checksum(n int) string { return fmt.Sprintf("sha256:%064x", n) }
+
+// inPlaceUpdate: the step's plan updates resource name in place, and the
+// plan after the apply is empty.
+func inPlaceUpdate(name string) tfresource.ConfigPlanChecks {
+	return tfresource.ConfigPlanChecks{
+		PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
+		PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+	}
+}
+
+// namedUpstream is an upstream that answers every request with route, so
+// a test can see which route the gateway picked.
+func namedUpstream(t *testing.T, route string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, route) }))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
 
 // checkDestroyed is a CheckDestroy: every mlregistry_* resource in state
 // is gone from the registry.

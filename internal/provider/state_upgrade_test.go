@@ -119,9 +119,7 @@ resource "mlregistry_endpoint" "plain" {
 // change, so upgrading the provider is a no-op plan.
 func TestAccTerraformCLI_upgradeStateV0(t *testing.T) {
 	t.Parallel()
-	w := newWorkspace(t)
-	delete(w.env, "TF_LOG")
-	delete(w.env, "TF_LOG_PATH")
+	w := newWorkspace(t).withoutTrace()
 	r := startRegistry(t)
 	ctx := context.Background()
 

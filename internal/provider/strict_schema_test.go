@@ -202,10 +202,8 @@ func resourceHCL(typ string, b *tfprotov6.SchemaBlock, typoAt blockPath, typo st
 func TestAccTerraformCLI_typoInEveryNestedBlock(t *testing.T) {
 	t.Parallel()
 	s := providerSchemas(t)
-	w := newWorkspace(t)
 	// Validation only: no TRACE log to write.
-	delete(w.env, "TF_LOG")
-	delete(w.env, "TF_LOG_PATH")
+	w := newWorkspace(t).withoutTrace()
 	ctx := context.Background()
 	const header = `
 terraform {

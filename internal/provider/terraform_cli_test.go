@@ -103,6 +103,13 @@ provider_installation {
 	return w
 }
 
+// withoutTrace turns the TRACE log off, for tests that never read it.
+func (w *tfWorkspace) withoutTrace() *tfWorkspace {
+	delete(w.env, "TF_LOG")
+	delete(w.env, "TF_LOG_PATH")
+	return w
+}
+
 func (w *tfWorkspace) writeConfig(hcl string) {
 	w.t.Helper()
 	must(w.t, os.WriteFile(filepath.Join(w.dir, "main.tf"), []byte(hcl), 0o600))
