@@ -315,17 +315,8 @@ resource "mlregistry_model" "fraud" {
   name = "fraud"
 }
 `
-	w.writeConfig(model)
-	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
-
-	_, err := c.CreateVersion(ctx, "fraud", registry.ModelVersionCreate{
-		Source: "s3://models/fraud/1.onnx", Checksum: checksum(1), Format: "onnx",
-		Parameters: map[string]string{"epochs": "20"}, Metrics: map[string]float64{"auc": 0.91},
-		Lineage:     &registry.Lineage{RunID: "run-42"},
-		Description: "baseline", Tags: map[string]string{"team": "ds"},
-	})
-	must(t, err)
-	w.writeConfig(model + `
+	// adopted plans exactly the artifact registered through the API below.
+	adopted := `
 resource "mlregistry_model_version" "v" {
   model       = mlregistry_model.fraud.name
   source      = "s3://models/fraud/1.onnx"
@@ -339,7 +330,18 @@ resource "mlregistry_model_version" "v" {
   description = "baseline, adopted"
   tags        = { team = "ds" }
 }
+`
+	w.writeConfig(model)
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
 
+	_, err := c.CreateVersion(ctx, "fraud", registry.ModelVersionCreate{
+		Source: "s3://models/fraud/1.onnx", Checksum: checksum(1), Format: "onnx",
+		Parameters: map[string]string{"epochs": "20"}, Metrics: map[string]float64{"auc": 0.91},
+		Lineage:     &registry.Lineage{RunID: "run-42"},
+		Description: "baseline", Tags: map[string]string{"team": "ds"},
+	})
+	must(t, err)
+	w.writeConfig(model + adopted + `
 output "version" {
   value = mlregistry_model_version.v.version
 }
@@ -363,21 +365,7 @@ output "version" {
 	// Same checksum, another source: not the planned artifact.
 	_, err = c.CreateVersion(ctx, "fraud", registry.ModelVersionCreate{Source: "s3://models/fraud/2.onnx", Checksum: checksum(2), Format: "onnx"})
 	must(t, err)
-	w.writeConfig(model + `
-resource "mlregistry_model_version" "v" {
-  model       = mlregistry_model.fraud.name
-  source      = "s3://models/fraud/1.onnx"
-  checksum    = "` + checksum(1) + `"
-  format      = "onnx"
-  parameters  = { epochs = "20" }
-  metrics     = { auc = 0.91 }
-  lineage {
-    run_id = "run-42"
-  }
-  description = "baseline, adopted"
-  tags        = { team = "ds" }
-}
-
+	w.writeConfig(model + adopted + `
 resource "mlregistry_model_version" "w" {
   model    = mlregistry_model.fraud.name
   source   = "s3://models/fraud/2-retrained.onnx"
