@@ -14,13 +14,7 @@ func looseningConfig(url, production, staging, guard string) string {
 	if staging != "" {
 		stagingBlock = "  stage_policy {\n    stage = \"staging\"\n" + staging + "  }\n"
 	}
-	return fmt.Sprintf(`
-terraform {
-  required_providers {
-    mlregistry = { source = "mlregistry/mlregistry" }
-  }
-}
-provider "mlregistry" {
+	return fmt.Sprintf(requiredProvidersHCL+`provider "mlregistry" {
   address = %q
 }
 resource "mlregistry_model" "churn" {
@@ -143,13 +137,7 @@ func TestAccTerraformCLI_stageUnbindingWarning(t *testing.T) {
 	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
 	ctx := context.Background()
 	config := func(stage string) string {
-		return fmt.Sprintf(`
-terraform {
-  required_providers {
-    mlregistry = { source = "mlregistry/mlregistry" }
-  }
-}
-provider "mlregistry" {
+		return fmt.Sprintf(requiredProvidersHCL+`provider "mlregistry" {
   address = %q
 }
 resource "mlregistry_model" "churn" {

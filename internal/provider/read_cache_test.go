@@ -91,13 +91,7 @@ func TestAccTerraformCLI_refreshListsEachModelOnce(t *testing.T) {
 	r := startRegistry(t)
 	ctx := context.Background()
 	w.env["TF_VAR_registry_token"] = r.AdminToken
-	w.writeConfig(`
-terraform {
-  required_providers {
-    mlregistry = { source = "mlregistry/mlregistry" }
-  }
-}
-
+	w.writeConfig(requiredProvidersHCL + `
 variable "registry_token" {
   type      = string
   sensitive = true

@@ -15,13 +15,7 @@ import (
 
 // stateV1Config is the configuration of testdata/state_v0.tf.txt written
 // with blocks.
-const stateV1Config = `
-terraform {
-  required_providers {
-    mlregistry = { source = "mlregistry/mlregistry" }
-  }
-}
-resource "mlregistry_model" "churn" {
+const stateV1Config = requiredProvidersHCL + `resource "mlregistry_model" "churn" {
   name = "churn"
   tags = { team = "ds" }
   stage_policy {

@@ -205,13 +205,6 @@ func TestAccTerraformCLI_typoInEveryNestedBlock(t *testing.T) {
 	// Validation only: no TRACE log to write.
 	w := newWorkspace(t).withoutTrace()
 	ctx := context.Background()
-	const header = `
-terraform {
-  required_providers {
-    mlregistry = { source = "mlregistry/mlregistry" }
-  }
-}
-`
 	cases := 0
 	for _, typ := range slices.Sorted(func(yield func(string) bool) {
 		for k := range s.ResourceSchemas {
@@ -221,7 +214,7 @@ terraform {
 		}
 	}) {
 		root := s.ResourceSchemas[typ].Block
-		w.writeConfig(header + resourceHCL(typ, root, nil, ""))
+		w.writeConfig(requiredProvidersHCL + resourceHCL(typ, root, nil, ""))
 		if out, err := w.run(ctx, "validate"); err != nil {
 			t.Errorf("%s with one of each block should validate: %v\n%s", typ, err, out)
 			continue
@@ -229,7 +222,7 @@ terraform {
 		for _, p := range nestedBlocks(nil, root) {
 			cases++
 			typo := misspelt(blockAt(root, p))
-			w.writeConfig(header + resourceHCL(typ, root, p, typo))
+			w.writeConfig(requiredProvidersHCL + resourceHCL(typ, root, p, typo))
 			out, err := w.run(ctx, "validate")
 			if err == nil {
 				t.Errorf("%s: terraform validate accepted the misspelt key %q inside the %s block", typ, typo, p)

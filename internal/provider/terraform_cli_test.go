@@ -145,17 +145,21 @@ func (w *tfWorkspace) mustRun(ctx context.Context, args ...string) string {
 	return out
 }
 
-// cliConfig is the churn configuration with a required_providers block,
-// the token from a sensitive variable (null: MLREGISTRY_TOKEN), and a
-// model "other" with the given description that nothing depends on.
-func cliConfig(r *apptest.Registry, c churn, description string) string {
-	return fmt.Sprintf(`
+// requiredProvidersHCL names the provider by the source address the
+// workspace's dev_overrides point at the freshly built binary.
+const requiredProvidersHCL = `
 terraform {
   required_providers {
     mlregistry = { source = "mlregistry/mlregistry" }
   }
 }
+`
 
+// cliConfig is the churn configuration with a required_providers block,
+// the token from a sensitive variable (null: MLREGISTRY_TOKEN), and a
+// model "other" with the given description that nothing depends on.
+func cliConfig(r *apptest.Registry, c churn, description string) string {
+	return fmt.Sprintf(requiredProvidersHCL+`
 variable "registry_token" {
   type      = string
   sensitive = true

@@ -143,13 +143,7 @@ func TestAccModelVersion_replaceProductionVersion(t *testing.T) {
 
 // cliHeader makes a configuration the terraform CLI runs against r.
 func cliHeader(r *apptest.Registry) string {
-	return fmt.Sprintf(`
-terraform {
-  required_providers {
-    mlregistry = { source = "mlregistry/mlregistry" }
-  }
-}
-
+	return fmt.Sprintf(requiredProvidersHCL+`
 provider "mlregistry" {
   address = %q
   token   = %q
