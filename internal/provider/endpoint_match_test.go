@@ -1,9 +1,7 @@
 package provider
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,20 +54,17 @@ data "mlregistry_endpoint" "e" {
 	// checks that every one reached route.
 	served := func(hdr, value, route string) tfresource.TestCheckFunc {
 		return func(*terraform.State) error {
+			header := http.Header{}
+			if hdr != "" {
+				header.Set(hdr, value)
+			}
 			for range 100 {
-				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, r.URL+"/serve/matched/predict", nil)
-				req.Header.Set("Authorization", "Bearer "+reader)
-				if hdr != "" {
-					req.Header.Set(hdr, value)
-				}
-				resp, err := http.DefaultClient.Do(req)
+				a, err := serveOnce(r, reader, "matched", header)
 				if err != nil {
 					return err
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || string(body) != route || resp.Header.Get("X-Route") != route {
-					return fmt.Errorf("%s: %q: served %d %q by route %q, want route %q", hdr, value, resp.StatusCode, body, resp.Header.Get("X-Route"), route)
+				if a.status != http.StatusOK || a.body != route || a.route != route {
+					return fmt.Errorf("%s: %q: served %d %q by route %q, want route %q", hdr, value, a.status, a.body, a.route, route)
 				}
 			}
 			return nil

@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -342,17 +341,13 @@ resource "mlregistry_endpoint" "e" {
 	servedBy := func(route, version string) tfresource.TestCheckFunc {
 		return func(*terraform.State) error {
 			for range 20 {
-				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, r.URL+"/serve/walk/predict", nil)
-				req.Header.Set("Authorization", "Bearer "+reader)
-				resp, err := http.DefaultClient.Do(req)
+				a, err := serveOnce(r, reader, "walk", nil)
 				if err != nil {
 					return err
 				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK || string(body) != route || resp.Header.Get("X-Route") != route || resp.Header.Get("X-Model-Version") != version {
+				if a.status != http.StatusOK || a.body != route || a.route != route || a.version != version {
 					return fmt.Errorf("served %d %q by route %q version %q, want route %q version %s",
-						resp.StatusCode, body, resp.Header.Get("X-Route"), resp.Header.Get("X-Model-Version"), route, version)
+						a.status, a.body, a.route, a.version, route, version)
 				}
 			}
 			return nil

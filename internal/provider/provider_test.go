@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -123,6 +124,35 @@ func inPlaceUpdate(name string) tfresource.ConfigPlanChecks {
 		PreApply:             []plancheck.PlanCheck{plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate)},
 		PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 	}
+}
+
+// gatewayAnswer is what one request through the registry's gateway got.
+type gatewayAnswer struct {
+	status               int
+	body, route, version string
+}
+
+// serveOnce sends one request with header through the gateway to endpoint,
+// authorised by token.
+func serveOnce(r *apptest.Registry, token, endpoint string, header http.Header) (gatewayAnswer, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, r.URL+"/serve/"+endpoint+"/predict", nil)
+	if err != nil {
+		return gatewayAnswer{}, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return gatewayAnswer{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return gatewayAnswer{}, err
+	}
+	return gatewayAnswer{status: resp.StatusCode, body: string(body), route: resp.Header.Get("X-Route"), version: resp.Header.Get("X-Model-Version")}, nil
 }
 
 // namedUpstream is an upstream that answers every request with route, so
