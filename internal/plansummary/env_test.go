@@ -262,6 +262,16 @@ func seed(t *testing.T, name string, planJSON []byte) {
 	}
 }
 
+// summaryHas reports each of wants that the summary md lacks.
+func summaryHas(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 // golden compares got (normalised) with testdata/name, or rewrites it
 // with -update.
 func golden(t *testing.T, name, got string) {
