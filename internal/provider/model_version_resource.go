@@ -876,54 +876,46 @@ func lineageValue(ctx context.Context, l *registry.Lineage, prior types.Object) 
 }
 
 func signatureValue(ctx context.Context, s *registry.Signature, prior types.Object) (types.Object, diag.Diagnostics) {
-	if (s == nil || len(s.Inputs)+len(s.Outputs) == 0) && !isKnown(prior) {
-		return types.ObjectNull(signatureAttrTypes), nil
-	}
-	if s == nil {
-		s = &registry.Signature{}
-	}
-	var p signatureModel
-	var diags, d diag.Diagnostics
-	if isKnown(prior) {
-		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
-	}
-	var out signatureModel
-	out.Inputs, d = tensorsValue(ctx, s.Inputs, p.Inputs)
-	diags.Append(d...)
-	out.Outputs, d = tensorsValue(ctx, s.Outputs, p.Outputs)
-	diags.Append(d...)
-	v, d := types.ObjectValueFrom(ctx, signatureAttrTypes, out)
-	diags.Append(d...)
-	return v, diags
+	return signatureObject(ctx, s, prior, signatureAttrTypes, "inputs", "outputs", false)
 }
 
 // signatureBlockValue is signatureValue for the signature block, whose
 // input and output lists are never null inside a present block: no
 // blocks is an empty list to Terraform.
 func signatureBlockValue(ctx context.Context, s *registry.Signature, prior types.Object) (types.Object, diag.Diagnostics) {
+	return signatureObject(ctx, s, prior, signatureBlockAttrTypes, "input", "output", true)
+}
+
+// signatureObject builds a signature object whose tensor lists are named
+// inName and outName (the data source and the resource spell them
+// differently), keeping prior's spelling of each tensor.
+func signatureObject(ctx context.Context, s *registry.Signature, prior types.Object, attrTypes map[string]attr.Type, inName, outName string, emptyNotNull bool) (types.Object, diag.Diagnostics) {
 	if (s == nil || len(s.Inputs)+len(s.Outputs) == 0) && !isKnown(prior) {
-		return types.ObjectNull(signatureBlockAttrTypes), nil
+		return types.ObjectNull(attrTypes), nil
 	}
 	if s == nil {
 		s = &registry.Signature{}
 	}
-	var p signatureBlockModel
-	var diags, d diag.Diagnostics
-	if isKnown(prior) {
-		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
+	priorList := func(name string) types.List {
+		if isKnown(prior) {
+			if l, ok := prior.Attributes()[name].(types.List); ok {
+				return l
+			}
+		}
+		return types.ListNull(tensorObjectType)
 	}
-	var out signatureBlockModel
-	out.Input, d = tensorsValue(ctx, s.Inputs, p.Input)
+	var diags diag.Diagnostics
+	in, d := tensorsValue(ctx, s.Inputs, priorList(inName))
 	diags.Append(d...)
-	out.Output, d = tensorsValue(ctx, s.Outputs, p.Output)
+	out, d := tensorsValue(ctx, s.Outputs, priorList(outName))
 	diags.Append(d...)
-	if out.Input.IsNull() {
-		out.Input = types.ListValueMust(tensorObjectType, []attr.Value{})
+	if emptyNotNull && in.IsNull() {
+		in = types.ListValueMust(tensorObjectType, []attr.Value{})
 	}
-	if out.Output.IsNull() {
-		out.Output = types.ListValueMust(tensorObjectType, []attr.Value{})
+	if emptyNotNull && out.IsNull() {
+		out = types.ListValueMust(tensorObjectType, []attr.Value{})
 	}
-	v, d := types.ObjectValueFrom(ctx, signatureBlockAttrTypes, out)
+	v, d := types.ObjectValue(attrTypes, map[string]attr.Value{inName: in, outName: out})
 	diags.Append(d...)
 	return v, diags
 }

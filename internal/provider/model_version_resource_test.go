@@ -604,3 +604,45 @@ func (c replacePathsCheck) CheckPlan(_ context.Context, req plancheck.CheckPlanR
 	}
 	resp.Error = fmt.Errorf("%s: not in the plan", c.name)
 }
+
+// TestAccModelVersion_signatureInputsOnly: a signature block with inputs
+// and no output blocks holds an empty output list (no blocks is an empty
+// list to Terraform, never null), so the re-plan and an import agree.
+func TestAccModelVersion_signatureInputsOnly(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_model_version.v"
+	config := providerBlock(r, "") + fmt.Sprintf(`
+resource "mlregistry_model" "m" {
+  name = "inputs-only"
+}
+
+resource "mlregistry_model_version" "v" {
+  model    = mlregistry_model.m.name
+  source   = "s3://models/inputs-only/model.onnx"
+  checksum = %q
+  format   = "onnx"
+  signature {
+    input {
+      name  = "x"
+      dtype = "float32"
+    }
+  }
+}
+`, checksum(1))
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: config,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("signature").AtMapKey("output"), knownvalue.ListExact([]knownvalue.Check{})),
+				},
+			},
+			{ResourceName: name, ImportState: true, ImportStateVerify: true},
+		},
+	})
+}
