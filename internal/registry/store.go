@@ -123,6 +123,10 @@ type IdempotencyRecord struct {
 type EndpointRevision struct {
 	Revision  int64
 	CreatedAt time.Time
+	// RolloutSeq is the Seq of the endpoint's rollout status (0 without
+	// one): a rollout step changes what the gateway serves without
+	// changing the configuration's revision.
+	RolloutSeq int64
 }
 
 // Store is the registry's persistence. Every write runs in one transaction

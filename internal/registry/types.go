@@ -231,6 +231,12 @@ type Route struct {
 	// Match, when set, sends every request carrying the header value to
 	// this route whatever the weights; the others are split by weight.
 	Match *RouteMatch `json:"match,omitempty"`
+	// Shadow routes get no weight and no match: they receive a copy of
+	// Share (0 < Share <= 1) of the endpoint's requests, bodies included
+	// up to a documented size; their answers are discarded and their
+	// status codes and latency recorded per version.
+	Shadow bool    `json:"shadow,omitempty"`
+	Share  float64 `json:"share,omitempty"`
 }
 
 // RouteMatch selects requests by one header: its value equals Value, or
@@ -258,6 +264,9 @@ type Endpoint struct {
 	Routes       []Route `json:"routes"`
 	StickyHeader string  `json:"sticky_header"`
 	Guard        *Guard  `json:"guard,omitempty"`
+	// Rollout is the rollout configuration and where the latest rollout
+	// stands (see RolloutStatus).
+	Rollout *EndpointRollout `json:"rollout,omitempty"`
 	// Timeout bounds how long the gateway waits for an upstream's answer
 	// to start (a Go duration, 100ms to 10m); "" is the default, 30s.
 	Timeout string `json:"timeout"`
@@ -281,6 +290,9 @@ type EndpointCreate struct {
 	StickyHeader string  `json:"sticky_header,omitempty"`
 	Guard        *Guard  `json:"guard,omitempty"`
 	Timeout      string  `json:"timeout,omitempty"`
+	// Rollout configures how later changes of the routes are rolled out;
+	// the created endpoint's weights apply at once.
+	Rollout *RolloutSpec `json:"rollout,omitempty"`
 }
 
 // EndpointPatch is the body of PATCH /api/v1/endpoints/{endpoint}. Setting
@@ -293,6 +305,10 @@ type EndpointPatch struct {
 	StickyHeader *string  `json:"sticky_header,omitempty"`
 	Guard        *Guard   `json:"guard,omitempty"`
 	ClearGuard   bool     `json:"clear_guard,omitempty"`
+	// Rollout replaces the rollout configuration; ClearRollout removes it
+	// (a running rollout then completes at once).
+	Rollout      *RolloutSpec `json:"rollout,omitempty"`
+	ClearRollout bool         `json:"clear_rollout,omitempty"`
 	// Timeout: "" restores the default.
 	Timeout *string `json:"timeout,omitempty"`
 }
