@@ -83,9 +83,12 @@ const (
 type RolloutStatus struct {
 	ID    int64  `json:"id"`
 	State string `json:"state"`
-	// Step is the 1-based index into Steps of the step in force.
-	Step  int   `json:"step"`
-	Steps []int `json:"steps"`
+	// Step is the 1-based index into StepPercents of the step in force.
+	// StepPercents are the steps the rollout started with (a later change
+	// of the configuration's steps applies to the next rollout); the name
+	// differs from RolloutSpec.Steps because both share one JSON object.
+	Step         int   `json:"step"`
+	StepPercents []int `json:"step_percents"`
 	// From are the weights in force when the rollout started; Routes the
 	// weights in force now.
 	From        []Route     `json:"from"`
