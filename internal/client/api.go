@@ -321,6 +321,23 @@ func dryRunEndpoint(out registry.EndpointDryRun) (*registry.Endpoint, error) {
 	return &out.Endpoint, nil
 }
 
+// ControlRollout pauses, resumes or aborts the endpoint's running rollout
+// (op is registry.RolloutOpPause, RolloutOpResume or RolloutOpAbort) and
+// returns the endpoint as it stands after. reason is kept in the event
+// (and, for an abort, in the rollout's message); "" sends none. The
+// registry answers conflict when the rollout's state does not allow op.
+func (c *Client) ControlRollout(ctx context.Context, name, op, reason string) (*registry.Endpoint, error) {
+	var body struct {
+		Reason string `json:"reason,omitempty"`
+	}
+	body.Reason = reason
+	var out registry.Endpoint
+	if _, err := c.do(ctx, request{method: http.MethodPost, path: apiPath("endpoints", name, "rollout", op), body: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // DeleteEndpoint deletes an endpoint; ifRevision > 0 makes it conditional.
 func (c *Client) DeleteEndpoint(ctx context.Context, name string, ifRevision int64) error {
 	_, err := c.do(ctx, request{method: http.MethodDelete, path: apiPath("endpoints", name), ifRevision: ifRevision}, nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -28,29 +27,39 @@ func newEndpointsCmd() *cobra.Command {
 			}
 			t := newTable(cmd.OutOrStdout(), "NAME", "MODEL", "STAGE", "STATUS", "ROUTES", "URL")
 			for _, e := range eps {
-				routes := make([]string, len(e.Routes))
-				for i, rt := range e.Routes {
-					routes[i] = fmt.Sprintf("%s=v%d:%d%%", rt.Name, rt.Version, rt.Weight)
+				status := statusCell(e.Status)
+				routes := e.Routes
+				// While a rollout runs, the gateway serves its weights.
+				if st := rolloutStatus(&e); rolloutActive(st) {
+					routes = st.Routes
+					status.text += fmt.Sprintf(", rollout %s %d/%d", st.State, st.Step, len(st.StepPercents))
 				}
-				t.row(plain(e.Name), plain(e.Model), plain(e.Stage), statusCell(e.Status), plain(strings.Join(routes, " ")), plain(e.URL))
+				t.row(plain(e.Name), plain(e.Model), plain(e.Stage), status, plain(fmtWeights(routes)), plain(e.URL))
 			}
 			return t.flush()
 		})
 	}
 	cmd := &cobra.Command{
-		Use:   "endpoints [list | show NAME]",
+		Use:   "endpoints [list | show NAME | rollout pause|resume|abort NAME]",
 		Short: "List serving endpoints, or show one with its routes",
 		Long: `List serving endpoints, or show one: its routes (version, weight, upstream),
-status, guard and URL.
+status, guard, rollout and URL.
 
 show prints each route's configured weight (what the last create or update
 wrote) beside the observed one (what the gateway uses now): after the guard
 moved traffic off a failing route, or a flagged version was drained, they
 differ, status says why, and the next terraform plan shows the difference as
-drift. The list shows observed weights.`,
+drift. The list shows observed weights.
+
+While a rollout runs, the routes are its target and the gateway serves the
+weights of the step in force: show prints the rollout (state, step, next
+step due, the last gate judged) and those weights, and the list shows them.
+'endpoints rollout pause|resume|abort NAME' controls a running rollout.`,
 		Example: `  mlregistry endpoints
   mlregistry endpoints show churn
-  mlregistry endpoints show churn -o json | jq .routes`,
+  mlregistry endpoints show churn -o json | jq .routes
+  mlregistry endpoints show churn -o json | jq .rollout.state
+  mlregistry endpoints rollout pause churn --reason "holding for the weekend"`,
 		Args: noArgs,
 		RunE: list,
 	}
@@ -61,9 +70,9 @@ drift. The list shows observed weights.`,
 		Example: "  mlregistry endpoints list",
 		Args:    noArgs,
 		RunE:    list,
-	}, &cobra.Command{
+	}, newEndpointsRolloutCmd(r), &cobra.Command{
 		Use:               "show NAME",
-		Short:             "Show an endpoint: routes, weights, status, guard and URL",
+		Short:             "Show an endpoint: routes, weights, status, guard, rollout and URL",
 		Example:           "  mlregistry endpoints show churn",
 		Args:              exactArgs(1, "an endpoint NAME"),
 		ValidArgsFunction: r.completeEndpoints,
@@ -107,6 +116,11 @@ drift. The list shows observed weights.`,
 				fmt.Fprintln(w, "Routes:")
 				t := newTable(w, "  NAME", "VERSION", "CONFIGURED", "OBSERVED", "UPSTREAM")
 				for _, rt := range e.Routes {
+					if rt.Shadow {
+						shadow := fmt.Sprintf("shadow %g", rt.Share)
+						t.strs("  "+rt.Name, fmt.Sprint(rt.Version), shadow, shadow, rt.UpstreamURL)
+						continue
+					}
 					conf := "?"
 					if c, ok := configured[rt.Name]; ok {
 						conf = fmt.Sprintf("%d%%", c)
@@ -124,8 +138,11 @@ drift. The list shows observed weights.`,
 						}
 						fmt.Fprintf(w, "Route %s also takes every request whose %s %s %q, whatever the weights.\n", rt.Name, m.Header, op, m.Value)
 					}
+					if rt.Shadow {
+						fmt.Fprintf(w, "Route %s is a shadow: it gets a copy of %g of the requests; its answers are discarded.\n", rt.Name, rt.Share)
+					}
 				}
-				return nil
+				return showRollout(w, e)
 			})
 		},
 	})

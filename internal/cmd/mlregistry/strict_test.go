@@ -47,6 +47,9 @@ func TestClientFlagsAreStrict(t *testing.T) {
 		{"interval without follow", []string{"events", "--interval", "1s"}, []string{"--interval", "--follow"}},
 		{"since not a time", []string{"events", "--since", "yesterday"}, []string{`--since "yesterday"`, "24h", "7d", "RFC 3339"}},
 		{"since in the future", []string{"events", "--since", "-2h"}, []string{`--since "-2h"`}},
+		{"unknown rollout operation", []string{"endpoints", "rollout", "paus", "churn"}, []string{`"paus"`, "valid choices: pause, resume, abort"}},
+		{"rollout without an endpoint", []string{"endpoints", "rollout", "pause"}, []string{"endpoints rollout", "an operation (pause, resume or abort) and an endpoint NAME"}},
+		{"rollout with an unknown flag", []string{"endpoints", "rollout", "abort", "churn", "--reson", "x"}, []string{"--reson"}},
 	}
 	for _, c := range cases {
 		env := f.env
