@@ -408,7 +408,9 @@ func (s *StageAssign) Validate() error {
 }
 
 // ValidateRoutes checks an endpoint's routes: 1..16 routes, unique names,
-// versions >= 1, http(s) upstreams, weights 0..100 summing to 100.
+// versions >= 1, http(s) upstreams, weights 0..100 summing to 100; at most
+// 4 shadow routes, each at weight 0 without a match and with a share in
+// (0, 1], and at least one route that is not a shadow.
 func ValidateRoutes(field string, routes []Route) error {
 	if len(routes) == 0 {
 		return FieldError(field, "min_items", "must have at least one route")
@@ -416,7 +418,7 @@ func ValidateRoutes(field string, routes []Route) error {
 	if len(routes) > MaxRoutes {
 		return FieldError(field, "max_items", "must have at most %d routes", MaxRoutes)
 	}
-	sum := 0
+	sum, shadows := 0, 0
 	seen := map[string]bool{}
 	for i, r := range routes {
 		f := fmt.Sprintf("%s[%d]", field, i)
@@ -442,7 +444,19 @@ func ValidateRoutes(field string, routes []Route) error {
 		if err := r.Match.Validate(f + ".match"); err != nil {
 			return err
 		}
+		if err := validateShadow(f, r); err != nil {
+			return err
+		}
+		if r.Shadow {
+			shadows++
+		}
 		sum += r.Weight
+	}
+	if shadows > MaxShadowRoutes {
+		return FieldError(field, "max_shadows", "has %d shadow routes, at most %d are allowed", shadows, MaxShadowRoutes)
+	}
+	if shadows == len(routes) {
+		return FieldError(field, "min_items", "must have at least one route that is not a shadow: shadows only get copies of requests")
 	}
 	if sum != 100 {
 		return FieldError(field, "weights_sum", "weights must sum to 100, they sum to %d", sum)
@@ -582,7 +596,10 @@ func (e *EndpointCreate) Validate() error {
 	if err := ValidateEndpointTimeout("timeout", e.Timeout); err != nil {
 		return err
 	}
-	return e.Guard.Validate("guard")
+	if err := e.Guard.Validate("guard"); err != nil {
+		return err
+	}
+	return e.Rollout.Validate("rollout", e.Guard)
 }
 
 // Validate checks an endpoint patch.
@@ -610,7 +627,15 @@ func (p *EndpointPatch) Validate() error {
 			return err
 		}
 	}
-	return p.Guard.Validate("guard")
+	if err := p.Guard.Validate("guard"); err != nil {
+		return err
+	}
+	if p.ClearRollout && p.Rollout != nil {
+		return FieldError("clear_rollout", "exclusive", "cannot be combined with rollout")
+	}
+	// The stored guard is checked against the bake where the patch is
+	// applied; here only the patch's own guard is known.
+	return p.Rollout.Validate("rollout", p.Guard)
 }
 
 // ValidateScope checks a token scope.
