@@ -157,17 +157,9 @@ func Evaluate(ep registry.Endpoint, obs []registry.RolloutObservation, now time.
 			for i, pg := range spec.Prometheus {
 				gate := fmt.Sprintf("prometheus[%d]", i)
 				r, ok := byKey[queryKey(i, g.route.Name)]
-				res := gateResult(gate, g, r.Value, pg.Threshold, now)
-				switch {
-				case !ok:
-					res.Message = gate + " was not asked"
-					return rollBack(st, step, res, now), nil
-				case r.Err != nil:
-					res.Value = 0
-					res.Message = fmt.Sprintf("%s failed: %v", gate, r.Err)
-					return rollBack(st, step, res, now), nil
-				case !compare(r.Value, pg.Comparison, pg.Threshold):
-					res.Message = fmt.Sprintf("%s value %s is not %s %s", gate, num(r.Value), pg.Comparison, num(pg.Threshold))
+				if msg := promFailure(gate, pg, r, ok); msg != "" {
+					res := gateResult(gate, g, r.Value, pg.Threshold, now)
+					res.Message = msg
 					return rollBack(st, step, res, now), nil
 				}
 				passed = append(passed, fmt.Sprintf("route %s (v%d): %s value %s %s %s", g.route.Name, g.route.Version, gate, num(r.Value), pg.Comparison, num(pg.Threshold)))
@@ -207,6 +199,19 @@ func Evaluate(ep registry.Endpoint, obs []registry.RolloutObservation, now time.
 	next.NextStepAt = &nextAt
 	next.Message = stepName(next) + " in force"
 	return Decision{Action: registry.ActionEndpointRolloutStep, Next: next}, nil
+}
+
+// promFailure says why a prometheus gate failed, "" when it passed.
+func promFailure(gate string, pg registry.PrometheusGate, r QueryResult, asked bool) string {
+	switch {
+	case !asked:
+		return gate + " was not asked"
+	case r.Err != nil:
+		return fmt.Sprintf("%s failed: %v", gate, r.Err)
+	case !compare(r.Value, pg.Comparison, pg.Threshold):
+		return fmt.Sprintf("%s value %s is not %s %s", gate, num(r.Value), pg.Comparison, num(pg.Threshold))
+	}
+	return ""
 }
 
 // gainingRoutes are the in-force non-shadow routes holding more weight

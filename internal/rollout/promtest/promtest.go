@@ -94,8 +94,10 @@ func start(t testing.TB, bin, cfgPath, data string, port int) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited closes when the process ends; waitErr says how.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	stop := func() {
 		_ = cmd.Process.Kill()
 		<-exited
@@ -107,8 +109,8 @@ func start(t testing.TB, bin, cfgPath, data string, port int) (*Server, error) {
 	defer tick.Stop()
 	for {
 		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("prometheus exited (%v): %s", err, out.String())
+		case <-exited:
+			return nil, fmt.Errorf("prometheus exited (%v): %s", waitErr, out.String())
 		case <-ctx.Done():
 			stop()
 			return nil, fmt.Errorf("prometheus not ready within 30s: %s", out.String())
@@ -149,8 +151,8 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	port := ln.Addr().(*net.TCPAddr).Port
+	return port, ln.Close()
 }
 
 type lockedBuffer struct {
