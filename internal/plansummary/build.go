@@ -100,6 +100,10 @@ type endpointVals struct {
 	Guard     *guardVals  `json:"guard"`
 	Status    *string     `json:"status"`
 	UpdatedAt *string     `json:"updated_at"`
+	// Rollout is a block (an object or a list of one); see decodeRollout.
+	Rollout        json.RawMessage    `json:"rollout"`
+	RolloutStatus  *rolloutStatusVals `json:"rollout_status"`
+	WaitForRollout *bool              `json:"wait_for_rollout"`
 }
 
 type routeVals struct {
@@ -107,6 +111,17 @@ type routeVals struct {
 	Version *int64     `json:"version"`
 	Weight  *int64     `json:"weight"`
 	Match   *matchVals `json:"match"`
+	Shadow  *bool      `json:"shadow"`
+	Share   *float64   `json:"share"`
+}
+
+// shadow is "shadow, a copy of 0.1 of the requests" for a shadow route,
+// "" for the others.
+func (r routeVals) shadow() string {
+	if r.Shadow == nil || !*r.Shadow {
+		return ""
+	}
+	return "shadow, a copy of " + fmtNum(r.Share) + " of the requests"
 }
 
 type matchVals struct {
@@ -630,9 +645,6 @@ func (b *builder) endpointChanges() error {
 			continue
 		}
 		act := rc.Change.action()
-		if act == ActionNoop {
-			continue
-		}
 		before, after, hasB, hasA, err := decodeChange[endpointVals](rc, "")
 		if err != nil {
 			return err
@@ -640,6 +652,15 @@ func (b *builder) endpointChanges() error {
 		cur := &after
 		if !hasA {
 			cur = &before
+		}
+		var running *RolloutStanding
+		if hasB {
+			if running = standing(rc.Address, before.Name, before.RolloutStatus); running != nil {
+				b.s.Rollouts = append(b.s.Rollouts, running)
+			}
+		}
+		if act == ActionNoop {
+			continue
 		}
 		ec := &EndpointChange{Address: rc.Address, Name: cur.Name, Model: cur.Model, Action: act, Routes: []*RouteShift{}}
 		if hasB && before.Stage != nil {
@@ -654,11 +675,15 @@ func (b *builder) endpointChanges() error {
 			}
 		}
 		ec.OtherAttrs = changedAttrs(rc.Change.Before, rc.Change.After, rc.Change.AfterUnknown,
-			"id", "revision", "updated_at", "created_at", "routes", "route", "guard", "stage", "status", "status_message", "url")
+			"id", "revision", "updated_at", "created_at", "routes", "route", "guard", "stage", "status", "status_message", "url", "rollout", "rollout_status")
+		specFrom, specTo := decodeRollout(before.Rollout), decodeRollout(after.Rollout)
+		if hasB && hasA && specFrom.String() != specTo.String() {
+			ec.RolloutFrom, ec.RolloutTo = specFrom.String(), specTo.String()
+		}
 		byName := map[string]*RouteShift{}
 		unknownRoutes := b.unknownRouteVersions(rc)
 		for i, r := range after.routes() {
-			rs := &RouteShift{Name: r.Name, WeightTo: r.Weight, MatchTo: r.Match.String()}
+			rs := &RouteShift{Name: r.Name, WeightTo: r.Weight, MatchTo: r.Match.String(), Shadow: r.shadow()}
 			if r.Version != nil {
 				rs.VersionTo = &VersionRef{Version: *r.Version}
 			} else if unknownRoutes[i] {
@@ -704,6 +729,22 @@ func (b *builder) endpointChanges() error {
 						fmt.Sprintf("remove the match block of route %s (or point the route at an unflagged version)", rs.Name))
 				}
 			}
+		}
+		if act == ActionUpdate && hasB && hasA && specTo != nil {
+			versionTo := map[string]*VersionRef{}
+			for _, rs := range ec.Routes {
+				if rs.VersionTo != nil && rs.VersionTo.Version == 0 {
+					versionTo[rs.Name] = rs.VersionTo
+				}
+			}
+			ec.Rollout = planRollout(&before, &after, specTo, running, unknownRoutes, versionTo)
+		}
+		switch {
+		case running == nil:
+		case running.active() && act == ActionUpdate && hasA && specTo == nil:
+			b.warn(warnf(WarnRollout, rc.Address, "Endpoint %q loses its rollout while one is %s at step %d (%d%%): the configured weights take force at once, with no more steps or gates.", ec.Name, running.State, running.Step, running.Percent))
+		case !running.active() && (act == ActionUpdate || act == ActionReplace):
+			b.warn(rolloutWarning(rc.Address, running, ec.Rollout != nil))
 		}
 		if act == ActionUpdate && hasB && before.Guard != nil && hasA && after.Guard == nil {
 			b.warn(warnf(WarnGuard, rc.Address, "Endpoint %q loses its guard (%s): a failing route is no longer rolled back automatically.", ec.Name, before.Guard))
@@ -833,6 +874,10 @@ func (b *builder) finish() {
 	}
 	if b.s.Drift == nil {
 		b.s.Drift = []*DriftItem{}
+	}
+	sort.SliceStable(b.s.Rollouts, func(i, j int) bool { return b.s.Rollouts[i].Address < b.s.Rollouts[j].Address })
+	if b.s.Rollouts == nil {
+		b.s.Rollouts = []*RolloutStanding{}
 	}
 	if b.s.Warnings == nil {
 		b.s.Warnings = []*Warning{}

@@ -162,7 +162,10 @@ func (b *builder) endpointDrift(rc ResourceChange, item *DriftItem) error {
 	if !hasA {
 		item.Summary = fmt.Sprintf("endpoint %q was deleted outside Terraform", before.Name)
 	} else {
-		item.Changed = changedAttrs(rc.Change.Before, rc.Change.After, nil, "id", "revision", "updated_at", "created_at", "url", "status_message")
+		// A running rollout moves its status on every step; the summary
+		// shows where it stands apart, so only what it leaves behind (the
+		// routes a rollback writes back) is drift.
+		item.Changed = changedAttrs(rc.Change.Before, rc.Change.After, nil, "id", "revision", "updated_at", "created_at", "url", "status_message", "rollout_status")
 		if len(item.Changed) == 0 {
 			return nil
 		}
@@ -252,6 +255,10 @@ func endpointEventLine(e registry.Event) string {
 		return fmt.Sprintf("guard found every route failing at %s%s", at, msg)
 	case registry.ActionEndpointFlagDrain:
 		return fmt.Sprintf("traffic drained from %s (flagged version) at %s%s", lost(), at, msg)
+	case registry.ActionEndpointRolloutRolledBack:
+		return fmt.Sprintf("rollout rolled back at %s%s", at, rolloutMsg(after))
+	case registry.ActionEndpointRolloutAborted:
+		return fmt.Sprintf("rollout aborted by %s at %s%s", orUnknown(e.Actor), at, rolloutMsg(after))
 	case registry.ActionEndpointUpdate:
 		s := fmt.Sprintf("endpoint updated by %s at %s", orUnknown(e.Actor), at)
 		var rb, ra []routeVals
@@ -271,6 +278,15 @@ func endpointEventLine(e registry.Event) string {
 		return fmt.Sprintf("endpoint deleted by %s at %s", orUnknown(e.Actor), at)
 	}
 	return ""
+}
+
+// rolloutMsg is " (<the rollout's message>)" from an event's endpoint,
+// "" when it has none.
+func rolloutMsg(e registry.Endpoint) string {
+	if e.Rollout == nil || e.Rollout.RolloutStatus == nil || e.Rollout.Message == "" {
+		return ""
+	}
+	return " (" + e.Rollout.Message + ")"
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -62,6 +62,12 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 	for _, e := range s.Endpoints {
 		writeEndpoint(&b, e)
 	}
+	if len(s.Rollouts) > 0 {
+		b.WriteString("\n### Rollouts (as refreshed before this plan)\n\n")
+		for _, r := range s.Rollouts {
+			writeStanding(&b, r)
+		}
+	}
 	if len(s.Drift) > 0 {
 		b.WriteString("\n### Drift (changed outside Terraform, found at refresh)\n\n")
 		for _, d := range s.Drift {
@@ -75,7 +81,7 @@ func WriteMarkdown(w io.Writer, s *Summary) error {
 			}
 		}
 	}
-	if len(s.Models) == 0 && len(s.Endpoints) == 0 && len(s.Drift) == 0 {
+	if len(s.Models) == 0 && len(s.Endpoints) == 0 && len(s.Drift) == 0 && len(s.Rollouts) == 0 {
 		b.WriteString("\nNo mlregistry changes.\n")
 	}
 	if len(s.NotFetched) > 0 {
@@ -277,6 +283,9 @@ func writeEndpoint(b *strings.Builder, e *EndpointChange) {
 			if r.FlaggedTo {
 				version += " (flagged!)"
 			}
+			if r.Shadow != "" {
+				version += " (shadow)"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%4s %s\t-> %4s %s\n", r.Name, version, pct(r.WeightFrom), bar(r.WeightFrom), pct(r.WeightTo), bar(r.WeightTo))
 		}
 		_ = tw.Flush() // writes to a strings.Builder, which cannot fail
@@ -294,6 +303,11 @@ func writeEndpoint(b *strings.Builder, e *EndpointChange) {
 			}
 		}
 		for _, r := range e.Routes {
+			if r.Shadow != "" {
+				fmt.Fprintf(b, "- route %s: %s; its answers are discarded\n", r.Name, r.Shadow)
+			}
+		}
+		for _, r := range e.Routes {
 			if r.PolicyNote != "" {
 				fmt.Fprintf(b, "- route %s (stage %s): %s\n", r.Name, e.StageTo, r.PolicyNote)
 			}
@@ -305,8 +319,94 @@ func writeEndpoint(b *strings.Builder, e *EndpointChange) {
 	if e.GuardFrom != "" || e.GuardTo != "" {
 		fmt.Fprintf(b, "- guard: %s -> %s\n", e.GuardFrom, e.GuardTo)
 	}
+	if e.RolloutFrom != "" || e.RolloutTo != "" {
+		fmt.Fprintf(b, "- rollout: %s -> %s\n", e.RolloutFrom, e.RolloutTo)
+	}
 	if len(e.OtherAttrs) > 0 {
 		fmt.Fprintf(b, "- also changes: %s\n", strings.Join(e.OtherAttrs, ", "))
+	}
+	if e.Rollout != nil {
+		writeRolloutPlan(b, e.Rollout)
+	}
+}
+
+// writeRolloutPlan shows the steps an update starts: one row per step,
+// one column per route in force.
+func writeRolloutPlan(b *strings.Builder, p *RolloutPlan) {
+	b.WriteString("\n**Starts a rollout**")
+	if p.Replaces != "" {
+		fmt.Fprintf(b, ", replacing %s", p.Replaces)
+	}
+	fmt.Fprintf(b, ": %s.", p.Config)
+	if p.Wait {
+		b.WriteString(" Apply waits for it to complete (`wait_for_rollout`) and fails if it is rolled back.\n")
+	} else {
+		b.WriteString(" Apply returns once step 1 is in force; the registry takes the next steps as their gates pass, and rolls back at once when one fails.\n")
+	}
+	if p.Note != "" {
+		fmt.Fprintf(b, "\nSteps: %s.\n", p.Note)
+		return
+	}
+	b.WriteString("\n```text\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := []string{"step"}
+	for _, c := range p.Columns {
+		name := c.Name
+		if c.Version != nil && !strings.Contains(c.Name, "@v") {
+			name += " " + c.Version.String()
+		}
+		head = append(head, name)
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	for _, r := range p.Rows {
+		cells := []string{"now"}
+		if r.Step > 0 {
+			cells[0] = fmt.Sprintf("%d (%d%%)", r.Step, r.Percent)
+		}
+		for _, w := range r.Weights {
+			if w < 0 {
+				cells = append(cells, "-")
+			} else {
+				cells = append(cells, fmt.Sprintf("%d%%", w))
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	_ = tw.Flush() // writes to a strings.Builder, which cannot fail
+	b.WriteString("```\n")
+	for _, c := range p.Columns {
+		if base, _, ok := strings.Cut(c.Name, "@v"); ok {
+			fmt.Fprintf(b, "- %s is the share %s's old version keeps until the rollout moves it\n", c.Name, base)
+		}
+	}
+}
+
+// writeStanding is one endpoint's latest rollout.
+func writeStanding(b *strings.Builder, r *RolloutStanding) {
+	fmt.Fprintf(b, "- %s `%s` (`%s`): **%s**", stateIcon(r.State), r.Name, r.Address, strings.ReplaceAll(r.State, "_", " "))
+	if r.active() {
+		fmt.Fprintf(b, " at step %d (%d%%)", r.Step, r.Percent)
+		if r.StartedAt != "" {
+			fmt.Fprintf(b, ", started %s", r.StartedAt)
+		}
+		b.WriteString("\n")
+		if r.Weights != "" {
+			fmt.Fprintf(b, "  - weights in force: %s\n", r.Weights)
+		}
+		if r.State == "progressing" && r.NextStepAt != "" {
+			fmt.Fprintf(b, "  - next step due: %s (once its gates pass)\n", r.NextStepAt)
+		}
+		if r.LastGate != "" {
+			fmt.Fprintf(b, "  - last gate: %s\n", oneLine(r.LastGate))
+		}
+		return
+	}
+	b.WriteString("\n")
+	if r.Message != "" {
+		fmt.Fprintf(b, "  - %s\n", oneLine(r.Message))
+	}
+	if r.LastGate != "" && r.LastGate != r.Message {
+		fmt.Fprintf(b, "  - last gate: %s\n", oneLine(r.LastGate))
 	}
 }
 

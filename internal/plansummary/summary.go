@@ -16,6 +16,9 @@ type Summary struct {
 	Models    []*ModelSummary   `json:"models"`
 	Endpoints []*EndpointChange `json:"endpoints"`
 	Drift     []*DriftItem      `json:"drift"`
+	// Rollouts are the endpoints whose latest rollout is running, or
+	// ended without completing, as refreshed before this plan.
+	Rollouts []*RolloutStanding `json:"rollouts"`
 	// Verdict is the whole plan's: VerdictFails when an error says the
 	// apply would fail (or do what nobody asked for) as Terraform orders it.
 	Verdict    string       `json:"verdict"`
@@ -180,16 +183,21 @@ type VersionChange struct {
 
 // EndpointChange is an endpoint whose routes, stage or guard change.
 type EndpointChange struct {
-	Address    string        `json:"address"`
-	Name       string        `json:"name"`
-	Model      string        `json:"model"`
-	Action     Action        `json:"action"`
-	StageFrom  string        `json:"stage_from,omitempty"`
-	StageTo    string        `json:"stage_to,omitempty"`
-	Routes     []*RouteShift `json:"routes"`
-	GuardFrom  string        `json:"guard_from,omitempty"`
-	GuardTo    string        `json:"guard_to,omitempty"`
-	OtherAttrs []string      `json:"changed,omitempty"`
+	Address   string        `json:"address"`
+	Name      string        `json:"name"`
+	Model     string        `json:"model"`
+	Action    Action        `json:"action"`
+	StageFrom string        `json:"stage_from,omitempty"`
+	StageTo   string        `json:"stage_to,omitempty"`
+	Routes    []*RouteShift `json:"routes"`
+	GuardFrom string        `json:"guard_from,omitempty"`
+	GuardTo   string        `json:"guard_to,omitempty"`
+	// RolloutFrom and RolloutTo are the rollout configuration, when it
+	// changes; Rollout is the rollout this update starts.
+	RolloutFrom string       `json:"rollout_from,omitempty"`
+	RolloutTo   string       `json:"rollout_to,omitempty"`
+	Rollout     *RolloutPlan `json:"rollout,omitempty"`
+	OtherAttrs  []string     `json:"changed,omitempty"`
 }
 
 // RouteShift is one route's weight before and after.
@@ -203,6 +211,8 @@ type RouteShift struct {
 	// MatchFrom and MatchTo are the route's header match ("" for none).
 	MatchFrom string `json:"match_from,omitempty"`
 	MatchTo   string `json:"match_to,omitempty"`
+	// Shadow describes a shadow route after the plan ("" for others).
+	Shadow string `json:"shadow,omitempty"`
 	// PolicyNote says when the stage policy of the endpoint's stage is
 	// checked for this route's version.
 	PolicyNote string `json:"policy_note,omitempty"`
@@ -271,6 +281,9 @@ const (
 	WarnLoosening  = "loosening"
 	WarnOrdering   = "ordering"
 	WarnUnflag     = "unflag"
+	// WarnRollout: an endpoint's last rollout was rolled back or aborted,
+	// or a running rollout is cut short.
+	WarnRollout = "rollout"
 )
 
 // Warning is something a reviewer must not miss.
