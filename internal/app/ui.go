@@ -19,7 +19,7 @@ func (m *Main) mountUI() error {
 		GuardWindow: func(endpoint string) []ui.RouteWindow {
 			var out []ui.RouteWindow
 			for _, w := range m.gateway.GuardWindows(endpoint) {
-				out = append(out, ui.RouteWindow{Route: w.Route, Requests: w.Requests, Errors: w.Errors})
+				out = append(out, ui.RouteWindow{Route: w.Route, Requests: w.Requests, Errors: w.Errors, P99: w.P99})
 			}
 			return out
 		},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -314,6 +315,11 @@ func TestBrowser(t *testing.T) {
 	}
 	if n := eval(`String(Array.from(document.querySelectorAll("#routes tbody tr")).reduce((n, r) => n + Number(r.children[4].textContent), 0))`); n != "30" {
 		t.Errorf("guard window requests sum to %s, want 30", n)
+	}
+	// The window's p99 latency shows beside its error rate, for each
+	// route that served requests in it.
+	if p99 := eval(`Array.from(document.querySelectorAll("#routes tbody tr")).map(r => r.children[6].textContent.trim()).join(",")`); !regexp.MustCompile(`^\d+ ms,\d+ ms$`).MatchString(p99) {
+		t.Errorf("guard window p99 per route: %q, want a latency in ms for stable and canary", p99)
 	}
 	screenshot("ui-endpoint.png")
 

@@ -479,9 +479,22 @@ func (h *Handler) endpoints(r *http.Request, u *user) (view, error) {
 	return view{"endpoints", d}, nil
 }
 
+// rolloutView is the endpoint's rollout: its configuration, where the
+// latest rollout stands and, while it runs, the weights in force.
+type rolloutView struct {
+	registry.RolloutSpec
+	Status *registry.RolloutStatus
+	// Active: progressing or paused, so the gateway serves InForce.
+	Active bool
+	// Percent is the step's percent of the way to the configured routes.
+	Percent int
+	InForce []routeView
+}
+
 type endpointData struct {
 	base
 	E           endpointView
+	Rollout     *rolloutView
 	GuardEvents []eventRow
 	Events      []eventRow
 	Windows     bool
@@ -515,7 +528,10 @@ func (h *Handler) endpoint(r *http.Request, u *user) (view, error) {
 			switch ev.Action {
 			case registry.ActionEndpointCreate, registry.ActionEndpointUpdate:
 				lastWrite = &page.Items[i]
-			case registry.ActionEndpointGuardRollback, registry.ActionEndpointGuardDegraded, registry.ActionEndpointFlagDrain:
+			case registry.ActionEndpointGuardRollback, registry.ActionEndpointGuardDegraded, registry.ActionEndpointFlagDrain,
+				registry.ActionEndpointRolloutStarted, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutPaused,
+				registry.ActionEndpointRolloutResumed, registry.ActionEndpointRolloutAborted, registry.ActionEndpointRolloutRolledBack,
+				registry.ActionEndpointRolloutCompleted:
 				d.GuardEvents = append(d.GuardEvents, h.eventRow(ev))
 			}
 		}
@@ -563,6 +579,25 @@ func (h *Handler) endpoint(r *http.Request, u *user) (view, error) {
 			}
 		}
 		d.E.Routes = append(d.E.Routes, rv)
+	}
+	if ro := e.Rollout; ro != nil {
+		rv := &rolloutView{RolloutSpec: ro.RolloutSpec, Status: ro.RolloutStatus, Active: registry.RolloutActive(ro.RolloutStatus)}
+		if st := ro.RolloutStatus; st != nil && st.Step >= 1 && st.Step <= len(st.StepPercents) {
+			rv.Percent = st.StepPercents[st.Step-1]
+		}
+		if rv.Active {
+			for _, rt := range ro.Routes {
+				v := routeView{Route: rt, Configured: rt.Weight, Bar: bar{rt.Weight, rt.Weight}}
+				if w, ok := windows[rt.Name]; ok {
+					v.Window = &w
+					if w.Requests > 0 {
+						v.ErrorRate = float64(w.Errors) / float64(w.Requests)
+					}
+				}
+				rv.InForce = append(rv.InForce, v)
+			}
+		}
+		d.Rollout = rv
 	}
 	slices.Reverse(d.GuardEvents)
 	return view{"endpoint", d}, nil

@@ -53,6 +53,9 @@ type Reader interface {
 type RouteWindow struct {
 	Route            string
 	Requests, Errors int64
+	// P99 is the 99th percentile of the window's latencies (zero without
+	// requests).
+	P99 time.Duration
 }
 
 // Options configures the UI.
@@ -274,6 +277,13 @@ var funcs = template.FuncMap{
 	"metric": fmtMetric,
 	"join":   strings.Join,
 	"pct":    func(f float64) string { return fmt.Sprintf("%.1f%%", f*100) },
+	"ms":     func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Round(time.Millisecond).Milliseconds()) },
+	"timep": func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return fmtTime(*t)
+	},
 }
 
 func fmtTime(t time.Time) string {
