@@ -32,6 +32,7 @@ type endpointDataSourceModel struct {
 	Model  types.String `tfsdk:"model"`
 	Routes types.List   `tfsdk:"routes"`
 	endpointFields
+	endpointRolloutFields
 }
 
 func (d *endpointDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -68,6 +69,8 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 								"prefix": schema.BoolAttribute{MarkdownDescription: "Whether values starting with `value` match too; null when false.", Computed: true},
 							},
 						},
+						"shadow": schema.BoolAttribute{MarkdownDescription: "Whether the route is a shadow (gets a copy of `share` of the requests, its answers discarded); null when false.", Computed: true},
+						"share":  schema.NumberAttribute{MarkdownDescription: "The share of requests a shadow route gets a copy of; null for other routes.", Computed: true},
 					},
 				},
 			},
@@ -80,6 +83,40 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 					"max_error_rate": schema.NumberAttribute{MarkdownDescription: "Error rate that trips the guard.", Computed: true},
 					"min_requests":   schema.Int64Attribute{MarkdownDescription: "Requests needed in the window before the guard judges a route.", Computed: true},
 					"window":         schema.StringAttribute{MarkdownDescription: "Sliding window of the error rate.", Computed: true},
+				},
+			},
+			"rollout": schema.SingleNestedAttribute{
+				MarkdownDescription: "How a change of the routes' weights or versions is rolled out; null when the endpoint has no rollout configuration.",
+				Computed:            true,
+				Attributes: map[string]schema.Attribute{
+					"steps":           schema.ListAttribute{MarkdownDescription: "Percent of the way to the configured weights at each step.", ElementType: types.Int64Type, Computed: true},
+					"bake":            schema.StringAttribute{MarkdownDescription: "How long each step holds.", Computed: true},
+					"max_error_rate":  schema.NumberAttribute{MarkdownDescription: "Gate: error rate of a gaining route that rolls the rollout back; null when not set.", Computed: true},
+					"max_latency_p99": schema.StringAttribute{MarkdownDescription: "Gate: p99 upstream latency of a gaining route that rolls the rollout back; null when not set.", Computed: true},
+					"min_requests":    schema.Int64Attribute{MarkdownDescription: "Requests a gaining route needs in a step before the gates judge it; null when not set.", Computed: true},
+					"prometheus": schema.ListNestedAttribute{
+						MarkdownDescription: "Prometheus gates, checked when a step's bake ends.",
+						Computed:            true,
+						NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+							"query":      schema.StringAttribute{MarkdownDescription: "The PromQL query.", Computed: true},
+							"threshold":  schema.NumberAttribute{MarkdownDescription: "The value the query's sample is compared to.", Computed: true},
+							"comparison": schema.StringAttribute{MarkdownDescription: "`<`, `<=`, `>` or `>=`.", Computed: true},
+						}},
+					},
+				},
+			},
+			"rollout_status": schema.SingleNestedAttribute{
+				MarkdownDescription: "Where the endpoint's latest rollout stands; null before its first.",
+				Computed:            true,
+				Attributes: map[string]schema.Attribute{
+					"state":        schema.StringAttribute{MarkdownDescription: "`progressing`, `paused`, `completed`, `rolled_back` or `aborted`.", Computed: true},
+					"step":         schema.Int64Attribute{MarkdownDescription: "The step in force, from 1.", Computed: true},
+					"percent":      schema.Int64Attribute{MarkdownDescription: "That step's percent of the way to the configured weights.", Computed: true},
+					"weights":      schema.MapAttribute{MarkdownDescription: "The weights in force, by in-force route name.", ElementType: types.Int64Type, Computed: true},
+					"started_at":   schema.StringAttribute{MarkdownDescription: "When the rollout started (RFC 3339).", Computed: true},
+					"next_step_at": schema.StringAttribute{MarkdownDescription: "When the step in force is due to end (RFC 3339); null when paused or ended.", Computed: true},
+					"last_gate":    schema.StringAttribute{MarkdownDescription: "The latest gate result.", Computed: true},
+					"message":      schema.StringAttribute{MarkdownDescription: "Why the rollout ended, when it did not complete by itself.", Computed: true},
 				},
 			},
 			"url":            schema.StringAttribute{MarkdownDescription: "Where clients call the endpoint.", Computed: true},
@@ -117,6 +154,7 @@ func (d *endpointDataSource) Read(ctx context.Context, req datasource.ReadReques
 	var diags diag.Diagnostics
 	cfg.Routes, diags = routesValue(ctx, e.Routes, types.ListNull(routeObjectType))
 	resp.Diagnostics.Append(diags...)
-	resp.Diagnostics.Append(cfg.fromAPI(ctx, e, endpointFields{})...)
+	resp.Diagnostics.Append(cfg.endpointFields.fromAPI(ctx, e, endpointFields{})...)
+	resp.Diagnostics.Append(cfg.endpointRolloutFields.fromAPI(ctx, e, endpointRolloutFields{})...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)
 }

@@ -47,6 +47,9 @@ type endpointResourceModel struct {
 	// its computed routes attribute.
 	Route types.List `tfsdk:"route"`
 	endpointFields
+	endpointRolloutFields
+	// WaitForRollout lives only in Terraform: whether apply waits.
+	WaitForRollout types.Bool `tfsdk:"wait_for_rollout"`
 }
 
 // endpointFields are the attributes of an endpoint besides its identity
@@ -70,6 +73,8 @@ type routeModel struct {
 	UpstreamURL types.String `tfsdk:"upstream_url"`
 	Weight      types.Int64  `tfsdk:"weight"`
 	Match       types.Object `tfsdk:"match"`
+	Shadow      types.Bool   `tfsdk:"shadow"`
+	Share       types.Number `tfsdk:"share"`
 }
 
 type matchModel struct {
@@ -90,7 +95,7 @@ var (
 	}
 	routeAttrTypes = map[string]attr.Type{
 		"name": types.StringType, "version": types.Int64Type, "upstream_url": types.StringType, "weight": types.Int64Type,
-		"match": types.ObjectType{AttrTypes: matchAttrTypes},
+		"match": types.ObjectType{AttrTypes: matchAttrTypes}, "shadow": types.BoolType, "share": types.NumberType,
 	}
 	routeObjectType = types.ObjectType{AttrTypes: routeAttrTypes}
 	guardAttrTypes  = map[string]attr.Type{
@@ -110,7 +115,9 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 		MarkdownDescription: "A serving endpoint: the registry's gateway answers `/serve/<name>/...` by proxying each request to one of the routes, " +
 			"picked by weight (or by `sticky_header`, so one caller keeps one route). A canary is a second route with a small weight. " +
 			"With a `guard`, the gateway moves a failing route's weight to the healthiest other route and marks the endpoint `rolled_back`; " +
-			"the moved weights are what the registry reports, so the next plan shows them as drift and applying restores the configured weights.",
+			"the moved weights are what the registry reports, so the next plan shows them as drift and applying restores the configured weights. " +
+			"With a `rollout`, a change of the routes' weights or versions is moved into force in steps, each baked and checked by gates; " +
+			"`rollout_status` shows where it stands, and a rolled-back rollout shows as drift too. A `shadow` route gets a copy of a share of the requests.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "The endpoint's name.",
@@ -174,6 +181,8 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				MarkdownDescription: "The endpoint's revision (its ETag), sent as `If-Match` on updates.",
 				Computed:            true,
 			},
+			"wait_for_rollout": waitForRolloutAttribute(),
+			"rollout_status":   rolloutStatusAttribute(),
 		},
 		Blocks: map[string]schema.Block{
 			"route": schema.ListNestedBlock{
@@ -197,10 +206,12 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 							Validators:          []validator.String{upstreamURLValidator()},
 						},
 						"weight": schema.Int64Attribute{
-							MarkdownDescription: "Share of the traffic in percent, 0 to 100. The weights of all routes sum to 100. A route with a `match` may have weight 0: it then gets only the matched requests.",
+							MarkdownDescription: "Share of the traffic in percent, 0 to 100. The weights of all routes but shadows sum to 100. A route with a `match` may have weight 0: it then gets only the matched requests. A `shadow` route has weight 0.",
 							Required:            true,
 							Validators:          []validator.Int64{int64validator.Between(0, 100)},
 						},
+						"shadow": shadowAttribute(),
+						"share":  shareAttribute(),
 					},
 					Blocks: map[string]schema.Block{
 						"match": schema.SingleNestedBlock{
@@ -232,6 +243,7 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 					},
 				},
 			},
+			"rollout": rolloutBlock(),
 			"guard": schema.SingleNestedBlock{
 				MarkdownDescription: "Automatic rollback. Each gateway replica judges every route on the 5xx answers and transport errors of the traffic it serves, two ways: " +
 					"(1) over the sliding `window`: once the route has served at least `min_requests` requests in it, an error rate above `max_error_rate` trips it; " +
@@ -380,13 +392,13 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		} else {
 			warnGuardLoosenings(ctx, state.Guard, plan.Guard, &resp.Diagnostics)
 			warnStageUnbinding(state, &plan, &resp.Diagnostics)
-			if plan.Stage.Equal(state.Stage) && plan.Route.Equal(state.Route) &&
-				plan.StickyHeader.Equal(state.StickyHeader) && plan.Timeout.Equal(state.Timeout) && attrEquivalent(ctx, plan.Guard, state.Guard) {
+			resp.Diagnostics.Append(planRolloutStatus(ctx, req, state, &plan, resp)...)
+			if plan.onlyTerraformChanges(ctx, *state) {
 				return // nothing the registry would check changes
 			}
 		}
 	}
-	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Timeout, plan.Route, plan.Guard} {
+	for _, v := range []attr.Value{plan.Name, plan.Model, plan.Stage, plan.StickyHeader, plan.Timeout, plan.Route, plan.Guard, plan.Rollout} {
 		if fullyKnown(ctx, v) {
 			continue
 		}
@@ -394,9 +406,7 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		// registry checks the routes when the apply writes them.
 		return
 	}
-	routes, diags := routesFrom(ctx, plan.Route)
-	resp.Diagnostics.Append(diags...)
-	guard, diags := guardFrom(ctx, plan.Guard)
+	routes, guard, rollout, diags := plan.request(ctx)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -404,9 +414,9 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	name := plan.Name.ValueString()
 	var err error
 	if state == nil {
-		_, err = r.client.DryRunCreateEndpoint(ctx, plan.create(routes, guard))
+		_, err = r.client.DryRunCreateEndpoint(ctx, plan.create(routes, guard, rollout))
 	} else {
-		_, err = r.client.DryRunUpdateEndpoint(ctx, state.ID.ValueString(), plan.patch(routes, guard))
+		_, err = r.client.DryRunUpdateEndpoint(ctx, state.ID.ValueString(), plan.patch(routes, guard, rollout))
 	}
 	what := fmt.Sprintf("endpoint %q", name)
 	switch {
@@ -433,7 +443,10 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 	case errors.Is(err, registry.ErrInvalidArgument) && isNotFoundField(err):
 		tflog.Debug(ctx, "endpoint dry run skipped: model or version not found yet", map[string]any{"name": name, "error": err.Error()})
 	case errors.Is(err, registry.ErrInvalidArgument):
-		resp.Diagnostics.AddAttributeError(path.Root("route"), "Invalid endpoint", err.Error())
+		// The registry's field names the attribute (route[1].share,
+		// rollout.prometheus); its rules the provider cannot check alone
+		// (a prometheus gate on a registry without Prometheus) end here.
+		resp.Diagnostics.AddAttributeError(registryFieldPath(err, path.Root("route")), "Invalid endpoint", err.Error())
 	case errors.Is(err, registry.ErrAlreadyExists):
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "Endpoint already exists",
 			fmt.Sprintf("%s\n\nTo manage the existing endpoint with Terraform, import it: terraform import <address> %s", err, name))
@@ -454,15 +467,14 @@ func (r *endpointResource) Create(ctx context.Context, req resource.CreateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	routes, diags := routesFrom(ctx, plan.Route)
-	resp.Diagnostics.Append(diags...)
-	guard, diags := guardFrom(ctx, plan.Guard)
+	routes, guard, rollout, diags := plan.request(ctx)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	name := plan.Name.ValueString()
-	e, err := r.client.CreateEndpoint(ctx, plan.create(routes, guard))
+	// A create puts its weights in force at once: nothing to wait for.
+	e, err := r.client.CreateEndpoint(ctx, plan.create(routes, guard, rollout))
 	if err != nil {
 		if errors.Is(err, registry.ErrAlreadyExists) {
 			resp.Diagnostics.AddAttributeError(path.Root("name"), "Endpoint already exists",
@@ -516,21 +528,46 @@ func (r *endpointResource) Update(ctx context.Context, req resource.UpdateReques
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	routes, diags := routesFrom(ctx, plan.Route)
-	resp.Diagnostics.Append(diags...)
-	guard, diags := guardFrom(ctx, plan.Guard)
+	routes, guard, rollout, diags := plan.request(ctx)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	name := state.ID.ValueString()
-	e, err := r.client.UpdateEndpoint(ctx, name, plan.patch(routes, guard), state.Revision.ValueInt64())
+	var e *registry.Endpoint
+	var err error
+	if plan.onlyTerraformChanges(ctx, state) {
+		// wait_for_rollout lives only in Terraform: nothing to write.
+		e, err = r.client.GetEndpoint(ctx, name)
+	} else {
+		e, err = r.client.UpdateEndpoint(ctx, name, plan.patch(routes, guard, rollout), state.Revision.ValueInt64())
+	}
 	if err != nil {
 		addAPIError(&resp.Diagnostics, "update", fmt.Sprintf("endpoint %q", name), err)
 		return
 	}
+	if plan.WaitForRollout.ValueBool() {
+		var werr error
+		e, werr = waitForRollout(ctx, r.client, name, e)
+		switch {
+		case errors.Is(werr, errRolloutFailed):
+			// The state written below holds the routes the registry put
+			// back, so the next plan shows the rollback as drift.
+			resp.Diagnostics.AddAttributeError(path.Root("rollout"), fmt.Sprintf("Rollout of endpoint %q did not complete", name),
+				fmt.Sprintf("%s\n\nThe registry put the weights in force before the rollout back. Fix what the gate found and apply again: that starts a new rollout.", strings.TrimPrefix(werr.Error(), errRolloutFailed.Error()+": ")))
+		case werr != nil:
+			resp.Diagnostics.AddAttributeError(path.Root("rollout"), fmt.Sprintf("Rollout of endpoint %q not finished", name), werr.Error())
+		}
+	}
 	resp.Diagnostics.Append(plan.fromAPI(ctx, e, plan)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// onlyTerraformChanges: m differs from state only in what the registry
+// does not store.
+func (m *endpointResourceModel) onlyTerraformChanges(ctx context.Context, state endpointResourceModel) bool {
+	return m.Stage.Equal(state.Stage) && m.Route.Equal(state.Route) && m.StickyHeader.Equal(state.StickyHeader) &&
+		m.Timeout.Equal(state.Timeout) && attrEquivalent(ctx, m.Guard, state.Guard) && attrEquivalent(ctx, m.Rollout, state.Rollout)
 }
 
 func (r *endpointResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -566,20 +603,28 @@ func (m *endpointResourceModel) fromAPI(ctx context.Context, e *registry.Endpoin
 	var diags diag.Diagnostics
 	m.Route, diags = routesValue(ctx, e.Routes, prior.Route)
 	diags.Append(m.endpointFields.fromAPI(ctx, e, prior.endpointFields)...)
+	diags.Append(m.endpointRolloutFields.fromAPI(ctx, e, prior.endpointRolloutFields)...)
+	m.WaitForRollout = prior.WaitForRollout
+	if m.WaitForRollout.IsNull() || m.WaitForRollout.IsUnknown() {
+		m.WaitForRollout = types.BoolValue(false) // after import
+	}
 	return diags
 }
 
 // routesValue is the registry's routes in the registry's order, which is
 // the order they were written in. prior (the state or plan, null for a
-// data source or an import) keeps a match's prefix = false as written,
-// so leaving it out and writing it both read back unchanged.
+// data source or an import) keeps a match's prefix = false and a route's
+// shadow = false as written, so leaving them out and writing them both
+// read back unchanged, and a share as written.
 func routesValue(ctx context.Context, routes []registry.Route, prior types.List) (types.List, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	priorPrefix := map[string]types.Bool{}
+	priorRoute := map[string]routeModel{}
 	if isKnown(prior) {
 		var ps []routeModel
 		diags.Append(prior.ElementsAs(ctx, &ps, false)...)
 		for _, p := range ps {
+			priorRoute[p.Name.ValueString()] = p
 			if isKnown(p.Match) {
 				var m matchModel
 				diags.Append(p.Match.As(ctx, &m, objectAsOptions)...)
@@ -598,10 +643,15 @@ func routesValue(ctx context.Context, routes []registry.Route, prior types.List)
 			})
 			diags.Append(d...)
 		}
+		p := priorRoute[rt.Name]
+		share := types.NumberNull()
+		if rt.Share != 0 {
+			share = numberValueLike(rt.Share, p.Share)
+		}
 		obj, d := types.ObjectValueFrom(ctx, routeAttrTypes, routeModel{
 			Name: types.StringValue(rt.Name), Version: types.Int64Value(rt.Version),
 			UpstreamURL: types.StringValue(rt.UpstreamURL), Weight: types.Int64Value(int64(rt.Weight)),
-			Match: match,
+			Match: match, Shadow: boolValue(rt.Shadow, p.Shadow), Share: share,
 		})
 		diags.Append(d...)
 		elems = append(elems, obj)
@@ -666,17 +716,30 @@ func warnStageUnbinding(state, plan *endpointResourceModel, diags *diag.Diagnost
 }
 
 // create is the create request for m.
-func (m *endpointResourceModel) create(routes []registry.Route, guard *registry.Guard) registry.EndpointCreate {
+func (m *endpointResourceModel) create(routes []registry.Route, guard *registry.Guard, rollout *registry.RolloutSpec) registry.EndpointCreate {
 	return registry.EndpointCreate{
 		Name: m.Name.ValueString(), Model: m.Model.ValueString(), Stage: m.Stage.ValueString(), Routes: routes,
-		StickyHeader: m.StickyHeader.ValueString(), Guard: guard, Timeout: m.Timeout.ValueString(),
+		StickyHeader: m.StickyHeader.ValueString(), Guard: guard, Timeout: m.Timeout.ValueString(), Rollout: rollout,
 	}
 }
 
 // patch is the update that makes the endpoint look like m.
-func (m *endpointResourceModel) patch(routes []registry.Route, guard *registry.Guard) registry.EndpointPatch {
+func (m *endpointResourceModel) patch(routes []registry.Route, guard *registry.Guard, rollout *registry.RolloutSpec) registry.EndpointPatch {
 	stage, sticky, timeout := m.Stage.ValueString(), m.StickyHeader.ValueString(), m.Timeout.ValueString()
-	return registry.EndpointPatch{Stage: &stage, Routes: &routes, StickyHeader: &sticky, Guard: guard, ClearGuard: guard == nil, Timeout: &timeout}
+	return registry.EndpointPatch{
+		Stage: &stage, Routes: &routes, StickyHeader: &sticky, Guard: guard, ClearGuard: guard == nil, Timeout: &timeout,
+		Rollout: rollout, ClearRollout: rollout == nil,
+	}
+}
+
+// request converts m's routes, guard and rollout to the registry's types.
+func (m *endpointResourceModel) request(ctx context.Context) ([]registry.Route, *registry.Guard, *registry.RolloutSpec, diag.Diagnostics) {
+	routes, diags := routesFrom(ctx, m.Route)
+	guard, d := guardFrom(ctx, m.Guard)
+	diags.Append(d...)
+	rollout, d := rolloutSpecFrom(ctx, m.Rollout)
+	diags.Append(d...)
+	return routes, guard, rollout, diags
 }
 
 // fullyKnown: v and everything inside it is known.
@@ -723,6 +786,10 @@ func routesFrom(ctx context.Context, l types.List) ([]registry.Route, diag.Diagn
 			var m matchModel
 			diags.Append(rt.Match.As(ctx, &m, objectAsOptions)...)
 			r.Match = &registry.RouteMatch{Header: m.Header.ValueString(), Value: m.Value.ValueString(), Prefix: m.Prefix.ValueBool()}
+		}
+		r.Shadow = rt.Shadow.ValueBool()
+		if isKnown(rt.Share) {
+			r.Share = numberFloat64Of(rt.Share)
 		}
 		out = append(out, r)
 	}

@@ -150,8 +150,9 @@ func upgradeEndpointV0(ctx context.Context, req resource.UpgradeStateRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	// Version 0 routes carry no match: each becomes a route block whose
-	// match is null, in the block's current object type.
+	// Version 0 routes carry no match and are no shadows: each becomes a
+	// route block whose match, shadow and share are null, in the block's
+	// current object type.
 	elems := []attr.Value{}
 	if !old.Routes.IsNull() && !old.Routes.IsUnknown() {
 		for _, e := range old.Routes.Elements() {
@@ -159,7 +160,7 @@ func upgradeEndpointV0(ctx context.Context, req resource.UpgradeStateRequest, re
 			if !ok {
 				continue
 			}
-			attrs := map[string]attr.Value{"match": types.ObjectNull(matchAttrTypes)}
+			attrs := map[string]attr.Value{"match": types.ObjectNull(matchAttrTypes), "shadow": types.BoolNull(), "share": types.NumberNull()}
 			for k, v := range o.Attributes() {
 				attrs[k] = v
 			}
@@ -175,6 +176,10 @@ func upgradeEndpointV0(ctx context.Context, req resource.UpgradeStateRequest, re
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, endpointResourceModel{
 		ID: old.ID, Name: old.Name, Model: old.Model, Route: routes, endpointFields: old.endpointFields,
+		endpointRolloutFields: endpointRolloutFields{
+			Rollout: types.ObjectNull(rolloutAttrTypes), RolloutStatus: types.ObjectNull(rolloutStatusAttrTypes),
+		},
+		WaitForRollout: types.BoolValue(false),
 	})...)
 }
 
