@@ -116,7 +116,7 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 					"started_at":   schema.StringAttribute{MarkdownDescription: "When the rollout started (RFC 3339).", Computed: true},
 					"next_step_at": schema.StringAttribute{MarkdownDescription: "When the step in force is due to end (RFC 3339); null when paused or ended.", Computed: true},
 					"last_gate":    schema.StringAttribute{MarkdownDescription: "The latest gate result.", Computed: true},
-					"message":      schema.StringAttribute{MarkdownDescription: "Why the rollout ended, when it did not complete by itself.", Computed: true},
+					"message":      schema.StringAttribute{MarkdownDescription: "The rollout's latest message: how it started, or why it ended (the failing gate, or who aborted it).", Computed: true},
 				},
 			},
 			"url":            schema.StringAttribute{MarkdownDescription: "Where clients call the endpoint.", Computed: true},

@@ -286,8 +286,10 @@ func (r *endpointResource) Configure(_ context.Context, req resource.ConfigureRe
 }
 
 // ValidateConfig checks what one attribute's validator cannot: the
-// weights sum to 100 and route names are unique.
+// weights sum to 100 and route names are unique, the rules of shadow
+// routes and of the rollout block.
 func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	validateRolloutConfig(ctx, req, resp)
 	var routes types.List
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("route"), &routes)...)
 	if !isKnown(routes) {

@@ -92,7 +92,7 @@ func TestAccEndpoint_basic(t *testing.T) {
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1), knownvalue.ObjectExact(map[string]knownvalue.Check{
 						"name": knownvalue.StringExact("canary"), "version": knownvalue.Int64Exact(2),
 						"upstream_url": knownvalue.StringExact("http://canary.internal:8080"), "weight": knownvalue.Int64Exact(10),
-						"match": knownvalue.Null(),
+						"match": knownvalue.Null(), "shadow": knownvalue.Null(), "share": knownvalue.Null(),
 					})),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard").AtMapKey("max_error_rate"), knownvalue.Float64Exact(0.05)),
 				},

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -83,28 +82,15 @@ var (
 	}
 )
 
-// Rollout limits the provider's schema states; the registry checks the
-// same ones (see rolloutSpecFrom's callers).
+// The poll of wait_for_rollout backs off from the first to the second.
 const (
-	maxRolloutSteps     = 20
-	maxPrometheusGates  = 5
-	maxPrometheusQuery  = 4096
-	maxShadowRoutes     = 4
-	defaultWaitPollBase = 100 * time.Millisecond
-	maxWaitPoll         = time.Second
+	firstWaitPoll = 100 * time.Millisecond
+	maxWaitPoll   = time.Second
 )
-
-// prometheusComparisons are the comparisons a prometheus gate takes.
-var prometheusComparisons = []string{"<", "<=", ">", ">="}
 
 // rolloutEventsDoc lists the events a rollout records, for the docs.
 const rolloutEventsDoc = "`endpoint.rollout_started`, `endpoint.rollout_step`, `endpoint.rollout_paused`, `endpoint.rollout_resumed`, " +
 	"`endpoint.rollout_aborted`, `endpoint.rollout_rolled_back` (with the failing gate and its value) and `endpoint.rollout_completed`"
-
-// rolloutActive: a rollout that still moves (or may move again) traffic.
-func rolloutActive(s *registry.RolloutStatus) bool {
-	return s != nil && (s.State == registry.RolloutProgressing || s.State == registry.RolloutPaused)
-}
 
 // rolloutStatusOf is the endpoint's rollout status, nil before its first
 // rollout.
@@ -313,7 +299,7 @@ var errRolloutFailed = errors.New("rollout did not complete")
 // seconds to hours, and a fast clock in tests finishes in milliseconds.
 func waitForRollout(ctx context.Context, c *client.Client, name string, e *registry.Endpoint) (*registry.Endpoint, error) {
 	s := rolloutStatusOf(e)
-	if !rolloutActive(s) {
+	if !registry.RolloutActive(s) {
 		return e, nil
 	}
 	var spec *registry.RolloutSpec
@@ -323,7 +309,7 @@ func waitForRollout(ctx context.Context, c *client.Client, name string, e *regis
 	bound := rolloutWaitBound(s, spec)
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	poll := defaultWaitPollBase
+	poll := firstWaitPoll
 	lastStep := -1
 	for {
 		if s.Step != lastStep {
@@ -353,7 +339,7 @@ func waitForRollout(ctx context.Context, c *client.Client, name string, e *regis
 		switch {
 		case s == nil:
 			return e, nil
-		case rolloutActive(s):
+		case registry.RolloutActive(s):
 			continue
 		case s.State == registry.RolloutCompleted:
 			return e, nil
@@ -383,13 +369,13 @@ func rolloutBlock() schema.SingleNestedBlock {
 		Attributes: map[string]schema.Attribute{
 			"steps": schema.ListAttribute{
 				MarkdownDescription: fmt.Sprintf("Required. Percent of the way from the weights in force to the configured weights at each step, e.g. `[10, 25, 50, 100]`: "+
-					"1 to %d steps, each 1 to 100, strictly increasing, the last 100. The last step bakes too; the rollout completes when its bake has passed.", maxRolloutSteps),
+					"1 to %d steps, each 1 to 100, strictly increasing, the last 100. The last step bakes too; the rollout completes when its bake has passed.", registry.MaxRolloutSteps),
 				ElementType: types.Int64Type,
 				// Optional only because Terraform checks a Required
 				// attribute of a single block even when the block is left
 				// out; ValidateConfig requires it.
 				Optional:   true,
-				Validators: []validator.List{listvalidator.SizeBetween(1, maxRolloutSteps), listvalidator.ValueInt64sAre(int64validator.Between(1, 100))},
+				Validators: []validator.List{listvalidator.SizeBetween(1, registry.MaxRolloutSteps), listvalidator.ValueInt64sAre(int64validator.Between(1, 100))},
 			},
 			"bake": schema.StringAttribute{
 				MarkdownDescription: "Required. How long each step holds, a duration from `1s` to `24h` (e.g. `10m`); with a `guard`, at least its `window`.",
@@ -418,15 +404,15 @@ func rolloutBlock() schema.SingleNestedBlock {
 			"prometheus": schema.ListNestedBlock{
 				MarkdownDescription: fmt.Sprintf("Up to %d gates against the Prometheus the registry was started with (`--prometheus-url`; without one the registry refuses them). "+
 					"When a step's bake ends with the other gates passing, each query is run once per gaining route (an instant query) and its one sample compared to `threshold`; "+
-					"a query that fails or returns no sample or several fails the gate and rolls the rollout back.", maxPrometheusGates),
-				Validators: []validator.List{listvalidator.SizeAtMost(maxPrometheusGates)},
+					"a query that fails or returns no sample or several fails the gate and rolls the rollout back.", registry.MaxPrometheusGates),
+				Validators: []validator.List{listvalidator.SizeAtMost(registry.MaxPrometheusGates)},
 				NestedObject: schema.NestedBlockObject{
 					Attributes: map[string]schema.Attribute{
 						"query": schema.StringAttribute{
 							MarkdownDescription: fmt.Sprintf("A PromQL query, 1 to %d bytes; `$endpoint`, `$route` and `$version` are replaced by the endpoint's name and the gaining route's name and version, "+
-								"e.g. `sum(rate(mlregistry_gateway_upstream_errors_total{endpoint=\"$endpoint\",route=\"$route\"}[5m]))`.", maxPrometheusQuery),
+								"e.g. `sum(rate(mlregistry_gateway_upstream_errors_total{endpoint=\"$endpoint\",route=\"$route\"}[5m]))`.", registry.MaxPrometheusQueryLen),
 							Required:   true,
-							Validators: []validator.String{stringvalidator.LengthBetween(1, maxPrometheusQuery)},
+							Validators: []validator.String{stringvalidator.LengthBetween(1, registry.MaxPrometheusQueryLen)},
 						},
 						"threshold": schema.NumberAttribute{
 							MarkdownDescription: "The value the query's sample is compared to; a finite number.",
@@ -437,7 +423,7 @@ func rolloutBlock() schema.SingleNestedBlock {
 						"comparison": schema.StringAttribute{
 							MarkdownDescription: "How the gate passes: `<`, `<=`, `>` or `>=` (`value < threshold` for `<`).",
 							Required:            true,
-							Validators:          []validator.String{stringvalidator.OneOf(prometheusComparisons...)},
+							Validators:          []validator.String{stringvalidator.OneOf(registry.PrometheusComparisons...)},
 						},
 					},
 				},
@@ -478,7 +464,7 @@ func rolloutStatusAttribute() schema.SingleNestedAttribute {
 			"next_step_at": schema.StringAttribute{MarkdownDescription: "When the step in force is due to end (RFC 3339); null when paused or ended.", Computed: true},
 			"last_gate":    schema.StringAttribute{MarkdownDescription: "The latest gate result, e.g. `waiting for requests: 3 of 20`.", Computed: true},
 			"message": schema.StringAttribute{
-				MarkdownDescription: "Why the rollout ended, when it did not complete by itself: the failing gate with the route, version, value, threshold and requests, or who aborted it and why.",
+				MarkdownDescription: "The rollout's latest message: how it started (and which rollout it replaced), or why it ended: the failing gate with the route, version, value, threshold and requests, or who aborted it and why.",
 				Computed:            true,
 			},
 		},
@@ -490,7 +476,7 @@ func shadowAttribute() schema.BoolAttribute {
 		MarkdownDescription: "A shadow route gets a copy of `share` of the endpoint's requests (bodies included, up to 64 KiB; larger ones are not copied) " +
 			"besides the route that answers them; its answers are discarded, and its status codes and latency are recorded per version. " +
 			"A slow or failing shadow never delays or fails the client's answer: copies wait in a bounded queue and are dropped (and counted) when it is full. " +
-			fmt.Sprintf("A shadow route has weight 0 and no `match`; an endpoint has at most %d shadow routes and at least one other route. Changes apply at once, never by a rollout.", maxShadowRoutes),
+			fmt.Sprintf("A shadow route has weight 0 and no `match`; an endpoint has at most %d shadow routes and at least one other route. Changes apply at once, never by a rollout.", registry.MaxShadowRoutes),
 		Optional: true,
 	}
 }
@@ -552,23 +538,7 @@ func rolloutStarts(ctx context.Context, state, plan *endpointResourceModel) bool
 	if d.HasError() {
 		return true
 	}
-	return !maps.Equal(weighted(before), weighted(after))
-}
-
-type routeKey struct {
-	name    string
-	version int64
-}
-
-// weighted is the routes' weights by identity, shadow routes aside.
-func weighted(routes []registry.Route) map[routeKey]int {
-	m := map[routeKey]int{}
-	for _, r := range routes {
-		if !r.Shadow {
-			m[routeKey{r.Name, r.Version}] = r.Weight
-		}
-	}
-	return m
+	return registry.RoutesNeedRollout(before, after)
 }
 
 // registryFieldPath is the attribute path of a registry error's field
@@ -615,4 +585,92 @@ func registryRuleMessage(err error) string {
 		return fmt.Sprintf("%s (rule %s)", err.Error(), e.Rule)
 	}
 	return err.Error()
+}
+
+// validateRolloutConfig checks the rollout block and the shadow routes
+// with the registry's own rules (registry.RolloutSpec.Validate,
+// registry.ValidateRoutes), so `terraform plan` refuses what the registry
+// would refuse at apply, naming the attribute and the rule. Values not
+// known yet are left to the registry at apply.
+func validateRolloutConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var rollout, guard types.Object
+	var routes types.List
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("rollout"), &rollout)...)
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("guard"), &guard)...)
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("route"), &routes)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if isKnown(rollout) {
+		var m rolloutModel
+		resp.Diagnostics.Append(rollout.As(ctx, &m, objectAsOptions)...)
+		// Optional in the schema only because Terraform checks a Required
+		// attribute of a single block even when the block is left out.
+		for _, f := range []struct {
+			name string
+			v    attr.Value
+		}{{"steps", m.Steps}, {"bake", m.Bake}} {
+			if f.v.IsNull() {
+				resp.Diagnostics.AddAttributeError(path.Root("rollout").AtName(f.name), "Missing required argument",
+					fmt.Sprintf("rollout.%s is required in a rollout block: a rollout needs steps and bake (rule required).", f.name))
+			}
+		}
+		if !m.Steps.IsNull() && !m.Bake.IsNull() && fullyKnown(ctx, rollout) && (guard.IsNull() || fullyKnown(ctx, guard)) {
+			spec, d := rolloutSpecFrom(ctx, rollout)
+			resp.Diagnostics.Append(d...)
+			g, d := guardFrom(ctx, guard)
+			resp.Diagnostics.Append(d...)
+			if g != nil && g.Validate("guard") != nil {
+				g = nil // reported by the guard's own check; its window means nothing
+			}
+			if err := spec.Validate("rollout", g); err != nil && !resp.Diagnostics.HasError() {
+				resp.Diagnostics.AddAttributeError(registryFieldPath(err, path.Root("rollout")), "Invalid rollout", registryRuleMessage(err))
+			}
+		}
+	}
+	if !fullyShadowKnown(ctx, routes) {
+		return
+	}
+	rs, d := routesFrom(ctx, routes)
+	resp.Diagnostics.Append(d...)
+	if d.HasError() || len(rs) == 0 || len(rs) > registry.MaxRoutes {
+		return
+	}
+	// Only the shadow rules are checked here: the attributes' own
+	// validators and ValidateConfig's sum and uniqueness checks report the
+	// rest, so placeholders that pass stand in for those values (and for
+	// the ones not known yet) and cannot hide a shadow rule behind them.
+	for i := range rs {
+		rs[i].Name = fmt.Sprintf("route-%d", i)
+		rs[i].Version = 1
+		rs[i].UpstreamURL = "http://route.invalid"
+		rs[i].Weight = min(max(rs[i].Weight, 0), 100)
+		if rs[i].Match != nil {
+			rs[i].Match = &registry.RouteMatch{Header: "X-Match", Value: "match"}
+		}
+	}
+	var e *registry.Error
+	err := registry.ValidateRoutes("route", rs)
+	if err == nil || !asRegistryError(err, &e) || e.Rule == "weights_sum" {
+		return
+	}
+	resp.Diagnostics.AddAttributeError(registryFieldPath(err, path.Root("route")), "Invalid route", registryRuleMessage(err))
+}
+
+// fullyShadowKnown: every route's weight, shadow, share and whether it
+// has a match are known, which is what the shadow rules read.
+func fullyShadowKnown(ctx context.Context, routes types.List) bool {
+	if !isKnown(routes) {
+		return false
+	}
+	var rs []routeModel
+	if routes.ElementsAs(ctx, &rs, false).HasError() {
+		return false
+	}
+	for _, rt := range rs {
+		if rt.Weight.IsUnknown() || rt.Shadow.IsUnknown() || rt.Share.IsUnknown() || rt.Match.IsUnknown() {
+			return false
+		}
+	}
+	return true
 }

@@ -102,6 +102,9 @@ var strictValues = map[string]string{
 	"sticky_header": `"X-User-Id"`, "source": `"s3://models/strict/model.onnx"`,
 	"checksum": `"sha256:` + strings.Repeat("0", 64) + `"`, "format": `"onnx"`, "dtype": `"float32"`,
 	"shape": `[-1, 4]`, "flagged": `true`, "flag_reason": `"strict"`,
+	"steps": `[50, 100]`, "bake": `"5m"`, "max_latency_p99": `"500ms"`, "comparison": `"<"`,
+	// Not a shadow: the strict route carries the whole weight.
+	"shadow": `false`, "share": `null`,
 }
 
 func hclValue(name string, typ tftypes.Type) string {
