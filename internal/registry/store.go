@@ -260,6 +260,9 @@ type Store interface {
 	AbandonIdempotent(ctx context.Context, k IdempotencyKey) error
 	PurgeIdempotency(ctx context.Context, olderThan time.Time) (int64, error)
 
+	// Rollouts (progressive delivery).
+	RolloutStore
+
 	// Ping checks the database (readiness).
 	Ping(ctx context.Context) error
 	Close() error

@@ -14,7 +14,7 @@ import (
 func (s *Store) EndpointRevisions(ctx context.Context) (map[string]registry.EndpointRevision, error) {
 	out := map[string]registry.EndpointRevision{}
 	err := s.inTx(ctx, "endpoint revisions", modeRead, func(t *txn) error {
-		rows, err := t.query(ctx, "SELECT name, revision, created_at FROM endpoints")
+		rows, err := t.query(ctx, "SELECT name, revision, created_at, rollout_seq FROM endpoints")
 		if err != nil {
 			return fmt.Errorf("endpoint revisions: %w", err)
 		}
@@ -25,7 +25,7 @@ func (s *Store) EndpointRevisions(ctx context.Context) (map[string]registry.Endp
 				rev     registry.EndpointRevision
 				created int64
 			)
-			if err := rows.Scan(&name, &rev.Revision, &created); err != nil {
+			if err := rows.Scan(&name, &rev.Revision, &created, &rev.RolloutSeq); err != nil {
 				return fmt.Errorf("endpoint revisions: %w", err)
 			}
 			rev.CreatedAt = fromMicros(created)

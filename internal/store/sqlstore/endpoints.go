@@ -5,20 +5,25 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-const endpointCols = "name, model, stage, routes, sticky_header, guard, status, status_message, created_at, updated_at, revision, timeout"
+const endpointCols = "name, model, stage, routes, sticky_header, guard, status, status_message, created_at, updated_at, revision, timeout, rollout, rollout_status"
 
 func scanEndpoint(sc scanner) (registry.Endpoint, error) {
 	var (
 		e                registry.Endpoint
 		routes           string
 		guard            sql.NullString
+		rollout, status  sql.NullString
 		created, updated int64
 	)
-	if err := sc.Scan(&e.Name, &e.Model, &e.Stage, &routes, &e.StickyHeader, &guard, &e.Status, &e.StatusMessage, &created, &updated, &e.Revision, &e.Timeout); err != nil {
+	if err := sc.Scan(&e.Name, &e.Model, &e.Stage, &routes, &e.StickyHeader, &guard, &e.Status, &e.StatusMessage, &created, &updated, &e.Revision, &e.Timeout, &rollout, &status); err != nil {
+		return e, err
+	}
+	if err := scanRollout(&e, rollout, status); err != nil {
 		return e, err
 	}
 	e.Routes = []registry.Route{}
@@ -123,7 +128,7 @@ func writeRoutes(ctx context.Context, t *txn, e *registry.Endpoint) error {
 	if _, err := t.exec(ctx, "DELETE FROM endpoint_routes WHERE endpoint = ?", e.Name); err != nil {
 		return fmt.Errorf("replace endpoint routes: %w", err)
 	}
-	for _, r := range e.Routes {
+	for _, r := range rolloutRoutes(e) {
 		if _, err := t.exec(ctx, "INSERT INTO endpoint_routes (endpoint, route, model, version) VALUES (?, ?, ?, ?)",
 			e.Name, r.Name, e.Model, r.Version); err != nil {
 			return fmt.Errorf("insert endpoint route: %w", err)
@@ -184,6 +189,7 @@ func (s *Store) createEndpoint(ctx context.Context, actor registry.Actor, ec reg
 			StickyHeader: ec.StickyHeader,
 			Guard:        ec.Guard,
 			Timeout:      ec.Timeout,
+			Rollout:      specOnly(ec.Rollout),
 			Status:       registry.EndpointStatusHealthy,
 			CreatedAt:    now,
 			UpdatedAt:    now,
@@ -193,8 +199,12 @@ func (s *Store) createEndpoint(ctx context.Context, actor registry.Actor, ec reg
 		if err != nil {
 			return err
 		}
-		if _, err := t.exec(ctx, "INSERT INTO endpoints ("+endpointCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			e.Name, e.Model, e.Stage, routes, e.StickyHeader, guard, e.Status, e.StatusMessage, now.UnixMicro(), now.UnixMicro(), e.Revision, e.Timeout); err != nil {
+		rollout, status, err := rolloutColumns(&e)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(ctx, "INSERT INTO endpoints ("+endpointCols+", rollout_state, rollout_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0)",
+			e.Name, e.Model, e.Stage, routes, e.StickyHeader, guard, e.Status, e.StatusMessage, now.UnixMicro(), now.UnixMicro(), e.Revision, e.Timeout, rollout, status); err != nil {
 			return fmt.Errorf("insert endpoint: %w", err)
 		}
 		if err := writeRoutes(ctx, t, &e); err != nil {
@@ -320,12 +330,19 @@ func (s *Store) updateEndpoint(ctx context.Context, actor registry.Actor, name s
 		if p.ClearGuard {
 			after.Guard = nil
 		}
+		change, err := s.applyRollout(ctx, t, before, &after, p, s.clock())
+		if err != nil {
+			return err
+		}
 		if sameJSON(before, &after) {
 			out = before
 			return nil
 		}
 		out, err = s.saveEndpoint(ctx, t, actor, before, after, registry.ActionEndpointUpdate, p.Routes != nil)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.addRolloutEvent(ctx, t, actor, change, before, out)
 	}))
 	if err != nil {
 		return nil, err
@@ -357,12 +374,18 @@ func (s *Store) saveEndpoint(ctx context.Context, t *txn, actor registry.Actor, 
 	if err != nil {
 		return nil, err
 	}
+	rollout, status, err := rolloutColumns(&after)
+	if err != nil {
+		return nil, err
+	}
+	state, seq := rolloutStateSeq(&after)
 	if _, err := t.exec(ctx, `UPDATE endpoints SET stage = ?, routes = ?, sticky_header = ?, guard = ?, status = ?, status_message = ?,
-		updated_at = ?, revision = ?, timeout = ? WHERE name = ?`,
-		after.Stage, routes, after.StickyHeader, guard, after.Status, after.StatusMessage, now.UnixMicro(), after.Revision, after.Timeout, after.Name); err != nil {
+		updated_at = ?, revision = ?, timeout = ?, rollout = ?, rollout_status = ?, rollout_state = ?, rollout_seq = ? WHERE name = ?`,
+		after.Stage, routes, after.StickyHeader, guard, after.Status, after.StatusMessage, now.UnixMicro(), after.Revision, after.Timeout,
+		rollout, status, state, seq, after.Name); err != nil {
 		return nil, fmt.Errorf("update endpoint: %w", err)
 	}
-	if routesChanged {
+	if routesChanged || rolloutStatusOf(before) != nil || rolloutStatusOf(&after) != nil {
 		if err := writeRoutes(ctx, t, &after); err != nil {
 			return nil, err
 		}
@@ -389,6 +412,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, actor registry.Actor, name s
 		if _, err := t.exec(ctx, "DELETE FROM endpoints WHERE name = ?", name); err != nil { // routes cascade
 			return fmt.Errorf("delete endpoint: %w", err)
 		}
+		if _, err := t.exec(ctx, "DELETE FROM rollout_observations WHERE endpoint = ?", name); err != nil {
+			return fmt.Errorf("delete rollout observations: %w", err)
+		}
 		return s.addEvent(ctx, t, actor, s.clock(), event{
 			action: registry.ActionEndpointDelete, subjectType: "endpoint", subject: name,
 			model: e.Model, endpoint: name, before: e,
@@ -400,10 +426,12 @@ func (s *Store) DeleteEndpoint(ctx context.Context, actor registry.Actor, name s
 // the endpoint rolled_back and writes the event, unless the endpoint
 // changed since the gateway read it at expectedRevision. The routes' versions
 // must exist; a flagged one is accepted, the guard only moves weight.
+//
+// While a rollout is progressing or paused the guard judged the weights
+// in force: the rollout ends rolled_back with the guard's message and the
+// weights in force before it started are put back (not routes), with the
+// endpoint.guard_rollback and endpoint.rollout_rolled_back events.
 func (s *Store) RecordGuardRollback(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, routes []registry.Route, message string) (*registry.Endpoint, error) {
-	if err := registry.ValidateRoutes("routes", routes); err != nil {
-		return nil, err
-	}
 	if len(message) > registry.MaxReasonLen {
 		return nil, registry.FieldError("message", "max_length", "must be at most %d bytes", registry.MaxReasonLen)
 	}
@@ -416,6 +444,20 @@ func (s *Store) RecordGuardRollback(ctx context.Context, actor registry.Actor, n
 		if before.Revision != expectedRevision {
 			return registry.Errorf(registry.CodePreconditionFailed,
 				"endpoint %q is at revision %d, not the expected revision %d; it changed while the guard acted", name, before.Revision, expectedRevision)
+		}
+		if activeRollout(before) != nil {
+			ended, err := s.endRolloutFor(ctx, t, actor, m, before, registry.RolloutRolledBack, message, registry.ActionEndpointRolloutRolledBack)
+			if err != nil {
+				return err
+			}
+			out = ended
+			return s.addEvent(ctx, t, actor, ended.UpdatedAt, event{
+				action: registry.ActionEndpointGuardRollback, subjectType: "endpoint", subject: name,
+				model: ended.Model, endpoint: name, before: before, after: ended,
+			})
+		}
+		if err := registry.ValidateRoutes("routes", routes); err != nil {
+			return err
 		}
 		// The guard only moves weight between routes already checked.
 		if err := s.checkRoutes(ctx, t, m, "", routes, true); err != nil {
@@ -535,6 +577,18 @@ func (s *Store) drainFlagged(ctx context.Context, t *txn, actor registry.Actor, 
 		if err != nil {
 			return err
 		}
+		if st := activeRollout(before); st != nil && rolloutServes(before, st, v.Version) {
+			// The rollout's weights are no longer a plan anyone reviewed
+			// with this version flagged: it ends, and the drain judges
+			// the weights in force before it.
+			msg := fmt.Sprintf("rollout %d aborted: version %d flagged", st.ID, v.Version)
+			if v.FlagReason != "" {
+				msg += " (" + v.FlagReason + ")"
+			}
+			if before, err = s.endRolloutFor(ctx, t, actor, m, before, registry.RolloutAborted, msg, registry.ActionEndpointRolloutAborted); err != nil {
+				return err
+			}
+		}
 		var blocked map[int64]bool
 		if before.Stage != "" {
 			if blocked, err = s.idleBlocked(ctx, t, m, before, flagged, v.Version); err != nil {
@@ -577,4 +631,15 @@ func (s *Store) idleBlocked(ctx context.Context, t *txn, m *registry.Model, e *r
 		}
 	}
 	return blocked, nil
+}
+
+// rolloutServes reports whether rollout st of e sends version traffic:
+// a route in force or configured to it with weight or a header match.
+func rolloutServes(e *registry.Endpoint, st *registry.RolloutStatus, version int64) bool {
+	for _, r := range slices.Concat(st.Routes, e.Routes) {
+		if r.Version == version && !r.Shadow && (r.Weight > 0 || r.Match != nil) {
+			return true
+		}
+	}
+	return false
 }

@@ -22,7 +22,11 @@ func (e *env) stamps() map[string]registry.EndpointRevision {
 	})
 	out := map[string]registry.EndpointRevision{}
 	for _, ep := range eps {
-		out[ep.Name] = registry.EndpointRevision{Revision: ep.Revision, CreatedAt: ep.CreatedAt}
+		rev := registry.EndpointRevision{Revision: ep.Revision, CreatedAt: ep.CreatedAt}
+		if ep.Rollout != nil && ep.Rollout.RolloutStatus != nil {
+			rev.RolloutSeq = ep.Rollout.Seq
+		}
+		out[ep.Name] = rev
 	}
 	return out
 }
