@@ -23,6 +23,7 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/server"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/server/answercache"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/sqlstore"
 )
 
@@ -60,6 +61,15 @@ type Config struct {
 	// GatewayPollInterval: how often other replicas' endpoint changes are
 	// looked for. Default 250ms.
 	GatewayPollInterval time.Duration
+	// ChangePollInterval: how often other replicas' (or processes')
+	// commits are looked for, which bounds how long this replica answers
+	// a model or version read from its cache after another replica changed
+	// it. Default 200ms.
+	ChangePollInterval time.Duration
+	// AnswerCacheBytes bounds the cache of encoded model and version
+	// answers (server.Options.AnswerCacheBytes): 0 = 32 MiB, negative
+	// disables it.
+	AnswerCacheBytes int64
 	// UpstreamAllow, when not empty, lists the only networks (CIDR)
 	// endpoint upstreams may be in; UpstreamDeny lists networks,
 	// addresses and host names refused besides link-local, unspecified,
@@ -215,7 +225,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	m.store, err = sqlstore.Open(ctx, m.cfg.DB, sqlstore.Options{Now: m.cfg.Now, Logger: log, NoMigrate: m.cfg.DataPlaneOnly, NoGroupCommit: m.cfg.NoGroupCommit})
+	m.store, err = sqlstore.Open(ctx, m.cfg.DB, sqlstore.Options{Now: m.cfg.Now, Logger: log, NoMigrate: m.cfg.DataPlaneOnly, NoGroupCommit: m.cfg.NoGroupCommit, ChangePoll: m.cfg.ChangePollInterval})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
@@ -298,20 +308,31 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("gateway: load endpoints: %w", err)
 	}
 
+	var changes answercache.Counter
+	if !m.cfg.DataPlaneOnly && m.cfg.AnswerCacheBytes >= 0 {
+		c, err := m.store.Changes(ctx)
+		if err != nil {
+			return fmt.Errorf("open database: %w", err)
+		}
+		changes = c
+	}
+
 	// The data plane uses the server too, for what every request gets
 	// (request IDs, access log, metrics, problem+json) and for tokens;
 	// its listener lets only /serve/ and the probes through (dataPlane).
 	m.server, err = server.New(server.Options{
-		Store:          m.store,
-		Logger:         log,
-		Now:            m.cfg.Now,
-		PublicURL:      publicURL,
-		ServeURL:       serveURL,
-		InsecureNoAuth: m.cfg.InsecureNoAuth,
-		TokenCacheTTL:  m.cfg.TokenCacheTTL,
-		Upstreams:      upstreams,
-		Registry:       reg,
-		Version:        m.cfg.Version,
+		Changes:          changes,
+		AnswerCacheBytes: m.cfg.AnswerCacheBytes,
+		Store:            m.store,
+		Logger:           log,
+		Now:              m.cfg.Now,
+		PublicURL:        publicURL,
+		ServeURL:         serveURL,
+		InsecureNoAuth:   m.cfg.InsecureNoAuth,
+		TokenCacheTTL:    m.cfg.TokenCacheTTL,
+		Upstreams:        upstreams,
+		Registry:         reg,
+		Version:          m.cfg.Version,
 		OnChange: func(kind, _ string) {
 			if kind == "endpoint" {
 				// The writer's own replica applies endpoint changes to the

@@ -95,9 +95,17 @@ type envOption func(*Options)
 // writer and a reader token.
 func newEnv(t *testing.T, dsn string, opts ...envOption) *testEnv {
 	t.Helper()
+	return newEnvWith(t, dsn, sqlstore.Options{}, false, opts...)
+}
+
+// newEnvWith is newEnv with store options (its clock is the env's) and,
+// when cached, the server's answer cache on the store's changes.
+func newEnvWith(t *testing.T, dsn string, so sqlstore.Options, cached bool, opts ...envOption) *testEnv {
+	t.Helper()
 	e := &testEnv{t: t, clock: newFakeClock(), tokens: map[string]*registry.Token{}}
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{Now: e.clock.Now})
+	so.Now = e.clock.Now
+	st, err := sqlstore.Open(ctx, dsn, so)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -120,6 +128,13 @@ func newEnv(t *testing.T, dsn string, opts ...envOption) *testEnv {
 			defer e.mu.Unlock()
 			e.changes = append(e.changes, kind+":"+name)
 		},
+	}
+	if cached {
+		c, err := st.Changes(ctx)
+		if err != nil {
+			t.Fatalf("store changes: %v", err)
+		}
+		o.Changes = c
 	}
 	for _, f := range opts {
 		f(&o)

@@ -11,11 +11,13 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.store.ListModels(r.Context(), opts)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, fixPage(page, func(m *registry.Model) { fixModel(m) }))
+	return s.readAnswer(w, r, func() (int64, any, error) {
+		page, err := s.store.ListModels(r.Context(), opts)
+		if err != nil {
+			return 0, nil, err
+		}
+		return 0, fixPage(page, func(m *registry.Model) { fixModel(m) }), nil
+	})
 }
 
 func (s *Server) createModel(w http.ResponseWriter, r *http.Request) error {
@@ -44,11 +46,13 @@ func (s *Server) getModel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	m, err := s.store.GetModel(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	return writeResource(w, http.StatusOK, m.Revision, fixModel(m))
+	return s.readAnswer(w, r, func() (int64, any, error) {
+		m, err := s.store.GetModel(r.Context(), name)
+		if err != nil {
+			return 0, nil, err
+		}
+		return m.Revision, fixModel(m), nil
+	})
 }
 
 func (s *Server) updateModel(w http.ResponseWriter, r *http.Request) error {

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/server/answercache"
 )
 
 // Options configures a Server.
@@ -68,6 +69,13 @@ type Options struct {
 	// "endpoint" and the resource's id ("churn", "churn/7",
 	// "churn/production"). The gateway uses it to reload at once.
 	OnChange func(kind, name string)
+	// Changes is the store's change generation (sqlstore.Store.Changes).
+	// With it, model and version reads answer from a cache of encoded
+	// answers while it has not moved; nil disables that cache.
+	Changes answercache.Counter
+	// AnswerCacheBytes bounds that cache. 0 = 32 MiB; negative disables
+	// it.
+	AnswerCacheBytes int64
 }
 
 // Kinds passed to Options.OnChange.
@@ -110,6 +118,7 @@ type Server struct {
 	handler  http.Handler
 	metrics  *httpMetrics
 	tokens   *tokenCache
+	answers  *answerCache
 
 	// wg tracks background token touches so Close can wait for them.
 	wg sync.WaitGroup
@@ -157,6 +166,7 @@ func New(opts Options) (*Server, error) {
 		ttl = defaultTokenCacheTTL
 	}
 	s.tokens = newTokenCache(ttl)
+	s.answers = newAnswerCache(opts.Changes, opts.AnswerCacheBytes)
 
 	reg := opts.Registry
 	if reg == nil {

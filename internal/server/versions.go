@@ -37,11 +37,13 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) error {
 	if f.OrderBy, err = orderBy(q.Get("order_by")); err != nil {
 		return err
 	}
-	page, err := s.store.ListVersions(r.Context(), model, f)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, fixPage(page, func(v *registry.ModelVersion) { fixVersion(v) }))
+	return s.readAnswer(w, r, func() (int64, any, error) {
+		page, err := s.store.ListVersions(r.Context(), model, f)
+		if err != nil {
+			return 0, nil, err
+		}
+		return 0, fixPage(page, func(v *registry.ModelVersion) { fixVersion(v) }), nil
+	})
 }
 
 func (s *Server) createVersion(w http.ResponseWriter, r *http.Request) error {
@@ -78,11 +80,13 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.store.GetVersion(r.Context(), model, version)
-	if err != nil {
-		return err
-	}
-	return writeResource(w, http.StatusOK, v.Revision, fixVersion(v))
+	return s.readAnswer(w, r, func() (int64, any, error) {
+		v, err := s.store.GetVersion(r.Context(), model, version)
+		if err != nil {
+			return 0, nil, err
+		}
+		return v.Revision, fixVersion(v), nil
+	})
 }
 
 // versionPatchBody is a version patch plus the artifact fields, which are

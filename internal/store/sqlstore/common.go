@@ -173,6 +173,12 @@ type event struct {
 }
 
 func (s *Store) addEvent(ctx context.Context, t *txn, actor registry.Actor, at time.Time, e event) error {
+	// Every write has its event, so this is where a write moves the
+	// change generation cached answers are checked against.
+	if !t.changed {
+		t.changed = true
+		t.afterCommit(s.committed)
+	}
 	before, err := nullJSON(e.before, e.before == nil)
 	if err != nil {
 		return err

@@ -59,6 +59,9 @@ type Options struct {
 	// beside it. Equally durable, slower under concurrent writes; it exists
 	// so benchmarks can compare the two. PostgreSQL never batches.
 	NoGroupCommit bool
+	// ChangePoll is how often Changes looks for commits made by other
+	// processes (other replicas); 0 = 200ms.
+	ChangePoll time.Duration
 }
 
 // Store is the database/sql registry.Store.
@@ -79,6 +82,12 @@ type Store struct {
 	// closed is set by Close: a request still running during shutdown
 	// then gets unavailable (try another replica) instead of internal.
 	closed atomic.Bool
+
+	changes    changeState
+	changePoll time.Duration
+	// sqlitePath is the database file (SQLite only): Changes opens its
+	// own connection to it.
+	sqlitePath string
 }
 
 var _ registry.Store = (*Store)(nil)
@@ -135,7 +144,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	s := &Store{dialect: dialect, now: opts.Now, log: opts.Logger}
+	s := &Store{dialect: dialect, now: opts.Now, log: opts.Logger, changePoll: opts.ChangePoll}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -163,6 +172,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		r.SetMaxIdleConns(8)
 		s.w, s.r = w, r
 		s.stmts = newStmtCache(r)
+		s.sqlitePath = target
 	case DialectPostgres:
 		db, err := sql.Open("pgx", target)
 		if err != nil {
@@ -214,6 +224,9 @@ func (s *Store) Close() error {
 	if s.gc != nil {
 		s.gc.close()
 	}
+	if s.changes.c != nil {
+		s.changes.c.close()
+	}
 	var err error
 	if s.stmts != nil {
 		err = s.stmts.close()
@@ -242,6 +255,9 @@ type txn struct {
 	stmts *stmtCache
 	// committed runs after a successful commit, never on rollback.
 	committed []func()
+	// changed is set once the transaction has registered the change
+	// generation's after-commit hook.
+	changed bool
 	// stmtCtx, when set, replaces the context every statement is given: a
 	// write in a group commit batch runs to its end whatever its caller
 	// does, since interrupting a statement may roll back the batch's

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/server/answercache"
+)
+
+// defaultAnswerCacheBytes is Options.AnswerCacheBytes when it is 0.
+const defaultAnswerCacheBytes = 32 << 20
+
+// answerCache holds the encoded answers of model and version reads; see
+// package answercache for the rule that keeps them exact.
+type answerCache struct {
+	cache   *answercache.Cache
+	changes answercache.Counter
+}
+
+func newAnswerCache(changes answercache.Counter, maxBytes int64) *answerCache {
+	if changes == nil || maxBytes < 0 {
+		return nil
+	}
+	if maxBytes == 0 {
+		maxBytes = defaultAnswerCacheBytes
+	}
+	return &answerCache{cache: answercache.New(maxBytes), changes: changes}
+}
+
+// readAnswer answers a GET of a model or version resource or list from the
+// cache when nothing changed since it was encoded, and otherwise calls
+// load and keeps what it answers. load returns the resource's revision
+// (0 for a list, which has no ETag) and the value to encode. The key is
+// the request's path and query: these answers depend on nothing else (not
+// on the token, not on the Host the request came to).
+func (s *Server) readAnswer(w http.ResponseWriter, r *http.Request, load func() (int64, any, error)) error {
+	if s.answers == nil {
+		rev, v, err := load()
+		if err != nil {
+			return err
+		}
+		if rev > 0 {
+			return writeResource(w, http.StatusOK, rev, v)
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}
+	key := r.URL.RequestURI()
+	// The generation is read before the store is: a commit that lands
+	// while load runs moves it, and the answer is then never served.
+	gen := s.answers.changes.Generation()
+	if a, ok := s.answers.cache.Get(key, gen); ok {
+		writeAnswer(w, a)
+		return nil
+	}
+	rev, v, err := load()
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	a := answercache.Answer{Body: append(body, '\n')}
+	if rev > 0 {
+		a.ETag = etag(rev)
+	}
+	s.answers.cache.Put(key, gen, a)
+	writeAnswer(w, a)
+	return nil
+}
+
+func writeAnswer(w http.ResponseWriter, a answercache.Answer) {
+	h := w.Header()
+	if a.ETag != "" {
+		h["Etag"] = []string{a.ETag}
+	}
+	h["Content-Type"] = jsonContentType
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(a.Body)
+}
+
+var jsonContentType = []string{"application/json"}

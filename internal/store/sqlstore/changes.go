@@ -1,0 +1,177 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// defaultChangePoll is how often Changes looks for commits made outside
+// this process when Options.ChangePoll is 0.
+const defaultChangePoll = 200 * time.Millisecond
+
+// Changes is the store's change generation: a number that moves after
+// every commit that may change what a read answers. Caches of encoded
+// answers (the server's) serve an answer only while it has not moved
+// since the read that produced it began.
+//
+// It moves in two ways:
+//
+//   - this process's commits move it in the transaction's after-commit
+//     hook, before the write method returns: a write's caller reads it at
+//     once;
+//   - commits of other processes (other replicas on PostgreSQL, another
+//     program on the same SQLite file) are found by a poll every
+//     Options.ChangePoll. SQLite: PRAGMA data_version on a connection of
+//     its own, which changes whenever another connection has committed.
+//     PostgreSQL: the text of pg_current_snapshot(), which changes
+//     whenever any transaction of the cluster completes; a transaction
+//     that committed between two polls either raised the snapshot's xmax
+//     or left its in-progress list, whatever order transactions commit
+//     in (unlike MAX(events.id), whose ids are taken before commit). Other
+//     databases' transactions move it too: a spurious move costs a cache
+//     miss, never a stale answer.
+//
+// A poll that fails moves the generation: the store cannot tell.
+type Changes struct {
+	s    *Store
+	gen  atomic.Uint64
+	poll time.Duration
+
+	// last is the previous poll's reading; only the poll goroutine uses it.
+	last string
+	// conn is SQLite's dedicated connection (data_version is per
+	// connection); db is its one-connection pool.
+	db   *sql.DB
+	conn *sql.Conn
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// changeState is the Store's part of Changes: started on first use, so a
+// store opened by a short CLI command polls nothing.
+type changeState struct {
+	once sync.Once
+	c    *Changes
+	err  error
+	// local counts this process's commits; Changes adds it to what its
+	// polls found.
+	local atomic.Uint64
+}
+
+// Generation is the current change generation.
+func (c *Changes) Generation() uint64 { return c.gen.Load() + c.s.changes.local.Load() }
+
+// Changes starts (on first call) and returns the store's change
+// generation. Close stops its poll.
+func (s *Store) Changes(ctx context.Context) (*Changes, error) {
+	st := &s.changes
+	st.once.Do(func() {
+		c := &Changes{s: s, poll: s.changePoll, stop: make(chan struct{}), done: make(chan struct{})}
+		if c.poll <= 0 {
+			c.poll = defaultChangePoll
+		}
+		if err := c.open(ctx); err != nil {
+			st.err = err
+			return
+		}
+		reading, err := c.read(ctx)
+		if err != nil {
+			c.closeConn()
+			st.err = s.normalize(ctx, "watch changes", err)
+			return
+		}
+		c.last = reading
+		st.c = c
+		go c.run()
+	})
+	return st.c, st.err
+}
+
+// committed is the after-commit hook of every write with an audit event.
+func (s *Store) committed() { s.changes.local.Add(1) }
+
+func (c *Changes) open(ctx context.Context) error {
+	if c.s.dialect != DialectSQLite {
+		return nil
+	}
+	db, err := sql.Open("sqlite", c.s.sqlitePath+"?"+sqlitePragmas)
+	if err != nil {
+		return fmt.Errorf("sqlstore: watch changes: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("sqlstore: watch changes: %w", err)
+	}
+	c.db, c.conn = db, conn
+	return nil
+}
+
+func (c *Changes) closeConn() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+	}
+	if c.db != nil {
+		_ = c.db.Close()
+	}
+}
+
+// read is one poll's reading: equal readings mean no commit in between.
+func (c *Changes) read(ctx context.Context) (string, error) {
+	if c.conn != nil {
+		var v int64
+		if err := c.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			return "", err
+		}
+		return strconv.FormatInt(v, 10), nil
+	}
+	var snap string
+	err := c.s.r.QueryRowContext(ctx, "SELECT pg_current_snapshot()::text").Scan(&snap)
+	return snap, err
+}
+
+func (c *Changes) run() {
+	defer close(c.done)
+	defer c.closeConn()
+	tick := time.NewTicker(c.poll)
+	defer tick.Stop()
+	failing := false
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.poll+time.Second)
+		reading, err := c.read(ctx)
+		cancel()
+		if err != nil {
+			c.gen.Add(1)
+			if !failing {
+				c.s.log.Warn("sqlstore: cannot poll for changes; cached answers are dropped until it works again", "err", err)
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			c.s.log.Info("sqlstore: polling for changes works again")
+			failing = false
+		}
+		if reading != c.last {
+			c.last = reading
+			c.gen.Add(1)
+		}
+	}
+}
+
+func (c *Changes) close() {
+	close(c.stop)
+	<-c.done
+}
