@@ -67,6 +67,9 @@ func TestBrowser(t *testing.T) {
 	t.Cleanup(ok.Close)
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 500) }))
 	t.Cleanup(bad.Close)
+	// With a rollout, the weight change starts one: its first step (half
+	// of the way, 85/15) holds on the test's clock.
+	api(t, reg, "PATCH", "/api/v1/endpoints/churn", admin, map[string]any{"rollout": map[string]any{"steps": []int{50, 100}, "bake": "5m"}}, http.StatusOK)
 	api(t, reg, "PATCH", "/api/v1/endpoints/churn", admin, map[string]any{"routes": []map[string]any{
 		{"name": "stable", "version": 2, "upstream_url": ok.URL, "weight": 80},
 		{"name": "canary", "version": 4, "upstream_url": bad.URL, "weight": 20},
@@ -320,6 +323,12 @@ func TestBrowser(t *testing.T) {
 	// route that served requests in it.
 	if p99 := eval(`Array.from(document.querySelectorAll("#routes tbody tr")).map(r => r.children[6].textContent.trim()).join(",")`); !regexp.MustCompile(`^\d+ ms,\d+ ms$`).MatchString(p99) {
 		t.Errorf("guard window p99 per route: %q, want a latency in ms for stable and canary", p99)
+	}
+	if state := eval(`document.getElementById("rollout-state").textContent + " " + document.getElementById("rollout-step").textContent`); state != "progressing step 1 of 2 (50%)" {
+		t.Errorf("rollout state %q, want progressing at step 1 of 2 (50%%)", state)
+	}
+	if inForce := eval(`Array.from(document.querySelectorAll("#rollout-routes tbody tr")).map(r => r.children[0].textContent + "=" + r.children[3].textContent.trim()).join(" ")`); inForce != "stable=85% canary=15%" {
+		t.Errorf("weights in force %q, want stable=85%% canary=15%%", inForce)
 	}
 	screenshot("ui-endpoint.png")
 

@@ -340,3 +340,53 @@ func TestEndpointRouteMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestEndpointRollout: the endpoint page shows the rollout's
+// configuration, where it stands (state, step, next step due) and the
+// weights in force while it runs; once aborted, the state and who aborted
+// it and why.
+func TestEndpointRollout(t *testing.T) {
+	reg := apptest.Start(t)
+	seed(t, reg)
+	admin := reg.AdminToken
+	// The guard's window is 5m, so the bake is at least that.
+	api(t, reg, "PATCH", "/api/v1/endpoints/churn", admin, map[string]any{"rollout": map[string]any{
+		"steps": []int{25, 50, 100}, "bake": "10m", "max_error_rate": 0.05, "max_latency_p99": "500ms", "min_requests": 20,
+	}}, http.StatusOK)
+	api(t, reg, "PATCH", "/api/v1/endpoints/churn", admin, map[string]any{"routes": []map[string]any{
+		{"name": "stable", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 50},
+		{"name": "canary", "version": 4, "upstream_url": "http://127.0.0.1:9", "weight": 50},
+	}}, http.StatusOK)
+	c := browser(t)
+	login(t, c, reg.URL, reg.Token(t, "viewer", registry.ScopeRead))
+	p := get(t, c, reg.URL+"/ui/endpoints/churn")
+	if p.status != 200 {
+		t.Fatalf("endpoint page = %d: %s", p.status, p.body)
+	}
+	text := regexp.MustCompile(`\s+`).ReplaceAllString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(p.body, " "), " ")
+	for _, want := range []string{
+		"steps 25%, 50%, 100%; bake 10m per step; gates: error rate at most 5.0%; p99 at most 500ms; judged once a gaining route has 20 requests",
+		"State progressing step 1 of 3 (25%) rollout",
+		"Next step due 2026-01-02 03:14:05Z (once its gates pass)",
+		"Weights in force",
+		"stable v2 http://127.0.0.1:9 80%",
+		"canary v4 http://127.0.0.1:9 20%",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("endpoint page lacks %q:\n%s", want, text)
+		}
+	}
+	if _, err := reg.Store.ControlRollout(context.Background(), registry.Actor{Name: "oncall"}, "churn", registry.RolloutOpAbort, "v4 mislabels churners"); err != nil {
+		t.Fatal(err)
+	}
+	p = get(t, c, reg.URL+"/ui/endpoints/churn")
+	text = regexp.MustCompile(`\s+`).ReplaceAllString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(p.body, " "), " ")
+	for _, want := range []string{"State aborted rollout", "v4 mislabels churners", "endpoint.rollout_aborted"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("endpoint page after the abort lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "Weights in force") {
+		t.Errorf("endpoint page shows weights in force of an aborted rollout:\n%s", text)
+	}
+}
