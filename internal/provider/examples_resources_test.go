@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,8 +75,12 @@ func TestAccExamples_resources(t *testing.T) {
 	}
 	ep, err := c.GetEndpoint(ctx, "churn")
 	must(t, err)
-	if len(ep.Routes) != 2 || ep.Routes[0].Version != v6 || ep.Routes[0].Weight != 90 || ep.Routes[1].Version != v7 || ep.Routes[1].Weight != 10 {
+	if len(ep.Routes) != 3 || ep.Routes[0].Version != v6 || ep.Routes[0].Weight != 90 || ep.Routes[1].Version != v7 || ep.Routes[1].Weight != 10 ||
+		!ep.Routes[2].Shadow || ep.Routes[2].Share != 0.1 {
 		t.Errorf("endpoint churn: %+v", ep.Routes)
+	}
+	if ep.Rollout == nil || !slices.Equal(ep.Rollout.Steps, []int{10, 25, 50, 100}) || ep.Rollout.RolloutStatus != nil {
+		t.Errorf("endpoint churn's rollout (created at once, so none ran): %+v", ep.Rollout)
 	}
 	prod, err := c.GetEndpoint(ctx, "churn-production")
 	must(t, err)
