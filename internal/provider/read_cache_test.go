@@ -8,7 +8,11 @@ package provider
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,33 +32,8 @@ import (
 // version list and version routes, from its own /metrics.
 func versionRequests(t *testing.T, r *apptest.Registry) (lists, gets int) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, r.URL+"/metrics", nil)
-	must(t, err)
-	req.Header.Set("Authorization", "Bearer "+r.AdminToken)
-	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "mlregistry_http_requests_total{") || !strings.Contains(line, `method="GET"`) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		must(t, err)
-		switch {
-		case strings.Contains(line, `route="/api/v1/models/{model}/versions"`):
-			lists += int(v)
-		case strings.Contains(line, `route="/api/v1/models/{model}/versions/{version}"`):
-			gets += int(v)
-		}
-	}
-	must(t, sc.Err())
-	return lists, gets
+	counts := registryRequests(t, r)
+	return counts[routeVersions], counts[routeVersion]
 }
 
 // versionsConfig is one model per entry of counts with that many versions
@@ -209,4 +188,184 @@ func TestAccModelVersion_refreshSeesChangesByHand(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestAccTerraformCLI_refreshPagesThroughALongHistory: `terraform plan`
+// over 3,000 versions of one model refreshes them from the model's list
+// pages: the registry answers no more requests than the list pages, the
+// models and a ping (with room for a GET or two where a read reaches past
+// the pages listed so far), never one GET per version, and the plan is
+// empty, so every version was read exactly.
+//
+// Applying 3,000 versions through Terraform would take most of the test's
+// time for nothing it checks, so Terraform creates the model and the first
+// version, the others are created through the API with the configuration's
+// values, and the state is that first version's instance copied for each
+// of them; the plan's refresh then replaces every copy with what the
+// registry answers.
+func TestAccTerraformCLI_refreshPagesThroughALongHistory(t *testing.T) {
+	t.Parallel()
+	const (
+		versions = 3000
+		models   = 1
+		pages    = (versions + registry.MaxPageSize - 1) / registry.MaxPageSize
+	)
+	w := newWorkspace(t).withoutTrace()
+	r := startRegistry(t)
+	ctx := context.Background()
+	c := apiClient(t, r)
+	w.env["TF_VAR_registry_token"] = r.AdminToken
+	config := func(n int) string {
+		return requiredProvidersHCL + `
+variable "registry_token" {
+  type      = string
+  sensitive = true
+}
+
+provider "mlregistry" {
+  address = "` + r.URL + `"
+  token   = var.registry_token
+}
+` + versionsConfig(map[string]int{"big": n})
+	}
+	w.writeConfig(config(1))
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+
+	// Created in index order, so big[i] is version i+1.
+	for i := 1; i < versions; i++ {
+		_, err := c.CreateVersion(ctx, "big", registry.ModelVersionCreate{
+			Source:      fmt.Sprintf("s3://models/big/%d/model.onnx", i),
+			Checksum:    fmt.Sprintf("sha256:%064x", i+1),
+			Format:      "onnx",
+			Metrics:     map[string]float64{"auc": 0.9},
+			Description: fmt.Sprintf("d%d", i),
+			Tags:        map[string]string{"n": strconv.Itoa(i)},
+		})
+		must(t, err)
+	}
+	copyVersionInstances(t, filepath.Join(w.dir, "terraform.tfstate"), "big", versions)
+	w.writeConfig(config(versions))
+
+	before := registryRequests(t, r)
+	out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode")
+	if err != nil {
+		t.Fatalf("plan over %d versions (want no changes, exit 0): %v\n%s", versions, err, out)
+	}
+	limit := pages + models + 3
+	// The server counts a request once its handler has returned, which can
+	// be just after the provider has the answer: a count may still rise
+	// for a moment, so it is read until it holds still or passes the limit.
+	var got map[string]int
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got = registryRequests(t, r)
+		for route, n := range before {
+			got[route] -= n
+		}
+		got[""] -= 1 // the /metrics request that read "before"
+		if got[""] > limit || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("plan over %d versions: %d requests (%d version lists, %d version GETs)",
+		versions, got[""], got[routeVersions], got[routeVersion])
+	if got[""] > limit {
+		t.Fatalf("refreshing %d versions of one model took %d registry requests (%d version lists, %d version GETs); "+
+			"want at most %d (%d list pages + %d model + a ping and two spare)",
+			versions, got[""], got[routeVersions], got[routeVersion], limit, pages, models)
+	}
+}
+
+// Routes of the version reads, as the registry's metrics label them.
+const (
+	routeVersions = "/api/v1/models/{model}/versions"
+	routeVersion  = "/api/v1/models/{model}/versions/{version}"
+)
+
+// registryRequests is how many requests the registry has answered, from
+// its own /metrics (mlregistry_http_requests_total, every status): per
+// route for GETs, and under "" the total of every method and route.
+func registryRequests(t *testing.T, r *apptest.Registry) map[string]int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, r.URL+"/metrics", nil)
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+r.AdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	counts := map[string]int{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "mlregistry_http_requests_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		must(t, err)
+		counts[""] += int(v)
+		if _, rest, ok := strings.Cut(line, `route="`); ok && strings.Contains(line, `method="GET"`) {
+			route, _, _ := strings.Cut(rest, `"`)
+			counts[route] += int(v)
+		}
+	}
+	must(t, sc.Err())
+	return counts
+}
+
+// copyVersionInstances rewrites the state file at path so the
+// mlregistry_model_version resource of model holds n instances: its
+// instance 0 copied with index i, version i+1 and the configuration's
+// values of versionsConfig for i.
+func copyVersionInstances(t *testing.T, path, model string, n int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	must(t, err)
+	var state map[string]any
+	must(t, json.Unmarshal(data, &state))
+	resources, _ := state["resources"].([]any)
+	found := false
+	for _, res := range resources {
+		res, _ := res.(map[string]any)
+		if res["type"] != "mlregistry_model_version" || res["name"] != model {
+			continue
+		}
+		instances, _ := res["instances"].([]any)
+		if len(instances) != 1 {
+			t.Fatalf("state holds %d instances of mlregistry_model_version.%s, want 1", len(instances), model)
+		}
+		first, err := json.Marshal(instances[0])
+		must(t, err)
+		out := make([]any, n)
+		for i := range n {
+			var inst map[string]any
+			must(t, json.Unmarshal(first, &inst))
+			inst["index_key"] = i
+			attrs, _ := inst["attributes"].(map[string]any)
+			if attrs == nil {
+				t.Fatalf("instance 0 of mlregistry_model_version.%s has no attributes", model)
+			}
+			attrs["id"] = fmt.Sprintf("%s/%d", model, i+1)
+			attrs["version"] = i + 1
+			attrs["source"] = fmt.Sprintf("s3://models/%s/%d/model.onnx", model, i)
+			attrs["checksum"] = fmt.Sprintf("sha256:%064x", i+1)
+			attrs["description"] = fmt.Sprintf("d%d", i)
+			attrs["tags"] = map[string]any{"n": strconv.Itoa(i)}
+			out[i] = inst
+		}
+		res["instances"] = out
+		found = true
+	}
+	if !found {
+		t.Fatalf("state has no mlregistry_model_version.%s", model)
+	}
+	serial, _ := state["serial"].(float64)
+	state["serial"] = serial + 1
+	data, err = json.Marshal(state)
+	must(t, err)
+	must(t, os.WriteFile(path, data, 0o600))
 }
