@@ -88,6 +88,10 @@ type Options struct {
 	// registry, besides the system's (a private CA). Ignored with
 	// HTTPClient.
 	CAFile string
+	// ReadPageSize is the page size ReadVersion lists a model's versions
+	// with (default and maximum registry.MaxPageSize): more versions per
+	// page are fewer requests per plan.
+	ReadPageSize int
 }
 
 // String describes the options without the token.
@@ -110,8 +114,10 @@ type Client struct {
 	userAgent string
 	log       LogFunc
 	http      *retryablehttp.Client
-	// reads holds ReadVersion's snapshots (readcache.go).
-	reads versionSnapshots
+	// reads holds ReadVersion's snapshots (readcache.go), listed
+	// readPageSize versions a page.
+	reads        versionSnapshots
+	readPageSize int
 }
 
 // New checks the options and returns a client. It does not contact the
@@ -133,7 +139,10 @@ func New(opts Options) (*Client, error) {
 	if strings.ContainsAny(opts.Token, "\r\n") {
 		return nil, errors.New("registry token contains a line break")
 	}
-	c := &Client{base: base, token: opts.Token, userAgent: opts.UserAgent, log: opts.Logger}
+	c := &Client{base: base, token: opts.Token, userAgent: opts.UserAgent, log: opts.Logger, readPageSize: opts.ReadPageSize}
+	if c.readPageSize <= 0 || c.readPageSize > registry.MaxPageSize {
+		c.readPageSize = registry.MaxPageSize
+	}
 	if c.userAgent == "" {
 		c.userAgent = DefaultUserAgent
 	}

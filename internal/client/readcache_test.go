@@ -325,3 +325,191 @@ func errorString(err error) string {
 	}
 	return err.Error()
 }
+
+// pagedClient is a client whose ReadVersion lists pages of size versions.
+func pagedClient(t *testing.T, r *apptest.Registry, size int) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Options{Address: r.URL, Token: r.AdminToken, MaxRetries: -1, ReadPageSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestReadVersionPagesThroughTheHistory: a model with more versions than
+// one page is read from its list pages: all its versions at once cost one
+// list call per page and no GET, whatever the order; the answers are
+// GetVersion's.
+func TestReadVersionPagesThroughTheHistory(t *testing.T) {
+	t.Parallel()
+	r := apptest.Start(t)
+	admin := newClient(t, r, r.AdminToken)
+	ctx := context.Background()
+	createVersions(t, admin, "a", 25)
+	if _, err := admin.AssignStage(ctx, "a", "staging", registry.StageAssign{Version: 3}, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]*registry.ModelVersion, 26)
+	for i := 1; i <= 25; i++ {
+		v, err := admin.GetVersion(ctx, "a", int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = v
+	}
+	count := newReadCounter(t, r)
+
+	// Ten readers at a time, as Terraform's -parallelism, oldest first.
+	c := pagedClient(t, r, 10)
+	got := make([]*registry.ModelVersion, 26)
+	errs := make([]error, 26)
+	sem := make(chan struct{}, 10)
+	var wg sync.WaitGroup
+	for i := 1; i <= 25; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			got[i], errs[i] = c.ReadVersion(ctx, "a", int64(i))
+		}()
+	}
+	wg.Wait()
+	count.expect("25 reads of 25 versions, 10 at a time, in pages of 10", 3, 0)
+	for i := 1; i <= 25; i++ {
+		if errs[i] != nil {
+			t.Fatalf("read %d: %v", i, errs[i])
+		}
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("ReadVersion(a, %d) = %+v, GetVersion = %+v", i, got[i], want[i])
+		}
+	}
+
+	// Newest first, one at a time: each page is listed when a read
+	// reaches past the last one.
+	c = pagedClient(t, r, 10)
+	for i := 25; i >= 1; i-- {
+		v, err := c.ReadVersion(ctx, "a", int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(v, want[i]) {
+			t.Fatalf("ReadVersion(a, %d) = %+v, GetVersion = %+v", i, v, want[i])
+		}
+	}
+	count.expect("25 reads newest first", 3, 0)
+
+	// Oldest first, one at a time: a read lists at most one page more than
+	// there were reads before it, so the first two reads list a page each
+	// and, not reaching their version yet, GET it.
+	c = pagedClient(t, r, 10)
+	for i := 1; i <= 25; i++ {
+		v, err := c.ReadVersion(ctx, "a", int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(v, want[i]) {
+			t.Fatalf("ReadVersion(a, %d) = %+v, GetVersion = %+v", i, v, want[i])
+		}
+	}
+	count.expect("25 reads oldest first", 3, 2)
+}
+
+// TestReadVersionPageBudget: one read of an old version of a long history
+// costs one page and a GET, not every page down to it; the pages listed
+// stay and serve the reads they cover.
+func TestReadVersionPageBudget(t *testing.T) {
+	t.Parallel()
+	r := apptest.Start(t)
+	admin := newClient(t, r, r.AdminToken)
+	ctx := context.Background()
+	createVersions(t, admin, "a", 40)
+	count := newReadCounter(t, r)
+
+	c := pagedClient(t, r, 5)
+	v, err := c.ReadVersion(ctx, "a", 2)
+	if err != nil || v.Version != 2 || v.Checksum != checksum(2) {
+		t.Fatalf("ReadVersion(a, 2) = %+v, %v", v, err)
+	}
+	count.expect("one read of version 2 of 40, pages of 5", 1, 1)
+	for i := 40; i > 35; i-- {
+		if _, err := c.ReadVersion(ctx, "a", int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count.expect("reads of the first page's versions", 0, 0)
+	// Six reads so far against one page: the next read past the first
+	// page lists the page it needs.
+	if _, err := c.ReadVersion(ctx, "a", 33); err != nil {
+		t.Fatal(err)
+	}
+	count.expect("a read on the second page", 1, 0)
+}
+
+// TestReadVersionBetweenPages: what changes between two list calls of one
+// snapshot is read exactly: a version deleted elsewhere before its page is
+// listed is not found, one created elsewhere after the first page is
+// found by its own GET; a write through the client while pages remain
+// starts the model's list again from its first page.
+func TestReadVersionBetweenPages(t *testing.T) {
+	t.Parallel()
+	r := apptest.Start(t)
+	admin := newClient(t, r, r.AdminToken)
+	ctx := context.Background()
+	createVersions(t, admin, "a", 20)
+	c := pagedClient(t, r, 5)
+	if _, err := c.ReadVersion(ctx, "a", 20); err != nil {
+		t.Fatal(err)
+	}
+	count := newReadCounter(t, r)
+
+	if err := admin.DeleteVersion(ctx, "a", 14, 0); err != nil {
+		t.Fatal(err)
+	}
+	byHand := "by hand"
+	if _, err := admin.UpdateVersion(ctx, "a", 13, registry.ModelVersionPatch{Description: &byHand}, 0); err != nil {
+		t.Fatal(err)
+	}
+	v21, err := admin.CreateVersion(ctx, "a", registry.ModelVersionCreate{Source: "s3://b/21", Checksum: checksum(21), Format: "onnx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.ReadVersion(ctx, "a", 13); err != nil || v.Description != byHand {
+		t.Fatalf("version 13 changed before its page was listed: %+v, %v", v, err)
+	}
+	count.expect("a read on the second page", 1, 0)
+	// Version 14 was on no page (deleted first); version 21 is newer than
+	// the first page.
+	if _, err := c.ReadVersion(ctx, "a", 14); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("version 14 deleted before its page was listed: %v", err)
+	}
+	if v, err := c.ReadVersion(ctx, "a", v21.Version); err != nil || v.Checksum != checksum(21) {
+		t.Fatalf("version created after the first page: %+v, %v", v, err)
+	}
+	count.expect("a deleted version and a new one", 0, 2)
+
+	// This client's write drops the snapshot with pages left: the next
+	// read lists from the newest version again and sees the write.
+	mine := "mine"
+	if _, err := c.UpdateVersion(ctx, "a", 2, registry.ModelVersionPatch{Description: &mine}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.ReadVersion(ctx, "a", 21); err != nil || v.Checksum != checksum(21) {
+		t.Fatalf("version 21 after the write: %+v, %v", v, err)
+	}
+	count.expect("a read after this client's write", 1, 0)
+	for i := 21; i >= 1; i-- {
+		v, err := c.ReadVersion(ctx, "a", int64(i))
+		switch {
+		case i == 14:
+			if !errors.Is(err, registry.ErrNotFound) {
+				t.Fatalf("deleted version 14: %v", err)
+			}
+		case err != nil:
+			t.Fatalf("version %d: %v", i, err)
+		case i == 2 && v.Description != mine:
+			t.Fatalf("version 2 after this client's update: %+v", v)
+		}
+	}
+	count.expect("every version after the write, newest first: the other three pages", 3, 1)
+}

@@ -470,10 +470,12 @@ func (r *modelVersionResource) Read(ctx context.Context, req resource.ReadReques
 		return
 	}
 	model, version := state.Model.ValueString(), state.Version.ValueInt64()
-	// A refresh reads every version in state: ReadVersion lists a model's
-	// versions once for this provider run and serves the other reads of
-	// the model from that list (client/readcache.go). A version the list
-	// does not hold is read by itself, so not found is exact.
+	// A refresh reads every version in state: ReadVersion pages through a
+	// model's version list once for this provider run and serves the
+	// model's reads from those pages (client/readcache.go), so a plan's
+	// requests follow its models and list pages, not its versions. A
+	// version the pages do not hold is read by itself, so not found is
+	// exact.
 	v, err := r.client.ReadVersion(ctx, model, version)
 	if errors.Is(err, registry.ErrNotFound) {
 		tflog.Info(ctx, "model version not found in the registry, removing it from state", map[string]any{"model": model, "version": version})
