@@ -22,6 +22,7 @@ import (
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/rollout"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/server"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/server/answercache"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/sqlstore"
@@ -117,6 +118,19 @@ type Config struct {
 	// and no UI, and the database is never migrated: a registry must have
 	// created its schema.
 	DataPlaneOnly bool
+	// PrometheusURL is the Prometheus the rollouts' prometheus gates ask
+	// (/api/v1/query); empty: none, and such gates are refused at write.
+	// Every process that may lead the rollouts (each serve replica and
+	// gateway) should be given the same one.
+	PrometheusURL string
+	// PrometheusTimeout bounds one gate query. Default 10s.
+	PrometheusTimeout time.Duration
+	// RolloutTick is how often the rollout driver evaluates the active
+	// rollouts and renews its lease. Default 200ms.
+	RolloutTick time.Duration
+	// RolloutLeaseTTL is how long the rollouts lease outlives its holder's
+	// last renewal. Default 3s.
+	RolloutLeaseTTL time.Duration
 	// NoGroupCommit commits every SQLite write on its own (see
 	// sqlstore.Options.NoGroupCommit): for benchmarks that measure what
 	// group commit buys.
@@ -132,6 +146,7 @@ type Main struct {
 	store   *sqlstore.Store
 	server  *server.Server
 	gateway *gateway.Gateway
+	driver  *rollout.Driver
 	certs   *certReloader
 	url     string
 
@@ -377,6 +392,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			log.Error("gateway poller stopped", "err", err)
 		}
 	}()
+	if err := m.startDriver(bg, reg); err != nil {
+		return err
+	}
 	if m.cfg.DataPlaneOnly {
 		log.Info("mlregistry gateway serving", "addr", m.url, "db", sqlstore.RedactDSN(m.cfg.DB))
 		return nil
@@ -422,8 +440,61 @@ func (m *Main) checkConfig() error {
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("TLS needs both --tls-cert and --tls-key")
 	}
+	if c.PrometheusURL != "" {
+		if _, err := rollout.NewPrometheus(c.PrometheusURL, c.PrometheusTimeout); err != nil {
+			return fmt.Errorf("--prometheus-url: %w", err)
+		}
+	}
 	return nil
 }
+
+// startDriver runs this process's rollout driver: every serve replica and
+// gateway process runs one, and the one holding the database lease moves
+// the rollouts, so they go on whichever processes are up.
+func (m *Main) startDriver(ctx context.Context, reg *prometheus.Registry) error {
+	log := m.cfg.Logger.With("component", "rollouts")
+	var prom rollout.Querier
+	if m.cfg.PrometheusURL != "" {
+		p, err := rollout.NewPrometheus(m.cfg.PrometheusURL, m.cfg.PrometheusTimeout)
+		if err != nil {
+			return fmt.Errorf("--prometheus-url: %w", err)
+		}
+		prom = p
+	}
+	d, err := rollout.New(rollout.Options{
+		Store:      m.store,
+		Now:        m.cfg.Now,
+		Tick:       m.cfg.RolloutTick,
+		LeaseTTL:   m.cfg.RolloutLeaseTTL,
+		Prometheus: prom,
+		Logger:     log,
+		Registerer: reg,
+		OnChange: func(string) {
+			// This process's gateway serves the new step with its very next
+			// request; the others see the rollout's sequence move on their
+			// next poll.
+			if err := m.gateway.Refresh(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("gateway refresh failed", "err", err)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.driver = d
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("rollout driver stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// RolloutLeader reports whether this process's rollout driver holds the
+// lease: it is the one moving rollouts.
+func (m *Main) RolloutLeader() bool { return m.driver != nil && m.driver.Leader() }
 
 // listen opens one of Main's addresses.
 func (m *Main) listen(role, addr string) (*listener, error) {

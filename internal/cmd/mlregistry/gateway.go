@@ -30,6 +30,10 @@ to the database, as an event in the registry's audit log. The database is
 never migrated from here: start the registry (or run 'mlregistry migrate')
 first, and upgrade the registry before its gateways.
 
+Rollouts move on whichever process holds a lease in the database: each
+gateway and each registry replica runs the rollout driver, and one leads.
+Give them all the same --prometheus-url when rollouts use prometheus gates.
+
 --tls-cert and --tls-key serve HTTPS (SIGHUP reloads the pair), as in
 'mlregistry serve'. --metrics-listen serves this gateway's /metrics.
 

@@ -46,7 +46,12 @@ listener.
 API and the UI stay, and /serve/ answers 404 naming the serve listener.
 Endpoint URLs then use --serve-public-url. TLS, SIGHUP and tokens work the
 same on both. To run the data plane in processes of its own, see
-'mlregistry gateway'.`,
+'mlregistry gateway'.
+
+--prometheus-url names the Prometheus that endpoint rollouts' prometheus
+gates query; without it such gates are refused. Replicas and gateways
+share the rollouts through a lease in the database, and any of them may
+lead: give them all the same URL.`,
 		Example: `  mlregistry serve
   mlregistry serve --listen 0.0.0.0:8080 --db sqlite:///var/lib/mlregistry/registry.db \
       --public-url https://registry.example.com --log-format json

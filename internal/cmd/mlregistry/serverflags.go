@@ -16,6 +16,7 @@ import (
 // token cache.
 type serverFlags struct {
 	logFormat, logLevel, metricsListen, tlsCert, tlsKey string
+	prometheusURL                                       string
 	metricsPublic                                       bool
 	upstreamAllow, upstreamDeny, upstreamMetadata       []string
 	readHeaderTimeout, readTimeout, tokenCacheTTL       time.Duration
@@ -40,6 +41,7 @@ func (s *serverFlags) register(cmd *cobra.Command, help serverFlagHelp) {
 	f.StringVar(&s.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS (with --tls-key); SIGHUP reloads it")
 	f.StringVar(&s.tlsKey, "tls-key", "", "PEM private key file for --tls-cert")
 	f.DurationVar(&s.tokenCacheTTL, "token-cache-ttl", 5*time.Second, help.tokenCacheTTL)
+	f.StringVar(&s.prometheusURL, "prometheus-url", "", "Prometheus base URL the rollouts' prometheus gates query, e.g. http://prometheus:9090 (default none: such gates are refused); give every serve replica and gateway the same one, as any of them may lead the rollouts")
 	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 }
@@ -80,4 +82,5 @@ func (s *serverFlags) apply(c *app.Config) {
 	c.TLSCertFile = s.tlsCert
 	c.TLSKeyFile = s.tlsKey
 	c.TokenCacheTTL = s.tokenCacheTTL
+	c.PrometheusURL = s.prometheusURL
 }

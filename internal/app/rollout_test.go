@@ -1,0 +1,552 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app/apptest"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/rollout"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/rollout/promtest"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/storetest"
+)
+
+// The rollout tests drive real registries (SQLite files, PostgreSQL)
+// with real upstreams. Time is the registry's injected clock: the test
+// moves it past a bake, and the driver, ticking every few milliseconds,
+// takes the step. Nothing here sleeps to wait for a condition.
+
+const bake = time.Minute
+
+// rolloutConfig is the registry configuration of the rollout tests: a
+// driver that ticks often, gateways that flush observations and poll
+// often.
+func rolloutConfig(c *app.Config) {
+	c.RolloutTick = 10 * time.Millisecond
+	c.GatewayPollInterval = 50 * time.Millisecond
+}
+
+// model is an upstream that answers with its name; fail makes it answer
+// 500, delay makes it slow.
+type model struct {
+	url   string
+	fail  atomic.Bool
+	delay atomic.Int64
+	hits  atomic.Int64
+}
+
+func newModel(t *testing.T, name string) *model {
+	m := &model{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.hits.Add(1)
+		if d := time.Duration(m.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d): // the model's own latency, what the gate measures
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if m.fail.Load() {
+			http.Error(w, name+" crashed", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, name)
+	}))
+	t.Cleanup(srv.Close)
+	m.url = srv.URL
+	return m
+}
+
+// seedRollout creates model m with versions 1 and 2 and endpoint "ep"
+// serving route "main" from v1, with rollout spec.
+func seedRollout(t *testing.T, r *apptest.Registry, v1 *model, spec map[string]any) {
+	t.Helper()
+	mustStatus(t, call(t, "POST", r.URL+"/api/v1/models", r.AdminToken, map[string]any{"name": "m"}), http.StatusCreated)
+	for i := 1; i <= 2; i++ {
+		mustStatus(t, call(t, "POST", r.URL+"/api/v1/models/m/versions", r.AdminToken, map[string]any{
+			"source": fmt.Sprintf("s3://b/m/%d", i), "checksum": "sha256:" + strings.Repeat(fmt.Sprintf("%02x", i), 32), "format": "onnx",
+		}), http.StatusCreated)
+	}
+	mustStatus(t, call(t, "POST", r.URL+"/api/v1/endpoints", r.AdminToken, map[string]any{
+		"name": "ep", "model": "m",
+		"routes":  []map[string]any{{"name": "main", "version": 1, "upstream_url": v1.url, "weight": 100}},
+		"rollout": spec,
+	}), http.StatusCreated)
+}
+
+// toV2 configures route "main" on version 2: it starts a rollout.
+func toV2(t *testing.T, r *apptest.Registry, v2 *model) registry.Endpoint {
+	t.Helper()
+	resp := call(t, "PATCH", r.URL+"/api/v1/endpoints/ep", r.AdminToken, map[string]any{
+		"routes": []map[string]any{{"name": "main", "version": 2, "upstream_url": v2.url, "weight": 100}},
+	})
+	mustStatus(t, resp, http.StatusOK)
+	var e registry.Endpoint
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(e); st == nil || st.State != registry.RolloutProgressing || st.Step != 1 {
+		t.Fatalf("after the change: rollout %+v, want progressing at step 1", st)
+	}
+	return e
+}
+
+func status(e registry.Endpoint) *registry.RolloutStatus {
+	if e.Rollout == nil {
+		return nil
+	}
+	return e.Rollout.RolloutStatus
+}
+
+// waitRollout polls the endpoint on r until cond holds (10 s at most).
+func waitRollout(t *testing.T, r *apptest.Registry, what string, cond func(*registry.RolloutStatus) bool) registry.Endpoint {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e := getEndpoint(t, r)
+		if st := status(e); st != nil && cond(st) {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollout never %s: %+v", what, status(e))
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval, not a wait for a condition
+	}
+}
+
+func atStep(n int) func(*registry.RolloutStatus) bool {
+	return func(st *registry.RolloutStatus) bool { return st.Step == n && st.State == registry.RolloutProgressing }
+}
+
+func inState(state string) func(*registry.RolloutStatus) bool {
+	return func(st *registry.RolloutStatus) bool { return st.State == state }
+}
+
+// traffic sends n requests to ep through base and counts the answers by
+// X-Route; every answer must come from the route it names.
+func traffic(t *testing.T, base, token string, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		req, _ := http.NewRequest("POST", base+"/serve/ep/predict", strings.NewReader(`{"x":1}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		seen[resp.Header.Get("X-Route")+" v"+resp.Header.Get("X-Model-Version")]++
+	}
+	return seen
+}
+
+// rolloutEvents are the endpoint's rollout events, oldest first.
+func rolloutEvents(t *testing.T, r *apptest.Registry) []registry.Event {
+	t.Helper()
+	resp := call(t, "GET", r.URL+"/api/v1/events?endpoint=ep&page_size=1000", r.AdminToken, nil)
+	mustStatus(t, resp, http.StatusOK)
+	var page struct {
+		Items []registry.Event `json:"items"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+		t.Fatal(err)
+	}
+	var out []registry.Event
+	for _, e := range page.Items {
+		if strings.HasPrefix(e.Action, "endpoint.rollout_") {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b registry.Event) int { return int(a.ID - b.ID) })
+	return out
+}
+
+func actions(evs []registry.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Action
+	}
+	return out
+}
+
+var gatedSpec = map[string]any{
+	"steps": []int{25, 50, 100}, "bake": "1m",
+	"max_error_rate": 0.1, "max_latency_p99": "500ms", "min_requests": 10,
+}
+
+// TestRolloutWalksEveryStep: one change moves route main from v1 to v2
+// through 25, 50 and 100 percent against real upstreams, each step taken
+// when its bake has passed and v2 answered enough requests within the
+// gates, and completes; every step is an event.
+func TestRolloutWalksEveryStep(t *testing.T) {
+	r := apptest.Start(t, apptest.WithConfig(rolloutConfig))
+	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+	seedRollout(t, r, v1, gatedSpec)
+	e := toV2(t, r, v2)
+	if got := e.Rollout.Routes; len(got) != 2 || got[0].Weight != 25 || got[1].Name != "main@v1" || got[1].Weight != 75 {
+		t.Fatalf("step 1 in force: %+v, want main 25 / main@v1 75", got)
+	}
+
+	for step, pct := range []int{25, 50, 100} {
+		// Enough requests that v2 gets its min_requests at any share.
+		seen := traffic(t, r.URL, r.AdminToken, 4000/pct)
+		if seen["main v2"] == 0 || (pct < 100 && seen["main@v1 v1"] == 0) {
+			t.Fatalf("step %d (%d%%): served %v", step+1, pct, seen)
+		}
+		// Half a bake is not enough, whatever the traffic.
+		r.Clock.Advance(bake / 2)
+		if st := status(getEndpoint(t, r)); st.Step != step+1 {
+			t.Fatalf("step %d moved before its bake ended: %+v", step+1, st)
+		}
+		r.Clock.Advance(bake / 2)
+		if pct < 100 {
+			e = waitRollout(t, r, fmt.Sprintf("reached step %d", step+2), atStep(step+2))
+			if g := e.Rollout.LastGate; g == nil || !g.Passed || !strings.Contains(g.Message, "route main (v2)") {
+				t.Fatalf("step %d: last gate %+v", step+2, g)
+			}
+		}
+	}
+	e = waitRollout(t, r, "completed", inState(registry.RolloutCompleted))
+	if st := status(e); len(st.Routes) != 1 || st.Routes[0].Version != 2 || st.Routes[0].Weight != 100 || st.EndedAt == nil {
+		t.Fatalf("completed rollout %+v", st)
+	}
+	if seen := traffic(t, r.URL, r.AdminToken, 20); seen["main v2"] != 20 {
+		t.Fatalf("after completion: served %v, want v2 only", seen)
+	}
+	want := []string{registry.ActionEndpointRolloutStarted, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutCompleted}
+	if got := actions(rolloutEvents(t, r)); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+// TestRolloutRollsBackAtStep2: v2 passes step 1, then fails at step 2 —
+// with errors, then (a second rollout) by answering slower than
+// max_latency_p99. Each time the rollout is rolled back at once, before
+// the bake ends, v1 takes all traffic again, and the endpoint's routes
+// are v1's: the next plan shows the drift, with the gate in the message.
+func TestRolloutRollsBackAtStep2(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		break_ func(*model)
+		gate   string
+	}{
+		{"errors", func(m *model) { m.fail.Store(true) }, "max_error_rate 1 over"},
+		{"latency", func(m *model) { m.delay.Store(int64(600 * time.Millisecond)) }, "max_latency_p99 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := apptest.Start(t, apptest.WithConfig(rolloutConfig))
+			v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+			seedRollout(t, r, v1, gatedSpec)
+			toV2(t, r, v2)
+			traffic(t, r.URL, r.AdminToken, 160)
+			r.Clock.Advance(bake)
+			waitRollout(t, r, "reached step 2", atStep(2))
+
+			tc.break_(v2)
+			deadline := time.Now().Add(10 * time.Second)
+			var e registry.Endpoint
+			for {
+				// v2 answers half the requests at step 2: a few dozen give it
+				// its min_requests; the clock does not move, so only the gate
+				// can end the step.
+				traffic(t, r.URL, r.AdminToken, 20)
+				if e = getEndpoint(t, r); status(e).State == registry.RolloutRolledBack {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("never rolled back: %+v", status(e))
+				}
+			}
+			st := status(e)
+			if !strings.HasPrefix(st.Message, "rollout rolled back at step 2 (50%): route main (v2): "+tc.gate) || !strings.Contains(st.Message, "exceeded") {
+				t.Fatalf("message %q", st.Message)
+			}
+			if e.Status != registry.EndpointStatusRolledBack || e.StatusMessage != st.Message {
+				t.Errorf("endpoint status %q %q, want the rollout's message", e.Status, e.StatusMessage)
+			}
+			if len(e.Routes) != 1 || e.Routes[0].Version != 1 || e.Routes[0].Weight != 100 {
+				t.Fatalf("routes after the rollback %+v, want v1 at 100", e.Routes)
+			}
+			v2.delay.Store(0)
+			if seen := traffic(t, r.URL, r.AdminToken, 20); seen["main v1"] != 20 {
+				t.Fatalf("after the rollback: served %v, want v1 only", seen)
+			}
+			evs := rolloutEvents(t, r)
+			if last := evs[len(evs)-1]; last.Action != registry.ActionEndpointRolloutRolledBack || !strings.Contains(string(last.After), tc.gate) {
+				t.Fatalf("last event %s %s", last.Action, last.After)
+			}
+		})
+	}
+}
+
+// TestRolloutResumesAfterRestart: the registry stops mid-rollout; a new
+// one on the same database continues the step in force, its bake counted
+// from when the step began, and completes.
+func TestRolloutResumesAfterRestart(t *testing.T) {
+	db := "sqlite://" + filepath.Join(t.TempDir(), "registry.db")
+	r1 := apptest.Start(t, apptest.WithDB(db), apptest.WithConfig(rolloutConfig))
+	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+	seedRollout(t, r1, v1, map[string]any{"steps": []int{25, 50, 100}, "bake": "1m"})
+	toV2(t, r1, v2)
+	r1.Clock.Advance(bake)
+	e := waitRollout(t, r1, "reached step 2", atStep(2))
+	stepStarted := status(e).StepStarted
+	if err := r1.Main.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := apptest.Start(t, apptest.WithDB(db), apptest.WithConfig(func(c *app.Config) {
+		rolloutConfig(c)
+		c.Now = r1.Clock.Now // the same time line
+	}))
+	r2.AdminToken = r1.AdminToken
+	if seen := traffic(t, r2.URL, r2.AdminToken, 40); seen["main v2"] == 0 || seen["main@v1 v1"] == 0 {
+		t.Fatalf("restarted registry serves %v, want step 2's split", seen)
+	}
+	r1.Clock.Advance(bake - time.Second)
+	if st := status(getEndpoint(t, r2)); st.Step != 2 || !st.StepStarted.Equal(stepStarted) {
+		t.Fatalf("after the restart, before the bake ends: %+v", st)
+	}
+	r1.Clock.Advance(time.Second)
+	waitRollout(t, r2, "reached step 3", atStep(3))
+	r1.Clock.Advance(bake)
+	waitRollout(t, r2, "completed", inState(registry.RolloutCompleted))
+}
+
+// TestRolloutPauseResumeAbort: a paused rollout stands still past its
+// bake; resumed, its step bakes again from the resume; aborted, the
+// weights it started from are back, with the operator's reason.
+func TestRolloutPauseResumeAbort(t *testing.T) {
+	r := apptest.Start(t, apptest.WithConfig(rolloutConfig))
+	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+	seedRollout(t, r, v1, map[string]any{"steps": []int{25, 50, 100}, "bake": "1m"})
+	toV2(t, r, v2)
+
+	control := func(op string, want int) registry.Endpoint {
+		t.Helper()
+		resp := call(t, "POST", r.URL+"/api/v1/endpoints/ep/rollout/"+op, r.AdminToken, map[string]any{"reason": "checking dashboards"})
+		mustStatus(t, resp, want)
+		var e registry.Endpoint
+		if want == http.StatusOK {
+			if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return e
+	}
+	if st := status(control("pause", http.StatusOK)); st.State != registry.RolloutPaused || st.NextStepAt != nil {
+		t.Fatalf("paused: %+v", st)
+	}
+	control("pause", http.StatusConflict)
+	r.Clock.Advance(10 * bake)
+	// The driver ticks every 10ms: several ticks pass while the API is
+	// asked again, and a paused rollout must not move in any of them.
+	for range 5 {
+		traffic(t, r.URL, r.AdminToken, 5)
+		if st := status(getEndpoint(t, r)); st.State != registry.RolloutPaused || st.Step != 1 {
+			t.Fatalf("paused rollout moved: %+v", st)
+		}
+	}
+	resumedAt := r.Clock.Now()
+	if st := status(control("resume", http.StatusOK)); st.State != registry.RolloutProgressing || !st.StepStarted.Equal(resumedAt) || st.NextStepAt == nil || !st.NextStepAt.Equal(resumedAt.Add(bake)) {
+		t.Fatalf("resumed: %+v", st)
+	}
+	r.Clock.Advance(bake)
+	waitRollout(t, r, "reached step 2", atStep(2))
+
+	e := control("abort", http.StatusOK)
+	st := status(e)
+	if st.State != registry.RolloutAborted || !strings.Contains(st.Message, "checking dashboards") {
+		t.Fatalf("aborted: %+v", st)
+	}
+	if len(e.Routes) != 1 || e.Routes[0].Version != 1 || e.Routes[0].Weight != 100 {
+		t.Fatalf("routes after abort %+v, want v1 at 100", e.Routes)
+	}
+	control("resume", http.StatusConflict)
+	if seen := traffic(t, r.URL, r.AdminToken, 20); seen["main v1"] != 20 {
+		t.Fatalf("after abort: served %v, want v1 only", seen)
+	}
+	want := []string{registry.ActionEndpointRolloutStarted, registry.ActionEndpointRolloutPaused, registry.ActionEndpointRolloutResumed, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutAborted}
+	if got := actions(rolloutEvents(t, r)); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+// TestRolloutTwoReplicasSQLite and TestRolloutTwoReplicasPostgres: two
+// registries on one database elect one rollout leader between them; the
+// rollout walks every step exactly once, and a step the leader takes is
+// served by the other replica within 1 s. When the leader stops, the
+// other takes the rollouts over.
+func TestRolloutTwoReplicasSQLite(t *testing.T) {
+	testRolloutReplicas(t, "sqlite://"+filepath.Join(t.TempDir(), "registry.db"))
+}
+
+func TestRolloutTwoReplicasPostgres(t *testing.T) {
+	testRolloutReplicas(t, storetest.PostgresDSN(t))
+}
+
+func testRolloutReplicas(t *testing.T, db string) {
+	replica := func(now func() time.Time) *apptest.Registry {
+		return apptest.Start(t, apptest.WithDB(db), apptest.WithConfig(func(c *app.Config) {
+			rolloutConfig(c)
+			c.GatewayPollInterval = 250 * time.Millisecond // the default: what the 1 s promise stands on
+			if now != nil {
+				c.Now = now
+			}
+		}))
+	}
+	a := replica(nil)
+	b := replica(a.Clock.Now)
+	leader := func() (lead, other *apptest.Registry) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			la, lb := a.Main.RolloutLeader(), b.Main.RolloutLeader()
+			switch {
+			case la && lb:
+				t.Fatal("both replicas lead the rollouts")
+			case la:
+				return a, b
+			case lb:
+				return b, a
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no replica leads the rollouts")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	lead, other := leader()
+
+	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+	seedRollout(t, a, v1, map[string]any{"steps": []int{50, 100}, "bake": "1m"})
+	toV2(t, other, v2)
+
+	// The step to 100%: the other replica serves v2 alone once it has it.
+	a.Clock.Advance(bake)
+	waitRollout(t, lead, "reached step 2", atStep(2))
+	tookStep := time.Now()
+	var inForce time.Duration
+	for run := 0; run < 20; {
+		seen := traffic(t, other.URL, other.AdminToken, 1)
+		switch {
+		case seen["main v2"] == 0:
+			run = 0
+		case run == 0:
+			inForce = time.Since(tookStep)
+			run++
+		default:
+			run++
+		}
+		if time.Since(tookStep) > 10*time.Second {
+			t.Fatal("the other replica never served step 2")
+		}
+	}
+	t.Logf("step in force on the other replica %s after the leader recorded it", inForce.Round(time.Millisecond))
+	if inForce > time.Second {
+		t.Errorf("step in force on the other replica after %s, want within 1s", inForce)
+	}
+
+	// Each step exactly once, whoever led.
+	a.Clock.Advance(bake)
+	waitRollout(t, other, "completed", inState(registry.RolloutCompleted))
+	want := []string{registry.ActionEndpointRolloutStarted, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutCompleted}
+	if got := actions(rolloutEvents(t, a)); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+
+	// The leader stops: it releases the lease and the other one leads.
+	if err := lead.Main.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !other.Main.RolloutLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("the remaining replica never took the lease over")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRolloutPrometheusGate: a rollout gated by a PromQL query against a
+// real Prometheus scraping the registry's /metrics. While v2 answers, the
+// query finds no upstream error on it and the step advances; once v2
+// fails and Prometheus has scraped the errors, the next bake's end rolls
+// the rollout back, naming the gate and the value.
+func TestRolloutPrometheusGate(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	prom := promtest.Start(t, 250*time.Millisecond, metricsAddr)
+	r := apptest.Start(t, apptest.WithConfig(func(c *app.Config) {
+		rolloutConfig(c)
+		c.MetricsListen = metricsAddr
+		c.PrometheusURL = prom.URL
+	}))
+	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+	seedRollout(t, r, v1, map[string]any{"steps": []int{25, 50, 100}, "bake": "1m", "prometheus": []map[string]any{{
+		"query":      `sum(mlregistry_gateway_upstream_errors_total{endpoint="$endpoint",route="$route",version="$version"}) or vector(0)`,
+		"comparison": "<", "threshold": 1,
+	}}})
+	toV2(t, r, v2)
+	client, err := rollout.NewPrometheus(prom.URL, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// scraped waits until Prometheus has scraped at least n of v2's
+	// answers of class.
+	scraped := func(q string, n float64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			v, err := client.Query(t.Context(), q)
+			if err == nil && v >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("prometheus never saw %s >= %v: %v %v", q, n, v, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	seen := traffic(t, r.URL, r.AdminToken, 40)
+	scraped(`sum(mlregistry_gateway_requests_total{endpoint="ep",route="main",version="2"})`, float64(seen["main v2"]))
+	r.Clock.Advance(bake)
+	e := waitRollout(t, r, "reached step 2", atStep(2))
+	if g := e.Rollout.LastGate; g == nil || !g.Passed || !strings.Contains(g.Message, "prometheus[0] value 0 < 1") {
+		t.Fatalf("step 2: last gate %+v", g)
+	}
+
+	v2.fail.Store(true)
+	seen = traffic(t, r.URL, r.AdminToken, 20)
+	scraped(`sum(mlregistry_gateway_upstream_errors_total{endpoint="ep",route="main",version="2"})`, float64(seen["main v2"]))
+	if st := status(getEndpoint(t, r)); st.State != registry.RolloutProgressing {
+		t.Fatalf("rolled back before the bake ended: %+v", st)
+	}
+	r.Clock.Advance(bake)
+	e = waitRollout(t, r, "rolled back", inState(registry.RolloutRolledBack))
+	want := fmt.Sprintf("rollout rolled back at step 2 (50%%): route main (v2): prometheus[0] value %d is not < 1", seen["main v2"])
+	if st := status(e); st.Message != want {
+		t.Fatalf("message\n got %q\nwant %q", st.Message, want)
+	}
+}
+
+// freeAddr is a loopback address no one listens on now.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
