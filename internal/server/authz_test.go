@@ -170,6 +170,12 @@ var govCases = []govCase{
 	{name: "dry run endpoint change", route: "PATCH /api/v1/endpoints/{endpoint}", method: "PATCH", path: "/api/v1/endpoints/{e}?dry_run=true",
 		body: jsonBody(map[string]any{"routes": []map[string]any{{"name": "a", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}}}), want: all(200), permitted: []string{cWrite, cAdmin}},
 	{name: "delete endpoint", route: "DELETE /api/v1/endpoints/{endpoint}", method: "DELETE", path: "/api/v1/endpoints/{e}", want: unrestricted(204)},
+	// Pausing, resuming or aborting a rollout changes what the endpoint
+	// serves: what changing its routes needs.
+	{name: "pause rollout", route: "POST /api/v1/endpoints/{endpoint}/rollout/{op}", method: "POST", path: "/api/v1/endpoints/{e}/rollout/pause",
+		setup: func(f govFixture) { f.rollout() }, body: jsonBody(map[string]any{"reason": "r"}), want: unrestricted(200)},
+	{name: "abort rollout", route: "POST /api/v1/endpoints/{endpoint}/rollout/{op}", method: "POST", path: "/api/v1/endpoints/{e}/rollout/abort",
+		setup: func(f govFixture) { f.rollout() }, want: unrestricted(200)},
 
 	{name: "events", route: "GET /api/v1/events", method: "GET", path: "/api/v1/events", want: all(200)},
 	{name: "list tokens", route: "GET /api/v1/tokens", method: "GET", path: "/api/v1/tokens", want: map[string]int{cAdmin: 200}},
@@ -293,6 +299,16 @@ func (f govFixture) stageEndpoint(stage string) {
 			{"name": "stable", "version": 1, "upstream_url": "http://127.0.0.1:9", "weight": 90},
 			{"name": "canary", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 10},
 		}}}, http.StatusCreated)
+}
+
+// rollout gives endpoint e<n> a rollout configuration and starts a
+// rollout to version 2.
+func (f govFixture) rollout() {
+	f.e.t.Helper()
+	f.e.do(req{method: "PATCH", path: "/api/v1/endpoints/" + f.ep, token: f.e.admin, body: map[string]any{
+		"rollout": map[string]any{"steps": []int{50, 100}, "bake": "1h"},
+		"routes":  []map[string]any{{"name": "a", "version": 2, "upstream_url": "http://127.0.0.1:9", "weight": 100}},
+	}}, http.StatusOK)
 }
 
 // serveStandIn stands in for the gateway behind HandleServe: the server's

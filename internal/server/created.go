@@ -30,20 +30,20 @@ func (s *Server) renderWritten(r *http.Request, written any) (*createdAnswer, er
 		return s.renderCreated(r, written)
 	}
 	var (
-		revision int64
-		v        any
+		tag string
+		v   any
 	)
 	switch c := written.(type) {
 	case nil:
 		return &createdAnswer{status: http.StatusNoContent, header: map[string]string{}}, nil
 	case *registry.Model:
-		revision, v = c.Revision, fixModel(c)
+		tag, v = etag(c.Revision), fixModel(c)
 	case *registry.ModelVersion:
-		revision, v = c.Revision, fixVersion(c)
+		tag, v = etag(c.Revision), fixVersion(c)
 	case *registry.StageAssignment:
-		revision, v = c.Revision, c
+		tag, v = etag(c.Revision), c
 	case *registry.Endpoint:
-		revision, v = c.Revision, s.fixEndpoint(r, c)
+		tag, v = endpointETag(c), s.fixEndpoint(r, c)
 	default:
 		return nil, fmt.Errorf("server: no answer for a written %T", written)
 	}
@@ -53,7 +53,7 @@ func (s *Server) renderWritten(r *http.Request, written any) (*createdAnswer, er
 	}
 	return &createdAnswer{
 		status: http.StatusOK,
-		header: map[string]string{"Content-Type": "application/json", "ETag": etag(revision)},
+		header: map[string]string{"Content-Type": "application/json", "ETag": tag},
 		body:   append(body, '\n'),
 	}, nil
 }
@@ -64,17 +64,17 @@ func (s *Server) renderWritten(r *http.Request, written any) (*createdAnswer, er
 // inside the create's transaction, for retries to replay.
 func (s *Server) renderCreated(r *http.Request, created any) (*createdAnswer, error) {
 	var (
-		revision int64
-		path     []string
-		v        any
+		tag  string
+		path []string
+		v    any
 	)
 	switch c := created.(type) {
 	case *registry.Model:
-		revision, path, v = c.Revision, []string{"models", c.Name}, fixModel(c)
+		tag, path, v = etag(c.Revision), []string{"models", c.Name}, fixModel(c)
 	case *registry.ModelVersion:
-		revision, path, v = c.Revision, []string{"models", c.Model, "versions", strconv.FormatInt(c.Version, 10)}, fixVersion(c)
+		tag, path, v = etag(c.Revision), []string{"models", c.Model, "versions", strconv.FormatInt(c.Version, 10)}, fixVersion(c)
 	case *registry.Endpoint:
-		revision, path, v = c.Revision, []string{"endpoints", c.Name}, s.fixEndpoint(r, c)
+		tag, path, v = endpointETag(c), []string{"endpoints", c.Name}, s.fixEndpoint(r, c)
 	default:
 		return nil, fmt.Errorf("server: no answer for a created %T", created)
 	}
@@ -86,7 +86,7 @@ func (s *Server) renderCreated(r *http.Request, created any) (*createdAnswer, er
 		status: http.StatusCreated,
 		header: map[string]string{
 			"Content-Type": "application/json",
-			"ETag":         etag(revision),
+			"ETag":         tag,
 			"Location":     s.locationURL(r, path...),
 		},
 		body: append(body, '\n'),

@@ -43,6 +43,9 @@ func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := s.checkUpstreams(r.Context(), "routes", req.Routes); err != nil {
 		return err
 	}
+	if err := s.checkPrometheusGates(req.Rollout); err != nil {
+		return err
+	}
 	if dryRun {
 		e, err := s.store.CheckEndpointCreate(r.Context(), actor(r), req)
 		if err != nil {
@@ -67,7 +70,13 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeResource(w, http.StatusOK, e.Revision, s.fixEndpoint(r, e))
+	tag := endpointETag(e)
+	if notModified(r, tag) {
+		w.Header().Set("ETag", tag)
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	return writeTagged(w, http.StatusOK, tag, s.fixEndpoint(r, e))
 }
 
 // updateEndpoint changes an endpoint; ?dry_run=true as for createEndpoint.
@@ -97,6 +106,9 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	if err := s.checkPrometheusGates(req.Rollout); err != nil {
+		return err
+	}
 	pre, err := precondition(r, func() error { _, err := s.store.GetEndpoint(r.Context(), name); return err })
 	if err != nil {
 		return err
@@ -106,14 +118,14 @@ func (s *Server) updateEndpoint(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		return writeResource(w, http.StatusOK, e.Revision, endpointDryRun(r, s.fixEndpoint(r, e)))
+		return writeTagged(w, http.StatusOK, endpointETag(e), endpointDryRun(r, s.fixEndpoint(r, e)))
 	}
 	e, err := s.store.UpdateEndpoint(r.Context(), actor(r), name, req, pre)
 	if err != nil {
 		return err
 	}
 	s.changed(KindEndpoint, e.Name)
-	return writeResource(w, http.StatusOK, e.Revision, s.fixEndpoint(r, e))
+	return writeTagged(w, http.StatusOK, endpointETag(e), s.fixEndpoint(r, e))
 }
 
 func (s *Server) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {

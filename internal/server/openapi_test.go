@@ -77,6 +77,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 		"/api/v1/models/{model}/stages/{stage}/history": {"GET"},
 		"/api/v1/endpoints":                             {"GET", "POST"},
 		"/api/v1/endpoints/{endpoint}":                  {"DELETE", "GET", "PATCH"},
+		"/api/v1/endpoints/{endpoint}/rollout/{op}":     {"POST"},
 		"/api/v1/events":                                {"GET"},
 		"/api/v1/tokens":                                {"GET", "POST"},
 		"/api/v1/tokens/{id}":                           {"DELETE", "GET"},
@@ -106,6 +107,12 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			}
 			for code, resp := range op.Responses.Map() {
 				if code == "default" || code[0] == '2' {
+					continue
+				}
+				if code == "304" {
+					if len(resp.Value.Content) != 0 {
+						t.Errorf("%s: 304 has no body", where)
+					}
 					continue
 				}
 				if resp.Value.Content.Get("application/problem+json") == nil || len(resp.Value.Content) != 1 {
@@ -164,6 +171,14 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 					}
 					if op.Parameters.GetByInAndName("header", "Idempotency-Key") == nil {
 						t.Errorf("%s: Idempotency-Key is not a parameter", where)
+					}
+					if strings.HasSuffix(path, "/{op}") {
+						// An operation on a resource answers it as it is now.
+						r := op.Responses.Status(200)
+						if r == nil || r.Value.Headers["ETag"] == nil || r.Value.Headers["Idempotent-Replayed"] == nil {
+							t.Errorf("%s: 200 must document ETag and Idempotent-Replayed", where)
+						}
+						break
 					}
 					r := op.Responses.Status(201)
 					if r == nil || r.Value.Headers["Location"] == nil || r.Value.Headers["ETag"] == nil || r.Value.Headers["Idempotent-Replayed"] == nil {
@@ -242,6 +257,12 @@ func TestOpenAPISchemasMirrorWireTypes(t *testing.T) {
 		{"StageHistoryEntry", reflect.TypeFor[registry.StageHistoryEntry](), true},
 		{"StageHistoryList", reflect.TypeFor[registry.Page[registry.StageHistoryEntry]](), true},
 		{"Route", reflect.TypeFor[registry.Route](), true},
+		{"RolloutRoute", reflect.TypeFor[registry.Route](), true},
+		{"RolloutSpec", reflect.TypeFor[registry.RolloutSpec](), false},
+		{"PrometheusGate", reflect.TypeFor[registry.PrometheusGate](), false},
+		{"GateResult", reflect.TypeFor[registry.GateResult](), true},
+		{"EndpointRollout", reflect.TypeFor[registry.EndpointRollout](), true},
+		{"RolloutControl", reflect.TypeFor[RolloutControl](), false},
 		{"Guard", reflect.TypeFor[registry.Guard](), true},
 		{"Endpoint", reflect.TypeFor[registry.Endpoint](), true},
 		{"EndpointCreate", reflect.TypeFor[registry.EndpointCreate](), false},
@@ -272,17 +293,8 @@ func oaCompareStruct(t *testing.T, where string, s *openapi3.Schema, typ reflect
 		return
 	}
 	seen := map[string]bool{}
-	for i := 0; i < typ.NumField(); i++ {
-		f := typ.Field(i)
-		tag := f.Tag.Get("json")
-		if !f.IsExported() || tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "" {
-			name = f.Name
-		}
-		omitempty := strings.Contains(","+opts+",", ",omitempty,")
+	for _, mf := range oaMembers(typ, false) {
+		f, name, omitempty := mf.field, mf.name, mf.omitempty
 		seen[name] = true
 		p := s.Properties[name]
 		if p == nil {
@@ -308,6 +320,45 @@ func oaCompareStruct(t *testing.T, where string, s *openapi3.Schema, typ reflect
 			t.Errorf("%s: required %q is not a member", where, name)
 		}
 	}
+}
+
+type oaMember struct {
+	field     reflect.StructField
+	name      string
+	omitempty bool
+}
+
+// oaMembers lists the JSON members of struct typ as encoding/json sees
+// them: an embedded struct without a tag lends its members, and those of
+// an embedded pointer are absent when it is nil, so never always sent.
+func oaMembers(typ reflect.Type, optional bool) []oaMember {
+	var out []oaMember
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		if f.Anonymous && tag == "" {
+			et, opt := f.Type, optional
+			if et.Kind() == reflect.Pointer {
+				et, opt = et.Elem(), true
+			}
+			if et.Kind() == reflect.Struct {
+				out = append(out, oaMembers(et, opt)...)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, oaMember{field: f, name: name, omitempty: optional || strings.Contains(","+opts+",", ",omitempty,")})
+	}
+	return out
 }
 
 func oaCompareType(t *testing.T, where string, s *openapi3.Schema, typ reflect.Type) {
@@ -979,6 +1030,68 @@ func TestOpenAPIScenario(t *testing.T) {
 	e.do(oaReq{method: "PATCH", path: endpoints + "/nope", body: map[string]any{"sticky_header": "X-User"}}, 404)
 	e.do(oaReq{method: "PATCH", path: endpoints + "/churn-api", body: map[string]any{"routes": []map[string]any{{"name": "a", "version": 2, "upstream_url": "http://h", "weight": 100}}}}, 422).problem(t, registry.CodePolicyViolation)
 	e.do(oaReq{method: "PATCH", path: endpoints + "/churn-api", body: map[string]any{"model": "fraud"}, invalid: true}, 400)
+
+	// Rollouts: a weight change starts one; its status moves the ETag's
+	// seq, which If-Match ignores and If-None-Match does not.
+	roll := endpoints + "/churn-roll"
+	rollBody := map[string]any{
+		"name": "churn-roll", "model": "churn",
+		"routes":  []map[string]any{{"name": "stable", "version": 1, "upstream_url": "http://127.0.0.1:9/v1", "weight": 100}},
+		"rollout": map[string]any{"steps": []int{10, 50, 100}, "bake": "10m", "max_error_rate": 0.05, "min_requests": 20},
+	}
+	e.do(oaReq{method: "POST", path: endpoints, body: rollBody}, 201)
+	withProm := map[string]any{"rollout": map[string]any{"steps": []int{100}, "bake": "1m", "prometheus": []map[string]any{{"query": "up", "threshold": 1, "comparison": ">="}}}}
+	p = e.do(oaReq{method: "PATCH", path: roll, body: withProm}, 400).problem(t, registry.CodeInvalidArgument)
+	if p.Field != "rollout.prometheus" || p.Rule != "unavailable" {
+		t.Errorf("prometheus gate without a Prometheus: field %q rule %q", p.Field, p.Rule)
+	}
+	p = e.do(oaReq{method: "PATCH", path: roll, body: map[string]any{"rollout": map[string]any{"steps": []int{50, 10, 100}, "bake": "1m"}}}, 400).problem(t, registry.CodeInvalidArgument)
+	if p.Field != "rollout.steps[1]" || p.Rule != "increasing" {
+		t.Errorf("steps not increasing: field %q rule %q", p.Field, p.Rule)
+	}
+	res = e.do(oaReq{method: "PATCH", path: roll, body: map[string]any{"routes": []map[string]any{
+		{"name": "stable", "version": 1, "upstream_url": "http://127.0.0.1:9/v1", "weight": 50},
+		{"name": "canary", "version": 1, "upstream_url": "http://127.0.0.1:9/v1b", "weight": 50},
+	}}, header: map[string]string{"If-Match": `"1"`}}, 200)
+	var rolling registry.Endpoint
+	res.decode(t, &rolling)
+	if rolling.Rollout == nil || rolling.Rollout.RolloutStatus == nil || rolling.Rollout.State != registry.RolloutProgressing || rolling.Rollout.Step != 1 {
+		t.Fatalf("endpoint after a weight change: %s", oaShort(res.body))
+	}
+	rollTag := oaETag(t, res)
+	if rollTag != fmt.Sprintf(`"2.%d"`, rolling.Rollout.Seq) {
+		t.Errorf("ETag of an endpoint with a rollout %s, want \"<revision>.<seq>\"", rollTag)
+	}
+	if r := e.do(oaReq{method: "GET", path: roll, header: map[string]string{"If-None-Match": rollTag}}, 304); len(r.body) != 0 || oaETag(t, r) != rollTag {
+		t.Errorf("304 answer: %q, ETag %q", r.body, r.header.Get("ETag"))
+	}
+	e.do(oaReq{method: "POST", path: roll + "/rollout/pause", as: e.reader}, 403).problem(t, registry.CodePermissionDenied)
+	e.do(oaReq{method: "POST", path: roll + "/rollout/pause", as: e.ci}, 403).problem(t, registry.CodePermissionDenied)
+	e.do(oaReq{method: "POST", path: roll + "/rollout/restart", invalid: true}, 400).problem(t, registry.CodeInvalidArgument)
+	e.do(oaReq{method: "POST", path: endpoints + "/nope/rollout/pause"}, 404).problem(t, registry.CodeNotFound)
+	e.do(oaReq{method: "POST", path: roll + "/rollout/pause", body: map[string]any{"why": "x"}, invalid: true}, 400)
+	res = e.do(oaReq{method: "POST", path: roll + "/rollout/pause", body: map[string]any{"reason": "dashboards"}, header: map[string]string{"Idempotency-Key": "pause-1"}}, 200)
+	var paused registry.Endpoint
+	res.decode(t, &paused)
+	if paused.Rollout.State != registry.RolloutPaused || oaETag(t, res) == rollTag {
+		t.Errorf("paused: %s, ETag %s", oaShort(res.body), oaETag(t, res))
+	}
+	if r := e.do(oaReq{method: "POST", path: roll + "/rollout/pause", body: map[string]any{"reason": "dashboards"}, header: map[string]string{"Idempotency-Key": "pause-1"}}, 200); r.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("pause replay = %v", r.header)
+	}
+	e.do(oaReq{method: "GET", path: roll, header: map[string]string{"If-None-Match": rollTag}}, 200)
+	e.do(oaReq{method: "POST", path: roll + "/rollout/pause"}, 409).problem(t, registry.CodeConflict)
+	e.do(oaReq{method: "POST", path: roll + "/rollout/resume"}, 200)
+	// If-Match compares the revision: the status moved, the write goes.
+	e.do(oaReq{method: "PATCH", path: roll, body: map[string]any{"sticky_header": "X-User"}, header: map[string]string{"If-Match": rollTag}}, 200)
+	res = e.do(oaReq{method: "POST", path: roll + "/rollout/abort", body: map[string]any{"reason": "bad canary"}}, 200)
+	var aborted registry.Endpoint
+	res.decode(t, &aborted)
+	if aborted.Rollout.State != registry.RolloutAborted || aborted.Status != registry.EndpointStatusRolledBack || len(aborted.Routes) != 1 ||
+		!strings.Contains(aborted.StatusMessage, "bad canary") {
+		t.Errorf("aborted: %s", oaShort(res.body))
+	}
+	e.do(oaReq{method: "DELETE", path: roll}, 204)
 	// Unassign staging (production stays until the end).
 	e.do(oaReq{method: "DELETE", path: "/api/v1/models/churn/stages/staging", header: map[string]string{"If-Match": stagingETag}}, 204)
 	e.do(oaReq{method: "DELETE", path: "/api/v1/models/churn/stages/production", as: e.ci}, 403)

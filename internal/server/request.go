@@ -311,9 +311,18 @@ func parseIfMatch(r *http.Request) (ifMatch, error) {
 		if weak {
 			continue
 		}
-		// Our tags are decimal revisions without leading zeros; any other
-		// opaque tag is well-formed but cannot match.
+		// Our tags are decimal revisions without leading zeros, or for an
+		// endpoint with a rollout "<revision>.<seq>": If-Match compares
+		// the revision, so a rollout step never fails a write made from
+		// what a client read. Any other opaque tag is well-formed but
+		// cannot match.
 		s := opaque[1 : len(opaque)-1]
+		if rev, seq, ok := strings.Cut(s, "."); ok {
+			if n, err := strconv.ParseInt(seq, 10, 64); err != nil || n < 0 || strconv.FormatInt(n, 10) != seq {
+				continue
+			}
+			s = rev
+		}
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 && strconv.FormatInt(n, 10) == s {
 			m.revisions = append(m.revisions, n)
 		}

@@ -76,6 +76,10 @@ type Options struct {
 	// AnswerCacheBytes bounds that cache. 0 = 32 MiB; negative disables
 	// it.
 	AnswerCacheBytes int64
+	// PrometheusURL is the Prometheus that rollouts' prometheus gates
+	// query; here only whether it is set matters: without it a rollout
+	// with prometheus gates is refused at write.
+	PrometheusURL string
 }
 
 // Kinds passed to Options.OnChange.
@@ -112,6 +116,7 @@ type Server struct {
 	lookup         func(ctx context.Context, host string) ([]netip.Addr, error)
 	metricsHandler http.Handler
 	openapiJSON    []byte
+	prometheusURL  string
 
 	mux      *http.ServeMux
 	patterns []string // every pattern given to Handle, in order
@@ -130,17 +135,18 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("server: Options.Store is required")
 	}
 	s := &Server{
-		store:     opts.Store,
-		log:       opts.Logger,
-		now:       opts.Now,
-		publicURL: strings.TrimRight(opts.PublicURL, "/"),
-		serveURL:  strings.TrimRight(opts.ServeURL, "/"),
-		insecure:  opts.InsecureNoAuth,
-		idemTTL:   opts.IdempotencyTTL,
-		maxBody:   opts.MaxBodyBytes,
-		onChange:  opts.OnChange,
-		lookup:    opts.LookupUpstream,
-		mux:       http.NewServeMux(),
+		store:         opts.Store,
+		log:           opts.Logger,
+		now:           opts.Now,
+		publicURL:     strings.TrimRight(opts.PublicURL, "/"),
+		serveURL:      strings.TrimRight(opts.ServeURL, "/"),
+		insecure:      opts.InsecureNoAuth,
+		idemTTL:       opts.IdempotencyTTL,
+		maxBody:       opts.MaxBodyBytes,
+		onChange:      opts.OnChange,
+		lookup:        opts.LookupUpstream,
+		prometheusURL: opts.PrometheusURL,
+		mux:           http.NewServeMux(),
 	}
 	var err error
 	if s.upstreams, err = registry.NewUpstreamRule(opts.Upstreams); err != nil {
@@ -250,6 +256,7 @@ func (s *Server) routes() {
 	s.api("GET /api/v1/endpoints/{endpoint}", r, s.getEndpoint)
 	s.write("PATCH /api/v1/endpoints/{endpoint}", r, s.updateEndpoint)
 	s.write("DELETE /api/v1/endpoints/{endpoint}", w, s.deleteEndpoint)
+	s.create("POST /api/v1/endpoints/{endpoint}/rollout/{op}", s.controlRollout)
 
 	s.api("GET /api/v1/events", r, s.listEvents)
 
