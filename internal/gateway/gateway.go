@@ -84,6 +84,19 @@ type Options struct {
 	// multicast addresses and registry.DefaultMetadataUpstreams. A custom
 	// Transport brings its own dialer and is not checked.
 	Upstreams UpstreamPolicy
+	// Observations receives what this process observed on the routes of
+	// rollouts in force (see RolloutObservation), every FlushInterval
+	// (0 means 500ms) while Run runs, under the name Process (which must
+	// be unique among the processes sharing a database; "" means a
+	// random one). nil: nothing is counted or written.
+	Observations  ObservationSink
+	FlushInterval time.Duration
+	Process       string
+	// ShadowQueue bounds the shadow copies waiting to be sent (0 means
+	// 256) and ShadowWorkers how many are sent at once (0 means 4); a
+	// copy that finds the queue full is dropped and counted.
+	ShadowQueue   int
+	ShadowWorkers int
 }
 
 // GuardActor is the actor name of the events the guard records.
@@ -138,6 +151,11 @@ type Gateway struct {
 	upgrades sync.WaitGroup
 	abort    context.Context
 	abortAll context.CancelFunc
+
+	// obs is the rollout observations' sink and flusher state.
+	obs observations
+	// shadow is the queue and workers of shadow copies.
+	shadow shadowQueue
 }
 
 // New builds a Gateway. Its table is empty until the first Refresh (which
@@ -186,6 +204,8 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.metrics = m
 	g.abort, g.abortAll = context.WithCancel(context.Background())
+	g.obs.init(opts)
+	g.shadow.init(opts)
 	return g, nil
 }
 
@@ -237,7 +257,7 @@ func (g *Gateway) Refresh(ctx context.Context) error {
 	// seen at the next poll).
 	seen := make(map[string]registry.EndpointRevision, len(eps))
 	for _, e := range eps {
-		seen[e.Name] = registry.EndpointRevision{Revision: e.Revision, CreatedAt: e.CreatedAt}
+		seen[e.Name] = registry.EndpointRevision{Revision: e.Revision, CreatedAt: e.CreatedAt, RolloutSeq: rolloutSeq(&e)}
 	}
 	g.mu.Lock()
 	g.install(eps)
@@ -255,7 +275,7 @@ func (g *Gateway) install(eps []registry.Endpoint) {
 	nt := &table{endpoints: make(map[string]*endpoint, len(eps))}
 	for _, e := range eps {
 		prev := old[e.Name]
-		if prev != nil && prev.revision == e.Revision && prev.createdAt.Equal(e.CreatedAt) {
+		if prev != nil && prev.revision == e.Revision && prev.createdAt.Equal(e.CreatedAt) && prev.rolloutSeq == rolloutSeq(&e) {
 			// Unchanged (or changed by the guard here and not yet stored).
 			nt.endpoints[e.Name] = prev
 			continue
@@ -301,7 +321,28 @@ func (g *Gateway) forgetGone(old, cur map[string]*endpoint) {
 				g.metrics.forget(name, r.name, r.version)
 			}
 		}
+		for _, sh := range oe.shadows {
+			var ns *shadowRoute
+			if ne != nil {
+				ns = ne.shadow(sh.rt.name)
+			}
+			if ns == nil {
+				g.metrics.forgetShadowRoute(name, sh.rt.name)
+			}
+			if ns == nil || ns.rt.version != sh.rt.version {
+				g.metrics.forgetShadow(name, sh.rt.name, sh.rt.version)
+			}
+		}
 	}
+}
+
+func (e *endpoint) shadow(name string) *shadowRoute {
+	for _, sh := range e.shadows {
+		if sh.rt.name == name {
+			return sh
+		}
+	}
+	return nil
 }
 
 func (e *endpoint) route(name string) *route {
@@ -316,8 +357,18 @@ func (e *endpoint) route(name string) *route {
 // Run reads every endpoint's revision stamp each PollInterval and
 // refreshes when one changed, appeared or disappeared since the last
 // Refresh, so changes made through other replicas (and guard rollbacks
-// they record) apply within a second. It returns nil when ctx is done.
+// and rollout steps they record) apply within a second. With
+// Options.Observations it also flushes the rollouts' observations. It
+// returns nil when ctx is done.
 func (g *Gateway) Run(ctx context.Context) error {
+	if g.obs.sink != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			g.flushLoop(ctx)
+		}()
+	}
 	t := time.NewTicker(g.pollInterval)
 	defer t.Stop()
 	failing := false
@@ -348,7 +399,7 @@ func (g *Gateway) poll(ctx context.Context) error {
 	}
 	g.refreshMu.Lock()
 	same := g.seen != nil && maps.EqualFunc(revs, g.seen, func(a, b registry.EndpointRevision) bool {
-		return a.Revision == b.Revision && a.CreatedAt.Equal(b.CreatedAt)
+		return a.Revision == b.Revision && a.CreatedAt.Equal(b.CreatedAt) && a.RolloutSeq == b.RolloutSeq
 	})
 	g.refreshMu.Unlock()
 	if same {

@@ -121,6 +121,9 @@ func (s *memSource) EndpointRevisions(context.Context) (map[string]registry.Endp
 	out := map[string]registry.EndpointRevision{}
 	for n, e := range s.endpoints {
 		out[n] = registry.EndpointRevision{Revision: e.Revision, CreatedAt: e.CreatedAt}
+		if e.Rollout != nil && e.Rollout.RolloutStatus != nil {
+			out[n] = registry.EndpointRevision{Revision: e.Revision, CreatedAt: e.CreatedAt, RolloutSeq: e.Rollout.Seq}
+		}
 	}
 	return out, nil
 }
@@ -143,8 +146,34 @@ func (s *memSource) RecordGuardRollback(_ context.Context, actor registry.Actor,
 	e.Routes = slices.Clone(routes)
 	e.Status = registry.EndpointStatusRolledBack
 	e.StatusMessage = msg
+	if ro := activeRollout(&e); ro != nil {
+		// As the store does: the guard's rollback ends the rollout.
+		ended := *ro
+		ended.State, ended.Routes, ended.Message, ended.Seq = registry.RolloutRolledBack, slices.Clone(routes), msg, ro.Seq+1
+		e.Rollout = &registry.EndpointRollout{RolloutSpec: e.Rollout.RolloutSpec, RolloutStatus: &ended}
+	}
 	e = s.put(e)
 	return &e, nil
+}
+
+// setRollout stores st as name's rollout status, as the rollout driver
+// does: the revision stays, the status's Seq tells the gateway.
+func (s *memSource) setRollout(name string, st registry.RolloutStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.endpoints[name]
+	var spec registry.RolloutSpec
+	if e.Rollout != nil {
+		spec = e.Rollout.RolloutSpec
+		if e.Rollout.RolloutStatus != nil {
+			st.Seq = e.Rollout.Seq + 1
+		}
+	}
+	if st.Seq == 0 {
+		st.Seq = 1
+	}
+	e.Rollout = &registry.EndpointRollout{RolloutSpec: spec, RolloutStatus: &st}
+	s.endpoints[name] = e
 }
 
 func (s *memSource) RecordGuardDegraded(_ context.Context, actor registry.Actor, name string, rev int64, msg string) (*registry.Endpoint, error) {

@@ -100,16 +100,33 @@ func (g *Gateway) trip(name string, st *routeState, now time.Time, reason string
 	}
 	spec := cur.spec
 	to := -1
-	if br.weight > 0 {
+	if br.weight > 0 && cur.rollout == nil {
 		to = healthiest(cur, bad, now)
 	}
 	var msg string
 	var store func(ctx context.Context) (*registry.Endpoint, error)
-	if br.weight == 0 {
+	if ro := cur.rollout; ro != nil {
+		// During a rollout the guard ends it: the weights in force before
+		// it started come back, as the store writes them (its rollback
+		// ends the rollout in the same transaction).
+		routes := append([]registry.Route(nil), ro.From...)
+		msg = "route " + br.name + ": " + reason + "; rolled back rollout " + strconv.FormatInt(ro.ID, 10) +
+			" at step " + strconv.Itoa(ro.Step) + " to the weights in force before it"
+		spec.Routes = routes
+		spec.Status = registry.EndpointStatusRolledBack
+		spec.StatusMessage = msg
+		ended := *ro
+		ended.State, ended.Routes, ended.Message = registry.RolloutRolledBack, routes, msg
+		spec.Rollout = &registry.EndpointRollout{RolloutSpec: spec.Rollout.RolloutSpec, RolloutStatus: &ended}
+		revision := cur.revision
+		store = func(ctx context.Context) (*registry.Endpoint, error) {
+			return g.src.RecordGuardRollback(ctx, registry.Actor{Name: GuardActor}, name, revision, routes, msg)
+		}
+	} else if br.weight == 0 {
 		// Only its header match sends it traffic: taking the match away
 		// is the whole rollback, and matched requests go by weight.
 		routes := append([]registry.Route(nil), cur.spec.Routes...)
-		routes[bad].Match = nil
+		routes[br.idx].Match = nil
 		msg = "route " + br.name + ": " + reason + "; removed its header match, so matched requests go by weight"
 		spec.Routes = routes
 		spec.Status = registry.EndpointStatusRolledBack
@@ -141,11 +158,11 @@ func (g *Gateway) trip(name string, st *routeState, now time.Time, reason string
 	} else {
 		tr := cur.routes[to]
 		routes := append([]registry.Route(nil), cur.spec.Routes...)
-		routes[to].Weight += routes[bad].Weight
-		routes[bad].Weight = 0
+		routes[tr.idx].Weight += routes[br.idx].Weight
+		routes[br.idx].Weight = 0
 		msg = "route " + br.name + ": " + reason + "; moved weight " + strconv.Itoa(int(br.weight)) + " to " + tr.name
-		if routes[bad].Match != nil {
-			routes[bad].Match = nil
+		if routes[br.idx].Match != nil {
+			routes[br.idx].Match = nil
 			msg += " and removed its header match"
 		}
 		spec.Routes = routes

@@ -55,7 +55,7 @@ func forwardValues(k string, vv []string, conn []string) []string {
 	}
 	switch k {
 	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", hopHeader,
-		"X-Request-Id", "X-Model-Version", "X-Route":
+		"X-Request-Id", "X-Model-Version", "X-Route", shadowHeader:
 		return nil // written by the gateway (forwardHeaders)
 	case "Content-Length", "Expect":
 		// Framing: the client that sends the body writes its own, and the
@@ -162,7 +162,9 @@ func isRegistryToken(v string) bool {
 //   - X-Mlregistry-Hops counts this gateway;
 //   - X-Request-ID is id, the ID the client's answer carries;
 //   - X-Model-Version and X-Route name the route chosen (client values
-//     cannot spoof them).
+//     cannot spoof them);
+//   - X-Mlregistry-Shadow is the gateway's alone: it marks the copies sent
+//     to shadow routes (shadow.go), never a client's request.
 //
 // Value slices of r.Header are passed as they are and must not be changed.
 func forwardHeaders(r *http.Request, rt *route, id string, emit func(k string, vv []string)) {

@@ -15,6 +15,10 @@ type metrics struct {
 	upErrors  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	rollbacks *prometheus.CounterVec
+
+	shadowRequests *prometheus.CounterVec
+	shadowDuration *prometheus.HistogramVec
+	shadowDropped  *prometheus.CounterVec
 }
 
 // codeClasses are the code_class label values: indexes 1..5 by
@@ -67,6 +71,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mlregistry_gateway_guard_rollbacks_total",
 			Help: "Times the guard moved a failing route's weight to another route.",
 		}, []string{"endpoint", "route"}),
+		shadowRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlregistry_gateway_shadow_requests_total",
+			Help: "Copies of requests sent to shadow routes, by endpoint, route, model version and outcome: the shadow's status class or transport (no usable answer). Their answers are discarded.",
+		}, []string{"endpoint", "route", "version", "code_class"}),
+		shadowDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mlregistry_gateway_shadow_duration_seconds",
+			Help:    "Time from sending a shadow copy to the end of the shadow's (discarded) answer, by endpoint, route and model version.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"endpoint", "route", "version"}),
+		shadowDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlregistry_gateway_shadow_dropped_total",
+			Help: "Shadow copies not sent, by endpoint, route and reason: queue_full (the shadows are slower than the traffic), body_too_large (over the copy limit), body_incomplete (the primary did not read the body to its end), refused (the upstream policy refuses the shadow's address).",
+		}, []string{"endpoint", "route", "reason"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -85,6 +102,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.rollbacks, err = register(reg, m.rollbacks); err != nil {
+		return nil, err
+	}
+	if m.shadowRequests, err = register(reg, m.shadowRequests); err != nil {
+		return nil, err
+	}
+	if m.shadowDuration, err = register(reg, m.shadowDuration); err != nil {
+		return nil, err
+	}
+	if m.shadowDropped, err = register(reg, m.shadowDropped); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -141,4 +167,46 @@ func (m *metrics) forget(endpoint, route string, version int64) {
 // its version.
 func (m *metrics) forgetRoute(endpoint, route string) {
 	m.rollbacks.Delete(prometheus.Labels{"endpoint": endpoint, "route": route})
+}
+
+// Shadow drop reasons (the reason label).
+const (
+	dropQueueFull      = iota // the queue of copies was full
+	dropBodyTooLarge          // the body is over maxShadowBody
+	dropBodyIncomplete        // the primary did not read the body to its end
+	dropRefused               // the upstream policy refuses the shadow's address
+	numDrops
+)
+
+var dropReasons = [numDrops]string{"queue_full", "body_too_large", "body_incomplete", "refused"}
+
+// shadowMetrics are one shadow route's resolved label children.
+type shadowMetrics struct {
+	requests [numClasses]prometheus.Counter
+	duration prometheus.Observer
+	dropped  [numDrops]prometheus.Counter
+}
+
+func (m *metrics) forShadow(endpoint, route string, version int64) *shadowMetrics {
+	v := strconv.FormatInt(version, 10)
+	sm := &shadowMetrics{duration: m.shadowDuration.WithLabelValues(endpoint, route, v)}
+	for i := 1; i <= classTransport; i++ {
+		sm.requests[i] = m.shadowRequests.WithLabelValues(endpoint, route, v, codeClasses[i])
+	}
+	for i, reason := range dropReasons {
+		sm.dropped[i] = m.shadowDropped.WithLabelValues(endpoint, route, reason)
+	}
+	return sm
+}
+
+// forgetShadow drops a shadow route's version series once it is gone.
+func (m *metrics) forgetShadow(endpoint, route string, version int64) {
+	l := prometheus.Labels{"endpoint": endpoint, "route": route, "version": strconv.FormatInt(version, 10)}
+	m.shadowRequests.DeletePartialMatch(l)
+	m.shadowDuration.Delete(l)
+}
+
+// forgetShadowRoute drops the series kept per shadow route.
+func (m *metrics) forgetShadowRoute(endpoint, route string) {
+	m.shadowDropped.DeletePartialMatch(prometheus.Labels{"endpoint": endpoint, "route": route})
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -181,12 +182,17 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 		g.finish(ep, rt, start, g.forwardUpgrade(w, r, rt, rest, id))
 		return false
 	}
+	var sc *shadowCopy
+	if len(ep.shadows) > 0 {
+		sc = g.shadowsFor(ep, r, rest, id)
+	}
 	var o outcome
 	if rt.pool != nil && engineCarries(r) {
-		o = g.forwardH1(w, r, rt, rest, id, start)
+		o = g.forwardH1(w, r, rt, rest, id, start, sc)
 	} else {
-		o = g.forwardTransport(w, r, ep, rt, rest, id)
+		o = g.forwardTransport(w, r, ep, rt, rest, id, sc)
 	}
+	sc.settle()
 	g.finish(ep, rt, start, o)
 	return o.abort
 }
@@ -202,6 +208,9 @@ func (g *Gateway) finish(ep *endpoint, rt *route, start time.Time, o outcome) {
 	}
 	took := end.Sub(start)
 	m.duration.Observe(took.Seconds())
+	if rt.obs != nil && !o.clientGone && !o.clientFault {
+		rt.obs.record(o.failed, took)
+	}
 	if st.win != nil && !o.clientGone && !o.clientFault {
 		st.win.record(end, o.failed)
 		st.win.observe(end, took)
@@ -222,7 +231,7 @@ func targetPath(rest string, rt *route) string {
 }
 
 // forwardTransport proxies through an http.RoundTripper.
-func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest, id string) outcome {
+func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *endpoint, rt *route, rest, id string, sc *shadowCopy) outcome {
 	ctx := r.Context()
 	// The route's timeout (the endpoint's, or the gateway's default)
 	// cancels the request if the answer takes too long to start; our
@@ -242,6 +251,7 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 	var body *stickyEOF
 	if r.ContentLength == 0 {
 		out.Body = nil // lets the transport retry on a stale idle connection
+		g.sendShadows(sc, nil)
 	} else {
 		// The answer may start before the upload ended (a stream that
 		// answers as it reads): net/http would otherwise close the
@@ -249,6 +259,9 @@ func (g *Gateway) forwardTransport(w http.ResponseWriter, r *http.Request, ep *e
 		// after the last byte would then fail the upstream connection.
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		body = &stickyEOF{ReadCloser: r.Body}
+		if sc != nil {
+			body.ReadCloser = &teeBody{ReadCloser: r.Body, g: g, sc: sc}
+		}
 		out.Body = body
 		// The Transport may still be reading the body when the answer
 		// has been relayed (an upstream that answered early); the
@@ -515,7 +528,7 @@ func keepResponseHeader(k string, conn []string) bool {
 
 // forwardH1 proxies a request the engine carries (engineCarries) to a
 // plain-http upstream.
-func (g *Gateway) forwardH1(w http.ResponseWriter, r *http.Request, rt *route, rest, id string, start time.Time) outcome {
+func (g *Gateway) forwardH1(w http.ResponseWriter, r *http.Request, rt *route, rest, id string, start time.Time, sc *shadowCopy) outcome {
 	now := start // deadlines and idle times need the real clock
 	if !g.realClock {
 		now = time.Now()
@@ -542,6 +555,11 @@ func (g *Gateway) forwardH1(w http.ResponseWriter, r *http.Request, rt *route, r
 		}
 	}
 	*bp = b[:0]
+	if sc != nil {
+		// The wire buffer is reused by the next request: the copies get
+		// their own.
+		g.sendShadows(sc, bytes.Clone(b[len(b)-int(r.ContentLength):]))
+	}
 
 	res, err := rt.pool.Do(r.Context(), &h1.Request{
 		Wire: b, Method: r.Method, Replayable: replayable(r), Timeout: rt.timeout, Start: now,

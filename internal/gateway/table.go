@@ -29,11 +29,21 @@ type endpoint struct {
 	name      string
 	revision  int64
 	createdAt time.Time
+	// rolloutSeq is the Seq of the rollout status compiled (0 without one):
+	// a step changes what is served without changing the revision.
+	rolloutSeq int64
+	// rollout is the rollout in force (nil when none is progressing or
+	// paused): routes are then its weights in force, not spec.Routes.
+	rollout *registry.RolloutStatus
 	// sticky is the canonical form of the sticky header ("" = not sticky).
 	sticky string
 	guard  *guardConfig
-	// routes keeps the configured order, which the sticky hash relies on.
+	// routes keeps the configured order (or the rollout's), which the
+	// sticky hash relies on. Shadow routes are not among them: they get
+	// copies, never a request of their own.
 	routes []*route
+	// shadows are the shadow routes, each with its share of copies.
+	shadows []*shadowRoute
 	// matched are the routes with a header match, in the configured order
 	// (the first that matches wins).
 	matched []*route
@@ -43,6 +53,27 @@ type endpoint struct {
 	// spec is the endpoint as compiled, for the guard to derive the routes
 	// it persists.
 	spec registry.Endpoint
+}
+
+// activeRollout is the rollout whose weights the gateway serves: one
+// progressing or paused (a paused rollout holds its step's weights).
+func activeRollout(e *registry.Endpoint) *registry.RolloutStatus {
+	if e.Rollout == nil || e.Rollout.RolloutStatus == nil {
+		return nil
+	}
+	switch s := e.Rollout.RolloutStatus; s.State {
+	case registry.RolloutProgressing, registry.RolloutPaused:
+		return s
+	}
+	return nil
+}
+
+// rolloutSeq is the Seq of e's rollout status, 0 without one.
+func rolloutSeq(e *registry.Endpoint) int64 {
+	if e.Rollout == nil || e.Rollout.RolloutStatus == nil {
+		return 0
+	}
+	return e.Rollout.RolloutStatus.Seq
 }
 
 type guardConfig struct {
@@ -57,6 +88,9 @@ type route struct {
 	name    string
 	version int64
 	weight  uint64
+	// idx is the route's index in the routes it was compiled from
+	// (spec.Routes, or the rollout's weights in force).
+	idx int
 	// upper is the cumulative weight up to and including this route: the
 	// route owns the points [upper-weight, upper) of [0, total).
 	upper uint64
@@ -91,6 +125,9 @@ type route struct {
 	pool *h1.Pool
 
 	st *routeState
+	// obs counts the current rollout step's traffic on the route (nil
+	// when no rollout is in force: nothing is counted then).
+	obs *stepObs
 }
 
 // routeState is what outlives a recompile of the endpoint: metric
@@ -125,12 +162,18 @@ func stateKey(e *registry.Endpoint, r *registry.Route) string {
 // under is gone. keepTripped carries every state with the same identity,
 // tripped or not, whatever its weight; the guard uses it when it applies
 // its own change (which moves weight but must not forget what it saw).
+//
+// While a rollout is in force its weights are served, and route states
+// carry across its steps whatever the weights: every step of one rollout
+// is judged on the traffic the route has had since the rollout began.
 func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool) (*endpoint, error) {
 	ce := &endpoint{
-		name:      e.Name,
-		revision:  e.Revision,
-		createdAt: e.CreatedAt,
-		spec:      e,
+		name:       e.Name,
+		revision:   e.Revision,
+		createdAt:  e.CreatedAt,
+		rolloutSeq: rolloutSeq(&e),
+		rollout:    activeRollout(&e),
+		spec:       e,
 	}
 	ce.spec.Routes = append([]registry.Route(nil), e.Routes...)
 	if e.StickyHeader != "" {
@@ -149,46 +192,33 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 		}
 	}
 	old := map[string]*route{}
+	var oldShadows map[string]*shadowRoute
+	sameRollout := false
 	if prev != nil {
 		for _, r := range prev.routes {
 			old[r.st.key] = r
 		}
+		oldShadows = make(map[string]*shadowRoute, len(prev.shadows))
+		for _, sh := range prev.shadows {
+			oldShadows[sh.key] = sh
+		}
+		sameRollout = ce.rollout != nil && prev.rollout != nil && prev.rollout.ID == ce.rollout.ID
 	}
-	for i := range e.Routes {
-		rc := &e.Routes[i]
-		if rc.Weight < 0 {
-			return nil, fmt.Errorf("endpoint %s: route %s: negative weight", e.Name, rc.Name)
+	routes := ce.spec.Routes
+	if ce.rollout != nil {
+		routes = ce.rollout.Routes
+	}
+	for i := range routes {
+		rc := &routes[i]
+		r, err := g.compileRoute(&e, rc)
+		if err != nil {
+			return nil, err
 		}
-		u, err := url.Parse(rc.UpstreamURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("endpoint %s: route %s: upstream_url %q is not an http(s) URL", e.Name, rc.Name, rc.UpstreamURL)
-		}
-		r := &route{
-			name:       rc.Name,
-			version:    rc.Version,
-			weight:     uint64(rc.Weight),
-			target:     u,
-			scheme:     u.Scheme,
-			host:       hostPort(u),
-			hostHdr:    u.Host,
-			basePath:   strings.TrimSuffix(u.EscapedPath(), "/"),
-			fullPath:   u.EscapedPath(),
-			https:      u.Scheme == "https",
-			hdrVersion: []string{strconv.FormatInt(rc.Version, 10)},
-			hdrRoute:   []string{rc.Name},
-			timeout:    g.upstreamTimeout,
-		}
-		if e.Timeout != "" {
-			r.timeout = registry.EndpointTimeout(e.Timeout)
-		}
-		if g.upstreams != nil {
-			r.refused = g.upstreams.checkURL(u)
-		}
-		if g.pools != nil && !r.https {
-			r.pool = g.pools.Get(r.host)
-		}
-		if r.fullPath == "" {
-			r.fullPath = "/"
+		r.idx = i
+		key := stateKey(&e, rc)
+		if rc.Shadow {
+			ce.shadows = append(ce.shadows, g.compileShadow(&e, rc, r, key, oldShadows[key]))
+			continue
 		}
 		if m := rc.Match; m != nil {
 			r.match = &registry.RouteMatch{Header: http.CanonicalHeaderKey(m.Header), Value: m.Value, Prefix: m.Prefix}
@@ -196,8 +226,8 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 		}
 		ce.total += r.weight
 		r.upper = ce.total
-		key := stateKey(&e, rc)
-		if or := old[key]; or != nil && (keepTripped || (!or.st.tripped.Load() && or.weight == r.weight)) {
+		or := old[key]
+		if or != nil && (keepTripped || (!or.st.tripped.Load() && (or.weight == r.weight || sameRollout))) {
 			r.st = or.st
 		} else {
 			r.st = &routeState{key: key, metrics: g.metrics.forRoute(e.Name, rc.Name, rc.Version)}
@@ -205,9 +235,56 @@ func (g *Gateway) compile(e registry.Endpoint, prev *endpoint, keepTripped bool)
 				r.st.win = newWindow(ce.guard.window)
 			}
 		}
+		if ro := ce.rollout; ro != nil {
+			if or != nil && or.obs != nil && or.obs.rolloutID == ro.ID && or.obs.step == ro.Step {
+				r.obs = or.obs
+			} else {
+				r.obs = &stepObs{rolloutID: ro.ID, step: ro.Step}
+			}
+		}
 		ce.routes = append(ce.routes, r)
 	}
 	return ce, nil
+}
+
+// compileRoute builds the routing form of one route (its header match and
+// state are the caller's).
+func (g *Gateway) compileRoute(e *registry.Endpoint, rc *registry.Route) (*route, error) {
+	if rc.Weight < 0 {
+		return nil, fmt.Errorf("endpoint %s: route %s: negative weight", e.Name, rc.Name)
+	}
+	u, err := url.Parse(rc.UpstreamURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("endpoint %s: route %s: upstream_url %q is not an http(s) URL", e.Name, rc.Name, rc.UpstreamURL)
+	}
+	r := &route{
+		name:       rc.Name,
+		version:    rc.Version,
+		weight:     uint64(rc.Weight),
+		target:     u,
+		scheme:     u.Scheme,
+		host:       hostPort(u),
+		hostHdr:    u.Host,
+		basePath:   strings.TrimSuffix(u.EscapedPath(), "/"),
+		fullPath:   u.EscapedPath(),
+		https:      u.Scheme == "https",
+		hdrVersion: []string{strconv.FormatInt(rc.Version, 10)},
+		hdrRoute:   []string{rc.Name},
+		timeout:    g.upstreamTimeout,
+	}
+	if e.Timeout != "" {
+		r.timeout = registry.EndpointTimeout(e.Timeout)
+	}
+	if g.upstreams != nil {
+		r.refused = g.upstreams.checkURL(u)
+	}
+	if g.pools != nil && !r.https && !rc.Shadow {
+		r.pool = g.pools.Get(r.host)
+	}
+	if r.fullPath == "" {
+		r.fullPath = "/"
+	}
+	return r, nil
 }
 
 func hostPort(u *url.URL) string {
