@@ -283,7 +283,9 @@ func TestGuardDuringRolloutRestoresFrom(t *testing.T) {
 	})
 	h.gw.bg.Wait()
 	call := src.rollbackCalls()[0]
-	if !slices.EqualFunc(call.routes, from, func(a, b registry.Route) bool { return a.Name == b.Name && a.Weight == b.Weight && a.Version == b.Version }) {
+	if !slices.EqualFunc(call.routes, from, func(a, b registry.Route) bool {
+		return a.Name == b.Name && a.Weight == b.Weight && a.Version == b.Version
+	}) {
 		t.Fatalf("stored routes %+v, want the rollout's From %+v", call.routes, from)
 	}
 	if !strings.Contains(call.message, "rolled back rollout 5 at step 1") {
@@ -293,4 +295,3 @@ func TestGuardDuringRolloutRestoresFrom(t *testing.T) {
 		t.Fatalf("after the guard: %v, want stable only", counts)
 	}
 }
-
