@@ -131,6 +131,10 @@ type Config struct {
 	// RolloutLeaseTTL is how long the rollouts lease outlives its holder's
 	// last renewal. Default 3s.
 	RolloutLeaseTTL time.Duration
+	// ObservationFlushInterval is how often the gateway writes what it
+	// observed on the routes of rollouts in force, for the rollout
+	// driver's gates. Default 500ms.
+	ObservationFlushInterval time.Duration
 	// NoGroupCommit commits every SQLite write on its own (see
 	// sqlstore.Options.NoGroupCommit): for benchmarks that measure what
 	// group commit buys.
@@ -305,13 +309,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The gateway's rollout observations go to the store, where the
+	// rollout driver (on whichever process leads) sums every process's.
 	m.gateway, err = gateway.New(gateway.Options{
-		Source:       m.store,
-		Logger:       log.With("component", "gateway"),
-		Now:          m.cfg.Now,
-		Registerer:   reg,
-		PollInterval: m.cfg.GatewayPollInterval,
-		Upstreams:    upstreams,
+		Source:        m.store,
+		Observations:  m.store,
+		FlushInterval: m.cfg.ObservationFlushInterval,
+		Logger:        log.With("component", "gateway"),
+		Now:           m.cfg.Now,
+		Registerer:    reg,
+		PollInterval:  m.cfg.GatewayPollInterval,
+		Upstreams:     upstreams,
 		WriteProblem: func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string) {
 			server.WriteProblemStatus(w, r, status, &registry.Error{Code: code, Message: detail})
 		},

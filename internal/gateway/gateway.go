@@ -88,7 +88,8 @@ type Options struct {
 	// rollouts in force (see RolloutObservation), every FlushInterval
 	// (0 means 500ms) while Run runs, under the name Process (which must
 	// be unique among the processes sharing a database; "" means a
-	// random one). nil: nothing is counted or written.
+	// random one). nil: nothing is written (Observations still reports
+	// this process's counts).
 	Observations  ObservationSink
 	FlushInterval time.Duration
 	Process       string

@@ -214,7 +214,7 @@ func TestSlowShadowLeavesPrimaryP99(t *testing.T) {
 	sh := newShadowUpstream(t, 2*time.Second, hold)
 	primary := rt("primary", 1, upstream(t, "primary").URL, 100)
 	src := newMemSource(endpointOf("e", primary))
-	h := newHarness(t, src, func(o *Options) {})
+	h := newHarness(t, src, nil)
 	t.Cleanup(func() { close(hold) })
 	c := client(t)
 	body := bytes.Repeat([]byte("p"), 2048)
