@@ -28,6 +28,11 @@ func (w *discardWriter) WriteHeader(s int)           { w.status = s }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 func benchGateway(b *testing.B) (*Gateway, string) {
+	return benchGatewayWith(b, nil)
+}
+
+// benchGatewayWith is benchGateway with mod applied to the endpoint.
+func benchGatewayWith(b *testing.B, mod func(*memSource)) (*Gateway, string) {
 	body := make([]byte, 64)
 	up1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
 	up2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
@@ -35,7 +40,11 @@ func benchGateway(b *testing.B) (*Gateway, string) {
 	b.Cleanup(up2.Close)
 	e := endpointOf("bench", rt("stable", 1, up1.URL, 90), rt("canary", 2, up2.URL, 10))
 	e.Guard = &registry.Guard{MaxErrorRate: 0.5, MinRequests: 1000, Window: "1m"}
-	gw, err := New(Options{Source: newMemSource(e), Registerer: prometheus.NewRegistry()})
+	src := newMemSource(e)
+	if mod != nil {
+		mod(src)
+	}
+	gw, err := New(Options{Source: src, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,6 +56,31 @@ func benchGateway(b *testing.B) (*Gateway, string) {
 
 func BenchmarkServeHTTP(b *testing.B) {
 	gw, _ := benchGateway(b)
+	benchServe(b, gw)
+}
+
+// BenchmarkServeHTTPRollout is BenchmarkServeHTTP with a rollout in force
+// (the same 90/10 weights, the canary's old version under its @v name):
+// what counting a step's observations costs.
+func BenchmarkServeHTTPRollout(b *testing.B) {
+	gw, _ := benchGatewayWith(b, func(s *memSource) {
+		e := s.get("bench")
+		canary := e.Routes[1]
+		canary.Weight = 5
+		old := canary
+		old.Name, old.Version = "canary@v1", 1
+		s.setRollout("bench", registry.RolloutStatus{
+			ID: 1, State: registry.RolloutProgressing, Step: 1, StepPercents: []int{50, 100},
+			Routes: []registry.Route{e.Routes[0], canary, old},
+		})
+	})
+	if gw.table.Load().endpoints["bench"].rollout == nil {
+		b.Fatal("no rollout in force")
+	}
+	benchServe(b, gw)
+}
+
+func benchServe(b *testing.B, gw *Gateway) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest(http.MethodGet, "/serve/bench/predict", nil)

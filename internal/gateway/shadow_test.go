@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -246,4 +248,64 @@ func TestSlowShadowLeavesPrimaryP99(t *testing.T) {
 	if with > base+250*time.Millisecond && with > 2*base {
 		t.Fatalf("primary p99 %v with the slow shadow, %v without: the client waited for the shadow", with, base)
 	}
+}
+
+// TestShadowAndRolloutSeriesForgotten: the series of a shadow route, and
+// of a rollout's "<route>@v<version>" share, leave /metrics once the
+// table no longer has them, so label sets stay bounded by what is
+// configured.
+func TestShadowAndRolloutSeriesForgotten(t *testing.T) {
+	sh := newShadowUpstream(t, 0, nil)
+	v1 := upstream(t, "v1").URL
+	primary := rt("primary", 2, upstream(t, "primary").URL, 100)
+	src := newMemSource(endpointOf("e", primary, shadowRouteOf("mirror", 3, sh.url, 1)))
+	src.setRollout("e", registry.RolloutStatus{
+		ID: 1, State: registry.RolloutProgressing, Step: 1,
+		Routes: []registry.Route{{Name: "primary", Version: 2, UpstreamURL: primary.UpstreamURL, Weight: 50},
+			rt("primary@v1", 1, v1, 50), shadowRouteOf("mirror", 3, sh.url, 1)},
+	})
+	h := newHarness(t, src, nil)
+	c := client(t)
+	for range 20 {
+		get(t, c, h.srv.URL+"/serve/e/")
+	}
+	waitFor(t, "20 copies", func() bool { return len(sh.requests()) == 20 })
+	h.gw.bg.Wait()
+	families := []string{"mlregistry_gateway_shadow_requests_total", "mlregistry_gateway_shadow_duration_seconds", "mlregistry_gateway_shadow_dropped_total"}
+	if n := seriesCount(t, h.reg, families...); n == 0 {
+		t.Fatal("no shadow series")
+	}
+	if seriesWith(t, h.reg, "primary@v1") == 0 {
+		t.Fatal("no series of the old version's share")
+	}
+	src.put(endpointOf("e", primary))
+	if err := h.gw.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := seriesCount(t, h.reg, families...); n != 0 {
+		t.Fatalf("%d shadow series left after the shadow route went", n)
+	}
+	if n := seriesWith(t, h.reg, "primary@v1"); n != 0 {
+		t.Fatalf("%d series of primary@v1 left after the rollout ended", n)
+	}
+}
+
+// seriesWith counts the gathered series with a route label of route.
+func seriesWith(t *testing.T, g prometheus.Gatherer, route string) int {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == route {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
