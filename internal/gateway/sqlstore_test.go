@@ -237,3 +237,55 @@ func TestSQLStoreGuardLosesToConcurrentChange(t *testing.T) {
 		t.Errorf("store changed by a refused rollback: %+v", e)
 	}
 }
+
+// TestSQLStoreRolloutServedAndObserved: a version change on an endpoint
+// with a rollout starts one in the store; two gateway processes on the
+// same database serve its weights in force and flush what they observed,
+// which the store sums per route for the driver.
+func TestSQLStoreRolloutServedAndObserved(t *testing.T) {
+	s, path := seedStore(t, 2)
+	v1, v2 := upstream(t, "v1").URL, upstream(t, "v2").URL
+	createEndpoint(t, s, registry.EndpointCreate{
+		Name:    "churn",
+		Routes:  []registry.Route{rt("stable", 1, v1, 100)},
+		Rollout: &registry.RolloutSpec{Steps: []int{25, 100}, Bake: "1h"},
+	})
+	ctx := context.Background()
+	routes := []registry.Route{rt("stable", 2, v2, 100)}
+	e, err := s.UpdateEndpoint(ctx, admin, "churn", registry.EndpointPatch{Routes: &routes}, registry.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Rollout == nil || e.Rollout.RolloutStatus == nil || e.Rollout.State != registry.RolloutProgressing {
+		t.Fatalf("no rollout started: %+v", e.Rollout)
+	}
+	id := e.Rollout.ID
+	var hs []*harness
+	for i, src := range []*sqlstore.Store{s, openStore(t, path)} {
+		h := newHarness(t, src, func(o *Options) {
+			o.Observations, o.FlushInterval, o.Process = src, 10*time.Millisecond, fmt.Sprint("p", i)
+		})
+		runGateway(t, h)
+		hs = append(hs, h)
+	}
+	c := client(t)
+	want := map[string]int{}
+	for i, h := range hs {
+		for rv, n := range routeVersions(t, c, h.srv.URL+"/serve/churn/", 200+100*i) {
+			want[rv] += n
+		}
+	}
+	inRange(t, want, "stable v2", 90, 160)
+	inRange(t, want, "stable@v1 v1", 340, 410)
+	waitFor(t, "both processes' observations summed", func() bool {
+		obs, err := s.RolloutObservations(ctx, "churn", id, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, o := range obs {
+			got[fmt.Sprintf("%s v%d", o.Route, o.Version)] = int(o.Requests)
+		}
+		return got["stable v2"] == want["stable v2"] && got["stable@v1 v1"] == want["stable@v1 v1"]
+	})
+}
