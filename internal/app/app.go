@@ -356,6 +356,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Upstreams:        upstreams,
 		Registry:         reg,
 		Version:          m.cfg.Version,
+		PrometheusURL:    m.cfg.PrometheusURL,
 		OnChange: func(kind, _ string) {
 			if kind == "endpoint" {
 				// The writer's own replica applies endpoint changes to the
