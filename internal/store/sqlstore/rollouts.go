@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -208,8 +208,11 @@ func rolloutRoutes(e *registry.Endpoint) []registry.Route {
 			continue
 		}
 		have[r.Version] = true
-		// '@' never appears in a configured route's name.
-		out = append(out, registry.Route{Name: "@rollout/v" + strconv.FormatInt(r.Version, 10), Version: r.Version})
+		// Named as the rollout names an old version's share; '@' never
+		// appears in a configured route's name, and one row per version
+		// keeps the names apart.
+		base, _, _ := strings.Cut(r.Name, "@")
+		out = append(out, registry.Route{Name: registry.OldShareName(base, r.Version), Version: r.Version})
 	}
 	return out
 }
@@ -265,6 +268,18 @@ func (s *Store) RecordRollout(ctx context.Context, actor registry.Actor, name st
 	}
 	if next.Step < 1 || next.Step > len(next.StepPercents) {
 		return nil, registry.FieldError("step", "range", "%d is not a step of %v", next.Step, next.StepPercents)
+	}
+	if registry.RolloutActive(&next) {
+		// What the gateways will serve: it must be a whole split.
+		sum := 0
+		for _, r := range next.Routes {
+			if !r.Shadow {
+				sum += r.Weight
+			}
+		}
+		if sum != 100 {
+			return nil, registry.FieldError("routes", "weights_sum", "weights in force must sum to 100, they sum to %d", sum)
+		}
 	}
 	if len(next.Message) > registry.MaxReasonLen {
 		next.Message = next.Message[:registry.MaxReasonLen]

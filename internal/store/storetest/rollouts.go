@@ -114,7 +114,7 @@ func testRolloutStartsOnUpdate(e *env) {
 	ok(t, err)
 	equal(t, "endpoints routing to v1 during the rollout", names, []string{"ep"})
 	err = e.s.DeleteVersion(e.ctx, e.actor, "churn", 1, registry.Precondition{})
-	wantCode(t, err, registry.CodeConflict)
+	wantCode(t, err, registry.CodeConflict, `"main@v1"`)
 
 	// An upstream change of the same route applies to the weights in
 	// force at once; no new rollout.
@@ -201,6 +201,10 @@ func testRolloutRecord(e *env) {
 	wantCode(t, err, registry.CodePreconditionFailed)
 	_, err = e.s.RecordRollout(e.ctx, driver, "ep", st.ID, gs.Seq, next, "endpoint.update")
 	wantField(t, err, "action")
+	half := next
+	half.Routes = []registry.Route{next.Routes[0]}
+	_, err = e.s.RecordRollout(e.ctx, driver, "ep", st.ID, gs.Seq, half, registry.ActionEndpointRolloutStep)
+	wantField(t, err, "routes")
 	_, err = e.s.RecordRollout(e.ctx, driver, "nope", st.ID, gs.Seq, next, registry.ActionEndpointRolloutStep)
 	wantCode(t, err, registry.CodeNotFound)
 	equal(t, "refused writes write no event", e.latestEvent(), events)
