@@ -147,7 +147,7 @@ func (s *Store) applyRollout(ctx context.Context, t *txn, before *registry.Endpo
 			fmt.Sprintf("rollout %d completed at once: the rollout configuration was removed, so the configured weights are in force", running.ID), now)
 		end.Routes = slices.Clone(after.Routes)
 		return rolloutChange{action: registry.ActionEndpointRolloutCompleted, ended: &end}, nil
-	case after.Rollout != nil && p.Routes != nil && registry.RoutesNeedRollout(before.Routes, after.Routes):
+	case after.Rollout != nil && p.Routes != nil && registry.RoutesNeedRollout(before.Routes, after.Routes) && wholeSplit(before.RoutesInForce()):
 		id, err := newRolloutID(ctx, t, after.Name, now)
 		if err != nil {
 			return rolloutChange{}, err
@@ -171,6 +171,19 @@ func (s *Store) applyRollout(ctx context.Context, t *txn, before *registry.Endpo
 		after.Rollout.RolloutStatus = &st
 	}
 	return rolloutChange{}, nil
+}
+
+// wholeSplit reports whether routes send all traffic somewhere: after a
+// flag drain left no weight there is nothing to move gradually from, and
+// the configured weights apply at once.
+func wholeSplit(routes []registry.Route) bool {
+	sum := 0
+	for _, r := range routes {
+		if !r.Shadow {
+			sum += r.Weight
+		}
+	}
+	return sum == 100
 }
 
 // addRolloutEvent writes the event of what applyRollout did, after the
@@ -269,17 +282,8 @@ func (s *Store) RecordRollout(ctx context.Context, actor registry.Actor, name st
 	if next.Step < 1 || next.Step > len(next.StepPercents) {
 		return nil, registry.FieldError("step", "range", "%d is not a step of %v", next.Step, next.StepPercents)
 	}
-	if registry.RolloutActive(&next) {
-		// What the gateways will serve: it must be a whole split.
-		sum := 0
-		for _, r := range next.Routes {
-			if !r.Shadow {
-				sum += r.Weight
-			}
-		}
-		if sum != 100 {
-			return nil, registry.FieldError("routes", "weights_sum", "weights in force must sum to 100, they sum to %d", sum)
-		}
+	if registry.RolloutActive(&next) && !wholeSplit(next.Routes) {
+		return nil, registry.FieldError("routes", "weights_sum", "weights in force must sum to 100")
 	}
 	if len(next.Message) > registry.MaxReasonLen {
 		next.Message = next.Message[:registry.MaxReasonLen]

@@ -497,6 +497,13 @@ func testRolloutFlagAborts(e *env) {
 	equal(t, "weights", weights(got.Routes), "main/v1=0")
 	evs = e.events(registry.EventFilter{Endpoint: "ep"})
 	equal(t, "events", actions(evs[len(evs)-2:]), []string{registry.ActionEndpointRolloutAborted, registry.ActionEndpointFlagDrain})
+
+	// Nothing is served: there is nothing to move gradually from, so
+	// setting routes applies them at once.
+	got, err = e.s.UpdateEndpoint(e.ctx, e.actor, "ep", registry.EndpointPatch{Routes: ptr(one("main", 3))}, registry.Precondition{})
+	ok(t, err)
+	equal(t, "no rollout from an endpoint without weight", status(t, got).State, registry.RolloutAborted)
+	equal(t, "in force at once", got.RoutesInForce(), one("main", 3))
 }
 
 func endpointFixtureMore(e *env) { e.version("churn") }
