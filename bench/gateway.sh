@@ -31,6 +31,9 @@
 # (GOMAXPROCS of the gateway and of mlregistry; 0, the default, leaves Go's
 # own choice), BENCH_FAST_LISTENER (1: serve through gateway.Listener; 0: a
 # plain net.Listener), BENCH_PORT_BASE (18080: uses base..base+4),
+# BENCH_PROGRESSIVE=1 to seed this tree's endpoint (gateway and mlregistry
+# columns, not the alternatives) with a header-matched route and its split
+# as a rollout in force (bench/gatewayserver -progressive),
 # BENCH_STRICT=1 to exit 1 when post-2k through mlregistry misses a target,
 # BENCH_GATEWAY_BIN to bench a prebuilt gateway server taking the same flags,
 # BENCH_ALTS to measure alternative gateway servers in the same rounds:
@@ -165,13 +168,15 @@ pids+=($!)
 
 fast_flag=-fast-listener=true
 [ "$FAST" = 1 ] || fast_flag=-fast-listener=false
-"$GW_BIN" -listen "127.0.0.1:$GW_PORT" -db "$tmp/registry.db" -procs "$PROCS" "$fast_flag" \
+seed_flags=()
+[ "${BENCH_PROGRESSIVE:-0}" = 1 ] && seed_flags=(-progressive)
+"$GW_BIN" -listen "127.0.0.1:$GW_PORT" -db "$tmp/registry.db" -procs "$PROCS" "$fast_flag" "${seed_flags[@]}" \
 	-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT" 2>"$tmp/gateway.log" &
 pids+=($!)
 
 # The whole product on its own database: the same endpoint, seeded, then
 # `mlregistry serve` with a read-scoped token, as a client would call it.
-"$tmp/gatewayseed" -seed-only -db "$tmp/app.db" \
+"$tmp/gatewayseed" -seed-only "${seed_flags[@]}" -db "$tmp/app.db" \
 	-upstreams "http://127.0.0.1:$UP1_PORT,http://127.0.0.1:$UP2_PORT"
 APP_TOKEN=$("$tmp/mlregistry" token create --db "sqlite://$tmp/app.db" --name bench --scope read 2>/dev/null)
 GOMAXPROCS=$([ "$PROCS" -gt 0 ] && echo "$PROCS" || nproc) \

@@ -38,6 +38,7 @@ func main() {
 	useLane := flag.Bool("lane", true, "serve plain GETs on the gateway's fast lane (as mlregistry serve does)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	seedOnly := flag.Bool("seed-only", false, "create the model, versions and endpoint, then exit (for benchmarking `mlregistry serve` on the same database)")
+	progressive := flag.Bool("progressive", false, "seed the endpoint with a header-matched route (weight 0, never matched by the benchmark's requests) and its 90/10 split as a rollout in force")
 	flag.Parse()
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
@@ -57,7 +58,7 @@ func main() {
 		log.Fatalf("gatewayserver: open store: %v", err)
 	}
 	defer store.Close()
-	if err := seed(ctx, store, ups); err != nil {
+	if err := seed(ctx, store, ups, *progressive); err != nil {
 		log.Fatalf("gatewayserver: seed: %v", err)
 	}
 	if *seedOnly {
@@ -115,8 +116,12 @@ func main() {
 }
 
 // seed creates what the benchmark routes to; it is idempotent so the
-// script can run against a kept database.
-func seed(ctx context.Context, s *sqlstore.Store, ups []string) error {
+// script can run against a kept database. progressive adds what header
+// routing and rollouts cost every request: a route with a header match
+// that every request is checked against, and the split served from a
+// rollout in force (its only step baking for a day), whose observations
+// each request counts.
+func seed(ctx context.Context, s *sqlstore.Store, ups []string, progressive bool) error {
 	actor := registry.Actor{Name: "bench"}
 	if _, err := s.CreateModel(ctx, actor, registry.ModelCreate{Name: "bench", Owner: "bench"}); err != nil && !errors.Is(err, registry.ErrAlreadyExists) {
 		return err
@@ -137,19 +142,32 @@ func seed(ctx context.Context, s *sqlstore.Store, ups []string) error {
 		}
 		versions = append(versions, v.Version)
 	}
-	_, err := s.CreateEndpoint(ctx, actor, registry.EndpointCreate{
-		Name:  "bench",
-		Model: "bench",
-		Routes: []registry.Route{
-			{Name: "stable", Version: versions[0], UpstreamURL: ups[0], Weight: 90},
-			{Name: "canary", Version: versions[1], UpstreamURL: ups[1], Weight: 10},
-		},
+	routes := []registry.Route{
+		{Name: "stable", Version: versions[0], UpstreamURL: ups[0], Weight: 90},
+		{Name: "canary", Version: versions[1], UpstreamURL: ups[1], Weight: 10},
+	}
+	create := registry.EndpointCreate{
+		Name:   "bench",
+		Model:  "bench",
+		Routes: routes,
 		// A guard that watches every request but never trips on a healthy
 		// upstream: the benchmark measures the gateway with its guard on.
 		Guard: &registry.Guard{MaxErrorRate: 0.5, MinRequests: 1000, Window: "1m"},
-	})
-	if err != nil && !errors.Is(err, registry.ErrAlreadyExists) {
+	}
+	if progressive {
+		tester := registry.Route{Name: "tester", Version: versions[1], UpstreamURL: ups[1],
+			Match: &registry.RouteMatch{Header: "X-Bench-Tester", Value: "always"}}
+		routes = append(routes, tester)
+		create.Routes = []registry.Route{{Name: "stable", Version: versions[0], UpstreamURL: ups[0], Weight: 100}}
+		create.Rollout = &registry.RolloutSpec{Steps: []int{100}, Bake: "24h"}
+	}
+	_, err := s.CreateEndpoint(ctx, actor, create)
+	if errors.Is(err, registry.ErrAlreadyExists) {
+		return nil
+	}
+	if err != nil || !progressive {
 		return err
 	}
-	return nil
+	_, err = s.UpdateEndpoint(ctx, actor, "bench", registry.EndpointPatch{Routes: &routes}, registry.Precondition{})
+	return err
 }
