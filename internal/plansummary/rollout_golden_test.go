@@ -3,6 +3,10 @@ package plansummary
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +72,66 @@ func TestGolden_rollout(t *testing.T) {
 		"its last rollout was aborted (aborted by oncall: v2 mislabels churners)",
 		"This plan starts the same change again",
 		"rollout aborted by oncall at 2026-01-02",
+	)
+}
+
+// TestGolden_rolloutRolledBack: a canary that fails every request under
+// real traffic fails the error-rate gate; the next plan shows the drift
+// and a warning naming the gate, the route and its value.
+func TestGolden_rolloutRolledBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	stable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }))
+	t.Cleanup(stable.Close)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := "http://" + l.Addr().String() // refuses connections
+	l.Close()
+	config := func(stableW, canaryW int) string {
+		return modelHCL("churn", "", "auc = 0.9", "auc = 0.93") +
+			endpointHCL(routeHCL("stable", "mlregistry_model_version.churn_v1.version", stable.URL, stableW, "")+
+				routeHCL("canary", "mlregistry_model_version.churn_v2.version", broken, canaryW, "")+
+				rolloutHCL("[50, 100]", "1h", "    max_error_rate = 0.1\n    min_requests   = 5\n"))
+	}
+	e.apply(config(100, 0))
+	e.r.Clock.Advance(time.Minute)
+	e.apply(config(0, 100))
+	e.r.Clock.Advance(time.Minute)
+
+	ctx := context.Background()
+	reader := e.r.Token(t, "traffic", registry.ScopeRead)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.r.URL+"/serve/churn/predict", nil)
+		req.Header.Set("Authorization", "Bearer "+reader)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		ep, err := e.client("").GetEndpoint(ctx, "churn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ep.Rollout != nil && ep.Rollout.RolloutStatus != nil && ep.Rollout.State == registry.RolloutRolledBack {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gate did not roll the rollout back: %+v", ep.Rollout)
+		}
+	}
+
+	plan := e.planJSON(config(0, 100))
+	md := e.summarise(plan, "markdown")
+	seed(t, "rollout-rolled-back", plan)
+	// How many requests the gate judged depends on when the gateway
+	// flushed its counts.
+	golden(t, "rollout-rolled-back.md", regexp.MustCompile(`over \d+ requests`).ReplaceAllString(md, "over N requests"))
+	summaryHas(t, md,
+		"its last rollout was rolled back (rollout rolled back at step 1 (50%): route canary (v2): max_error_rate 1 over ",
+		"This plan starts the same change again",
+		"weights stable 0% -> 100%, canary 100% -> 0%",
+		"rollout rolled back at 2026-01-02 03:06 UTC (rollout rolled back at step 1 (50%): route canary (v2): max_error_rate 1 over ",
 	)
 }
 
