@@ -9,11 +9,18 @@
 //	go run ./bench/apiwrite -writers 8 -duration 5s -rounds 2 [-postgres DSN]
 //
 // bench/apiwrite.sh starts a durable PostgreSQL (fsync on) for -postgres.
+//
+// The registry runs in a child process (this program, "apiwrite serve"),
+// as `mlregistry serve` does in production, so the load generator's
+// goroutines and garbage do not share the registry's two Ps and its
+// collector: with them in one process, the serial group committer waited
+// for a P behind the load generator and the figure came out at about half
+// of what wrk measures against `mlregistry serve`. -inprocess keeps the
+// old layout for comparison.
 package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,14 +32,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
@@ -78,7 +83,12 @@ func main() {
 	pgDSN := flag.String("postgres", os.Getenv("MLREGISTRY_BENCH_POSTGRES_DSN"), "PostgreSQL DSN (empty: SQLite only)")
 	idem := flag.Bool("idempotency-key", false, "send an Idempotency-Key with every create, as the provider does")
 	sharedModel := flag.Bool("shared-model", false, "all writers create versions of one model (default: one model each)")
-	profDir := flag.String("cpuprofile", "", "directory for one CPU profile per configuration (server and load generator share the process)")
+	profDir := flag.String("cpuprofile", "", "directory for one CPU profile per configuration (of the registry's process)")
+	inProcess := flag.Bool("inprocess", false, "run the registry in this process, beside the load generator (the layout before the registry had a process of its own)")
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		serveChild(os.Args[2:])
+		return
+	}
 	flag.Parse()
 
 	configs := []config{
@@ -106,7 +116,7 @@ func main() {
 			if *profDir != "" {
 				prof = &bytes.Buffer{}
 			}
-			r, err := run(c, db, fmt.Sprintf("r%d-%d-%d", round, i, time.Now().UnixNano()), *writers, *warmup, *duration, *idem, *sharedModel, prof)
+			r, err := run(c, db, fmt.Sprintf("r%d-%d-%d", round, i, time.Now().UnixNano()), *writers, *warmup, *duration, *idem, *sharedModel, *inProcess, prof)
 			if err != nil {
 				log.Fatalf("%s: %v", c.name, err)
 			}
@@ -137,8 +147,12 @@ func main() {
 	if *sharedModel {
 		models = "all writers on one model"
 	}
-	fmt.Printf("apiwrite: %d writers (%s), %s; %d rounds x %s each, interleaved; GOMAXPROCS %d\n",
-		*writers, models, shape, *rounds, *duration, runtime.GOMAXPROCS(0))
+	layout := "registry in its own process"
+	if *inProcess {
+		layout = "registry in the load generator's process"
+	}
+	fmt.Printf("apiwrite: %d writers (%s), %s; %d rounds x %s each, interleaved; %s; GOMAXPROCS %d\n",
+		*writers, models, shape, *rounds, *duration, layout, runtime.GOMAXPROCS(0))
 	fmt.Printf("%-42s %10s %9s %9s %7s %12s\n", "configuration", "creates/s", "p50 ms", "p99 ms", "errors", "writes/batch")
 	for i, c := range configs {
 		r := &results[i]
@@ -163,28 +177,28 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // run boots a registry on db, creates the writers' models, and measures
 // creates for d after warmup.
-func run(c config, db, prefix string, writers int, warmup, d time.Duration, idem, shared bool, prof *bytes.Buffer) (result, error) {
-	m := app.New(app.Config{Listen: "127.0.0.1:0", DB: db, NoGroupCommit: c.noGroupCommit, Version: "bench"})
-	ctx := context.Background()
-	if err := m.Run(ctx); err != nil {
-		return result{}, err
+func run(c config, db, prefix string, writers int, warmup, d time.Duration, idem, shared, inProcess bool, prof *bytes.Buffer) (result, error) {
+	var (
+		reg *registryUnderTest
+		err error
+	)
+	if inProcess {
+		reg, err = startInProcess(c, db, prefix)
+	} else {
+		reg, err = startChild(c, db, prefix)
 	}
-	defer func() { _ = m.Close() }()
-	token, _, err := app.CreateToken(ctx, m.Store(), registry.Actor{Name: "bench"}, "bench-"+prefix, registry.ScopeWrite, nil)
 	if err != nil {
 		return result{}, err
 	}
-	admin, _, err := app.CreateToken(ctx, m.Store(), registry.Actor{Name: "bench"}, "bench-admin-"+prefix, registry.ScopeAdmin, nil)
-	if err != nil {
-		return result{}, err
-	}
+	defer func() { _ = reg.close() }()
+	token, admin := reg.token, reg.admin
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers * 2}, Timeout: time.Minute}
 	do := func(path, tok, key string, body any) (int, error) {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return 0, err
 		}
-		req, err := http.NewRequest(http.MethodPost, m.URL()+path, bytes.NewReader(b))
+		req, err := http.NewRequest(http.MethodPost, reg.url+path, bytes.NewReader(b))
 		if err != nil {
 			return 0, err
 		}
@@ -259,26 +273,27 @@ func run(c config, db, prefix string, writers int, warmup, d time.Duration, idem
 	}
 	time.Sleep(warmup)
 	if prof != nil {
-		if err := pprof.StartCPUProfile(prof); err != nil {
+		if err := reg.startProfile(); err != nil {
 			return result{}, err
 		}
 	}
-	stats, _ := m.Store().(interface{ GroupCommitStats() (int64, int64) })
-	var b0, w0 int64
-	if stats != nil {
-		b0, w0 = stats.GroupCommitStats()
+	b0, w0, err := reg.stats()
+	if err != nil {
+		return result{}, err
 	}
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(d)
 	measuring.Store(false)
 	elapsed := time.Since(start)
-	var b1, w1 int64
-	if stats != nil {
-		b1, w1 = stats.GroupCommitStats()
+	b1, w1, err := reg.stats()
+	if err != nil {
+		return result{}, err
 	}
 	if prof != nil {
-		pprof.StopCPUProfile()
+		if err := reg.stopProfile(prof); err != nil {
+			return result{}, err
+		}
 	}
 	stop.Store(true)
 	wg.Wait()
