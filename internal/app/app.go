@@ -141,6 +141,10 @@ type Config struct {
 	NoGroupCommit bool
 }
 
+// DefaultAnswerCacheMB is the answer cache's memory, in MiB, when
+// Config.AnswerCacheBytes is 0.
+const DefaultAnswerCacheMB = server.DefaultAnswerCacheBytes >> 20
+
 // Main is a running registry: store, API server and gateway, on one
 // listener or two (Config.ServeListen), or the gateway alone
 // (Config.DataPlaneOnly).

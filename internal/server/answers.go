@@ -7,8 +7,8 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/server/answercache"
 )
 
-// defaultAnswerCacheBytes is Options.AnswerCacheBytes when it is 0.
-const defaultAnswerCacheBytes = 32 << 20
+// DefaultAnswerCacheBytes is Options.AnswerCacheBytes when it is 0.
+const DefaultAnswerCacheBytes = 32 << 20
 
 // answerCache holds the encoded answers of model and version reads; see
 // package answercache for the rule that keeps them exact.
@@ -22,7 +22,7 @@ func newAnswerCache(changes answercache.Counter, maxBytes int64) *answerCache {
 		return nil
 	}
 	if maxBytes == 0 {
-		maxBytes = defaultAnswerCacheBytes
+		maxBytes = DefaultAnswerCacheBytes
 	}
 	return &answerCache{cache: answercache.New(maxBytes), changes: changes}
 }
@@ -60,7 +60,12 @@ func (s *Server) readAnswer(w http.ResponseWriter, r *http.Request, load func() 
 	if err != nil {
 		return err
 	}
-	a := answercache.Answer{Body: append(body, '\n')}
+	// Exactly sized: the cache counts len, and a slice grown by append
+	// could hold twice that.
+	exact := make([]byte, len(body)+1)
+	copy(exact, body)
+	exact[len(body)] = '\n'
+	a := answercache.Answer{Body: exact}
 	if rev > 0 {
 		a.ETag = etag(rev)
 	}

@@ -19,6 +19,7 @@ func newServeCmd() *cobra.Command {
 	var (
 		listen, db, publicURL, serveListen, servePublicURL string
 		insecure                                           bool
+		answerCacheMB                                      int
 		sf                                                 serverFlags
 	)
 	cmd := &cobra.Command{
@@ -51,7 +52,12 @@ same on both. To run the data plane in processes of its own, see
 --prometheus-url names the Prometheus that endpoint rollouts' prometheus
 gates query; without it such gates are refused. Replicas and gateways
 share the rollouts through a lease in the database, and any of them may
-lead: give them all the same URL.`,
+lead: give them all the same URL.
+
+Model and version reads are answered from a cache of encoded answers while
+nothing changed: a write shows at once on the replica that took it, and
+on other replicas (or after another process wrote the same SQLite file)
+within 200ms. --answer-cache-mb bounds its memory; 0 turns it off.`,
 		Example: `  mlregistry serve
   mlregistry serve --listen 0.0.0.0:8080 --db sqlite:///var/lib/mlregistry/registry.db \
       --public-url https://registry.example.com --log-format json
@@ -87,6 +93,13 @@ lead: give them all the same URL.`,
 				ServeListen:    serveListen,
 				ServePublicURL: servePublicURL,
 			}
+			if answerCacheMB < 0 {
+				return usageErrorf("--answer-cache-mb %d must be 0 (no cache) or more", answerCacheMB)
+			}
+			cfg.AnswerCacheBytes = int64(answerCacheMB) << 20
+			if answerCacheMB == 0 {
+				cfg.AnswerCacheBytes = -1
+			}
 			sf.apply(&cfg)
 			return runMain(ctx, app.New(cfg), logger)
 		},
@@ -98,6 +111,7 @@ lead: give them all the same URL.`,
 	f.StringVar(&serveListen, "serve-listen", "", "serve /serve/ on this address only, apart from the API, e.g. 0.0.0.0:8081 (default: on --listen with the API)")
 	f.StringVar(&servePublicURL, "serve-public-url", "", "base URL clients use to reach --serve-listen; endpoint URLs use it (default http://SERVE-LISTEN)")
 	f.BoolVar(&insecure, "insecure-no-auth", false, "disable authentication (loopback listen addresses only)")
+	f.IntVar(&answerCacheMB, "answer-cache-mb", app.DefaultAnswerCacheMB, "memory for cached model and version answers, in MiB (0: no cache)")
 	sf.register(cmd, serverFlagHelp{
 		metricsListen: "also serve /metrics without a token on this address, e.g. 127.0.0.1:9090 (default off)",
 		upstreamDeny:  "networks (CIDR), addresses or host names endpoint upstreams may not be, besides link-local (169.254.0.0/16, fe80::/10), unspecified (0.0.0.0, ::), multicast, --upstream-metadata and this registry's own listeners (API, serve, metrics)",
