@@ -134,7 +134,31 @@ func TestCachedAnswersStayExact(t *testing.T) {
 				}}, http.StatusCreated))
 				endpointRev = ep.Revision
 			}},
+			{"rollout start", func() {
+				e.do(req{method: "PATCH", path: "/api/v1/endpoints/churn-api", token: e.writer, body: map[string]any{
+					"rollout": map[string]any{"steps": []int{10, 50, 100}, "bake": "1h", "min_requests": 0},
+					"routes": []registry.Route{
+						{Name: "stable", Version: 1, UpstreamURL: "http://churn-v1:8080", Weight: 50},
+						{Name: "canary", Version: 3, UpstreamURL: "http://churn-v3:8080", Weight: 50},
+					},
+				}}, http.StatusOK)
+			}},
+			{"rollout pause", func() {
+				if _, err := e.store.ControlRollout(ctx, registry.Actor{Name: "op"}, "churn-api", registry.RolloutOpPause, "hold"); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"rollout resume", func() {
+				if _, err := e.store.ControlRollout(ctx, registry.Actor{Name: "op"}, "churn-api", registry.RolloutOpResume, "go on"); err != nil {
+					t.Fatal(err)
+				}
+			}},
 			{"guard rollback", func() {
+				cur, err := e.store.GetEndpoint(ctx, "churn-api")
+				if err != nil {
+					t.Fatal(err)
+				}
+				endpointRev = cur.Revision
 				ep, err := e.store.RecordGuardRollback(ctx, registry.Actor{Name: "guard"}, "churn-api", endpointRev, []registry.Route{
 					{Name: "stable", Version: 1, UpstreamURL: "http://churn-v1:8080", Weight: 100},
 					{Name: "canary", Version: 3, UpstreamURL: "http://churn-v3:8080", Weight: 0},
