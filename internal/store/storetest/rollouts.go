@@ -437,6 +437,26 @@ func testRolloutLeases(e *env) {
 	equal(t, "a takes it once released", acquire("a", now.Add(7*time.Second)), true)
 	_, err := e.s.AcquireLease(e.ctx, "rollouts", "", now, time.Second)
 	wantField(t, err, "lease")
+
+	// Replicas starting at once on a lease never taken: one wins.
+	const replicas = 6
+	wins := make(chan bool, replicas)
+	for i := range replicas {
+		go func() {
+			held, err := e.s.AcquireLease(e.ctx, "fresh", fmt.Sprintf("r%d", i), now, time.Minute)
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+			}
+			wins <- held
+		}()
+	}
+	n := 0
+	for range replicas {
+		if <-wins {
+			n++
+		}
+	}
+	equal(t, "holders of a lease taken at once", n, 1)
 }
 
 // testRolloutGuardRollback: the guard tripping during a rollout ends it
