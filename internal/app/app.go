@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/gateway"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/receipt"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/rollout"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/server"
@@ -35,6 +36,10 @@ const (
 	// a registry on DefaultListen.
 	DefaultGatewayListen = "127.0.0.1:8081"
 	DefaultDB            = "sqlite://./mlregistry.db"
+
+	// receiptKeyReload is how often a process reads the receipt keys
+	// again, so a rotation elsewhere takes over its signing.
+	receiptKeyReload = 30 * time.Second
 
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
@@ -313,9 +318,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// Every replica and gateway process signs with the keys in the
+	// database, so each accepts the receipts the others signed.
+	receipts, err := receipt.Open(ctx, m.store, receipt.Options{Now: m.cfg.Now})
+	if err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		_ = receipts.Run(bg, receiptKeyReload)
+	}()
 	// The gateway's rollout observations go to the store, where the
 	// rollout driver (on whichever process leads) sums every process's.
 	m.gateway, err = gateway.New(gateway.Options{
+		Receipts:      receipts,
 		Source:        m.store,
 		Observations:  m.store,
 		FlushInterval: m.cfg.ObservationFlushInterval,
@@ -361,6 +378,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Registry:         reg,
 		Version:          m.cfg.Version,
 		PrometheusURL:    m.cfg.PrometheusURL,
+		Receipts:         receipts,
 		OnChange: func(kind, _ string) {
 			if kind == "endpoint" {
 				// The writer's own replica applies endpoint changes to the

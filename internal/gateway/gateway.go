@@ -98,6 +98,14 @@ type Options struct {
 	// copy that finds the queue full is dropped and counted.
 	ShadowQueue   int
 	ShadowWorkers int
+	// Receipts signs the receipt (registry.ReceiptHeader) every answer
+	// from a route carries; nil sends none.
+	Receipts ReceiptSigner
+}
+
+// ReceiptSigner signs prediction receipts.
+type ReceiptSigner interface {
+	Sign(registry.Receipt) string
 }
 
 // GuardActor is the actor name of the events the guard records.
@@ -113,6 +121,7 @@ type Gateway struct {
 	upstreamTimeout time.Duration
 	problem         func(w http.ResponseWriter, r *http.Request, status int, code registry.Code, detail string)
 	metrics         *metrics
+	receipts        ReceiptSigner
 
 	// transport is used for every request when Options.Transport is set,
 	// else for what the engine's client does not take (TLS, upgrades, large or
@@ -173,6 +182,7 @@ func New(opts Options) (*Gateway, error) {
 		upstreamTimeout: opts.UpstreamTimeout,
 		problem:         opts.WriteProblem,
 		transport:       opts.Transport,
+		receipts:        opts.Receipts,
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)

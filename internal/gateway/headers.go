@@ -226,11 +226,12 @@ func requestID(w http.ResponseWriter, r *http.Request) string {
 	return id
 }
 
-// copyResponseHeader copies the upstream's end-to-end response headers.
+// copyResponseHeader copies the upstream's end-to-end response headers,
+// but never a receipt: only the gateway signs those.
 func copyResponseHeader(dst, src http.Header) {
 	conn := src["Connection"]
 	for k, vv := range src {
-		if isHopHeader(k) || (len(conn) > 0 && connectionListed(conn, k)) {
+		if isHopHeader(k) || k == registry.ReceiptHeader || (len(conn) > 0 && connectionListed(conn, k)) {
 			continue
 		}
 		dst[k] = vv

@@ -174,6 +174,11 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, ep *endpoint, 
 	h["X-Model-Version"] = rt.hdrVersion
 	h["X-Route"] = rt.hdrRoute
 	id := requestID(w, r)
+	if g.receipts != nil {
+		h[registry.ReceiptHeader] = []string{g.receipts.Sign(registry.Receipt{
+			Endpoint: ep.name, Route: rt.name, Model: ep.spec.Model, Version: rt.version, RequestID: id,
+		})}
+	}
 	if rt.refused != nil {
 		g.finish(ep, rt, start, g.upstreamFailed(w, r, rt, rt.refused, false))
 		return false
@@ -486,6 +491,7 @@ func (g *Gateway) forwardUpgrade(w http.ResponseWriter, r *http.Request, rt *rou
 		ModifyResponse: func(res *http.Response) error {
 			res.Header["X-Model-Version"] = rt.hdrVersion
 			res.Header["X-Route"] = rt.hdrRoute
+			delete(res.Header, registry.ReceiptHeader) // the gateway's own stays
 			o.status = res.StatusCode
 			o.failed = res.StatusCode >= 500
 			return nil
@@ -523,7 +529,7 @@ func engineCarries(r *http.Request) bool {
 // keepResponseHeader is the forwarding rule for an upstream's response
 // fields, for the engine's client: end-to-end fields only.
 func keepResponseHeader(k string, conn []string) bool {
-	return !isHopHeader(k) && (len(conn) == 0 || !connectionListed(conn, k))
+	return !isHopHeader(k) && k != registry.ReceiptHeader && (len(conn) == 0 || !connectionListed(conn, k))
 }
 
 // forwardH1 proxies a request the engine carries (engineCarries) to a

@@ -137,6 +137,8 @@ type EndpointRevision struct {
 // ctx.Err() (context.Canceled or context.DeadlineExceeded), because the
 // caller stopped waiting and the database did not fail.
 type Store interface {
+	FeedbackStore
+
 	// Models.
 	CreateModel(ctx context.Context, actor Actor, m ModelCreate) (*Model, error)
 	GetModel(ctx context.Context, name string) (*Model, error)

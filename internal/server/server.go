@@ -80,6 +80,9 @@ type Options struct {
 	// query; here only whether it is set matters: without it a rollout
 	// with prometheus gates is refused at write.
 	PrometheusURL string
+	// Receipts verifies the receipts feedback carries and rotates their
+	// keys; nil refuses feedback (unavailable).
+	Receipts Receipts
 }
 
 // Kinds passed to Options.OnChange.
@@ -112,6 +115,7 @@ type Server struct {
 	idemTTL        time.Duration
 	maxBody        int64
 	onChange       func(kind, name string)
+	receipts       Receipts
 	upstreams      *registry.UpstreamRule
 	lookup         func(ctx context.Context, host string) ([]netip.Addr, error)
 	metricsHandler http.Handler
@@ -146,6 +150,7 @@ func New(opts Options) (*Server, error) {
 		onChange:      opts.OnChange,
 		lookup:        opts.LookupUpstream,
 		prometheusURL: opts.PrometheusURL,
+		receipts:      opts.Receipts,
 		mux:           http.NewServeMux(),
 	}
 	var err error
@@ -258,6 +263,14 @@ func (s *Server) routes() {
 	s.write("DELETE /api/v1/endpoints/{endpoint}", w, s.deleteEndpoint)
 	s.create("POST /api/v1/endpoints/{endpoint}/rollout/{op}", s.controlRollout)
 
+	s.api("GET /api/v1/models/{model}/versions/{version}/live-metrics", r, s.versionLiveMetrics)
+	s.api("GET /api/v1/models/{model}/compare", r, s.compareVersions)
+	s.api("GET /api/v1/endpoints/{endpoint}/live-metrics", r, s.endpointLiveMetrics)
+	// Serve tokens send feedback for the endpoints they may call; the
+	// handler refuses read tokens (mayFeedBack). Receipts make a retried
+	// batch harmless (each request ID counts once), so no Idempotency-Key.
+	s.api("POST /api/v1/endpoints/{endpoint}/feedback", registry.ScopeServe, s.postFeedback)
+
 	s.api("GET /api/v1/events", r, s.listEvents)
 
 	// Tokens are admin only. Creating one does not honour Idempotency-Key:
@@ -266,6 +279,10 @@ func (s *Server) routes() {
 	s.api("POST /api/v1/tokens", registry.ScopeAdmin, s.createToken)
 	s.api("GET /api/v1/tokens/{id}", registry.ScopeAdmin, s.getToken)
 	s.api("DELETE /api/v1/tokens/{id}", registry.ScopeAdmin, s.revokeToken)
+
+	// Receipt keys are admin only; the secrets never leave the database.
+	s.api("GET /api/v1/receipt-keys", registry.ScopeAdmin, s.listReceiptKeys)
+	s.api("POST /api/v1/receipt-keys", registry.ScopeAdmin, s.rotateReceiptKey)
 }
 
 // apiFunc is an API handler: it writes a success response or returns the

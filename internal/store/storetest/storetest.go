@@ -89,7 +89,7 @@ type testCase struct {
 func suite() []testCase {
 	var all []testCase
 	for _, group := range [][]testCase{
-		modelCases, versionCases, stageCases, endpointCases, flagDrainCases, endpointRevisionCases, rolloutCases, eventCases, tokenCases, idempotencyCases, concurrencyCases,
+		modelCases, versionCases, stageCases, endpointCases, flagDrainCases, endpointRevisionCases, rolloutCases, eventCases, tokenCases, idempotencyCases, concurrencyCases, feedbackCases,
 	} {
 		all = append(all, group...)
 	}
