@@ -177,6 +177,17 @@ var govCases = []govCase{
 	{name: "abort rollout", route: "POST /api/v1/endpoints/{endpoint}/rollout/{op}", method: "POST", path: "/api/v1/endpoints/{e}/rollout/abort",
 		setup: func(f govFixture) { f.rollout() }, want: unrestricted(200)},
 
+	{name: "version live metrics", route: "GET /api/v1/models/{model}/versions/{version}/live-metrics", method: "GET", path: "/api/v1/models/{m}/versions/1/live-metrics?window=1h", want: all(200)},
+	{name: "compare versions", route: "GET /api/v1/models/{model}/compare", method: "GET", path: "/api/v1/models/{m}/compare?versions=1,2", want: all(200)},
+	{name: "endpoint live metrics", route: "GET /api/v1/endpoints/{endpoint}/live-metrics", method: "GET", path: "/api/v1/endpoints/{e}/live-metrics", want: all(200)},
+	// Feedback changes no configuration: serve tokens send it for the
+	// endpoints they may call, writers for any, readers never.
+	{name: "feedback", route: "POST /api/v1/endpoints/{endpoint}/feedback", method: "POST", path: "/api/v1/endpoints/{e}/feedback",
+		body: jsonBody(map[string]any{"items": []map[string]any{{"receipt": "x", "metrics": map[string]any{"correct": 1}}}}),
+		want: with(writers(200), cServe, 200)},
+	{name: "list receipt keys", route: "GET /api/v1/receipt-keys", method: "GET", path: "/api/v1/receipt-keys", want: map[string]int{cAdmin: 200}},
+	{name: "rotate receipt key", route: "POST /api/v1/receipt-keys", method: "POST", path: "/api/v1/receipt-keys", want: map[string]int{cAdmin: 201}},
+
 	{name: "events", route: "GET /api/v1/events", method: "GET", path: "/api/v1/events", want: all(200)},
 	{name: "list tokens", route: "GET /api/v1/tokens", method: "GET", path: "/api/v1/tokens", want: map[string]int{cAdmin: 200}},
 	{name: "create token", route: "POST /api/v1/tokens", method: "POST", path: "/api/v1/tokens",

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/receipt"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/sqlstore"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/storetest"
@@ -115,6 +116,10 @@ func newEnvWith(t *testing.T, dsn string, so sqlstore.Options, cached bool, opts
 		}
 	})
 	e.store = st
+	receipts, err := receipt.Open(ctx, st, receipt.Options{Now: e.clock.Now})
+	if err != nil {
+		t.Fatalf("receipt keys: %v", err)
+	}
 
 	// The listener first, so PublicURL can be the real address.
 	e.ts = httptest.NewUnstartedServer(nil)
@@ -123,6 +128,7 @@ func newEnvWith(t *testing.T, dsn string, so sqlstore.Options, cached bool, opts
 		Store:     st,
 		Now:       e.clock.Now,
 		PublicURL: e.url,
+		Receipts:  receipts,
 		OnChange: func(kind, name string) {
 			e.mu.Lock()
 			defer e.mu.Unlock()

@@ -32,6 +32,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/receipt"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/store/sqlstore"
 )
@@ -68,24 +69,29 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 
 	// Every route of the design, with exactly its methods.
 	want := map[string][]string{
-		"/api/v1/models":                                {"GET", "POST"},
-		"/api/v1/models/{model}":                        {"DELETE", "GET", "PATCH"},
-		"/api/v1/models/{model}/versions":               {"GET", "POST"},
-		"/api/v1/models/{model}/versions/{version}":     {"DELETE", "GET", "PATCH"},
-		"/api/v1/models/{model}/stages":                 {"GET"},
-		"/api/v1/models/{model}/stages/{stage}":         {"DELETE", "GET", "PUT"},
-		"/api/v1/models/{model}/stages/{stage}/history": {"GET"},
-		"/api/v1/endpoints":                             {"GET", "POST"},
-		"/api/v1/endpoints/{endpoint}":                  {"DELETE", "GET", "PATCH"},
-		"/api/v1/endpoints/{endpoint}/rollout/{op}":     {"POST"},
-		"/api/v1/events":                                {"GET"},
-		"/api/v1/tokens":                                {"GET", "POST"},
-		"/api/v1/tokens/{id}":                           {"DELETE", "GET"},
-		"/serve/{endpoint}/{path}":                      {"GET", "POST"},
-		"/healthz":                                      {"GET"},
-		"/readyz":                                       {"GET"},
-		"/metrics":                                      {"GET"},
-		"/openapi.json":                                 {"GET"},
+		"/api/v1/models":                                         {"GET", "POST"},
+		"/api/v1/models/{model}":                                 {"DELETE", "GET", "PATCH"},
+		"/api/v1/models/{model}/versions":                        {"GET", "POST"},
+		"/api/v1/models/{model}/versions/{version}":              {"DELETE", "GET", "PATCH"},
+		"/api/v1/models/{model}/stages":                          {"GET"},
+		"/api/v1/models/{model}/stages/{stage}":                  {"DELETE", "GET", "PUT"},
+		"/api/v1/models/{model}/stages/{stage}/history":          {"GET"},
+		"/api/v1/endpoints":                                      {"GET", "POST"},
+		"/api/v1/endpoints/{endpoint}":                           {"DELETE", "GET", "PATCH"},
+		"/api/v1/endpoints/{endpoint}/rollout/{op}":              {"POST"},
+		"/api/v1/models/{model}/versions/{version}/live-metrics": {"GET"},
+		"/api/v1/models/{model}/compare":                         {"GET"},
+		"/api/v1/endpoints/{endpoint}/live-metrics":              {"GET"},
+		"/api/v1/endpoints/{endpoint}/feedback":                  {"POST"},
+		"/api/v1/receipt-keys":                                   {"GET", "POST"},
+		"/api/v1/events":                                         {"GET"},
+		"/api/v1/tokens":                                         {"GET", "POST"},
+		"/api/v1/tokens/{id}":                                    {"DELETE", "GET"},
+		"/serve/{endpoint}/{path}":                               {"GET", "POST"},
+		"/healthz":                                               {"GET"},
+		"/readyz":                                                {"GET"},
+		"/metrics":                                               {"GET"},
+		"/openapi.json":                                          {"GET"},
 	}
 	got := map[string][]string{}
 	ids := map[string]string{}
@@ -137,7 +143,20 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 				// and their create is not replayable (the answer holds the
 				// secret, which is never stored).
 				tokens := strings.HasPrefix(path, "/api/v1/tokens")
+				// Feedback is replay-safe by its receipts, and a receipt
+				// key has no revision or URL of its own.
+				notIdempotent := strings.HasSuffix(path, "/feedback") || path == "/api/v1/receipt-keys"
 				switch {
+				case notIdempotent && method == "POST":
+					if op.Responses.Status(403) == nil {
+						t.Errorf("%s: 403 is not documented", where)
+					}
+					if op.RequestBody != nil && op.Responses.Status(413) == nil {
+						t.Errorf("%s: 413 is not documented", where)
+					}
+					if op.Parameters.GetByInAndName("header", "Idempotency-Key") != nil {
+						t.Errorf("%s: must not offer Idempotency-Key", where)
+					}
 				case tokens && method == "POST":
 					if op.Parameters.GetByInAndName("header", "Idempotency-Key") != nil {
 						t.Errorf("%s: token creation must not offer Idempotency-Key (a replay would need the secret)", where)
@@ -275,6 +294,18 @@ func TestOpenAPISchemasMirrorWireTypes(t *testing.T) {
 		{"TokenCreated", reflect.TypeFor[registry.TokenCreated](), true},
 		{"TokenList", reflect.TypeFor[registry.Page[registry.Token]](), true},
 		{"Problem", reflect.TypeFor[Problem](), true},
+		{"FeedbackResult", reflect.TypeFor[registry.FeedbackResult](), true},
+		{"FeedbackRejected", reflect.TypeFor[registry.FeedbackRejected](), true},
+		{"LiveMetric", reflect.TypeFor[registry.LiveMetric](), true},
+		{"LiveMetrics", reflect.TypeFor[registry.LiveMetrics](), true},
+		{"VersionLiveMetrics", reflect.TypeFor[registry.VersionLiveMetrics](), true},
+		{"Comparison", reflect.TypeFor[registry.Comparison](), true},
+		{"MetricComparison", reflect.TypeFor[registry.MetricComparison](), true},
+		{"LiveComparison", reflect.TypeFor[registry.LiveComparison](), true},
+		{"ValueComparison", reflect.TypeFor[registry.ValueComparison](), true},
+		{"SignatureComparison", reflect.TypeFor[registry.SignatureComparison](), true},
+		{"VersionStages", reflect.TypeFor[registry.VersionStages](), true},
+		{"ReceiptKey", reflect.TypeFor[registry.ReceiptKeyInfo](), true},
 	}
 	for _, c := range cases {
 		ref := doc.Components.Schemas[c.schema]
@@ -430,6 +461,7 @@ type oaEnv struct {
 	store  io.Closer
 
 	admin, reader, ci string // token secrets
+	receipts          *receipt.Keyring
 
 	// seen records "METHOD /path/{template} STATUS" of every call.
 	seen map[string]bool
@@ -466,7 +498,11 @@ func oaNewEnv(t *testing.T) *oaEnv {
 
 	ts := httptest.NewUnstartedServer(nil)
 	e.base = "http://" + ts.Listener.Addr().String()
-	srv, err := New(Options{Store: st, Logger: nil, Now: time.Now, PublicURL: e.base})
+	e.receipts, err = receipt.Open(ctx, st, receipt.Options{})
+	if err != nil {
+		t.Fatalf("receipt keys: %v", err)
+	}
+	srv, err := New(Options{Store: st, Logger: nil, Now: time.Now, PublicURL: e.base, Receipts: e.receipts})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -1092,6 +1128,28 @@ func TestOpenAPIScenario(t *testing.T) {
 		t.Errorf("aborted: %s", oaShort(res.body))
 	}
 	e.do(oaReq{method: "DELETE", path: roll}, 204)
+	// Feedback, live metrics, compare, receipt keys.
+	rc := e.receipts.Sign(registry.Receipt{Endpoint: "churn-api", Route: "stable", Model: "churn", Version: 1, RequestID: "req-fb-1"})
+	var fb registry.FeedbackResult
+	e.do(oaReq{method: "POST", path: endpoints + "/churn-api/feedback", body: map[string]any{"items": []map[string]any{
+		{"receipt": rc, "metrics": map[string]any{"correct": 1}},
+		{"receipt": rc + "x", "metrics": map[string]any{"correct": 1}},
+	}}}, 200).decode(t, &fb)
+	if fb.Accepted != 1 || len(fb.Rejected) != 1 || fb.Rejected[0].Index != 1 {
+		t.Errorf("feedback = %+v", fb)
+	}
+	e.do(oaReq{method: "POST", path: endpoints + "/churn-api/feedback", as: e.reader, body: map[string]any{"items": []map[string]any{{"receipt": rc, "metrics": map[string]any{"correct": 1}}}}}, 403)
+	e.do(oaReq{method: "POST", path: endpoints + "/nope/feedback", body: map[string]any{"items": []map[string]any{{"receipt": rc, "metrics": map[string]any{"correct": 1}}}}}, 404)
+	e.do(oaReq{method: "POST", path: endpoints + "/churn-api/feedback", body: map[string]any{"items": []map[string]any{}}, invalid: true}, 400)
+	e.do(oaReq{method: "GET", path: endpoints + "/churn-api/live-metrics?window=1h"}, 200)
+	e.do(oaReq{method: "GET", path: versions + "/1/live-metrics"}, 200)
+	e.do(oaReq{method: "GET", path: versions + "/1/live-metrics?window=soon"}, 400)
+	e.do(oaReq{method: "GET", path: churn + "/compare?versions=1,2"}, 200)
+	e.do(oaReq{method: "GET", path: churn + "/compare?versions=1,999"}, 404)
+	e.do(oaReq{method: "POST", path: "/api/v1/receipt-keys"}, 201)
+	e.do(oaReq{method: "GET", path: "/api/v1/receipt-keys"}, 200)
+	e.do(oaReq{method: "GET", path: "/api/v1/receipt-keys", as: e.reader}, 403)
+
 	// Unassign staging (production stays until the end).
 	e.do(oaReq{method: "DELETE", path: "/api/v1/models/churn/stages/staging", header: map[string]string{"If-Match": stagingETag}}, 204)
 	e.do(oaReq{method: "DELETE", path: "/api/v1/models/churn/stages/production", as: e.ci}, 403)
