@@ -179,6 +179,15 @@ func ParseLiveWindow(field, v string) (time.Duration, error) {
 	return d, nil
 }
 
+// FormatWindow spells a window the way it is written: 1h, 30m, 1h30m.
+func FormatWindow(d time.Duration) string {
+	s := strings.TrimSuffix(d.String(), "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // LiveSums are the sums a live metric is kept as.
 type LiveSums struct {
 	Count int64

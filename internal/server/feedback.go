@@ -128,7 +128,7 @@ func (s *Server) liveWindow(r *http.Request) (q registry.LiveQuery, window strin
 		return q, "", err
 	}
 	q.From, q.To = registry.LiveWindow(s.now(), d)
-	return q, d.String(), nil
+	return q, registry.FormatWindow(d), nil
 }
 
 func (s *Server) versionLiveMetrics(w http.ResponseWriter, r *http.Request) error {

@@ -142,7 +142,10 @@ step due, the last gate judged) and those weights, and the list shows them.
 						fmt.Fprintf(w, "Route %s is a shadow: it gets a copy of %g of the requests; its answers are discarded.\n", rt.Name, rt.Share)
 					}
 				}
-				return showRollout(w, e)
+				if err := showRollout(w, e); err != nil {
+					return err
+				}
+				return showEndpointLive(ctx, c, w, e.Name)
 			})
 		},
 	})

@@ -108,7 +108,7 @@ choices.`,
 	fl.StringVar(&orderBy, "order-by", "", `"version" or a metric name, e.g. auc (best first; add " asc" for lowest first)`)
 	fl.BoolVar(&flagged, "flagged", false, "only flagged versions")
 	fl.BoolVar(&unflagged, "unflagged", false, "only versions that are not flagged")
-	cmd.AddCommand(newVersionsCreateCmd(r))
+	cmd.AddCommand(newVersionsCreateCmd(r), newVersionsCompareCmd(r))
 	return cmd
 }
 
@@ -153,7 +153,14 @@ func showVersion(ctx context.Context, cmd *cobra.Command, c *client.Client, mode
 	if s := v.Signature; s != nil {
 		kv = append(kv, "Inputs", fmtTensors(s.Inputs), "Outputs", fmtTensors(s.Outputs))
 	}
-	return fields(w, kv...)
+	if err := fields(w, kv...); err != nil {
+		return err
+	}
+	live, err := c.VersionLiveMetrics(ctx, model, version, "")
+	if err != nil {
+		return err
+	}
+	return printLive(w, "Live metrics (feedback on predictions of the last "+live.Window+")", live.Metrics)
 }
 
 func fmtTensors(ts []registry.TensorSpec) string {
