@@ -109,6 +109,12 @@ func (f *fixture) ok(t *testing.T, args ...string) string {
 	return r.stdout
 }
 
+// tableAfter is the table under a heading line: up to the next blank line.
+func tableAfter(out, heading string) string {
+	table, _, _ := strings.Cut(out[strings.Index(out, heading)+len(heading+"\n"):], "\n\n")
+	return table
+}
+
 // rows splits a table into lines and checks that every cell of the header
 // starts at the same column as the cells below it, for the columns named.
 func rows(t *testing.T, out string, aligned ...string) []string {
@@ -205,7 +211,7 @@ func TestClientCommandsTables(t *testing.T) {
 			t.Errorf("endpoints show churn lacks %q:\n%s", want, ep)
 		}
 	}
-	if lines = rows(t, ep[strings.Index(ep, "Routes:")+len("Routes:\n"):], "VERSION", "CONFIGURED", "OBSERVED", "UPSTREAM"); len(lines) != 3 ||
+	if lines = rows(t, tableAfter(ep, "Routes:"), "VERSION", "CONFIGURED", "OBSERVED", "UPSTREAM"); len(lines) != 3 ||
 		!strings.Contains(lines[1], "90%  ") || !strings.Contains(lines[2], "10%  ") {
 		t.Errorf("endpoints show churn routes:\n%s", strings.Join(lines, "\n"))
 	}

@@ -20,7 +20,7 @@ func TestEndpointsShowConfiguredAndObserved(t *testing.T) {
 	if !strings.Contains(ep, "drained") {
 		t.Errorf("endpoints show churn after the flag lacks its drained status:\n%s", ep)
 	}
-	lines := rows(t, ep[strings.Index(ep, "Routes:")+len("Routes:\n"):], "VERSION", "CONFIGURED", "OBSERVED", "UPSTREAM")
+	lines := rows(t, tableAfter(ep, "Routes:"), "VERSION", "CONFIGURED", "OBSERVED", "UPSTREAM")
 	if len(lines) != 3 || strings.Join(strings.Fields(lines[1])[2:4], " ") != "90% 100%" || strings.Join(strings.Fields(lines[2])[2:4], " ") != "10% 0%" {
 		t.Errorf("routes after the drain, want stable 90%% -> 100%% and canary 10%% -> 0%%:\n%s", strings.Join(lines, "\n"))
 	}
