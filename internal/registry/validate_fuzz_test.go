@@ -141,8 +141,6 @@ func FuzzValidateBody(f *testing.F) {
 		`{"name":"e","model":"m","routes":[{"name":"a","version":1,"upstream_url":"http://a","weight":60},{"name":"b","version":2,"upstream_url":"http://b","weight":40}],"guard":{"max_error_rate":0.05,"min_requests":100,"window":"5m"}}`,
 		`{"routes":[{"name":"a","version":1,"upstream_url":"http://a","weight":101}],"sticky_header":"X-User"}`,
 		`{"routes":[],"clear_guard":true}`, `{}`, `{"tags":{"":""}}`,
-		`{"name":"e","model":"m","routes":[{"name":"a","version":1,"upstream_url":"http://a","weight":100},{"name":"s","version":2,"upstream_url":"http://s","weight":0,"shadow":true,"share":0.5}],"guard":{"max_error_rate":0.05,"min_requests":100,"window":"5m"},"rollout":{"steps":[10,50,100],"bake":"5m","max_error_rate":0.05,"max_latency_p99":"500ms","min_requests":20,"prometheus":[{"query":"up","threshold":1,"comparison":">="}]}}`,
-		`{"rollout":{"steps":[100],"bake":"1s"},"clear_rollout":false}`,
 	} {
 		for i := range bodyTypes {
 			f.Add(uint8(i), []byte(s))
