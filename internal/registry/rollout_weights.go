@@ -216,3 +216,77 @@ func EndRollout(st RolloutStatus, state, message string, now time.Time) RolloutS
 	}
 	return st
 }
+
+// RolloutUpdate is what an update of an endpoint does to its rollout.
+type RolloutUpdate int
+
+// What RolloutOnUpdate decides.
+const (
+	// RolloutUnchanged: the rollout status stays as it is.
+	RolloutUnchanged RolloutUpdate = iota
+	// RolloutStart: a new rollout starts from the weights in force (and
+	// replaces a running one).
+	RolloutStart
+	// RolloutCompleteNow: the configuration was removed while a rollout
+	// ran; it completes at once with the configured weights in force.
+	RolloutCompleteNow
+	// RolloutRefresh: the routes changed without moving traffic (upstream
+	// URLs, matches, shadows) while a rollout runs; the change reaches the
+	// weights in force at once (RefreshRollout).
+	RolloutRefresh
+)
+
+// RolloutOnUpdate decides what an update of an endpoint from before to
+// after does to its rollout. after holds the update's result, its
+// Rollout the configuration it keeps (nil: none) with before's status;
+// routesSet says the update set the routes. A change of non-shadow
+// weights or versions on an endpoint with a configuration starts a
+// rollout, unless nothing is served now (a flag drain left no weight):
+// there is nothing to move gradually from, so it applies at once.
+func RolloutOnUpdate(before, after *Endpoint, routesSet bool) RolloutUpdate {
+	var running *RolloutStatus
+	if before.Rollout != nil && RolloutActive(before.Rollout.RolloutStatus) {
+		running = before.Rollout.RolloutStatus
+	}
+	switch {
+	case running != nil && after.Rollout == nil:
+		return RolloutCompleteNow
+	case after.Rollout != nil && routesSet && RoutesNeedRollout(before.Routes, after.Routes) && WholeSplit(before.RoutesInForce()):
+		return RolloutStart
+	case running != nil && routesSet:
+		return RolloutRefresh
+	}
+	return RolloutUnchanged
+}
+
+// RefreshRollout carries target's upstream URLs, matches and shadow
+// routes into the weights in force of st at its step; the seq moves only
+// when what is in force changed.
+func RefreshRollout(st RolloutStatus, target []Route) RolloutStatus {
+	routes := RolloutWeights(st.From, target, st.StepPercents[st.Step-1])
+	if !slices.EqualFunc(routes, st.Routes, sameRoute) {
+		st.Seq++
+	}
+	st.Routes = routes
+	return st
+}
+
+func sameRoute(a, b Route) bool {
+	if (a.Match == nil) != (b.Match == nil) || (a.Match != nil && *a.Match != *b.Match) {
+		return false
+	}
+	a.Match, b.Match = nil, nil
+	return a == b
+}
+
+// WholeSplit reports whether the non-shadow weights of routes sum to 100:
+// all traffic goes somewhere.
+func WholeSplit(routes []Route) bool {
+	sum := 0
+	for _, r := range routes {
+		if !r.Shadow {
+			sum += r.Weight
+		}
+	}
+	return sum == 100
+}

@@ -234,3 +234,61 @@ func TestStartAndEndRollout(t *testing.T) {
 		t.Fatal("in force after the rollout ended must be the endpoint's routes")
 	}
 }
+
+func TestRolloutOnUpdate(t *testing.T) {
+	spec := &EndpointRollout{RolloutSpec: RolloutSpec{Steps: []int{50, 100}, Bake: "1m"}}
+	running := &RolloutStatus{ID: 1, State: RolloutProgressing, Step: 1, StepPercents: []int{50, 100},
+		From: []Route{rt("main", 1, 100)}, Routes: []Route{rt("main", 2, 50), rt("main@v1", 1, 50)}}
+	ended := &RolloutStatus{ID: 1, State: RolloutCompleted}
+	ep := func(routes []Route, r *EndpointRollout, st *RolloutStatus) *Endpoint {
+		e := &Endpoint{Routes: routes}
+		if r != nil {
+			cp := *r
+			cp.RolloutStatus = st
+			e.Rollout = &cp
+		}
+		return e
+	}
+	v1, v2, v3 := []Route{rt("main", 1, 100)}, []Route{rt("main", 2, 100)}, []Route{rt("main", 3, 100)}
+	moved := []Route{{Name: "main", Version: 2, UpstreamURL: "http://10.9.9.9:80", Weight: 100}}
+	drained := []Route{rt("main", 1, 0)}
+	tests := []struct {
+		name      string
+		before    *Endpoint
+		after     *Endpoint
+		routesSet bool
+		want      RolloutUpdate
+	}{
+		{"no configuration: at once", ep(v1, nil, nil), ep(v2, nil, nil), true, RolloutUnchanged},
+		{"version change starts", ep(v1, spec, nil), ep(v2, spec, nil), true, RolloutStart},
+		{"version change after an ended rollout starts", ep(v2, spec, ended), ep(v3, spec, ended), true, RolloutStart},
+		{"configuration added with the change starts", ep(v1, nil, nil), ep(v2, spec, nil), true, RolloutStart},
+		{"change while running starts a new one", ep(v2, spec, running), ep(v3, spec, running), true, RolloutStart},
+		{"upstream change while running refreshes", ep(v2, spec, running), ep(moved, spec, running), true, RolloutRefresh},
+		{"same routes while running refreshes", ep(v2, spec, running), ep(v2, spec, running), true, RolloutRefresh},
+		{"no routes set while running", ep(v2, spec, running), ep(v2, spec, running), false, RolloutUnchanged},
+		{"configuration removed while running completes", ep(v2, spec, running), ep(v2, nil, nil), false, RolloutCompleteNow},
+		{"configuration removed with a change completes", ep(v2, spec, running), ep(v3, nil, nil), true, RolloutCompleteNow},
+		{"configuration removed after it ended", ep(v2, spec, ended), ep(v2, nil, nil), false, RolloutUnchanged},
+		{"nothing served: at once", ep(drained, spec, nil), ep(v2, spec, nil), true, RolloutUnchanged},
+		{"upstream change without a rollout", ep(v2, spec, nil), ep(moved, spec, nil), true, RolloutUnchanged},
+	}
+	for _, tt := range tests {
+		if got := RolloutOnUpdate(tt.before, tt.after, tt.routesSet); got != tt.want {
+			t.Errorf("%s: RolloutOnUpdate = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRefreshRollout(t *testing.T) {
+	st := RolloutStatus{ID: 1, State: RolloutProgressing, Step: 1, StepPercents: []int{50, 100}, Seq: 4,
+		From: []Route{rt("main", 1, 100)}, Routes: []Route{rt("main", 2, 50), rt("main@v1", 1, 50)}}
+	same := RefreshRollout(st, []Route{rt("main", 2, 100)})
+	if same.Seq != 4 || weightsOf(same.Routes) != weightsOf(st.Routes) {
+		t.Errorf("an unchanged target moved the status: %+v", same)
+	}
+	moved := RefreshRollout(st, []Route{{Name: "main", Version: 2, UpstreamURL: "http://10.9.9.9:80", Weight: 100, Match: &RouteMatch{Header: "X-A", Value: "b"}}})
+	if moved.Seq != 5 || moved.Routes[0].UpstreamURL != "http://10.9.9.9:80" || moved.Routes[0].Match == nil || weightsOf(moved.Routes) != "main/v2=50(match) main@v1/v1=50" {
+		t.Errorf("refreshed: seq %d, %s", moved.Seq, weightsOf(moved.Routes))
+	}
+}

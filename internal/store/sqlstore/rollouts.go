@@ -105,20 +105,14 @@ type rolloutChange struct {
 	ended *registry.RolloutStatus
 }
 
-// applyRollout sets after's rollout from the patch, before (as stored) and
-// the routes after holds now, as the design of progressive delivery says:
-// a change of weights or versions on an endpoint with a rollout
-// configuration starts a rollout from the weights in force; removing the
-// configuration completes a running rollout at once; any other change of
-// the routes while a rollout runs (upstream URLs, matches, shadows) is
-// carried into the weights in force at once.
+// applyRollout sets after's rollout configuration from the patch and acts
+// on what registry.RolloutOnUpdate decides: start a rollout (with a new
+// id), complete a running one at once, or carry a change of the routes
+// into the weights in force.
 func (s *Store) applyRollout(ctx context.Context, t *txn, before *registry.Endpoint, after *registry.Endpoint, p registry.EndpointPatch, now time.Time) (rolloutChange, error) {
 	running := activeRollout(before)
 	var status *registry.RolloutStatus
-	if running != nil {
-		cp := *running
-		status = &cp
-	} else if st := rolloutStatusOf(before); st != nil {
+	if st := rolloutStatusOf(before); st != nil {
 		cp := *st
 		status = &cp
 	}
@@ -138,16 +132,14 @@ func (s *Store) applyRollout(ctx context.Context, t *txn, before *registry.Endpo
 		}
 	}
 
-	switch {
-	case running != nil && after.Rollout == nil:
-		// The running rollout completes with the configured weights in
-		// force; its status goes with the configuration, so the event
-		// carries it.
+	switch registry.RolloutOnUpdate(before, after, p.Routes != nil) {
+	case registry.RolloutCompleteNow:
+		// Its status goes with the configuration, so the event carries it.
 		end := registry.EndRollout(*running, registry.RolloutCompleted,
 			fmt.Sprintf("rollout %d completed at once: the rollout configuration was removed, so the configured weights are in force", running.ID), now)
 		end.Routes = slices.Clone(after.Routes)
 		return rolloutChange{action: registry.ActionEndpointRolloutCompleted, ended: &end}, nil
-	case after.Rollout != nil && p.Routes != nil && registry.RoutesNeedRollout(before.Routes, after.Routes) && wholeSplit(before.RoutesInForce()):
+	case registry.RolloutStart:
 		id, err := newRolloutID(ctx, t, after.Name, now)
 		if err != nil {
 			return rolloutChange{}, err
@@ -162,28 +154,11 @@ func (s *Store) applyRollout(ctx context.Context, t *txn, before *registry.Endpo
 			return rolloutChange{}, fmt.Errorf("drop old rollout observations: %w", err)
 		}
 		return rolloutChange{action: registry.ActionEndpointRolloutStarted}, nil
-	case running != nil && p.Routes != nil:
-		st := *after.Rollout.RolloutStatus
-		st.Routes = registry.RolloutWeights(st.From, after.Routes, st.StepPercents[st.Step-1])
-		if !sameJSON(st.Routes, running.Routes) {
-			st.Seq++
-		}
+	case registry.RolloutRefresh:
+		st := registry.RefreshRollout(*running, after.Routes)
 		after.Rollout.RolloutStatus = &st
 	}
 	return rolloutChange{}, nil
-}
-
-// wholeSplit reports whether routes send all traffic somewhere: after a
-// flag drain left no weight there is nothing to move gradually from, and
-// the configured weights apply at once.
-func wholeSplit(routes []registry.Route) bool {
-	sum := 0
-	for _, r := range routes {
-		if !r.Shadow {
-			sum += r.Weight
-		}
-	}
-	return sum == 100
 }
 
 // addRolloutEvent writes the event of what applyRollout did, after the
@@ -282,7 +257,7 @@ func (s *Store) RecordRollout(ctx context.Context, actor registry.Actor, name st
 	if next.Step < 1 || next.Step > len(next.StepPercents) {
 		return nil, registry.FieldError("step", "range", "%d is not a step of %v", next.Step, next.StepPercents)
 	}
-	if registry.RolloutActive(&next) && !wholeSplit(next.Routes) {
+	if registry.RolloutActive(&next) && !registry.WholeSplit(next.Routes) {
 		return nil, registry.FieldError("routes", "weights_sum", "weights in force must sum to 100")
 	}
 	if len(next.Message) > registry.MaxReasonLen {
