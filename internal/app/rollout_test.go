@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -348,4 +349,57 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestRolloutGatewayProcessLeads: an 'mlregistry gateway' process runs a
+// rollout driver too. With the registry stopped mid-rollout, the gateway
+// takes the lease over and completes the rollout on its own, serving each
+// step as it takes it.
+func TestRolloutGatewayProcessLeads(t *testing.T) {
+	db := "sqlite://" + filepath.Join(t.TempDir(), "registry.db")
+	r := apptest.Start(t, apptest.WithDB(db), apptest.WithConfig(rolloutConfig))
+	gw := app.New(app.Config{
+		Listen: "127.0.0.1:0", DB: db, DataPlaneOnly: true, Now: r.Clock.Now,
+		RolloutTick: 10 * time.Millisecond, GatewayPollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := gw.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+
+	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+	seedRollout(t, r, v1, map[string]any{"steps": []int{50, 100}, "bake": "1m"})
+	toV2(t, r, v2)
+	if err := r.Main.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !gw.RolloutLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway never took the rollouts lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Clock.Advance(bake)
+	for _, want := range []string{registry.RolloutProgressing, registry.RolloutCompleted} {
+		for {
+			e, err := gw.Store().GetEndpoint(ctx, "ep")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := e.Rollout.RolloutStatus; st.State == want && (want != registry.RolloutProgressing || st.Step == 2) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the gateway never moved the rollout to %s: %+v", want, e.Rollout.RolloutStatus)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if seen := traffic(t, gw.URL(), r.AdminToken, 10); seen["main v2"] != 10 {
+			t.Fatalf("gateway serves %v at %s, want v2 only", seen, want)
+		}
+		r.Clock.Advance(bake)
+	}
 }
