@@ -32,10 +32,48 @@ const bake = time.Minute
 
 // rolloutConfig is the registry configuration of the rollout tests: a
 // driver that ticks often, gateways that flush observations and poll
-// often.
+// often, and a clock that runs.
 func rolloutConfig(c *app.Config) {
 	c.RolloutTick = 10 * time.Millisecond
 	c.GatewayPollInterval = 50 * time.Millisecond
+	c.ObservationFlushInterval = 20 * time.Millisecond
+	c.Now = running(c.Now)
+}
+
+// running is a clock that runs with real time from base's reading and
+// jumps when base is moved: the test moves time past bakes, and the
+// gateway, which times upstreams with the same clock, measures their real
+// latency.
+func running(base func() time.Time) func() time.Time {
+	start := time.Now()
+	return func() time.Time { return base().Add(time.Since(start)) }
+}
+
+// flushed waits until the gateways' observations of the endpoint's
+// current step, as the driver reads them, hold want requests on route.
+func flushed(t *testing.T, r *apptest.Registry, route string, want int) {
+	t.Helper()
+	st := status(getEndpoint(t, r))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		obs, err := r.Store.RolloutObservations(t.Context(), "ep", st.ID, st.Step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, o := range obs {
+			if o.Route == route {
+				n += o.Requests
+			}
+		}
+		if n >= int64(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("step %d: observations of %s hold %d requests, want %d", st.Step, route, n, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // model is an upstream that answers with its name; fail makes it answer
@@ -183,10 +221,10 @@ func actions(evs []registry.Event) []string {
 }
 
 // TestRolloutTwoReplicasSQLite and TestRolloutTwoReplicasPostgres: two
-// registries on one database elect one rollout leader between them; the
-// rollout walks every step exactly once, and a step the leader takes is
-// served by the other replica within 1 s. When the leader stops, the
-// other takes the rollouts over.
+// registries on one database elect one rollout leader between them; every
+// rollout walks each step exactly once, and a step falling due is served
+// by the other replica within 1 s (the default driver tick and gateway
+// poll). When the leader stops, the other takes the rollouts over.
 func TestRolloutTwoReplicasSQLite(t *testing.T) {
 	testRolloutReplicas(t, "sqlite://"+filepath.Join(t.TempDir(), "registry.db"))
 }
@@ -198,11 +236,13 @@ func TestRolloutTwoReplicasPostgres(t *testing.T) {
 func testRolloutReplicas(t *testing.T, db string) {
 	replica := func(now func() time.Time) *apptest.Registry {
 		return apptest.Start(t, apptest.WithDB(db), apptest.WithConfig(func(c *app.Config) {
-			rolloutConfig(c)
-			c.GatewayPollInterval = 250 * time.Millisecond // the default: what the 1 s promise stands on
 			if now != nil {
 				c.Now = now
 			}
+			rolloutConfig(c)
+			// The defaults: what the 1 s promise stands on.
+			c.RolloutTick = 0
+			c.GatewayPollInterval = 250 * time.Millisecond
 		}))
 	}
 	a := replica(nil)
@@ -228,41 +268,58 @@ func testRolloutReplicas(t *testing.T, db string) {
 	}
 	lead, other := leader()
 
-	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
-	seedRollout(t, a, v1, map[string]any{"steps": []int{50, 100}, "bake": "1m"})
-	toV2(t, other, v2)
+	models := []*model{newModel(t, "v1"), newModel(t, "v2")}
+	seedRollout(t, a, models[0], map[string]any{"steps": []int{50, 100}, "bake": "1m"})
+	const rounds = 5
+	var took []time.Duration
+	for round := range rounds {
+		// Back and forth between v1 and v2, changed on the replica that
+		// does not lead.
+		version := 2 - round%2
+		mustStatus(t, call(t, "PATCH", other.URL+"/api/v1/endpoints/ep", other.AdminToken, map[string]any{
+			"routes": []map[string]any{{"name": "main", "version": version, "upstream_url": models[version-1].url, "weight": 100}},
+		}), http.StatusOK)
+		served := fmt.Sprintf("main v%d", version)
 
-	// The step to 100%: the other replica serves v2 alone once it has it.
-	// The time counts from the moment the step fell due: the leader's
-	// tick, its write and the other replica's poll are all in it.
-	due := time.Now()
-	a.Clock.Advance(bake)
-	var inForce time.Duration
-	for run := 0; run < 20; {
-		seen := traffic(t, other.URL, other.AdminToken, 1)
-		switch {
-		case seen["main v2"] == 0:
-			run = 0
-		case run == 0:
-			inForce = time.Since(due)
-			run++
-		default:
-			run++
+		// The step to 100%: the other replica serves the new version alone
+		// once it has it. The time counts from the moment the step fell
+		// due: the leader's tick, its write and the other replica's poll
+		// are all in it.
+		due := time.Now()
+		a.Clock.Advance(bake)
+		var inForce time.Duration
+		for run := 0; run < 20; {
+			seen := traffic(t, other.URL, other.AdminToken, 1)
+			switch {
+			case seen[served] == 0:
+				run = 0
+			case run == 0:
+				inForce = time.Since(due)
+				run++
+			default:
+				run++
+			}
+			if time.Since(due) > 10*time.Second {
+				t.Fatalf("round %d: the other replica never served step 2", round)
+			}
 		}
-		if time.Since(due) > 10*time.Second {
-			t.Fatal("the other replica never served step 2")
-		}
+		waitRollout(t, lead, "reached step 2", atStep(2))
+		took = append(took, inForce)
+		a.Clock.Advance(bake)
+		waitRollout(t, other, "completed", inState(registry.RolloutCompleted))
 	}
-	waitRollout(t, lead, "reached step 2", atStep(2))
-	t.Logf("step in force on the other replica %s after it fell due", inForce.Round(time.Millisecond))
-	if inForce > time.Second {
-		t.Errorf("step in force on the other replica %s after it fell due, want within 1s", inForce)
+	slices.Sort(took)
+	t.Logf("step in force on the other replica after it fell due, %d rounds: median %s, max %s",
+		rounds, took[rounds/2].Round(time.Millisecond), took[rounds-1].Round(time.Millisecond))
+	if took[rounds-1] > time.Second {
+		t.Errorf("a step was in force on the other replica %s after it fell due, want within 1s", took[rounds-1])
 	}
 
 	// Each step exactly once, whoever led.
-	a.Clock.Advance(bake)
-	waitRollout(t, other, "completed", inState(registry.RolloutCompleted))
-	want := []string{registry.ActionEndpointRolloutStarted, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutCompleted}
+	var want []string
+	for range rounds {
+		want = append(want, registry.ActionEndpointRolloutStarted, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutCompleted)
+	}
 	if got := actions(rolloutEvents(t, a)); !slices.Equal(got, want) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
@@ -359,7 +416,7 @@ func TestRolloutGatewayProcessLeads(t *testing.T) {
 	db := "sqlite://" + filepath.Join(t.TempDir(), "registry.db")
 	r := apptest.Start(t, apptest.WithDB(db), apptest.WithConfig(rolloutConfig))
 	gw := app.New(app.Config{
-		Listen: "127.0.0.1:0", DB: db, DataPlaneOnly: true, Now: r.Clock.Now,
+		Listen: "127.0.0.1:0", DB: db, DataPlaneOnly: true, Now: running(r.Clock.Now),
 		RolloutTick: 10 * time.Millisecond, GatewayPollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
