@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -68,6 +69,18 @@ func TestRolloutWalksEveryStep(t *testing.T) {
 			t.Logf("%s %s", e.Action, e.After)
 		}
 		t.Fatalf("events %v, want %v", got, want)
+	}
+	resp := call(t, "GET", r.URL+"/metrics", r.AdminToken, nil)
+	mustStatus(t, resp, http.StatusOK)
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, line := range []string{
+		"mlregistry_rollout_leader 1",
+		`mlregistry_rollout_actions_total{action="endpoint.rollout_step"} 2`,
+		`mlregistry_rollout_actions_total{action="endpoint.rollout_completed"} 1`,
+	} {
+		if !strings.Contains(string(metrics), "\n"+line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }
 
