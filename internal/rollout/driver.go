@@ -172,10 +172,11 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 }
 
+// release gives the lease up whether or not the last tick saw it held: a
+// tick cut short by the shutdown leaves the lease renewed in the database
+// but not known here, and only a release spares the next leader its
+// expiry. Releasing a lease held by another holder changes nothing.
 func (d *Driver) release() {
-	if !d.leader.Load() {
-		return
-	}
 	d.setLeader(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

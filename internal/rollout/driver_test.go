@@ -176,3 +176,41 @@ func TestDriverOptions(t *testing.T) {
 		t.Errorf("lease TTL not above the tick: %v", err)
 	}
 }
+
+// cutShort renews the lease in the database on every call, but once
+// armed answers only when the caller gives up: a tick the shutdown cuts
+// short after its renewal reached the database.
+type cutShort struct {
+	rollout.Store
+	armed atomic.Bool
+	hung  chan struct{}
+}
+
+func (c *cutShort) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	held, err := c.Store.AcquireLease(context.WithoutCancel(ctx), name, holder, now, ttl)
+	if !c.armed.Load() {
+		return held, err
+	}
+	select {
+	case c.hung <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+// TestDriverReleasesAfterCutShortTick: a leader stopped in the middle of
+// renewing the lease still releases it, so the next leader takes over at
+// once rather than when the lease expires.
+func TestDriverReleasesAfterCutShortTick(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	s := openStore(t, clock)
+	cs := &cutShort{Store: s, hung: make(chan struct{}, 1)}
+	a, stopA := startDriver(t, rollout.Options{Store: cs, Holder: "a", Now: clock.Now, Tick: 5 * time.Millisecond, LeaseTTL: time.Hour})
+	eventually(t, "a leads", a.Leader)
+	b, _ := startDriver(t, rollout.Options{Store: s, Holder: "b", Now: clock.Now, Tick: 5 * time.Millisecond, LeaseTTL: time.Hour})
+	cs.armed.Store(true)
+	<-cs.hung
+	stopA()
+	eventually(t, "b takes the lease over", b.Leader)
+}
