@@ -1,11 +1,25 @@
 package provider
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app/apptest"
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // rolloutHCL is a rollout block with the given body lines.
@@ -108,4 +122,237 @@ func TestAccEndpoint_rolloutInvalid(t *testing.T) {
 			})
 		})
 	}
+}
+
+// runClock moves the registry's clock forward by step every 10ms of real
+// time until the test ends: a bake of minutes passes in a fraction of a
+// second, while requests, gateway polls and observation flushes take
+// their real time.
+func runClock(t *testing.T, r *apptest.Registry, step time.Duration) {
+	t.Helper()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				r.Clock.Advance(step)
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+}
+
+// traffic sends requests through the gateway to one endpoint from a few
+// goroutines, until the test ends, and counts the answers.
+type traffic struct {
+	mu sync.Mutex
+	// served counts answers by "<X-Route> v<X-Model-Version> <status>".
+	served map[string]int
+	// matched counts the answers to requests carrying the match header by
+	// the route that answered.
+	matched map[string]int
+	err     error
+}
+
+// startTraffic sends requests to endpoint with workers goroutines; every
+// fourth request of a worker carries header (when not nil).
+func startTraffic(t *testing.T, r *apptest.Registry, endpoint string, workers int, header http.Header) *traffic {
+	t.Helper()
+	token := r.Token(t, "traffic-"+endpoint, registry.ScopeServe)
+	tr := &traffic{served: map[string]int{}, matched: map[string]int{}}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var h http.Header
+				if header != nil && i%4 == 3 {
+					h = header
+				}
+				a, err := serveOnce(r, token, endpoint, h)
+				tr.mu.Lock()
+				switch {
+				case err != nil:
+					tr.err = err
+				case h != nil:
+					tr.matched[a.route]++
+				default:
+					tr.served[fmt.Sprintf("%s v%s %d", a.route, a.version, a.status)]++
+				}
+				tr.mu.Unlock()
+			}
+		}()
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	return tr
+}
+
+// snapshot returns copies of the counts so far.
+func (tr *traffic) snapshot() (served, matched map[string]int, err error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return maps.Clone(tr.served), maps.Clone(tr.matched), tr.err
+}
+
+// rolloutEvents are the actions of the endpoint's rollout events, oldest
+// first (the registry lists events by id).
+func rolloutEvents(t *testing.T, r *apptest.Registry, endpoint string) []string {
+	t.Helper()
+	page, err := apiClient(t, r).ListEvents(context.Background(), registry.EventFilter{Endpoint: endpoint, ListOptions: registry.ListOptions{PageSize: registry.MaxPageSize}})
+	must(t, err)
+	var out []string
+	for _, e := range page.Items {
+		if strings.HasPrefix(e.Action, "endpoint.rollout_") {
+			out = append(out, e.Action)
+		}
+	}
+	return out
+}
+
+// rolloutEndpoint is an endpoint "rollout" whose route "main" serves the
+// given version from upstream, beside a route "tester" that gets only
+// the requests with X-Canary: always, and the given rollout block body.
+func rolloutEndpoint(r *apptest.Registry, version int, upstream, tester, rollout string, wait bool) string {
+	return providerBlock(r, "") + endpointModel + fmt.Sprintf(`
+resource "mlregistry_endpoint" "e" {
+  name  = "rollout"
+  model = mlregistry_model.churn.name
+  route {
+    name         = "main"
+    version      = mlregistry_model_version.v%d.version
+    upstream_url = %q
+    weight       = 100
+  }
+  route {
+    name         = "tester"
+    version      = mlregistry_model_version.v2.version
+    upstream_url = %q
+    weight       = 0
+    match {
+      header = "X-Canary"
+      value  = "always"
+    }
+  }
+  rollout {
+%s
+  }
+  wait_for_rollout = %t
+}
+
+data "mlregistry_endpoint" "e" {
+  name       = mlregistry_endpoint.e.name
+  depends_on = [mlregistry_endpoint.e]
+}
+`, version, upstream, tester, rollout, wait)
+}
+
+// TestAccEndpoint_rolloutCompletes: one apply moves route main from v1 to
+// v2 through every step against real upstreams and returns once the
+// rollout completed (wait_for_rollout); during it both versions served
+// and every request with the match header reached its route; the plan
+// marked rollout_status unknown, the next plan is empty, and the
+// registry recorded the start, each step and the completion.
+func TestAccEndpoint_rolloutCompletes(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	v1, v2, tester := namedUpstream(t, "v1"), namedUpstream(t, "v2"), namedUpstream(t, "tester")
+	const rollout = `    steps          = [10, 50, 100]
+    bake           = "1m"
+    max_error_rate = 0.5
+    min_requests   = 5`
+	var tr *traffic
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				// Created at once: no rollout.
+				Config: rolloutEndpoint(r, 1, v1, tester, rollout, true),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout").AtMapKey("steps"), knownvalue.ListExact([]knownvalue.Check{
+						knownvalue.Int64Exact(10), knownvalue.Int64Exact(50), knownvalue.Int64Exact(100),
+					})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout").AtMapKey("prometheus"), knownvalue.ListSizeExact(0)),
+				},
+			},
+			{
+				PreConfig: func() {
+					tr = startTraffic(t, r, "rollout", 4, http.Header{"X-Canary": {"always"}})
+					runClock(t, r, 2*time.Second)
+				},
+				Config: rolloutEndpoint(r, 2, v2, tester, rollout, true),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectUnknownValue(name, tfjsonpath.New("rollout_status")),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status").AtMapKey("state"), knownvalue.StringExact(registry.RolloutCompleted)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status").AtMapKey("step"), knownvalue.Int64Exact(3)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status").AtMapKey("percent"), knownvalue.Int64Exact(100)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status").AtMapKey("weights"), knownvalue.MapExact(map[string]knownvalue.Check{
+						"main": knownvalue.Int64Exact(100), "tester": knownvalue.Int64Exact(0),
+					})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(0).AtMapKey("version"), knownvalue.Int64Exact(2)),
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("rollout_status").AtMapKey("state"), knownvalue.StringExact(registry.RolloutCompleted)),
+				},
+				Check: func(*terraform.State) error {
+					served, matched, err := tr.snapshot()
+					if err != nil {
+						return err
+					}
+					t.Logf("served during the rollout: %v; matched: %v", served, matched)
+					if served["main@v1 v1 200"] == 0 || served["main v2 200"] == 0 {
+						return fmt.Errorf("during the rollout both versions should have served, got %v", served)
+					}
+					for route := range matched {
+						if route != "tester" {
+							return fmt.Errorf("a request with the match header reached route %q: %v", route, matched)
+						}
+					}
+					if matched["tester"] == 0 {
+						return fmt.Errorf("no request with the match header was answered: %v", matched)
+					}
+					want := []string{registry.ActionEndpointRolloutStarted, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutStep, registry.ActionEndpointRolloutCompleted}
+					if got := rolloutEvents(t, r, "rollout"); !slices.Equal(got, want) {
+						return fmt.Errorf("rollout events %v, want %v", got, want)
+					}
+					// Every step is over: only v2 answers now.
+					for range 20 {
+						a, err := serveOnce(r, r.AdminToken, "rollout", nil)
+						if err != nil {
+							return err
+						}
+						if a.route != "main" || a.version != "2" {
+							return fmt.Errorf("after the rollout route %q v%s answered", a.route, a.version)
+						}
+					}
+					return nil
+				},
+			},
+			{
+				ResourceName:            name,
+				ImportState:             true,
+				ImportStateId:           "rollout",
+				ImportStateVerify:       true,
+				ImportStateVerifyIgnore: []string{"wait_for_rollout"},
+			},
+		},
+	})
 }
