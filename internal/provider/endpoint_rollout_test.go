@@ -2,12 +2,17 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,6 +357,203 @@ func TestAccEndpoint_rolloutCompletes(t *testing.T) {
 				ImportStateId:           "rollout",
 				ImportStateVerify:       true,
 				ImportStateVerifyIgnore: []string{"wait_for_rollout"},
+			},
+		},
+	})
+}
+
+// TestAccTerraformCLI_rolloutRollbackIsDrift: a v2 that fails its
+// requests, then a v2 that answers slowly, each rolled back by its gate
+// at step 1: the apply that waits fails with the gate's message, the
+// registry puts v1 back, and the next plan shows that as drift with a
+// warning naming the gate. A healthy v2 then completes.
+func TestAccTerraformCLI_rolloutRollbackIsDrift(t *testing.T) {
+	t.Parallel()
+	w := newWorkspace(t).withoutTrace()
+	r := startRegistry(t)
+	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
+	ctx := context.Background()
+
+	var mode atomic.Value // "fail", "slow" or "ok"
+	mode.Store("fail")
+	v1 := namedUpstream(t, "v1")
+	v2srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		switch mode.Load() {
+		case "fail":
+			http.Error(w, "v2 is broken", http.StatusInternalServerError)
+			return
+		case "slow":
+			time.Sleep(300 * time.Millisecond)
+		}
+		fmt.Fprint(w, "v2")
+	}))
+	t.Cleanup(v2srv.Close)
+	config := func(version int, upstream string) string {
+		return requiredProvidersHCL + fmt.Sprintf(`
+provider "mlregistry" {
+  address = %q
+}
+`, r.URL) + endpointModel + fmt.Sprintf(`
+resource "mlregistry_endpoint" "e" {
+  name  = "gated"
+  model = mlregistry_model.churn.name
+  route {
+    name         = "main"
+    version      = mlregistry_model_version.v%d.version
+    upstream_url = %q
+    weight       = 100
+  }
+  rollout {
+    steps           = [25, 50, 100]
+    bake            = "1m"
+    max_error_rate  = 0.1
+    max_latency_p99 = "100ms"
+    min_requests    = 10
+  }
+  wait_for_rollout = true
+}
+`, version, upstream)
+	}
+	flat := func(out string) string { return strings.Join(strings.Fields(strings.ReplaceAll(out, "│", " ")), " ") }
+
+	w.writeConfig(config(1, v1))
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+	startTraffic(t, r, "gated", 8, nil)
+	runClock(t, r, 2*time.Second)
+
+	w.writeConfig(config(2, v2srv.URL))
+	for _, gate := range []struct{ mode, name string }{{"fail", "max_error_rate"}, {"slow", "max_latency_p99"}} {
+		mode.Store(gate.mode)
+		out, err := w.run(ctx, "apply", "-auto-approve", "-input=false")
+		if err == nil {
+			t.Fatalf("%s: the apply of a failing v2 succeeded:\n%s", gate.mode, out)
+		}
+		for _, want := range []string{`Rollout of endpoint "gated" did not complete`, "rolled back at step 1 (25%)", "route main (v2)", gate.name} {
+			if !strings.Contains(flat(out), want) {
+				t.Errorf("%s: the failed apply does not say %q:\n%s", gate.mode, want, out)
+			}
+		}
+		ep, err := apiClient(t, r).GetEndpoint(ctx, "gated")
+		must(t, err)
+		if len(ep.Routes) != 1 || ep.Routes[0].Version != 1 || ep.Status != registry.EndpointStatusRolledBack {
+			t.Fatalf("%s: after the rollback the registry holds %+v, status %q", gate.mode, ep.Routes, ep.Status)
+		}
+		out, err = w.run(ctx, "plan", "-input=false", "-detailed-exitcode")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Fatalf("%s: the plan after the rollback should show changes (exit 2): %v\n%s", gate.mode, err, out)
+		}
+		for _, want := range []string{`The last rollout of endpoint "gated" was rolled back`, gate.name, "starts a new rollout", "version = 1 -> 2"} {
+			if !strings.Contains(flat(out), want) {
+				t.Errorf("%s: the plan after the rollback does not say %q:\n%s", gate.mode, want, out)
+			}
+		}
+	}
+
+	mode.Store("ok")
+	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
+	if out, err := w.run(ctx, "plan", "-input=false", "-detailed-exitcode"); err != nil {
+		t.Fatalf("plan after the completed rollout is not empty: %v\n%s", err, out)
+	}
+	ep, err := apiClient(t, r).GetEndpoint(ctx, "gated")
+	must(t, err)
+	if s := rolloutStatusOf(ep); s == nil || s.State != registry.RolloutCompleted || ep.Routes[0].Version != 2 {
+		t.Fatalf("after the healthy apply: routes %+v, rollout %+v", ep.Routes, s)
+	}
+	w.mustRun(ctx, "destroy", "-auto-approve", "-input=false")
+}
+
+// TestAccEndpoint_rolloutNoWaitAndAbort: without wait_for_rollout the
+// apply returns with step 1 in force (the registry's clock stands still
+// here, so the rollout does too) and the next plan is empty: the state's
+// routes are the configured ones while the rollout runs. An operator's
+// pause keeps that; an abort puts v1 back, which the next plan shows.
+func TestAccEndpoint_rolloutNoWaitAndAbort(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	v1, v2, tester := namedUpstream(t, "v1"), namedUpstream(t, "v2"), namedUpstream(t, "tester")
+	const rollout = `    steps = [10, 50, 100]
+    bake  = "1h"`
+	c := apiClient(t, r)
+	ctx := context.Background()
+	status := func(path string, want knownvalue.Check) statecheck.StateCheck {
+		return statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status").AtMapKey(path), want)
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{Config: rolloutEndpoint(r, 1, v1, tester, rollout, false)},
+			{
+				Config: rolloutEndpoint(r, 2, v2, tester, rollout, false),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectUnknownValue(name, tfjsonpath.New("rollout_status"))},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					status("state", knownvalue.StringExact(registry.RolloutProgressing)),
+					status("step", knownvalue.Int64Exact(1)),
+					status("percent", knownvalue.Int64Exact(10)),
+					status("weights", knownvalue.MapExact(map[string]knownvalue.Check{
+						"main": knownvalue.Int64Exact(10), "main@v1": knownvalue.Int64Exact(90), "tester": knownvalue.Int64Exact(0),
+					})),
+					status("next_step_at", knownvalue.NotNull()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(0).AtMapKey("version"), knownvalue.Int64Exact(2)),
+				},
+			},
+			{
+				// A change that starts no rollout (the match's value) while
+				// one runs: rollout_status is unknown in the plan, since
+				// the rollout may step before the apply.
+				PreConfig: func() {
+					_, err := c.ControlRollout(ctx, "rollout", registry.RolloutOpPause, "looking at the dashboards")
+					must(t, err)
+				},
+				Config: strings.Replace(rolloutEndpoint(r, 2, v2, tester, rollout, false), `value  = "always"`, `value  = "yes"`, 1),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectUnknownValue(name, tfjsonpath.New("rollout_status"))},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					status("state", knownvalue.StringExact(registry.RolloutPaused)),
+					status("next_step_at", knownvalue.Null()),
+				},
+			},
+			{
+				PreConfig: func() {
+					_, err := c.ControlRollout(ctx, "rollout", registry.RolloutOpAbort, "v2 answers in the wrong schema")
+					must(t, err)
+				},
+				Config:             strings.Replace(rolloutEndpoint(r, 2, v2, tester, rollout, false), `value  = "always"`, `value  = "yes"`, 1),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// What the abort left, read into state.
+				RefreshState: true,
+				Check: tfresource.ComposeTestCheckFunc(
+					tfresource.TestCheckResourceAttr(name, "rollout_status.state", registry.RolloutAborted),
+					tfresource.TestMatchResourceAttr(name, "rollout_status.message", regexp.MustCompile(`aborted by admin-\d+: v2 answers in the wrong schema`)),
+					tfresource.TestCheckResourceAttr(name, "rollout_status.weights.main", "100"),
+					tfresource.TestCheckNoResourceAttr(name, "rollout_status.weights.main@v1"),
+					tfresource.TestCheckResourceAttr(name, "status", registry.EndpointStatusRolledBack),
+					tfresource.TestCheckResourceAttr(name, "route.0.version", "1"),
+				),
+			},
+			{
+				// Applying the configuration again starts a new rollout
+				// from v1.
+				Config: strings.Replace(rolloutEndpoint(r, 2, v2, tester, rollout, false), `value  = "always"`, `value  = "yes"`, 1),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply:             []plancheck.PlanCheck{plancheck.ExpectUnknownValue(name, tfjsonpath.New("rollout_status"))},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					status("state", knownvalue.StringExact(registry.RolloutProgressing)),
+					status("weights", knownvalue.MapExact(map[string]knownvalue.Check{
+						"main": knownvalue.Int64Exact(10), "main@v1": knownvalue.Int64Exact(90), "tester": knownvalue.Int64Exact(0),
+					})),
+				},
 			},
 		},
 	})
