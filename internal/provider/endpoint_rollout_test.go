@@ -558,3 +558,128 @@ func TestAccEndpoint_rolloutNoWaitAndAbort(t *testing.T) {
 		},
 	})
 }
+
+// TestAccEndpoint_shadowRoute: a shadow route is planned, applied,
+// imported and re-planned empty; it gets copies of requests while the
+// other route answers them all; a change of its share applies at once,
+// not by a rollout, although the endpoint has a rollout block.
+func TestAccEndpoint_shadowRoute(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	stable := namedUpstream(t, "stable")
+	var copies atomic.Int64
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		copies.Add(1)
+		fmt.Fprint(w, "mirror")
+	}))
+	t.Cleanup(mirror.Close)
+	config := func(share string) string {
+		return providerBlock(r, "") + endpointModel + fmt.Sprintf(`
+resource "mlregistry_endpoint" "e" {
+  name  = "shadowed"
+  model = mlregistry_model.churn.name
+  route {
+    name         = "stable"
+    version      = mlregistry_model_version.v1.version
+    upstream_url = %q
+    weight       = 100
+  }
+  route {
+    name         = "mirror"
+    version      = mlregistry_model_version.v2.version
+    upstream_url = %q
+    weight       = 0
+    shadow       = true
+    share        = %s
+  }
+  rollout {
+    steps = [50, 100]
+    bake  = "1h"
+  }
+}
+
+data "mlregistry_endpoint" "e" {
+  name       = mlregistry_endpoint.e.name
+  depends_on = [mlregistry_endpoint.e]
+}
+`, stable, mirror.URL, share)
+	}
+	mirrorRoute := func(share knownvalue.Check) map[string]knownvalue.Check {
+		return map[string]knownvalue.Check{
+			"name": knownvalue.StringExact("mirror"), "version": knownvalue.Int64Exact(2), "upstream_url": knownvalue.StringExact(mirror.URL),
+			"weight": knownvalue.Int64Exact(0), "match": knownvalue.Null(), "shadow": knownvalue.Bool(true), "share": share,
+		}
+	}
+	// served: every request is answered by stable, and the mirror gets
+	// copies (asynchronously: poll until it has some).
+	served := func(*terraform.State) error {
+		before := copies.Load()
+		for range 40 {
+			a, err := serveOnce(r, r.AdminToken, "shadowed", nil)
+			if err != nil {
+				return err
+			}
+			if a.status != http.StatusOK || a.route != "stable" || a.body != "stable" {
+				return fmt.Errorf("answered %d %q by route %q, want stable", a.status, a.body, a.route)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for copies.Load() == before {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the shadow route got no copy of 40 requests")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	}
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: config("1"),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate),
+						// The version is not known before its create.
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1), knownvalue.ObjectExact(map[string]knownvalue.Check{
+							"name": knownvalue.StringExact("mirror"), "upstream_url": knownvalue.StringExact(mirror.URL),
+							"weight": knownvalue.Int64Exact(0), "match": knownvalue.Null(), "shadow": knownvalue.Bool(true), "share": knownvalue.Int64Exact(1),
+						})),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1), knownvalue.ObjectExact(mirrorRoute(knownvalue.Int64Exact(1)))),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(0).AtMapKey("shadow"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("routes").AtSliceIndex(1).AtMapKey("shadow"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("routes").AtSliceIndex(0).AtMapKey("shadow"), knownvalue.Null()),
+				},
+				Check: served,
+			},
+			{
+				ResourceName:      name,
+				ImportState:       true,
+				ImportStateId:     "shadowed",
+				ImportStateVerify: true,
+			},
+			{
+				// 1/3 is not a float64; the registry's nearest one reads
+				// back as no change.
+				Config: config("1 / 3"),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status"), knownvalue.Null()),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status"), knownvalue.Null()),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("route").AtSliceIndex(1).AtMapKey("share"), knownvalue.Float64Exact(1.0/3)),
+				},
+				Check: served,
+			},
+		},
+	})
+}
