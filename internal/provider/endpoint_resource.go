@@ -448,7 +448,7 @@ func (r *endpointResource) ModifyPlan(ctx context.Context, req resource.ModifyPl
 		// The registry's field names the attribute (route[1].share,
 		// rollout.prometheus); its rules the provider cannot check alone
 		// (a prometheus gate on a registry without Prometheus) end here.
-		resp.Diagnostics.AddAttributeError(registryFieldPath(err, path.Root("route")), "Invalid endpoint", err.Error())
+		resp.Diagnostics.AddAttributeError(registryFieldPath(err, path.Root("route")), "Invalid endpoint", registryRuleMessage(err))
 	case errors.Is(err, registry.ErrAlreadyExists):
 		resp.Diagnostics.AddAttributeError(path.Root("name"), "Endpoint already exists",
 			fmt.Sprintf("%s\n\nTo manage the existing endpoint with Terraform, import it: terraform import <address> %s", err, name))
@@ -548,7 +548,9 @@ func (r *endpointResource) Update(ctx context.Context, req resource.UpdateReques
 		addAPIError(&resp.Diagnostics, "update", fmt.Sprintf("endpoint %q", name), err)
 		return
 	}
-	if plan.WaitForRollout.ValueBool() {
+	// Only a rollout this apply starts is waited for: one an operator
+	// paused earlier is not this apply's to finish.
+	if plan.WaitForRollout.ValueBool() && rolloutStarts(ctx, &state, &plan) {
 		var werr error
 		e, werr = waitForRollout(ctx, r.client, name, e)
 		switch {

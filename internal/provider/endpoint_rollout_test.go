@@ -358,6 +358,18 @@ func TestAccEndpoint_rolloutCompletes(t *testing.T) {
 				ImportStateVerify:       true,
 				ImportStateVerifyIgnore: []string{"wait_for_rollout"},
 			},
+			{
+				// A change that starts no rollout, with none running: the
+				// plan knows rollout_status stays as it is.
+				Config: strings.Replace(rolloutEndpoint(r, 2, v2, tester, rollout, true), "  wait_for_rollout", "  timeout = \"5s\"\n  wait_for_rollout", 1),
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+						plancheck.ExpectKnownValue(name, tfjsonpath.New("rollout_status").AtMapKey("state"), knownvalue.StringExact(registry.RolloutCompleted)),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
 		},
 	})
 }
