@@ -288,8 +288,12 @@ func rolloutWaitBound(s *registry.RolloutStatus, spec *registry.RolloutSpec) tim
 	return 2*time.Duration(steps)*bake + slack
 }
 
-// errRolloutFailed is a rollout that ended without completing.
-var errRolloutFailed = errors.New("rollout did not complete")
+var (
+	// errRolloutFailed is a rollout that ended without completing.
+	errRolloutFailed = errors.New("rollout did not complete")
+	// errWaitBound ends a wait that reached rolloutWaitBound.
+	errWaitBound = errors.New("wait bound reached")
+)
 
 // waitForRollout polls the endpoint until its rollout is no longer
 // progressing or paused, and returns the endpoint as it then is. A rollout
@@ -307,7 +311,7 @@ func waitForRollout(ctx context.Context, c *client.Client, name string, e *regis
 		spec = &e.Rollout.RolloutSpec
 	}
 	bound := rolloutWaitBound(s, spec)
-	ctx, cancel := context.WithTimeout(ctx, bound)
+	ctx, cancel := context.WithTimeoutCause(ctx, bound, errWaitBound)
 	defer cancel()
 	poll := firstWaitPoll
 	lastStep := -1
@@ -321,7 +325,7 @@ func waitForRollout(ctx context.Context, c *client.Client, name string, e *regis
 		case <-ctx.Done():
 			t.Stop()
 			why := "the apply was interrupted"
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			if errors.Is(context.Cause(ctx), errWaitBound) {
 				why = fmt.Sprintf("it did not complete within %s (twice the steps' bakes plus 10m)", bound)
 			}
 			return e, fmt.Errorf("stopped waiting for the rollout of endpoint %q: %s. It goes on in the registry: %s", name, why, describeRollout(s))

@@ -695,3 +695,77 @@ data "mlregistry_endpoint" "e" {
 		},
 	})
 }
+
+// TestWaitForRollout drives the wait of wait_for_rollout against a real
+// registry whose clock stands still, so a rollout stays where it is put:
+// an interrupted wait says where the rollout stands, an abort while
+// waiting ends the wait with the abort's message, and a completed
+// rollout (its configuration removed) ends it without error.
+func TestWaitForRollout(t *testing.T) {
+	t.Parallel()
+	r := startRegistry(t)
+	ctx := context.Background()
+	c := apiClient(t, r)
+	for _, v := range []int{1, 2} {
+		if v == 1 {
+			_, err := c.CreateModel(ctx, registry.ModelCreate{Name: "waited"})
+			must(t, err)
+		}
+		_, err := c.CreateVersion(ctx, "waited", registry.ModelVersionCreate{Source: fmt.Sprintf("s3://m/%d", v), Checksum: checksum(v), Format: "onnx"})
+		must(t, err)
+	}
+	spec := &registry.RolloutSpec{Steps: []int{10, 50, 100}, Bake: "1h"}
+	route := func(version int64) []registry.Route {
+		return []registry.Route{{Name: "main", Version: version, UpstreamURL: "http://main.internal", Weight: 100}}
+	}
+	start := func(t *testing.T, name string) *registry.Endpoint {
+		t.Helper()
+		_, err := c.CreateEndpoint(ctx, registry.EndpointCreate{Name: name, Model: "waited", Routes: route(1), Rollout: spec})
+		must(t, err)
+		routes := route(2)
+		e, err := c.UpdateEndpoint(ctx, name, registry.EndpointPatch{Routes: &routes}, 0)
+		must(t, err)
+		if s := rolloutStatusOf(e); s == nil || s.State != registry.RolloutProgressing {
+			t.Fatalf("the update started no rollout: %+v", e.Rollout)
+		}
+		return e
+	}
+
+	t.Run("interrupted", func(t *testing.T) {
+		e := start(t, "interrupted")
+		_, err := c.ControlRollout(ctx, "interrupted", registry.RolloutOpPause, "")
+		must(t, err)
+		wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		_, err = waitForRollout(wctx, c, "interrupted", e)
+		if err == nil || !strings.Contains(err.Error(), "the apply was interrupted") || !strings.Contains(err.Error(), "rollout paused at step 1 of 3 (10%)") {
+			t.Fatalf("interrupted wait: %v", err)
+		}
+	})
+	t.Run("aborted", func(t *testing.T) {
+		// The wait starts from the answer that started the rollout, as
+		// apply does, and learns of the abort by polling.
+		e := start(t, "aborted")
+		_, err := c.ControlRollout(ctx, "aborted", registry.RolloutOpAbort, "wrong schema")
+		must(t, err)
+		got, err := waitForRollout(ctx, c, "aborted", e)
+		if !errors.Is(err, errRolloutFailed) || !strings.Contains(err.Error(), "wrong schema") {
+			t.Fatalf("aborted wait: %v", err)
+		}
+		if s := rolloutStatusOf(got); s == nil || s.State != registry.RolloutAborted || got.Routes[0].Version != 1 {
+			t.Fatalf("the wait returned %+v, rollout %+v", got.Routes, s)
+		}
+	})
+	t.Run("completed", func(t *testing.T) {
+		e := start(t, "completed")
+		_, err := c.UpdateEndpoint(ctx, "completed", registry.EndpointPatch{ClearRollout: true}, 0)
+		must(t, err)
+		got, err := waitForRollout(ctx, c, "completed", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := rolloutStatusOf(got); s == nil || s.State != registry.RolloutCompleted || got.Routes[0].Version != 2 {
+			t.Fatalf("the wait returned %+v, rollout %+v", got.Routes, s)
+		}
+	})
+}
