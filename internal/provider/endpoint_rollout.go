@@ -508,6 +508,9 @@ func planRolloutStatus(ctx context.Context, req resource.ModifyPlanRequest, stat
 	switch current := st.State.ValueString(); {
 	case resp.Plan.Raw.Equal(req.State.Raw):
 		// Nothing changes (planStateWhenUnchanged planned the state).
+	case plan.Rollout.IsNull() && !state.Rollout.IsNull():
+		// The registry keeps no status without a configuration; removing
+		// it ends a running rollout first.
 	case !starts && current != registry.RolloutProgressing && current != registry.RolloutPaused:
 		diags.Append(resp.Plan.SetAttribute(ctx, path.Root("rollout_status"), state.RolloutStatus)...)
 	}
