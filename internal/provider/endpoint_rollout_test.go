@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app/apptest"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -130,28 +132,20 @@ func TestAccEndpoint_rolloutInvalid(t *testing.T) {
 	}
 }
 
-// runClock moves the registry's clock forward by step every 10ms of real
-// time until the test ends: a bake of minutes passes in a fraction of a
-// second, while requests, gateway polls and observation flushes take
-// their real time.
-func runClock(t *testing.T, r *apptest.Registry, step time.Duration) {
+// startFastRegistry boots a registry whose clock runs speed times as
+// fast as the real one, from the moment it starts: a bake of a minute
+// passes in 60/speed seconds. Everything the registry times runs that
+// fast, upstream latencies as the gateway measures them included (a
+// 2 ms answer takes 100 ms at speed 50), so latency thresholds in these
+// tests are real ones times speed, below the gateway's highest latency
+// bound (10s), which is the most a p99 estimate says.
+func startFastRegistry(t *testing.T, speed float64) *apptest.Registry {
 	t.Helper()
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				r.Clock.Advance(step)
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-done })
+	base, start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Now()
+	return apptest.Start(t, apptest.WithConfig(func(c *app.Config) {
+		c.ShutdownTimeout = 15 * time.Second
+		c.Now = func() time.Time { return base.Add(time.Duration(float64(time.Since(start)) * speed)) }
+	}))
 }
 
 // traffic sends requests through the gateway to one endpoint from a few
@@ -282,7 +276,10 @@ data "mlregistry_endpoint" "e" {
 // marked rollout_status unknown, the next plan is empty, and the
 // registry recorded the start, each step and the completion.
 func TestAccEndpoint_rolloutCompletes(t *testing.T) {
-	r := testRegistry(t)
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance test: set TF_ACC=1")
+	}
+	r := startFastRegistry(t, 50)
 	const name = "mlregistry_endpoint.e"
 	v1, v2, tester := namedUpstream(t, "v1"), namedUpstream(t, "v2"), namedUpstream(t, "tester")
 	const rollout = `    steps          = [10, 50, 100]
@@ -308,7 +305,6 @@ func TestAccEndpoint_rolloutCompletes(t *testing.T) {
 			{
 				PreConfig: func() {
 					tr = startTraffic(t, r, "rollout", 4, http.Header{"X-Canary": {"always"}})
-					runClock(t, r, 2*time.Second)
 				},
 				Config: rolloutEndpoint(r, 2, v2, tester, rollout, true),
 				ConfigPlanChecks: tfresource.ConfigPlanChecks{
@@ -404,7 +400,7 @@ func TestAccEndpoint_rolloutCompletes(t *testing.T) {
 func TestAccTerraformCLI_rolloutRollbackIsDrift(t *testing.T) {
 	t.Parallel()
 	w := newWorkspace(t).withoutTrace()
-	r := startRegistry(t)
+	r := startFastRegistry(t, 50)
 	w.env["MLREGISTRY_TOKEN"] = r.AdminToken
 	ctx := context.Background()
 
@@ -417,6 +413,7 @@ func TestAccTerraformCLI_rolloutRollbackIsDrift(t *testing.T) {
 			http.Error(w, "v2 is broken", http.StatusInternalServerError)
 			return
 		case "slow":
+			// 15s at the registry's speed, against a p99 gate of 5s.
 			time.Sleep(300 * time.Millisecond)
 		}
 		fmt.Fprint(w, "v2")
@@ -441,7 +438,7 @@ resource "mlregistry_endpoint" "e" {
     steps           = [25, 50, 100]
     bake            = "1m"
     max_error_rate  = 0.1
-    max_latency_p99 = "100ms"
+    max_latency_p99 = "5s"
     min_requests    = 10
   }
   wait_for_rollout = true
@@ -453,7 +450,6 @@ resource "mlregistry_endpoint" "e" {
 	w.writeConfig(config(1, v1))
 	w.mustRun(ctx, "apply", "-auto-approve", "-input=false")
 	startTraffic(t, r, "gated", 8, nil)
-	runClock(t, r, 2*time.Second)
 
 	w.writeConfig(config(2, v2srv.URL))
 	for _, gate := range []struct{ mode, name string }{{"fail", "max_error_rate"}, {"slow", "max_latency_p99"}} {
