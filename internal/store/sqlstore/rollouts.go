@@ -127,7 +127,7 @@ func (s *Store) applyRollout(ctx context.Context, t *txn, before *registry.Endpo
 	if after.Rollout != nil {
 		// The guard may have changed in the same patch: the bake is
 		// judged against the guard as it will be stored.
-		if err := after.Rollout.RolloutSpec.Validate("rollout", after.Guard); err != nil {
+		if err := after.Rollout.Validate("rollout", after.Guard); err != nil {
 			return rolloutChange{}, err
 		}
 	}
