@@ -68,7 +68,7 @@ func (r *rolloutVals) String() string {
 	for i, p := range r.Steps {
 		steps[i] = strconv.FormatInt(p, 10) + "%"
 	}
-	s := "steps " + strings.Join(steps, ", ") + "; bake " + orUnknownValue(r.Bake) + " per step"
+	s := "steps " + strings.Join(steps, ", ") + "; bake " + orKnownAtApply(r.Bake) + " per step"
 	if g := r.gates(); len(g) > 0 {
 		s += "; gates: " + strings.Join(g, "; ")
 	} else {
@@ -77,7 +77,7 @@ func (r *rolloutVals) String() string {
 	return s
 }
 
-func orUnknownValue(s *string) string {
+func orKnownAtApply(s *string) string {
 	if s == nil {
 		return "(known at apply)"
 	}
@@ -102,7 +102,7 @@ func (r *rolloutVals) gates() []string {
 	return out
 }
 
-// Rollout states as the summary shows them.
+// stateIcon marks a rollout state in the summary.
 func stateIcon(state string) string {
 	switch state {
 	case registry.RolloutProgressing:

@@ -77,7 +77,7 @@ func TestEndpointsRollout(t *testing.T) {
 		"Next step due:",
 		"Weights in force (step 1 of 3 (25%); the routes above are the target):",
 	)
-	inForce := rows(t, ep[strings.Index(ep, "the target):\n")+len("the target):\n"):], "VERSION", "WEIGHT", "UPSTREAM")
+	inForce := rows(t, tableAfter(ep, "the target):"), "VERSION", "WEIGHT", "UPSTREAM")
 	if len(inForce) != 3 || strings.Join(strings.Fields(inForce[1])[:3], " ") != "stable 1 80%" || strings.Join(strings.Fields(inForce[2])[:3], " ") != "canary 2 20%" {
 		t.Errorf("weights in force at 25%% of 90/10 -> 50/50, want stable 80%% and canary 20%%:\n%s", strings.Join(inForce, "\n"))
 	}

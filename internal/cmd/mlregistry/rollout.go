@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,7 @@ state that allows the operation is refused (exit 5).`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op, name := args[0], args[1]
-			if !strings.Contains(","+strings.Join(rolloutOps, ",")+",", ","+op+",") {
+			if !slices.Contains(rolloutOps, op) {
 				return usageErrorf("%q is not a rollout operation; valid choices: %s", op, strings.Join(rolloutOps, ", "))
 			}
 			return r.run(cmd, func(ctx context.Context, c *client.Client, asJSON bool) error {
