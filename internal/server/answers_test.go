@@ -215,7 +215,7 @@ func TestCachedAnswersAcrossReplicas(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, dsn string) {
 		const poll = 100 * time.Millisecond
 		a := newEnvWith(t, dsn, sqlstore.Options{ChangePoll: poll}, true)
-		b := newReplica(t, a, dsn, poll)
+		b := newReplica(t, a, dsn, poll).url
 
 		a.createModel(registry.ModelCreate{Name: "churn"})
 		a.createVersion("churn", registry.ModelVersionCreate{Checksum: sha("1"), Tags: map[string]string{"env": "prod"}})
@@ -269,9 +269,14 @@ func TestCachedAnswersAcrossReplicas(t *testing.T) {
 	})
 }
 
+type replica struct {
+	url   string
+	store *sqlstore.Store
+}
+
 // newReplica starts a second server, with its own store and answer cache,
-// on a's database; it returns its URL. Tokens are a's.
-func newReplica(t *testing.T, a *testEnv, dsn string, poll time.Duration) string {
+// on a's database. Tokens are a's.
+func newReplica(t *testing.T, a *testEnv, dsn string, poll time.Duration) replica {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{Now: a.clock.Now, ChangePoll: poll})
@@ -292,7 +297,7 @@ func newReplica(t *testing.T, a *testEnv, dsn string, poll time.Duration) string
 		ts.Close()
 		_ = srv.Close()
 	})
-	return ts.URL
+	return replica{url: ts.URL, store: st}
 }
 
 func patchAt(t *testing.T, base, path, token, body string) {
@@ -312,4 +317,47 @@ func patchAt(t *testing.T, base, path, token, body string) {
 		b, _ := io.ReadAll(res.Body)
 		t.Fatalf("PATCH %s on %s: %d %s", path, base, res.StatusCode, b)
 	}
+}
+
+// TestUnrelatedWritesKeepAnswers: writes that change no model or version
+// answer (the rollout driver renews its lease several times a second) must
+// not move the change generation, or every cached answer is dropped.
+func TestUnrelatedWritesKeepAnswers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		e := newEnvWith(t, dsn, sqlstore.Options{ChangePoll: time.Hour}, true)
+		other := newReplica(t, e, dsn, time.Hour)
+		ctx := context.Background()
+		e.createModel(registry.ModelCreate{Name: "churn"})
+		e.createVersion("churn", registry.ModelVersionCreate{Checksum: sha("1")})
+		c, err := e.store.Changes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The poll's first look after the writes above.
+		if err := c.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		gen := c.Generation()
+		for i := range 3 {
+			for _, st := range []*sqlstore.Store{e.store, other.store} {
+				if _, err := st.AcquireLease(ctx, "rollouts", "replica-a", e.clock.Now(), time.Second); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := c.Check(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if now := c.Generation(); now != gen {
+				t.Fatalf("lease renewals (round %d) moved the change generation from %d to %d: every cached answer is dropped", i+1, gen, now)
+			}
+		}
+		// A write that changes an answer, on the other replica, does.
+		patchAt(t, other.url, "/api/v1/models/churn/versions/1", e.writer, `{"description":"from b"}`)
+		if err := c.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c.Generation() == gen {
+			t.Fatal("another replica's version update did not move the change generation")
+		}
+	})
 }

@@ -27,8 +27,10 @@ const defaultChangePoll = 200 * time.Millisecond
 //   - commits of other processes (other replicas on PostgreSQL, another
 //     program on the same SQLite file) are found by a poll every
 //     Options.ChangePoll. SQLite: PRAGMA data_version on a connection of
-//     its own, which changes whenever another connection has committed.
-//     PostgreSQL: the text of pg_current_snapshot(), which changes
+//     its own, which changes whenever another connection has committed,
+//     and then the newest audit event's id, which changes only with a
+//     write that has an event (every write that changes an answer; not
+//     the rollout lease's renewals). PostgreSQL: the text of pg_current_snapshot(), which changes
 //     whenever any transaction of the cluster completes; a transaction
 //     that committed between two polls either raised the snapshot's xmax
 //     or left its in-progress list, whatever order transactions commit
@@ -42,8 +44,10 @@ type Changes struct {
 	gen  atomic.Uint64
 	poll time.Duration
 
-	// last is the previous poll's reading; only the poll goroutine uses it.
-	last string
+	// mu serialises polls (the tick's and Check's); last is the previous
+	// poll's reading.
+	mu   sync.Mutex
+	last reading
 	// conn is SQLite's dedicated connection (data_version is per
 	// connection); db is its one-connection pool.
 	db   *sql.DB
@@ -80,13 +84,13 @@ func (s *Store) Changes(ctx context.Context) (*Changes, error) {
 			st.err = err
 			return
 		}
-		reading, err := c.read(ctx)
+		r, err := c.read(ctx, nil)
 		if err != nil {
 			c.closeConn()
 			st.err = s.normalize(ctx, "watch changes", err)
 			return
 		}
-		c.last = reading
+		c.last = r
 		st.c = c
 		go c.run()
 	})
@@ -123,18 +127,57 @@ func (c *Changes) closeConn() {
 	}
 }
 
-// read is one poll's reading: equal readings mean no commit in between.
-func (c *Changes) read(ctx context.Context) (string, error) {
+// reading is what one poll found; equal readings mean no commit that
+// changes an answer in between.
+type reading struct {
+	// dataVersion is SQLite's PRAGMA data_version: it moves with every
+	// commit of another connection, answers or not (the rollout lease is
+	// renewed several times a second), so it only gates the second read.
+	dataVersion int64
+	// events is the newest audit event's id (SQLite): every write that
+	// changes an answer writes one, and SQLite's single writer hands ids
+	// out in commit order. On PostgreSQL, the snapshot text.
+	events string
+}
+
+// read takes a reading; prev is the last one, whose events part is kept
+// when SQLite's data_version says nothing committed.
+func (c *Changes) read(ctx context.Context, prev *reading) (reading, error) {
+	var r reading
 	if c.conn != nil {
-		var v int64
-		if err := c.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-			return "", err
+		if err := c.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&r.dataVersion); err != nil {
+			return r, err
 		}
-		return strconv.FormatInt(v, 10), nil
+		if prev != nil && prev.dataVersion == r.dataVersion {
+			r.events = prev.events
+			return r, nil
+		}
+		var id sql.NullInt64
+		if err := c.conn.QueryRowContext(ctx, "SELECT MAX(id) FROM events").Scan(&id); err != nil {
+			return r, err
+		}
+		r.events = strconv.FormatInt(id.Int64, 10)
+		return r, nil
 	}
-	var snap string
-	err := c.s.r.QueryRowContext(ctx, "SELECT pg_current_snapshot()::text").Scan(&snap)
-	return snap, err
+	err := c.s.r.QueryRowContext(ctx, "SELECT pg_current_snapshot()::text").Scan(&r.events)
+	return r, err
+}
+
+// Check polls now, as the next tick would: a test, or a caller that knows
+// another process just wrote, need not wait for the tick.
+func (c *Changes) Check(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, err := c.read(ctx, &c.last)
+	if err != nil {
+		c.gen.Add(1)
+		return c.s.normalize(ctx, "watch changes", err)
+	}
+	if r.events != c.last.events {
+		c.gen.Add(1)
+	}
+	c.last = r
+	return nil
 }
 
 func (c *Changes) run() {
@@ -150,23 +193,15 @@ func (c *Changes) run() {
 		case <-tick.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.poll+time.Second)
-		reading, err := c.read(ctx)
+		err := c.Check(ctx)
 		cancel()
-		if err != nil {
-			c.gen.Add(1)
-			if !failing {
-				c.s.log.Warn("sqlstore: cannot poll for changes; cached answers are dropped until it works again", "err", err)
-			}
+		switch {
+		case err != nil && !failing:
+			c.s.log.Warn("sqlstore: cannot poll for changes; cached answers are dropped until it works again", "err", err)
 			failing = true
-			continue
-		}
-		if failing {
+		case err == nil && failing:
 			c.s.log.Info("sqlstore: polling for changes works again")
 			failing = false
-		}
-		if reading != c.last {
-			c.last = reading
-			c.gen.Add(1)
 		}
 	}
 }
