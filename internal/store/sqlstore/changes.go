@@ -30,13 +30,11 @@ const defaultChangePoll = 200 * time.Millisecond
 //     its own, which changes whenever another connection has committed,
 //     and then the newest audit event's id, which changes only with a
 //     write that has an event (every write that changes an answer; not
-//     the rollout lease's renewals). PostgreSQL: the text of pg_current_snapshot(), which changes
-//     whenever any transaction of the cluster completes; a transaction
-//     that committed between two polls either raised the snapshot's xmax
-//     or left its in-progress list, whatever order transactions commit
-//     in (unlike MAX(events.id), whose ids are taken before commit). Other
-//     databases' transactions move it too: a spurious move costs a cache
-//     miss, never a stale answer.
+//     the rollout lease's renewals). PostgreSQL: the sum of the per-model
+//     counters in change_stamps, which every write with an event naming
+//     a model increments in its transaction; it grows with each such
+//     commit whatever order transactions commit in, unlike
+//     MAX(events.id), whose ids are taken before commit.
 //
 // A poll that fails moves the generation: the store cannot tell.
 type Changes struct {
@@ -136,7 +134,8 @@ type reading struct {
 	dataVersion int64
 	// events is the newest audit event's id (SQLite): every write that
 	// changes an answer writes one, and SQLite's single writer hands ids
-	// out in commit order. On PostgreSQL, the snapshot text.
+	// out in commit order. On PostgreSQL, the sum of change_stamps (see
+	// migration 0010).
 	events string
 }
 
@@ -159,7 +158,9 @@ func (c *Changes) read(ctx context.Context, prev *reading) (reading, error) {
 		r.events = strconv.FormatInt(id.Int64, 10)
 		return r, nil
 	}
-	err := c.s.r.QueryRowContext(ctx, "SELECT pg_current_snapshot()::text").Scan(&r.events)
+	var sum int64
+	err := c.s.r.QueryRowContext(ctx, "SELECT CAST(COALESCE(SUM(changes), 0) AS BIGINT) FROM change_stamps").Scan(&sum)
+	r.events = strconv.FormatInt(sum, 10)
 	return r, err
 }
 

@@ -179,6 +179,12 @@ func (s *Store) addEvent(ctx context.Context, t *txn, actor registry.Actor, at t
 		t.changed = true
 		t.afterCommit(s.committed)
 	}
+	if t.pg && e.model != "" {
+		if _, err := t.exec(ctx, `INSERT INTO change_stamps (model, changes) VALUES (?, 1)
+			ON CONFLICT (model) DO UPDATE SET changes = change_stamps.changes + 1`, e.model); err != nil {
+			return fmt.Errorf("change stamp: %w", err)
+		}
+	}
 	before, err := nullJSON(e.before, e.before == nil)
 	if err != nil {
 		return err
