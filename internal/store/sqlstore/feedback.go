@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
@@ -158,39 +159,60 @@ func (s *Store) RecordFeedback(ctx context.Context, actor registry.Actor, endpoi
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		var added []string
-		sums := map[liveKey]registry.LiveSums{}
-		versions := map[int64]bool{}
-	items:
+		// Names first, so an item refused for a new name keeps its request
+		// ID unspent; a repeat inside the batch is refused here too.
+		type candidate struct {
+			it    registry.FeedbackRecord
+			fresh []string
+		}
+		tentative := maps.Clone(names)
+		inBatch := make(map[string]bool, len(items))
+		cands := make([]candidate, 0, len(items))
 		for _, it := range items {
 			var fresh []string
 			for _, k := range slices.Sorted(maps.Keys(it.Metrics)) {
-				if !names[k] {
+				if !tentative[k] {
 					fresh = append(fresh, k)
 				}
 			}
-			if len(names)+len(fresh) > registry.MaxLiveMetricNames {
+			if len(tentative)+len(fresh) > registry.MaxLiveMetricNames {
 				res.Rejected = append(res.Rejected, registry.FeedbackRejected{Index: it.Index, Reason: fmt.Sprintf(
 					"metrics: endpoint %q collects %d metric names, the most it may; %q would be new (send the metrics it already collects)",
-					endpoint, len(names), fresh[0])})
-				continue items
+					endpoint, len(tentative), fresh[0])})
+				continue
 			}
-			r, err := t.exec(ctx, `INSERT INTO feedback_receipts (endpoint, request_id, expires_at) VALUES (?, ?, ?)
-				ON CONFLICT (endpoint, request_id) DO NOTHING`,
-				endpoint, it.Receipt.RequestID, it.Receipt.IssuedAt.Add(registry.ReceiptValidity).UnixMicro())
-			if err != nil {
-				return err
+			if inBatch[it.Receipt.RequestID] {
+				res.Rejected = append(res.Rejected, duplicate(it))
+				continue
 			}
-			if n, err := r.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				res.Rejected = append(res.Rejected, registry.FeedbackRejected{Index: it.Index, Reason: fmt.Sprintf(
-					"duplicate: feedback for request %q was already recorded", it.Receipt.RequestID)})
-				continue items
-			}
+			inBatch[it.Receipt.RequestID] = true
 			for _, k := range fresh {
-				names[k] = true
-				added = append(added, k)
+				tentative[k] = true
+			}
+			cands = append(cands, candidate{it: it, fresh: fresh})
+		}
+		recs := make([]registry.FeedbackRecord, len(cands))
+		for i, c := range cands {
+			recs[i] = c.it
+		}
+		fresh, err := s.claimRequests(ctx, t, endpoint, recs)
+		if err != nil {
+			return err
+		}
+		var added []string
+		sums := map[liveKey]registry.LiveSums{}
+		versions := map[int64]bool{}
+		for _, c := range cands {
+			it := c.it
+			if !fresh[it.Receipt.RequestID] {
+				res.Rejected = append(res.Rejected, duplicate(it))
+				continue
+			}
+			for _, k := range c.fresh {
+				if !names[k] {
+					names[k] = true
+					added = append(added, k)
+				}
 			}
 			bucket := it.Receipt.IssuedAt.UTC().Truncate(registry.LiveBucket).Unix()
 			for k, v := range it.Metrics {
@@ -204,6 +226,7 @@ func (s *Store) RecordFeedback(ctx context.Context, actor registry.Actor, endpoi
 			versions[it.Receipt.Version] = true
 			res.Accepted++
 		}
+		slices.SortFunc(res.Rejected, func(a, b registry.FeedbackRejected) int { return cmp.Compare(a.Index, b.Index) })
 		for _, n := range added {
 			if _, err := t.exec(ctx, "INSERT INTO live_metric_names (endpoint, name) VALUES (?, ?) ON CONFLICT (endpoint, name) DO NOTHING", endpoint, n); err != nil {
 				return err
@@ -241,6 +264,61 @@ func (s *Store) RecordFeedback(ctx context.Context, actor registry.Actor, endpoi
 		return nil, err
 	}
 	return res, nil
+}
+
+func duplicate(it registry.FeedbackRecord) registry.FeedbackRejected {
+	return registry.FeedbackRejected{Index: it.Index, Reason: fmt.Sprintf(
+		"duplicate: feedback for request %q was already recorded", it.Receipt.RequestID)}
+}
+
+// claimChunks are the row counts of the multi-row inserts claimRequests
+// sends: a few fixed statement shapes, so each is prepared once.
+var claimChunks = []int{100, 10, 1}
+
+// claimRequests records the request IDs of items (distinct) as fed back
+// and returns those that were not already: one multi-row insert per chunk
+// instead of a statement per item.
+func (s *Store) claimRequests(ctx context.Context, t *txn, endpoint string, items []registry.FeedbackRecord) (map[string]bool, error) {
+	fresh := make(map[string]bool, len(items))
+	for len(items) > 0 {
+		n := claimChunks[len(claimChunks)-1]
+		for _, c := range claimChunks {
+			if len(items) >= c {
+				n = c
+				break
+			}
+		}
+		chunk := items[:n]
+		items = items[n:]
+		var q strings.Builder
+		q.WriteString("INSERT INTO feedback_receipts (endpoint, request_id, expires_at) VALUES ")
+		args := make([]any, 0, 3*n)
+		for i, it := range chunk {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?, ?, ?)")
+			args = append(args, endpoint, it.Receipt.RequestID, it.Receipt.IssuedAt.Add(registry.ReceiptValidity).UnixMicro())
+		}
+		q.WriteString(" ON CONFLICT (endpoint, request_id) DO NOTHING RETURNING request_id")
+		rows, err := t.query(ctx, q.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			fresh[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return fresh, nil
 }
 
 // LiveSeries sums the selected buckets per endpoint, version and metric.
