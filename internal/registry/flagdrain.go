@@ -37,14 +37,26 @@ type FlagDrainResult struct {
 	Message string
 }
 
-// DrainFlagged applies the emergency stop to one endpoint: every route to
-// the flagged version loses its weight and its header match, and the weight goes to the
+// DrainFlagged applies the emergency stop to one endpoint: every shadow
+// route to the flagged version is removed, every other route to it loses
+// its weight and its header match, and the weight goes to the
 // heaviest route (the first of equals) to an unflagged version that may
 // take traffic. With no such route every weight ends at 0 and the gateway
 // answers 503 until someone sets the routes: a flagged version serving
 // nothing is safer than one serving anything.
 func DrainFlagged(d FlagDrain) FlagDrainResult {
-	routes := append([]Route(nil), d.Routes...)
+	// A shadow route gets copies of real requests, so the emergency stop
+	// removes shadows of the flagged version outright (a shadow has no
+	// weight to lose and cannot be kept without its share).
+	routes := make([]Route, 0, len(d.Routes))
+	var unshadowed []string
+	for _, r := range d.Routes {
+		if r.Shadow && r.Version == d.Version {
+			unshadowed = append(unshadowed, strconv.Quote(r.Name))
+			continue
+		}
+		routes = append(routes, r)
+	}
 	moved := 0
 	var lost, unmatched []string
 	for i := range routes {
@@ -64,7 +76,7 @@ func DrainFlagged(d FlagDrain) FlagDrainResult {
 			r.Match = nil
 		}
 	}
-	if moved == 0 && len(unmatched) == 0 {
+	if moved == 0 && len(unmatched) == 0 && len(unshadowed) == 0 {
 		return FlagDrainResult{Routes: routes}
 	}
 	msg := "version " + strconv.FormatInt(d.Version, 10) + " flagged"
@@ -73,7 +85,14 @@ func DrainFlagged(d FlagDrain) FlagDrainResult {
 	}
 	msg += ": "
 	if moved == 0 {
-		return FlagDrainResult{Changed: true, Routes: routes, Message: msg + lostMatch(unmatched)}
+		var parts []string
+		if len(unmatched) > 0 {
+			parts = append(parts, lostMatch(unmatched))
+		}
+		if len(unshadowed) > 0 {
+			parts = append(parts, removedShadows(unshadowed))
+		}
+		return FlagDrainResult{Changed: true, Routes: routes, Message: msg + strings.Join(parts, "; ")}
 	}
 	to := -1
 	for i, r := range routes {
@@ -105,7 +124,17 @@ func DrainFlagged(d FlagDrain) FlagDrainResult {
 	} else {
 		msg += "; no route to an unflagged version is left, so the endpoint answers 503 until its routes are set"
 	}
+	if len(unshadowed) > 0 {
+		msg += "; " + removedShadows(unshadowed)
+	}
 	return FlagDrainResult{Changed: true, Routes: routes, Message: msg}
+}
+
+func removedShadows(names []string) string {
+	if len(names) == 1 {
+		return "shadow route " + names[0] + " removed"
+	}
+	return "shadow routes " + strings.Join(names, ", ") + " removed"
 }
 
 func lostMatch(names []string) string {

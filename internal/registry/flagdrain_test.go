@@ -131,3 +131,31 @@ func TestDrainFlaggedMatchedRoute(t *testing.T) {
 		t.Errorf("message %q, want %q", got.Message, want)
 	}
 }
+
+// A shadow route gets a copy of real requests: flagging its version is an
+// emergency stop for it too, so the drain removes the shadow (a shadow's
+// weight is always 0, and a shadow cannot be kept without a share).
+func TestDrainFlaggedShadowRoute(t *testing.T) {
+	stable := Route{Name: "stable", Version: 1, UpstreamURL: "http://stable", Weight: 100}
+	shadow := Route{Name: "shadow", Version: 2, UpstreamURL: "http://shadow", Shadow: true, Share: 0.5}
+	got := DrainFlagged(FlagDrain{Routes: []Route{stable, shadow}, Version: 2, FlagReason: "leaks"})
+	if !got.Changed {
+		t.Fatal("a shadow route to the flagged version left the endpoint unchanged")
+	}
+	if len(got.Routes) != 1 || got.Routes[0].Name != "stable" || got.Routes[0].Weight != 100 {
+		t.Errorf("routes after the drain: %+v", got.Routes)
+	}
+	if want := `version 2 flagged (leaks): shadow route "shadow" removed`; got.Message != want {
+		t.Errorf("message %q, want %q", got.Message, want)
+	}
+
+	canary := Route{Name: "canary", Version: 2, UpstreamURL: "http://canary", Weight: 10}
+	stable.Weight = 90
+	got = DrainFlagged(FlagDrain{Routes: []Route{stable, canary, shadow}, Version: 2})
+	if len(got.Routes) != 2 || got.Routes[0].Weight != 100 || got.Routes[1].Weight != 0 {
+		t.Errorf("routes after the drain: %+v", got.Routes)
+	}
+	if want := `version 2 flagged: route "canary" lost weight 10, moved to route "stable"; shadow route "shadow" removed`; got.Message != want {
+		t.Errorf("message %q, want %q", got.Message, want)
+	}
+}

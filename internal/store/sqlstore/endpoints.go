@@ -87,9 +87,10 @@ func (s *Store) checkRoutes(ctx context.Context, t *txn, m *registry.Model, stag
 		if v == nil {
 			return registry.FieldError(field, "exists", "version %d of model %q not found", r.Version, m.Name)
 		}
-		if v.Flagged && r.Weight == 0 && r.Match == nil {
+		if v.Flagged && r.Weight == 0 && r.Match == nil && !r.Shadow {
 			// Kept at weight 0 (as a flag drain leaves it): it gets no
 			// traffic, so neither the flag nor the stage policy applies.
+			// A shadow gets copies of real requests, so it is judged.
 			continue
 		}
 		if v.Flagged && !allowFlagged {
@@ -634,10 +635,11 @@ func (s *Store) idleBlocked(ctx context.Context, t *txn, m *registry.Model, e *r
 }
 
 // rolloutServes reports whether rollout st of e sends version traffic:
-// a route in force or configured to it with weight or a header match.
+// a route in force or configured to it with weight or a header match, or
+// a shadow route (it gets copies of real requests).
 func rolloutServes(e *registry.Endpoint, st *registry.RolloutStatus, version int64) bool {
 	for _, r := range slices.Concat(st.Routes, e.Routes) {
-		if r.Version == version && !r.Shadow && (r.Weight > 0 || r.Match != nil) {
+		if r.Version == version && (r.Shadow || r.Weight > 0 || r.Match != nil) {
 			return true
 		}
 	}

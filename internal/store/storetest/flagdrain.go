@@ -13,6 +13,7 @@ var flagDrainCases = []testCase{
 	{"FlaggedRouteAtWeightZero", testFlaggedRouteAtWeightZero},
 	{"GuardDegraded", testGuardDegraded},
 	{"FlagByStageRestrictedActor", testFlagByStageRestrictedActor},
+	{"FlagRemovesShadow", testFlagRemovesShadow},
 }
 
 func route(name string, version int64, weight int) registry.Route {
@@ -307,4 +308,35 @@ func testFlagByStageRestrictedActor(e *env) {
 	v, err := e.s.GetVersion(e.ctx, "churn", 3)
 	ok(t, err)
 	equal(t, "version 3 flagged by an unrestricted actor", v.Flagged, true)
+}
+
+// testFlagRemovesShadow: a shadow route sends copies of real requests to
+// its version, so flagging that version removes the shadow in the flag's
+// transaction, and a shadow to a flagged version is refused.
+func testFlagRemovesShadow(e *env) {
+	t := e.t
+	e.model("churn")
+	e.version("churn")
+	e.version("churn")
+	shadow := route("shadow", 2, 0)
+	shadow.Shadow, shadow.Share = true, 0.5
+	_, err := e.s.CreateEndpoint(e.ctx, e.actor, registry.EndpointCreate{Name: "ep", Model: "churn", Routes: []registry.Route{route("stable", 1, 100), shadow}})
+	ok(t, err)
+	names, err := e.s.VersionEndpoints(e.ctx, "churn", 2)
+	ok(t, err)
+	equal(t, "endpoints routing to version 2", names, []string{"ep"})
+
+	_, err = e.s.UpdateVersion(e.ctx, e.actor, "churn", 2, registry.ModelVersionPatch{Flagged: ptr(true), FlagReason: ptr("leak")}, registry.Precondition{})
+	ok(t, err)
+	ep, err := e.s.GetEndpoint(e.ctx, "ep")
+	ok(t, err)
+	equal(t, "routes after the flag", ep.Routes, []registry.Route{route("stable", 1, 100)})
+	equal(t, "status", ep.Status, registry.EndpointStatusDrained)
+	equal(t, "message", ep.StatusMessage, `version 2 flagged (leak): shadow route "shadow" removed`)
+
+	rs := []registry.Route{route("stable", 1, 100), shadow}
+	_, err = e.s.UpdateEndpoint(e.ctx, e.actor, "ep", registry.EndpointPatch{Routes: &rs}, registry.Precondition{})
+	wantRule(t, err, "flagged")
+	_, err = e.s.CreateEndpoint(e.ctx, e.actor, registry.EndpointCreate{Name: "ep2", Model: "churn", Routes: rs})
+	wantRule(t, err, "flagged")
 }
