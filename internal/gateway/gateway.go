@@ -1,5 +1,8 @@
 // Package gateway is the endpoint traffic router behind /serve/{endpoint}/:
-// a weighted reverse proxy with sticky routing and a rollback guard.
+// a weighted reverse proxy with header and sticky routing, a rollback
+// guard, the data-plane side of rollouts (it serves a running rollout's
+// weights in force and counts each step's traffic for its gates,
+// rollout.go) and shadow routes that get copies of requests (shadow.go).
 //
 // It keeps an immutable routing table compiled from the store's endpoints
 // and swaps it atomically when they change (Refresh on this replica, Run's
