@@ -275,8 +275,8 @@ func TestSQLStoreRolloutServedAndObserved(t *testing.T) {
 			want[rv] += n
 		}
 	}
-	inRange(t, want, "stable v2", 90, 160)
-	inRange(t, want, "stable@v1 v1", 340, 410)
+	inRange(t, want, "stable v2", 75, 175)
+	inRange(t, want, "stable@v1 v1", 325, 425)
 	waitFor(t, "both processes' observations summed", func() bool {
 		obs, err := s.RolloutObservations(ctx, "churn", id, 1)
 		if err != nil {
