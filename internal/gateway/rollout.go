@@ -34,19 +34,33 @@ type ObservationSink interface {
 type stepObs struct {
 	rolloutID int64
 	step      int
-	requests  atomic.Int64
-	errors    atomic.Int64
-	latency   [registry.LatencyBins]atomic.Int64
+	// The requests are the sum of the latency bins: one atomic add per
+	// request, two for an error.
+	errors  atomic.Int64
+	latency [registry.LatencyBins]atomic.Int64
 }
 
 // record counts one request the guard would count: transport errors and
 // 5xx answers are errors; what the client broke is not counted at all.
+// The request is counted before its error, and read loads the errors
+// first, so no snapshot has more errors than requests (the store refuses
+// that).
 func (o *stepObs) record(failed bool, took time.Duration) {
-	o.requests.Add(1)
+	o.latency[registry.LatencyBin(took)].Add(1)
 	if failed {
 		o.errors.Add(1)
 	}
-	o.latency[registry.LatencyBin(took)].Add(1)
+}
+
+// read is a snapshot of the counts.
+func (o *stepObs) read() (requests, errors int64, latency []int64) {
+	errors = o.errors.Load()
+	latency = make([]int64, registry.LatencyBins)
+	for i := range latency {
+		latency[i] = o.latency[i].Load()
+		requests += latency[i]
+	}
+	return requests, errors, latency
 }
 
 // observations is the flusher's state.
@@ -157,13 +171,8 @@ func (g *Gateway) Observations() []registry.RolloutObservation {
 				Step:      r.obs.step,
 				Route:     r.name,
 				Version:   r.version,
-				Requests:  r.obs.requests.Load(),
-				Errors:    r.obs.errors.Load(),
-				Latency:   make([]int64, registry.LatencyBins),
 			}
-			for i := range ob.Latency {
-				ob.Latency[i] = r.obs.latency[i].Load()
-			}
+			ob.Requests, ob.Errors, ob.Latency = r.obs.read()
 			out = append(out, ob)
 		}
 	}

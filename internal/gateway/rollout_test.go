@@ -87,8 +87,11 @@ func TestRolloutServesWeightsInForce(t *testing.T) {
 
 	ep := h.gw.table.Load().endpoints["churn"]
 	st, obs := ep.route("stable").st, ep.route("stable").obs
-	if obs == nil || obs.step != 1 || obs.requests.Load() == 0 {
+	if obs == nil || obs.step != 1 {
 		t.Fatalf("step 1 observations of stable: %+v", obs)
+	}
+	if n, _, _ := obs.read(); n == 0 {
+		t.Fatal("stable's step 1 counted no request")
 	}
 
 	// Step 2 through the poll, at its default interval.
@@ -293,5 +296,32 @@ func TestGuardDuringRolloutRestoresFrom(t *testing.T) {
 	}
 	if counts := routeVersions(t, c, url, 50); counts["stable v1"] != 50 {
 		t.Fatalf("after the guard: %v, want stable only", counts)
+	}
+}
+
+// TestStepObsNeverMoreErrorsThanRequests: a snapshot taken while failing
+// requests are counted never holds more errors than requests, which the
+// store would refuse (and with it the whole flush).
+func TestStepObsNeverMoreErrorsThanRequests(t *testing.T) {
+	o := &stepObs{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					o.record(true, time.Millisecond)
+				}
+			}
+		})
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for range 200000 {
+		if n, errs, _ := o.read(); errs > n {
+			t.Fatalf("snapshot with %d errors over %d requests", errs, n)
+		}
 	}
 }
