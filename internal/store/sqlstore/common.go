@@ -170,16 +170,21 @@ type event struct {
 	// before and after are wire objects, nil for the side that does not
 	// exist (create, delete).
 	before, after any
+	// cacheNeutral marks a write that changes no answer the read cache
+	// holds (feedback sums, receipt keys): it leaves the change
+	// generation alone, so a stream of such writes does not empty the
+	// cache, nor queue on a model's change stamp on PostgreSQL.
+	cacheNeutral bool
 }
 
 func (s *Store) addEvent(ctx context.Context, t *txn, actor registry.Actor, at time.Time, e event) error {
 	// Every write has its event, so this is where a write moves the
 	// change generation cached answers are checked against.
-	if !t.changed {
+	if !t.changed && !e.cacheNeutral {
 		t.changed = true
 		t.afterCommit(s.committed)
 	}
-	if t.pg && e.model != "" {
+	if t.pg && e.model != "" && !e.cacheNeutral {
 		if _, err := t.exec(ctx, `INSERT INTO change_stamps (model, changes) VALUES (?, 1)
 			ON CONFLICT (model) DO UPDATE SET changes = change_stamps.changes + 1`, e.model); err != nil {
 			return fmt.Errorf("change stamp: %w", err)

@@ -102,6 +102,7 @@ func (s *Store) RotateReceiptKey(ctx context.Context, actor registry.Actor, secr
 		info := registry.ReceiptKeyInfo{ID: k.ID, CreatedAt: k.CreatedAt}
 		if err := s.addEvent(ctx, t, actor, now, event{
 			action: ActionReceiptKeyRotate, subjectType: "receipt_key", subject: fmt.Sprint(k.ID), after: info,
+			cacheNeutral: true,
 		}); err != nil {
 			return err
 		}
@@ -257,7 +258,8 @@ func (s *Store) RecordFeedback(ctx context.Context, actor registry.Actor, endpoi
 		return s.addEvent(ctx, t, actor, now, event{
 			action: registry.ActionEndpointFeedback, subjectType: "endpoint", subject: endpoint,
 			model: model, endpoint: endpoint,
-			after: feedbackEvent{Accepted: res.Accepted, Rejected: len(res.Rejected), Versions: slices.Sorted(maps.Keys(versions))},
+			after:        feedbackEvent{Accepted: res.Accepted, Rejected: len(res.Rejected), Versions: slices.Sorted(maps.Keys(versions))},
+			cacheNeutral: true,
 		})
 	})
 	if err != nil {
