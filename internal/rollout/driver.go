@@ -75,6 +75,10 @@ type Driver struct {
 	opts    Options
 	leader  atomic.Bool
 	metrics driverMetrics
+	// failing is set while the database refuses the lease or the list of
+	// rollouts, so the log says so once, not every tick (Run's goroutine
+	// only).
+	failing bool
 }
 
 type driverMetrics struct {
@@ -202,9 +206,7 @@ func (d *Driver) tick(ctx context.Context) {
 	log := d.opts.Logger
 	held, err := d.opts.Store.AcquireLease(ctx, LeaseName, d.opts.Holder, d.opts.LeaseNow(), d.opts.LeaseTTL)
 	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn("rollout lease", "err", err)
-		}
+		d.logFailure(ctx, "rollout driver: cannot take or renew the rollouts lease", err)
 		// Unsure whether the lease is still ours: act as if not, so two
 		// replicas never both act; RecordRollout's sequence check would
 		// refuse a stale leader's write anyway.
@@ -213,15 +215,15 @@ func (d *Driver) tick(ctx context.Context) {
 	}
 	d.setLeader(held)
 	if !held {
+		d.recovered()
 		return
 	}
 	eps, err := d.opts.Store.ActiveRollouts(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn("rollout driver: list active rollouts", "err", err)
-		}
+		d.logFailure(ctx, "rollout driver: cannot list the active rollouts", err)
 		return
 	}
+	d.recovered()
 	for _, ep := range eps {
 		if ctx.Err() != nil {
 			return
@@ -229,6 +231,28 @@ func (d *Driver) tick(ctx context.Context) {
 		if err := d.step(ctx, ep); err != nil && ctx.Err() == nil {
 			log.Warn("rollout driver", "endpoint", ep.Name, "err", err)
 		}
+	}
+}
+
+// logFailure warns of the first of a run of database failures and logs
+// the rest at debug level: a gateway on a schema its registry has not
+// upgraded yet would otherwise warn five times a second.
+func (d *Driver) logFailure(ctx context.Context, msg string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if d.failing {
+		d.opts.Logger.Debug(msg, "err", err)
+		return
+	}
+	d.failing = true
+	d.opts.Logger.Warn(msg+"; rollouts stand still until it answers", "err", err)
+}
+
+func (d *Driver) recovered() {
+	if d.failing {
+		d.failing = false
+		d.opts.Logger.Info("rollout driver: the database answers again")
 	}
 }
 

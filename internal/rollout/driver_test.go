@@ -3,8 +3,10 @@ package rollout_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,4 +215,53 @@ func TestDriverReleasesAfterCutShortTick(t *testing.T) {
 	<-cs.hung
 	stopA()
 	eventually(t, "b takes the lease over", b.Leader)
+}
+
+// refusing fails every lease call while refuse is set, as a database
+// whose schema predates the leases does.
+type refusing struct {
+	countingStore
+	refuse atomic.Bool
+}
+
+func (r *refusing) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	if r.refuse.Load() {
+		r.ticks.Add(1)
+		return false, errors.New("no such table: leases")
+	}
+	return r.countingStore.AcquireLease(ctx, name, holder, now, ttl)
+}
+
+// TestDriverLogsAFailingDatabaseOnce: a database refusing the lease tick
+// after tick is one warning, not one per tick; its recovery is logged.
+func TestDriverLogsAFailingDatabaseOnce(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	s := &refusing{countingStore: countingStore{Store: openStore(t, clock)}}
+	s.refuse.Store(true)
+	var logs lockedBuffer
+	d, _ := startDriver(t, rollout.Options{Store: s, Now: clock.Now, Tick: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	waitTicks(t, &s.countingStore, 20)
+	s.refuse.Store(false)
+	eventually(t, "the driver leads once the database answers", d.Leader)
+	out := logs.String()
+	if n := strings.Count(out, "level=WARN"); n != 1 || !strings.Contains(out, "no such table: leases") || !strings.Contains(out, "the database answers again") {
+		t.Fatalf("%d warnings:\n%s", n, out)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
