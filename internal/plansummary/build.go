@@ -677,8 +677,11 @@ func (b *builder) endpointChanges() error {
 		ec.OtherAttrs = changedAttrs(rc.Change.Before, rc.Change.After, rc.Change.AfterUnknown,
 			"id", "revision", "updated_at", "created_at", "routes", "route", "guard", "stage", "status", "status_message", "url", "rollout", "rollout_status")
 		specFrom, specTo := decodeRollout(before.Rollout), decodeRollout(after.Rollout)
-		if hasB && hasA && specFrom.String() != specTo.String() {
+		switch {
+		case hasB && hasA && specFrom.String() != specTo.String():
 			ec.RolloutFrom, ec.RolloutTo = specFrom.String(), specTo.String()
+		case !hasB && specTo != nil:
+			ec.RolloutTo = specTo.String()
 		}
 		byName := map[string]*RouteShift{}
 		unknownRoutes := b.unknownRouteVersions(rc)

@@ -319,7 +319,10 @@ func writeEndpoint(b *strings.Builder, e *EndpointChange) {
 	if e.GuardFrom != "" || e.GuardTo != "" {
 		fmt.Fprintf(b, "- guard: %s -> %s\n", e.GuardFrom, e.GuardTo)
 	}
-	if e.RolloutFrom != "" || e.RolloutTo != "" {
+	switch {
+	case e.Action == ActionCreate && e.RolloutTo != "":
+		fmt.Fprintf(b, "- rollout: %s (this create puts its weights in force at once; later changes of weights or versions roll out)\n", e.RolloutTo)
+	case e.RolloutFrom != "" || e.RolloutTo != "":
 		fmt.Fprintf(b, "- rollout: %s -> %s\n", e.RolloutFrom, e.RolloutTo)
 	}
 	if len(e.OtherAttrs) > 0 {

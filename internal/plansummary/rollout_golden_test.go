@@ -33,6 +33,11 @@ func TestGolden_rollout(t *testing.T) {
 			// The registry's clock is the test's: the first step holds.
 			rolloutHCL("[25, 50, 100]", "1h", "    max_error_rate = 0.05\n    min_requests   = 20\n"))
 	}
+	create := e.summarise(e.planJSON(versions+endpoint(90, 10)), "markdown")
+	summaryHas(t, create, "- rollout: steps 25%, 50%, 100%; bake 1h per step; gates: error rate ≤ 0.05 (judged once a gaining route has 20 requests) (this create puts its weights in force at once; later changes of weights or versions roll out)")
+	if strings.Contains(create, "Starts a rollout") {
+		t.Errorf("creating an endpoint starts no rollout:\n%s", create)
+	}
 	e.apply(versions + endpoint(90, 10))
 
 	start := e.planJSON(versions + endpoint(50, 50))
