@@ -805,3 +805,45 @@ func TestWaitForRollout(t *testing.T) {
 		}
 	})
 }
+
+// TestAccEndpoint_prometheusGateUnavailable: a prometheus gate on a
+// registry started without --prometheus-url is refused at plan, once the
+// routes are known (the registry's dry run says so; the provider alone
+// cannot know), naming the attribute and the rule.
+func TestAccEndpoint_prometheusGateUnavailable(t *testing.T) {
+	r := testRegistry(t)
+	c := apiClient(t, r)
+	ctx := context.Background()
+	_, err := c.CreateModel(ctx, registry.ModelCreate{Name: "gated"})
+	must(t, err)
+	_, err = c.CreateVersion(ctx, "gated", registry.ModelVersionCreate{Source: "s3://m/1", Checksum: checksum(1), Format: "onnx"})
+	must(t, err)
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		Steps: []tfresource.TestStep{{
+			Config: providerBlock(r, "") + `
+resource "mlregistry_endpoint" "e" {
+  name  = "gated"
+  model = "gated"
+  route {
+    name         = "main"
+    version      = 1
+    upstream_url = "http://main.internal:8080"
+    weight       = 100
+  }
+  rollout {
+    steps = [50, 100]
+    bake  = "10m"
+    prometheus {
+      query      = "sum(rate(mlregistry_gateway_upstream_errors_total{endpoint=\"$endpoint\",route=\"$route\"}[5m]))"
+      threshold  = 0.1
+      comparison = "<"
+    }
+  }
+}
+`,
+			PlanOnly:    true,
+			ExpectError: expectError("Invalid endpoint", "rollout.prometheus: this registry has no Prometheus", "(rule unavailable)"),
+		}},
+	})
+}
