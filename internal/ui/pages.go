@@ -468,7 +468,8 @@ func (h *Handler) endpoints(r *http.Request, u *user) (view, error) {
 	d := endpointsData{base: h.base(u, "Endpoints", "endpoints", "/api/v1/endpoints")}
 	for _, e := range page.Items {
 		ev := endpointView{Endpoint: e}
-		for _, rt := range e.Routes {
+		// While a rollout runs, the gateway serves its weights.
+		for _, rt := range e.RoutesInForce() {
 			ev.Routes = append(ev.Routes, routeView{Route: rt, Configured: rt.Weight, Bar: bar{rt.Weight, rt.Weight}})
 		}
 		d.Endpoints = append(d.Endpoints, ev)

@@ -376,6 +376,14 @@ func TestEndpointRollout(t *testing.T) {
 			t.Errorf("endpoint page lacks %q:\n%s", want, text)
 		}
 	}
+	// The list shows the weights the gateway serves, and that a rollout runs.
+	list := get(t, c, reg.URL+"/ui/endpoints")
+	listText := regexp.MustCompile(`\s+`).ReplaceAllString(regexp.MustCompile(`<[^>]*>`).ReplaceAllString(list.body, " "), " ")
+	for _, want := range []string{"rollout progressing 1/3", "stable → v2 80%", "canary → v4 20%"} {
+		if !strings.Contains(listText, want) {
+			t.Errorf("endpoints page lacks %q:\n%s", want, listText)
+		}
+	}
 	if _, err := reg.Store.ControlRollout(context.Background(), registry.Actor{Name: "oncall"}, "churn", registry.RolloutOpAbort, "v4 mislabels churners"); err != nil {
 		t.Fatal(err)
 	}
