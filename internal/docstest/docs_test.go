@@ -81,7 +81,7 @@ var (
 	shellLangs   = map[string]bool{"sh": true, "shell": true, "bash": true}
 	hclLangs     = map[string]bool{"hcl": true, "terraform": true, "tf": true}
 	outputLangs  = map[string]bool{"text": true, "console": true}
-	passiveLangs = map[string]bool{"json": true, "yaml": true, "yml": true, "diff": true, "markdown": true, "md": true, "go": true}
+	passiveLangs = map[string]bool{"json": true, "yaml": true, "yml": true, "diff": true, "markdown": true, "md": true, "go": true, "python": true}
 )
 
 func repoRoot(t *testing.T) string {
