@@ -11,7 +11,9 @@
 # SQLite only.
 #
 # Arguments go to the program, e.g. bench/apiwrite.sh -duration 10s -rounds 3
-# or -idempotency-key, -shared-model, -cpuprofile DIR.
+# or -idempotency-key, -shared-model, -cpuprofile DIR, -inprocess. With wrk
+# on PATH, each round also measures the group-commit configuration with wrk
+# (-wrk): the program's figure and wrk's must agree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,4 +50,6 @@ else
 		echo "apiwrite: no PostgreSQL (set MLREGISTRY_BENCH_POSTGRES_DSN or install initdb): SQLite only" >&2
 	fi
 fi
-go run ./bench/apiwrite "${pg_args[@]}" "$@"
+wrk_args=()
+if command -v wrk >/dev/null 2>&1; then wrk_args=(-wrk); fi
+go run ./bench/apiwrite "${pg_args[@]}" "${wrk_args[@]}" "$@"

@@ -48,18 +48,24 @@ type config struct {
 }
 
 type result struct {
-	creates   int
-	errors    int
-	batches   int64 // group commit batches during the measurement
-	writes    int64 // writes in them
-	elapsed   time.Duration
-	latencies []time.Duration
+	creates int
+	errors  int
+	batches int64 // group commit batches during the measurement
+	// regCPU and genCPU: CPU time of the registry's process and of the
+	// load generator during the measurement (one figure, the process's,
+	// in regCPU when they share it).
+	regCPU, genCPU time.Duration
+	writes         int64 // writes in them
+	elapsed        time.Duration
+	latencies      []time.Duration
 }
 
 func (r *result) add(o result) {
 	r.creates += o.creates
 	r.errors += o.errors
 	r.batches += o.batches
+	r.regCPU += o.regCPU
+	r.genCPU += o.genCPU
 	r.writes += o.writes
 	r.elapsed += o.elapsed
 	r.latencies = append(r.latencies, o.latencies...)
@@ -84,6 +90,7 @@ func main() {
 	idem := flag.Bool("idempotency-key", false, "send an Idempotency-Key with every create, as the provider does")
 	sharedModel := flag.Bool("shared-model", false, "all writers create versions of one model (default: one model each)")
 	profDir := flag.String("cpuprofile", "", "directory for one CPU profile per configuration (of the registry's process)")
+	withWrk := flag.Bool("wrk", false, "also measure the group-commit configuration with wrk (one connection per writer) against the registry's own process, each round")
 	inProcess := flag.Bool("inprocess", false, "run the registry in this process, beside the load generator (the layout before the registry had a process of its own)")
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		serveChild(os.Args[2:])
@@ -105,6 +112,7 @@ func main() {
 	defer func() { _ = os.RemoveAll(tmp) }()
 
 	results := make([]result, len(configs))
+	var wrkRates []float64
 	profiles := make([]*bytes.Buffer, len(configs))
 	for round := 0; round < *rounds; round++ {
 		for i, c := range configs {
@@ -126,6 +134,18 @@ func main() {
 			fmt.Fprintf(os.Stderr, "round %d %-40s %7.0f creates/s  p50 %6.2f ms  p99 %6.2f ms  errors %d\n",
 				round+1, c.name, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.errors)
 			results[i].add(r)
+		}
+		if *withWrk {
+			db := "sqlite://" + filepath.Join(tmp, fmt.Sprintf("r%d-wrk.db", round))
+			rate, bad, err := runWrk(configs[1], db, fmt.Sprintf("w%d-%d", round, time.Now().UnixNano()), *writers, *warmup, *duration)
+			if err != nil {
+				log.Fatalf("wrk: %v", err)
+			}
+			if bad > 0 {
+				log.Fatalf("wrk: %d answers were not 2xx", bad)
+			}
+			fmt.Fprintf(os.Stderr, "round %d %-40s %7.0f creates/s\n", round+1, "wrk, sqlite, group commit", rate)
+			wrkRates = append(wrkRates, rate)
 		}
 	}
 	for i, p := range profiles {
@@ -153,14 +173,19 @@ func main() {
 	}
 	fmt.Printf("apiwrite: %d writers (%s), %s; %d rounds x %s each, interleaved; %s; GOMAXPROCS %d\n",
 		*writers, models, shape, *rounds, *duration, layout, runtime.GOMAXPROCS(0))
-	fmt.Printf("%-42s %10s %9s %9s %7s %12s\n", "configuration", "creates/s", "p50 ms", "p99 ms", "errors", "writes/batch")
+	fmt.Println("CPU µs/create: the registry's process, + the load generator's when it has its own")
+	fmt.Printf("%-42s %10s %9s %9s %7s %12s %14s\n", "configuration", "creates/s", "p50 ms", "p99 ms", "errors", "writes/batch", "CPU µs/create")
 	for i, c := range configs {
 		r := &results[i]
 		perBatch := "-"
 		if r.batches > 0 {
 			perBatch = fmt.Sprintf("%.1f", float64(r.writes)/float64(r.batches))
 		}
-		fmt.Printf("%-42s %10.0f %9.2f %9.2f %7d %12s\n", c.name, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.errors, perBatch)
+		cpu := fmt.Sprintf("%.0f", float64(r.regCPU.Microseconds())/float64(max(r.creates, 1)))
+		if r.genCPU > 0 {
+			cpu += fmt.Sprintf(" + %.0f", float64(r.genCPU.Microseconds())/float64(max(r.creates, 1)))
+		}
+		fmt.Printf("%-42s %10.0f %9.2f %9.2f %7d %12s %14s\n", c.name, r.rate(), ms(r.pct(0.50)), ms(r.pct(0.99)), r.errors, perBatch, cpu)
 	}
 	before, after := &results[0], &results[1]
 	fmt.Printf("%-42s %9.2fx %8.2fx %8.2fx\n", "sqlite group commit / per write", after.rate()/before.rate(),
@@ -169,6 +194,14 @@ func main() {
 		pg := &results[2]
 		fmt.Printf("%-42s %9.2fx %8.2fx %8.2fx\n", "sqlite group commit / postgres", after.rate()/pg.rate(),
 			ms(after.pct(0.50))/ms(pg.pct(0.50)), ms(after.pct(0.99))/ms(pg.pct(0.99)))
+	}
+	if len(wrkRates) > 0 {
+		var sum float64
+		for _, r := range wrkRates {
+			sum += r
+		}
+		w := sum / float64(len(wrkRates))
+		fmt.Printf("%-42s %10.0f   (this program's figure / wrk's: %.2fx)\n", "wrk, sqlite, group commit (mean of rounds)", w, after.rate()/w)
 	}
 	fmt.Printf("target: 2000 creates/s on SQLite with group commit: %s\n", map[bool]string{true: "met", false: "MISSED"}[after.rate() >= 2000])
 }
@@ -281,11 +314,16 @@ func run(c config, db, prefix string, writers int, warmup, d time.Duration, idem
 	if err != nil {
 		return result{}, err
 	}
+	reg0, self0 := reg.cpu(), selfCPU()
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(d)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	regCPU, genCPU := reg.cpu()-reg0, selfCPU()-self0
+	if inProcess {
+		genCPU = 0
+	}
 	b1, w1, err := reg.stats()
 	if err != nil {
 		return result{}, err
@@ -298,7 +336,7 @@ func run(c config, db, prefix string, writers int, warmup, d time.Duration, idem
 	stop.Store(true)
 	wg.Wait()
 	client.CloseIdleConnections()
-	out := result{elapsed: elapsed, batches: b1 - b0, writes: w1 - w0}
+	out := result{elapsed: elapsed, batches: b1 - b0, writes: w1 - w0, regCPU: regCPU, genCPU: genCPU}
 	for _, p := range per {
 		out.creates += p.creates
 		out.errors += p.errors

@@ -14,7 +14,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/app"
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
@@ -25,7 +28,10 @@ import (
 type registryUnderTest struct {
 	url, token, admin string
 
-	stats        func() (batches, writes int64, err error)
+	stats func() (batches, writes int64, err error)
+	// cpu is the CPU time the registry's process has used so far (with an
+	// in-process registry, the whole process's).
+	cpu          func() time.Duration
 	startProfile func() error
 	stopProfile  func(into *bytes.Buffer) error
 	close        func() error
@@ -77,6 +83,7 @@ func startInProcess(c config, db, prefix string) (*registryUnderTest, error) {
 			b, w := groupCommitStats(m)
 			return b, w, nil
 		},
+		cpu:          selfCPU,
 		startProfile: func() error { return pprof.StartCPUProfile(&prof) },
 		stopProfile: func(into *bytes.Buffer) error {
 			pprof.StopCPUProfile()
@@ -144,6 +151,7 @@ func startChild(c config, db, prefix string) (*registryUnderTest, error) {
 			_, err = fmt.Sscan(a, &b, &w)
 			return b, w, err
 		},
+		cpu: func() time.Duration { return procCPU(cmd.Process.Pid) },
 		startProfile: func() error {
 			_, err := ask("profile " + filepath.Join(dir, "cpu.pprof"))
 			return err
@@ -211,4 +219,39 @@ func serveChild(args []string) {
 	if err := in.Err(); err != nil && !errors.Is(err, io.EOF) {
 		log.Fatal(err)
 	}
+}
+
+// selfCPU is this process's user and system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is another process's user and system CPU time, from
+// /proc/PID/stat (clock ticks of 1/100 s, Linux's USER_HZ); 0 when it
+// cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
