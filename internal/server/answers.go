@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/server/answercache"
 )
 
@@ -15,6 +17,38 @@ const DefaultAnswerCacheBytes = 32 << 20
 type answerCache struct {
 	cache   *answercache.Cache
 	changes answercache.Counter
+}
+
+// register exports the cache's counters. With a registry shared by
+// several servers (tests), the first server's cache is the one reported.
+func (c *answerCache) register(reg *prometheus.Registry) error {
+	for _, m := range []struct {
+		name, help string
+		counter    bool
+		value      func(answercache.Stats) float64
+	}{
+		{"mlregistry_answer_cache_hits_total", "Model and version reads answered from the answer cache.", true,
+			func(st answercache.Stats) float64 { return float64(st.Hits) }},
+		{"mlregistry_answer_cache_misses_total", "Model and version reads the answer cache could not answer (absent, or stale: something changed since).", true,
+			func(st answercache.Stats) float64 { return float64(st.Misses) }},
+		{"mlregistry_answer_cache_evictions_total", "Answers dropped to stay within the answer cache's memory bound.", true,
+			func(st answercache.Stats) float64 { return float64(st.Evictions) }},
+		{"mlregistry_answer_cache_bytes", "Memory the answer cache's answers take, as it counts them.", false,
+			func(st answercache.Stats) float64 { return float64(st.Bytes) }},
+	} {
+		opts := prometheus.Opts{Name: m.name, Help: m.help}
+		f := func() float64 { return m.value(c.cache.Stats()) }
+		var col prometheus.Collector
+		if m.counter {
+			col = prometheus.NewCounterFunc(prometheus.CounterOpts(opts), f)
+		} else {
+			col = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts), f)
+		}
+		if _, err := register(reg, col); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newAnswerCache(changes answercache.Counter, maxBytes int64) *answerCache {

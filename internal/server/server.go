@@ -189,6 +189,11 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.answers != nil {
+		if err := s.answers.register(reg); err != nil {
+			return nil, err
+		}
+	}
 	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 
 	s.openapiJSON, err = openapiAsJSON()
