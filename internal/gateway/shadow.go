@@ -52,10 +52,12 @@ type shadowRoute struct {
 	metrics *shadowMetrics
 }
 
+// compileShadow builds a shadow route; prev is the compiled shadow of the
+// same identity (key), whose request counter it carries on, so the share
+// holds across reloads.
 func (g *Gateway) compileShadow(e *registry.Endpoint, rc *registry.Route, r *route, key string, prev *shadowRoute) *shadowRoute {
-	key += "\x00" + "shadow"
 	sh := &shadowRoute{key: key, rt: r, share: rc.Share, metrics: g.metrics.forShadow(e.Name, rc.Name, rc.Version)}
-	if prev != nil && prev.key == key {
+	if prev != nil {
 		sh.count = prev.count
 	} else {
 		sh.count = new(atomic.Uint64)
@@ -122,7 +124,7 @@ func (g *Gateway) shadowsFor(ep *endpoint, r *http.Request, rest, id string) *sh
 	return sc
 }
 
-// send queues the copies with body, which the copies own from here on.
+// sendShadows queues the copies with body, which they own from here on.
 func (g *Gateway) sendShadows(sc *shadowCopy, body []byte) {
 	if sc == nil || sc.sent.Swap(true) {
 		return

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -308,4 +309,30 @@ func seriesWith(t *testing.T, g prometheus.Gatherer, route string) int {
 		}
 	}
 	return n
+}
+
+// TestShadowShareAcrossReloads: the share's counter outlives a reload of
+// the endpoint (a rollout step, an unrelated change), so a share of 0.5
+// copies every second request however often the table is rebuilt.
+func TestShadowShareAcrossReloads(t *testing.T) {
+	sh := newShadowUpstream(t, 0, nil)
+	primary := rt("primary", 1, upstream(t, "primary").URL, 100)
+	half := shadowRouteOf("half", 2, sh.url, 0.5)
+	src := newMemSource(endpointOf("e", primary, half))
+	h := newHarness(t, src, nil)
+	c := client(t)
+	for i := range 10 {
+		send(t, c, http.MethodGet, h.srv.URL+"/serve/e/", nil, 0, nil)
+		e := endpointOf("e", primary, half)
+		e.Timeout = fmt.Sprintf("%ds", 10+i)
+		src.put(e)
+		if err := h.gw.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "5 copies", func() bool { return len(sh.requests()) >= 5 })
+	h.gw.bg.Wait()
+	if n := len(sh.requests()); n != 5 {
+		t.Fatalf("%d copies of 10 requests with a reload after each, want 5", n)
+	}
 }
