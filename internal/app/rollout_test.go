@@ -243,6 +243,7 @@ func testRolloutReplicas(t *testing.T, db string) {
 			// The defaults: what the 1 s promise stands on.
 			c.RolloutTick = 0
 			c.GatewayPollInterval = 250 * time.Millisecond
+			c.ObservationFlushInterval = 0
 		}))
 	}
 	a := replica(nil)
