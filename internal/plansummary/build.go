@@ -34,6 +34,12 @@ func (m *modelVals) policies() map[string]registry.StagePolicy {
 			RequireStage: deref(p.RequireStage), MinSoak: deref(p.MinSoak),
 			MinMetrics: p.MinMetrics, MaxMetrics: p.MaxMetrics,
 			RequireSignatureMatch: p.RequireSignatureMatch != nil && *p.RequireSignatureMatch,
+			MinLiveMetrics:        p.MinLiveMetrics,
+		}
+		if p.MinLiveCount != nil {
+			pol := out[stage]
+			pol.MinLiveCount = *p.MinLiveCount
+			out[stage] = pol
 		}
 	}
 	for stage, p := range m.StagePolicies {
@@ -51,6 +57,8 @@ type policyVals struct {
 	MinMetrics            map[string]float64 `json:"min_metrics"`
 	MaxMetrics            map[string]float64 `json:"max_metrics"`
 	RequireSignatureMatch *bool              `json:"require_signature_match"`
+	MinLiveMetrics        map[string]float64 `json:"min_live_metrics"`
+	MinLiveCount          *int64             `json:"min_live_count"`
 }
 
 type versionVals struct {

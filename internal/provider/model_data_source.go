@@ -66,6 +66,8 @@ func (d *modelDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, 
 						"min_metrics":             schema.MapAttribute{MarkdownDescription: "Minimum value per metric.", ElementType: types.NumberType, Computed: true},
 						"max_metrics":             schema.MapAttribute{MarkdownDescription: "Maximum value per metric.", ElementType: types.NumberType, Computed: true},
 						"require_signature_match": schema.BoolAttribute{MarkdownDescription: "The version's signature must equal that of the version holding the stage now.", Computed: true},
+						"min_live_metrics":        schema.MapAttribute{MarkdownDescription: "Floor of the mean of each live metric, over the trusted feedback of the last day.", ElementType: types.NumberType, Computed: true},
+						"min_live_count":          schema.Int64Attribute{MarkdownDescription: fmt.Sprintf("Fewest trusted feedback values per metric `min_live_metrics` judges (%d when the policy sets none).", registry.DefaultMinLiveCount), Computed: true},
 					},
 				},
 			},
@@ -115,6 +117,8 @@ var stagePolicyMapAttrTypes = map[string]attr.Type{
 	"min_metrics":             types.MapType{ElemType: types.NumberType},
 	"max_metrics":             types.MapType{ElemType: types.NumberType},
 	"require_signature_match": types.BoolType,
+	"min_live_metrics":        types.MapType{ElemType: types.NumberType},
+	"min_live_count":          types.Int64Type,
 }
 
 // stagePoliciesMapValue is the data source's stage_policies: null when
@@ -132,7 +136,15 @@ func stagePoliciesMapValue(ctx context.Context, in map[string]registry.StagePoli
 		diags.Append(d...)
 		maxM, d = float64MapValue(ctx, p.MaxMetrics, types.MapNull(types.NumberType))
 		diags.Append(d...)
+		liveM, d := float64MapValue(ctx, p.MinLiveMetrics, types.MapNull(types.NumberType))
+		diags.Append(d...)
+		liveCount := types.Int64Null()
+		if len(p.MinLiveMetrics) > 0 {
+			liveCount = types.Int64Value(p.LiveCount())
+		}
 		obj, d := types.ObjectValue(stagePolicyMapAttrTypes, map[string]attr.Value{
+			"min_live_metrics":        liveM,
+			"min_live_count":          liveCount,
 			"require_stage":           stringValue(p.RequireStage, types.StringNull()),
 			"min_soak":                stringValue(p.MinSoak, types.StringNull()),
 			"min_metrics":             minM,

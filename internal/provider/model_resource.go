@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -62,6 +64,8 @@ type stagePolicyModel struct {
 	MinMetrics            types.Map    `tfsdk:"min_metrics"`
 	MaxMetrics            types.Map    `tfsdk:"max_metrics"`
 	RequireSignatureMatch types.Bool   `tfsdk:"require_signature_match"`
+	MinLiveMetrics        types.Map    `tfsdk:"min_live_metrics"`
+	MinLiveCount          types.Int64  `tfsdk:"min_live_count"`
 }
 
 var stagePolicyAttrTypes = map[string]attr.Type{
@@ -71,6 +75,8 @@ var stagePolicyAttrTypes = map[string]attr.Type{
 	"min_metrics":             types.MapType{ElemType: types.NumberType},
 	"max_metrics":             types.MapType{ElemType: types.NumberType},
 	"require_signature_match": types.BoolType,
+	"min_live_metrics":        types.MapType{ElemType: types.NumberType},
+	"min_live_count":          types.Int64Type,
 }
 
 var stagePolicyObjectType = types.ObjectType{AttrTypes: stagePolicyAttrTypes}
@@ -139,7 +145,7 @@ func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 			"stage_policy": schema.SetNestedBlock{
 				MarkdownDescription: "Rules a version must satisfy before it may be assigned to `stage`; one block per stage. " +
 					"The registry checks them on every assignment, and `mlregistry_stage_assignment` checks them at plan time. A flagged version can never be assigned. " +
-					"A plan that loosens a policy (a rule removed, a floor lowered, a ceiling raised, a soak shortened, `require_signature_match` dropped, a whole block removed) " +
+					"A plan that loosens a policy (a rule removed, a floor lowered, a ceiling raised, a soak shortened, `require_signature_match` dropped, `min_live_count` lowered, a whole block removed) " +
 					"shows a warning naming the stage and the rule.",
 				PlanModifiers: []planmodifier.Set{keepEquivalentPolicies{}},
 				NestedObject: schema.NestedBlockObject{
@@ -177,6 +183,27 @@ func (r *modelResource) Schema(_ context.Context, _ resource.SchemaRequest, resp
 						"require_signature_match": schema.BoolAttribute{
 							MarkdownDescription: "The version's signature must equal the signature of the version holding the stage now (if any).",
 							Optional:            true,
+						},
+						"min_live_metrics": schema.MapAttribute{
+							MarkdownDescription: fmt.Sprintf("Floor of the mean of each named live metric, e.g. `{ correct = 0.9 }`: judged over the **trusted** feedback "+
+								"(sent by write or admin tokens, never serve tokens) of the last %s, from every endpoint serving the version. "+
+								"Names match `%s`, the names feedback carries. ", registry.FormatWindow(registry.PolicyLiveWindow), registry.LiveMetricNamePattern) + numbersNote,
+							ElementType: types.NumberType,
+							Optional:    true,
+							Validators: []validator.Map{
+								numberRange{},
+								mapvalidator.KeysAre(stringvalidator.RegexMatches(regexp.MustCompile(registry.LiveMetricNamePattern), "must be a live metric name")),
+								mapvalidator.SizeAtMost(registry.MaxLiveMetricNames),
+							},
+						},
+						"min_live_count": schema.Int64Attribute{
+							MarkdownDescription: fmt.Sprintf("Fewest trusted feedback values per metric that `min_live_metrics` judges; below it the version is refused. "+
+								"Unset means %d. Needs `min_live_metrics`.", registry.DefaultMinLiveCount),
+							Optional: true,
+							Validators: []validator.Int64{
+								int64validator.Between(1, registry.MaxMinLiveCount),
+								int64validator.AlsoRequires(path.MatchRelative().AtParent().AtName("min_live_metrics")),
+							},
 						},
 					},
 				},
@@ -431,6 +458,11 @@ func stagePoliciesFrom(ctx context.Context, v types.Set) (map[string]registry.St
 			p.MaxMetrics, d = float64MapFrom(ctx, pm.MaxMetrics)
 			diags.Append(d...)
 		}
+		if isKnown(pm.MinLiveMetrics) {
+			p.MinLiveMetrics, d = float64MapFrom(ctx, pm.MinLiveMetrics)
+			diags.Append(d...)
+		}
+		p.MinLiveCount = pm.MinLiveCount.ValueInt64()
 		out[pm.Stage.ValueString()] = p
 	}
 	return out, diags
@@ -465,6 +497,12 @@ func stagePoliciesValue(ctx context.Context, in map[string]registry.StagePolicy,
 		diags.Append(d...)
 		pm.MaxMetrics, d = float64MapValue(ctx, p.MaxMetrics, pp.MaxMetrics)
 		diags.Append(d...)
+		pm.MinLiveMetrics, d = float64MapValue(ctx, p.MinLiveMetrics, pp.MinLiveMetrics)
+		diags.Append(d...)
+		pm.MinLiveCount = types.Int64Null()
+		if p.MinLiveCount > 0 {
+			pm.MinLiveCount = types.Int64Value(p.MinLiveCount)
+		}
 		obj, d := types.ObjectValueFrom(ctx, stagePolicyAttrTypes, pm)
 		diags.Append(d...)
 		out = append(out, obj)
@@ -513,7 +551,8 @@ func policiesEquivalent(a, b map[string]registry.StagePolicy) bool {
 	for stage, pa := range a {
 		pb, ok := b[stage]
 		if !ok || pa.RequireStage != pb.RequireStage || pa.RequireSignatureMatch != pb.RequireSignatureMatch ||
-			!maps.Equal(pa.MinMetrics, pb.MinMetrics) || !maps.Equal(pa.MaxMetrics, pb.MaxMetrics) || !sameDuration(pa.MinSoak, pb.MinSoak) {
+			!maps.Equal(pa.MinMetrics, pb.MinMetrics) || !maps.Equal(pa.MaxMetrics, pb.MaxMetrics) || !sameDuration(pa.MinSoak, pb.MinSoak) ||
+			!maps.Equal(pa.MinLiveMetrics, pb.MinLiveMetrics) || pa.MinLiveCount != pb.MinLiveCount {
 			return false
 		}
 	}

@@ -33,6 +33,7 @@ resource "mlregistry_model" "churn" {
     stage                   = "staging"
     max_metrics             = { latency_ms = 50 }
     require_signature_match = true
+    min_live_metrics        = { correct = 0.9 }
   }
 }
 `
@@ -44,8 +45,10 @@ resource "mlregistry_model" "churn" {
   tags        = { team = "ds" }
   stage_policy {
     stage         = "production"
-    require_stage = "staging"
-    min_metrics   = { auc = 0.9, recall = 0.7 }
+    require_stage    = "staging"
+    min_metrics      = { auc = 0.9, recall = 0.7 }
+    min_live_metrics = { correct = 0.95, abs_error_ok = 0.5 }
+    min_live_count   = 250
   }
 }
 `
@@ -73,10 +76,14 @@ resource "mlregistry_model" "churn" {
 							"min_metrics":             knownvalue.MapExact(map[string]knownvalue.Check{"auc": knownvalue.Float64Exact(0.85)}),
 							"max_metrics":             knownvalue.Null(),
 							"require_signature_match": knownvalue.Null(),
+							"min_live_metrics":        knownvalue.Null(),
+							"min_live_count":          knownvalue.Null(),
 						}),
 						knownvalue.ObjectPartial(map[string]knownvalue.Check{
 							"stage":                   knownvalue.StringExact("staging"),
 							"require_signature_match": knownvalue.Bool(true),
+							"min_live_metrics":        knownvalue.MapExact(map[string]knownvalue.Check{"correct": knownvalue.Float64Exact(0.9)}),
+							"min_live_count":          knownvalue.Null(),
 						}),
 					})),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("force_destroy"), knownvalue.Bool(false)),
@@ -110,6 +117,10 @@ resource "mlregistry_model" "churn" {
 							"stage":       knownvalue.StringExact("production"),
 							"min_soak":    knownvalue.Null(),
 							"min_metrics": knownvalue.MapExact(map[string]knownvalue.Check{"auc": knownvalue.Float64Exact(0.9), "recall": knownvalue.Float64Exact(0.7)}),
+							"min_live_metrics": knownvalue.MapExact(map[string]knownvalue.Check{
+								"correct": knownvalue.Float64Exact(0.95), "abs_error_ok": knownvalue.Float64Exact(0.5),
+							}),
+							"min_live_count": knownvalue.Int64Exact(250),
 						}),
 					})),
 				},
@@ -397,6 +408,43 @@ resource "mlregistry_model" "m" {
   }
 }`,
 				ExpectError: expectError(`Duplicate stage policy`, `two blocks have stage = "production"`),
+				PlanOnly:    true,
+			},
+			{
+				Config: providerBlock(r, "") + `
+resource "mlregistry_model" "m" {
+  name = "ok"
+  stage_policy {
+    stage            = "production"
+    min_live_metrics = { "Correct Rate" = 0.9 }
+  }
+}`,
+				ExpectError: expectError(`must be a live metric name`),
+				PlanOnly:    true,
+			},
+			{
+				Config: providerBlock(r, "") + `
+resource "mlregistry_model" "m" {
+  name = "ok"
+  stage_policy {
+    stage          = "production"
+    min_live_count = 10
+  }
+}`,
+				ExpectError: expectError(`min_live_metrics`),
+				PlanOnly:    true,
+			},
+			{
+				Config: providerBlock(r, "") + `
+resource "mlregistry_model" "m" {
+  name = "ok"
+  stage_policy {
+    stage            = "production"
+    min_live_metrics = { correct = 0.9 }
+    min_live_count   = 0
+  }
+}`,
+				ExpectError: expectError(`between 1 and`),
 				PlanOnly:    true,
 			},
 			{

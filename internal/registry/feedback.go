@@ -106,6 +106,11 @@ type FeedbackRecord struct {
 	Index   int
 	Receipt Receipt
 	Metrics map[string]float64
+	// Trusted marks feedback sent by a write or admin token. Only trusted
+	// feedback moves automatic actions and stage policies: a serve token's
+	// holder makes requests, so it could report every answer wrong (or
+	// right) and steer a rollback or a promotion.
+	Trusted bool
 }
 
 // Feedback event action: one per batch, in the batch's transaction.
@@ -234,6 +239,8 @@ type LiveQuery struct {
 	Model    string
 	Version  int64
 	From, To time.Time
+	// TrustedOnly sums only trusted feedback (FeedbackRecord.Trusted).
+	TrustedOnly bool
 }
 
 // LiveSeries is one (endpoint, version, metric)'s sums in a window.
@@ -257,6 +264,10 @@ type LiveMetrics struct {
 	// Metrics sums every series the query selects (a version's feedback
 	// from every endpoint; an endpoint's from every version).
 	Metrics map[string]LiveMetric `json:"metrics"`
+	// Trusted is the part of Metrics sent by write and admin tokens: what
+	// stage policies, guards and rollout gates judge. Metrics minus
+	// Trusted came from serve tokens.
+	Trusted map[string]LiveMetric `json:"trusted"`
 	// Versions, for an endpoint, splits Metrics by version, oldest first.
 	Versions []VersionLiveMetrics `json:"versions,omitempty"`
 }
@@ -265,6 +276,37 @@ type LiveMetrics struct {
 type VersionLiveMetrics struct {
 	Version int64                 `json:"version"`
 	Metrics map[string]LiveMetric `json:"metrics"`
+	// Trusted is the part of Metrics sent by write and admin tokens.
+	Trusted map[string]LiveMetric `json:"trusted"`
+}
+
+// AttachTrusted sets Trusted, here and per version, from the trusted
+// series of the same query.
+func (l *LiveMetrics) AttachTrusted(trusted []LiveSeries) {
+	all, per := SummarizeLive(trusted)
+	l.Trusted = all
+	byVersion := map[int64]map[string]LiveMetric{}
+	for _, v := range per {
+		byVersion[v.Version] = v.Metrics
+	}
+	for i := range l.Versions {
+		l.Versions[i].Trusted = byVersion[l.Versions[i].Version]
+		if l.Versions[i].Trusted == nil {
+			l.Versions[i].Trusted = map[string]LiveMetric{}
+		}
+	}
+}
+
+// LiveSumsByMetric adds series up per metric, whatever their endpoint
+// and version.
+func LiveSumsByMetric(series []LiveSeries) map[string]LiveSums {
+	out := map[string]LiveSums{}
+	for _, s := range series {
+		t := out[s.Metric]
+		t.Count, t.Sum, t.SumSq = t.Count+s.Count, t.Sum+s.Sum, t.SumSq+s.SumSq
+		out[s.Metric] = t
+	}
+	return out
 }
 
 // SummarizeLive folds series into per-metric summaries (all of them) and

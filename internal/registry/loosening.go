@@ -18,7 +18,8 @@ type Loosening struct {
 	Stage string `json:"stage,omitempty"`
 	// Rule names what loosened: "stage_policy" (the whole policy removed),
 	// "require_stage", "min_soak", "min_metrics.<metric>",
-	// "max_metrics.<metric>", "require_signature_match", "guard" (the
+	// "max_metrics.<metric>", "require_signature_match",
+	// "min_live_metrics.<metric>", "min_live_count", "guard" (the
 	// whole guard removed), "guard.max_error_rate", "guard.min_requests",
 	// "guard.window", "stage" (an endpoint's stage binding removed or
 	// changed; Stage is the stage it was bound to).
@@ -103,6 +104,20 @@ func stageLoosenings(stage string, b, a StagePolicy) []Loosening {
 	if b.RequireSignatureMatch && !a.RequireSignatureMatch {
 		add("require_signature_match", "true", "false")
 	}
+	for _, k := range slices.Sorted(maps.Keys(b.MinLiveMetrics)) {
+		av, ok := a.MinLiveMetrics[k]
+		switch {
+		case !ok:
+			add("min_live_metrics."+k, formatNumber(b.MinLiveMetrics[k]), Removed)
+		case av < b.MinLiveMetrics[k]:
+			add("min_live_metrics."+k, formatNumber(b.MinLiveMetrics[k]), formatNumber(av))
+		}
+	}
+	// Fewer values make a mean that passes by chance likelier; the count
+	// matters only while some floor it judges survives.
+	if len(b.MinLiveMetrics) > 0 && len(a.MinLiveMetrics) > 0 && a.LiveCount() < b.LiveCount() {
+		add("min_live_count", strconv.FormatInt(b.LiveCount(), 10), strconv.FormatInt(a.LiveCount(), 10))
+	}
 	slices.SortStableFunc(out, func(x, y Loosening) int { return cmp.Compare(x.Rule, y.Rule) })
 	return out
 }
@@ -137,6 +152,12 @@ func describePolicy(p StagePolicy) string {
 	}
 	if p.RequireSignatureMatch {
 		parts = append(parts, "require_signature_match=true")
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.MinLiveMetrics)) {
+		parts = append(parts, "min_live_metrics."+k+"="+formatNumber(p.MinLiveMetrics[k]))
+	}
+	if len(p.MinLiveMetrics) > 0 {
+		parts = append(parts, "min_live_count="+strconv.FormatInt(p.LiveCount(), 10))
 	}
 	if len(parts) == 0 {
 		return ""

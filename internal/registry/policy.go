@@ -21,7 +21,33 @@ type AssignmentCheck struct {
 	Current *ModelVersion
 	// RequiredHistory is the history of Policy.RequireStage, oldest first.
 	RequiredHistory []StageHistoryEntry
-	Now             time.Time
+	// Live is the version's trusted feedback per metric over
+	// PolicyLiveWindow ending Now, from every endpoint. Nil means it could
+	// not be gathered (a plan read offline): min_live_metrics is then not
+	// judged. The store always gathers it.
+	Live map[string]LiveSums
+	Now  time.Time
+}
+
+// DefaultMinLiveCount is the fewest feedback values per metric a
+// min_live_metrics rule judges when the policy sets no min_live_count: a
+// mean of a handful of answers says little.
+const DefaultMinLiveCount = 100
+
+// MaxMinLiveCount bounds min_live_count.
+const MaxMinLiveCount = 1_000_000_000
+
+// PolicyLiveWindow is the window min_live_metrics is judged over: the
+// trusted feedback of the last day, from every endpoint serving the
+// version.
+const PolicyLiveWindow = 24 * time.Hour
+
+// LiveCount is the policy's min_live_count, or its default.
+func (p StagePolicy) LiveCount() int64 {
+	if p.MinLiveCount > 0 {
+		return p.MinLiveCount
+	}
+	return DefaultMinLiveCount
 }
 
 // CheckAssignment applies the rules for assigning a version to a stage:
@@ -75,6 +101,21 @@ func CheckAssignment(c AssignmentCheck) error {
 			fail("max_metrics", "version %d has no metric %q, policy for %q needs %s <= %g", v.Version, name, c.Stage, name, ceiling)
 		} else if got > ceiling {
 			fail("max_metrics", "version %d has %s = %g, policy for %q needs <= %g", v.Version, name, got, c.Stage, ceiling)
+		}
+	}
+	if len(p.MinLiveMetrics) > 0 && c.Live != nil {
+		need := p.LiveCount()
+		for _, name := range sortedKeys(p.MinLiveMetrics) {
+			floor := p.MinLiveMetrics[name]
+			got := c.Live[name].Summarize()
+			switch {
+			case got.Count < need:
+				fail("min_live_metrics", "version %d has %d trusted feedback values of live metric %q in the last %s (mean %g), policy for %q needs at least %d (min_live_count) with mean >= %g",
+					v.Version, got.Count, name, FormatWindow(PolicyLiveWindow), got.Mean, c.Stage, need, floor)
+			case got.Mean < floor:
+				fail("min_live_metrics", "version %d has live %s = %g over %d trusted feedback values in the last %s, policy for %q needs mean >= %g",
+					v.Version, name, got.Mean, got.Count, FormatWindow(PolicyLiveWindow), c.Stage, floor)
+			}
 		}
 	}
 	if p.RequireSignatureMatch && c.Current != nil && c.Current.Version != v.Version {

@@ -83,6 +83,15 @@ func TestCheckAssignment(t *testing.T) {
 		{"signature differs", AssignmentCheck{Stage: "production", Policy: &StagePolicy{RequireSignatureMatch: true}, Version: v(2, nil, sigB), Current: v(1, nil, sigA), Now: t0}, "require_signature_match", "x:float32[-1,5]"},
 		{"signature same", AssignmentCheck{Stage: "production", Policy: &StagePolicy{RequireSignatureMatch: true}, Version: v(2, nil, sigA), Current: v(1, nil, sigA), Now: t0}, "", ""},
 		{"signature nothing holds stage", AssignmentCheck{Stage: "production", Policy: &StagePolicy{RequireSignatureMatch: true}, Version: v(2, nil, sigB), Now: t0}, "", ""},
+		{"min_live_metrics below floor", AssignmentCheck{Stage: "production", Policy: &StagePolicy{MinLiveMetrics: map[string]float64{"correct": 0.9}}, Version: v(2, nil, nil),
+			Live: map[string]LiveSums{"correct": {Count: 200, Sum: 160, SumSq: 160}}, Now: t0}, "min_live_metrics", "live correct = 0.8 over 200 trusted feedback values in the last 24h, policy for \"production\" needs mean >= 0.9"},
+		{"min_live_metrics too few values (default count)", AssignmentCheck{Stage: "production", Policy: &StagePolicy{MinLiveMetrics: map[string]float64{"correct": 0.9}}, Version: v(2, nil, nil),
+			Live: map[string]LiveSums{"correct": {Count: 99, Sum: 99, SumSq: 99}}, Now: t0}, "min_live_metrics", "has 99 trusted feedback values of live metric \"correct\" in the last 24h (mean 1), policy for \"production\" needs at least 100 (min_live_count)"},
+		{"min_live_metrics no feedback", AssignmentCheck{Stage: "production", Policy: &StagePolicy{MinLiveMetrics: map[string]float64{"correct": 0.9}, MinLiveCount: 5}, Version: v(2, nil, nil),
+			Live: map[string]LiveSums{}, Now: t0}, "min_live_metrics", "has 0 trusted feedback values"},
+		{"min_live_metrics met with own count", AssignmentCheck{Stage: "production", Policy: &StagePolicy{MinLiveMetrics: map[string]float64{"correct": 0.9}, MinLiveCount: 10}, Version: v(2, nil, nil),
+			Live: map[string]LiveSums{"correct": {Count: 10, Sum: 9, SumSq: 9}}, Now: t0}, "", ""},
+		{"min_live_metrics not gathered is not judged", AssignmentCheck{Stage: "production", Policy: &StagePolicy{MinLiveMetrics: map[string]float64{"correct": 0.9}}, Version: v(2, nil, nil), Now: t0}, "", ""},
 		{"nil signature equals empty", AssignmentCheck{Stage: "production", Policy: &StagePolicy{RequireSignatureMatch: true}, Version: v(2, nil, &Signature{}), Current: v(1, nil, nil), Now: t0}, "", ""},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,13 @@ type StagePolicy struct {
 	// RequireSignatureMatch: the version's signature must equal that of the
 	// version holding the stage now (if any).
 	RequireSignatureMatch bool `json:"require_signature_match,omitempty"`
+	// MinLiveMetrics: the mean of each named live metric, over the trusted
+	// feedback of PolicyLiveWindow from every endpoint, must be >= the
+	// value, over at least MinLiveCount values.
+	MinLiveMetrics map[string]float64 `json:"min_live_metrics,omitempty"`
+	// MinLiveCount is the fewest feedback values per metric that
+	// MinLiveMetrics judges; 0 means DefaultMinLiveCount.
+	MinLiveCount int64 `json:"min_live_count,omitempty"`
 }
 
 // ModelCreate is the body of POST /api/v1/models.

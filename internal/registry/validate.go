@@ -232,6 +232,32 @@ func ValidateStagePolicies(field string, p map[string]StagePolicy) error {
 		if err := validateMetrics(f+".max_metrics", pol.MaxMetrics); err != nil {
 			return err
 		}
+		if err := ValidateLiveRule(f, pol.MinLiveMetrics, pol.MinLiveCount); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ValidateLiveRule checks a min_live_metrics rule and its min_live_count
+// under field (a stage policy or a rollout gate).
+func ValidateLiveRule(field string, floors map[string]float64, count int64) error {
+	if len(floors) > MaxLiveMetricNames {
+		return FieldError(field+".min_live_metrics", "max_items", "must have at most %d entries", MaxLiveMetricNames)
+	}
+	for _, k := range sortedKeys(floors) {
+		if !ValidLiveMetricName(k) {
+			return FieldError(field+".min_live_metrics", "key_pattern", "key %q must match %s (the names feedback carries)", k, LiveMetricNamePattern)
+		}
+		if math.IsNaN(floors[k]) || math.IsInf(floors[k], 0) {
+			return FieldError(field+".min_live_metrics."+k, "finite", "must be a finite number")
+		}
+	}
+	if count < 0 || count > MaxMinLiveCount {
+		return FieldError(field+".min_live_count", "range", "must be from 1 to %d, got %d", MaxMinLiveCount, count)
+	}
+	if count > 0 && len(floors) == 0 {
+		return FieldError(field+".min_live_count", "requires", "needs min_live_metrics: it is the count that rule judges")
 	}
 	return nil
 }

@@ -71,6 +71,8 @@ func (s *Server) postFeedback(w http.ResponseWriter, r *http.Request) error {
 		return &registry.Error{Code: registry.CodeTooLarge, Field: "items", Rule: "max_items",
 			Message: fmt.Sprintf("items: a batch holds at most %d items, got %d; split it", registry.MaxFeedbackItems, len(req.Items))}
 	}
+	tok, _ := TokenFromContext(r.Context())
+	trusted := tok != nil && tok.Scope.Allows(registry.ScopeWrite)
 	res := &registry.FeedbackResult{Rejected: []registry.FeedbackRejected{}}
 	records := make([]registry.FeedbackRecord, 0, len(req.Items))
 	for i, it := range req.Items {
@@ -92,7 +94,7 @@ func (s *Server) postFeedback(w http.ResponseWriter, r *http.Request) error {
 			res.Rejected = append(res.Rejected, registry.FeedbackRejected{Index: i, Reason: err.Error()})
 			continue
 		}
-		records = append(records, registry.FeedbackRecord{Index: i, Receipt: rc, Metrics: m})
+		records = append(records, registry.FeedbackRecord{Index: i, Receipt: rc, Metrics: m, Trusted: trusted})
 	}
 	if len(records) > 0 {
 		stored, err := s.store.RecordFeedback(r.Context(), actor(r), name, records)
@@ -149,9 +151,11 @@ func (s *Server) versionLiveMetrics(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	all, _ := registry.SummarizeLive(series)
-	return writeJSON(w, http.StatusOK, registry.LiveMetrics{
-		Model: model, Version: version, Window: window, From: q.From, To: q.To, Metrics: all,
-	})
+	out := registry.LiveMetrics{Model: model, Version: version, Window: window, From: q.From, To: q.To, Metrics: all}
+	if err := s.attachTrusted(r.Context(), q, &out); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) endpointLiveMetrics(w http.ResponseWriter, r *http.Request) error {
@@ -176,9 +180,22 @@ func (s *Server) endpointLiveMetrics(w http.ResponseWriter, r *http.Request) err
 	if per == nil {
 		per = []registry.VersionLiveMetrics{}
 	}
-	return writeJSON(w, http.StatusOK, registry.LiveMetrics{
-		Model: ep.Model, Endpoint: name, Window: window, From: q.From, To: q.To, Metrics: all, Versions: per,
-	})
+	out := registry.LiveMetrics{Model: ep.Model, Endpoint: name, Window: window, From: q.From, To: q.To, Metrics: all, Versions: per}
+	if err := s.attachTrusted(r.Context(), q, &out); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// attachTrusted adds the trusted part of q's live metrics to out.
+func (s *Server) attachTrusted(ctx context.Context, q registry.LiveQuery, out *registry.LiveMetrics) error {
+	q.TrustedOnly = true
+	series, err := s.store.LiveSeries(ctx, q)
+	if err != nil {
+		return err
+	}
+	out.AttachTrusted(series)
+	return nil
 }
 
 func (s *Server) compareVersions(w http.ResponseWriter, r *http.Request) error {

@@ -329,6 +329,9 @@ func policies(p map[string]registry.StagePolicy) []policyView {
 		if sp.RequireSignatureMatch {
 			rules = append(rules, "same signature as the current version")
 		}
+		for _, k := range slices.Sorted(maps.Keys(sp.MinLiveMetrics)) {
+			rules = append(rules, fmt.Sprintf("live %s ≥ %s (at least %d trusted values, last %s)", k, fmtMetric(sp.MinLiveMetrics[k]), sp.LiveCount(), registry.FormatWindow(registry.PolicyLiveWindow)))
+		}
 		if len(rules) == 0 {
 			rules = []string{"no rules"}
 		}

@@ -94,10 +94,14 @@ func showModel(ctx context.Context, cmd *cobra.Command, c *client.Client, name s
 	if len(m.StagePolicies) == 0 {
 		fmt.Fprintln(w, "  none: any version may be assigned to any stage")
 	} else {
-		t := newTable(w, "  STAGE", "REQUIRE STAGE", "MIN SOAK", "MIN METRICS", "MAX METRICS", "SIGNATURE MATCH")
+		t := newTable(w, "  STAGE", "REQUIRE STAGE", "MIN SOAK", "MIN METRICS", "MAX METRICS", "SIGNATURE MATCH", "MIN LIVE METRICS")
 		for _, s := range sortedKeys(m.StagePolicies) {
 			p := m.StagePolicies[s]
-			t.strs("  "+s, p.RequireStage, p.MinSoak, fmtMap(p.MinMetrics), fmtMap(p.MaxMetrics), yesNo(p.RequireSignatureMatch))
+			live := fmtMap(p.MinLiveMetrics)
+			if len(p.MinLiveMetrics) > 0 {
+				live += fmt.Sprintf(" (at least %d trusted values each, last %s)", p.LiveCount(), registry.FormatWindow(registry.PolicyLiveWindow))
+			}
+			t.strs("  "+s, p.RequireStage, p.MinSoak, fmtMap(p.MinMetrics), fmtMap(p.MaxMetrics), yesNo(p.RequireSignatureMatch), live)
 		}
 		if err := t.flush(); err != nil {
 			return err

@@ -202,6 +202,7 @@ func (s *Store) RecordFeedback(ctx context.Context, actor registry.Actor, endpoi
 		}
 		var added []string
 		sums := map[liveKey]registry.LiveSums{}
+		tsums := map[liveKey]registry.LiveSums{}
 		versions := map[int64]bool{}
 		for _, c := range cands {
 			it := c.it
@@ -223,6 +224,13 @@ func (s *Store) RecordFeedback(ctx context.Context, actor registry.Actor, endpoi
 				s.Sum += v
 				s.SumSq += v * v
 				sums[lk] = s
+				if it.Trusted {
+					ts := tsums[lk]
+					ts.Count++
+					ts.Sum += v
+					ts.SumSq += v * v
+					tsums[lk] = ts
+				}
 			}
 			versions[it.Receipt.Version] = true
 			res.Accepted++
@@ -235,20 +243,27 @@ func (s *Store) RecordFeedback(ctx context.Context, actor registry.Actor, endpoi
 		}
 		// A fixed order keeps concurrent batches on PostgreSQL from
 		// locking the same rows in opposite orders.
-		keys := slices.SortedFunc(maps.Keys(sums), func(a, b liveKey) int {
+		byKey := func(a, b liveKey) int {
 			return cmp.Or(cmp.Compare(a.model, b.model), cmp.Compare(a.version, b.version),
 				cmp.Compare(a.metric, b.metric), cmp.Compare(a.bucket, b.bucket))
-		})
-		for _, k := range keys {
-			v := sums[k]
-			if _, err := t.exec(ctx, `INSERT INTO live_metrics (endpoint, model, version, metric, bucket, n, total, total_sq)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (endpoint, model, version, metric, bucket) DO UPDATE SET
-					n = live_metrics.n + excluded.n,
-					total = live_metrics.total + excluded.total,
-					total_sq = live_metrics.total_sq + excluded.total_sq`,
-				endpoint, k.model, k.version, k.metric, k.bucket, v.Count, v.Sum, v.SumSq); err != nil {
-				return err
+		}
+		// live_metrics holds every value; live_metrics_trusted holds the
+		// trusted ones again, so neither sum needs the other to be read.
+		for _, tbl := range []struct {
+			name string
+			sums map[liveKey]registry.LiveSums
+		}{{"live_metrics", sums}, {"live_metrics_trusted", tsums}} {
+			for _, k := range slices.SortedFunc(maps.Keys(tbl.sums), byKey) {
+				v := tbl.sums[k]
+				if _, err := t.exec(ctx, `INSERT INTO `+tbl.name+` (endpoint, model, version, metric, bucket, n, total, total_sq)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+					ON CONFLICT (endpoint, model, version, metric, bucket) DO UPDATE SET
+						n = `+tbl.name+`.n + excluded.n,
+						total = `+tbl.name+`.total + excluded.total,
+						total_sq = `+tbl.name+`.total_sq + excluded.total_sq`,
+					endpoint, k.model, k.version, k.metric, k.bucket, v.Count, v.Sum, v.SumSq); err != nil {
+					return err
+				}
 			}
 		}
 		now := s.clock()
@@ -339,26 +354,37 @@ func (s *Store) LiveSeries(ctx context.Context, q registry.LiveQuery) ([]registr
 		where += " AND version = ?"
 		args = append(args, q.Version)
 	}
+	table := "live_metrics"
+	if q.TrustedOnly {
+		table = "live_metrics_trusted"
+	}
 	var out []registry.LiveSeries
 	err := s.inTx(ctx, "live metrics", modeReadOne, func(t *txn) error {
-		rows, err := t.query(ctx, `SELECT endpoint, model, version, metric, CAST(SUM(n) AS BIGINT), SUM(total), SUM(total_sq)
-			FROM live_metrics WHERE `+where+`
-			GROUP BY endpoint, model, version, metric
-			ORDER BY endpoint, model, version, metric`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var ls registry.LiveSeries
-			if err := rows.Scan(&ls.Endpoint, &ls.Model, &ls.Version, &ls.Metric, &ls.Count, &ls.Sum, &ls.SumSq); err != nil {
-				return err
-			}
-			out = append(out, ls)
-		}
-		return rows.Err()
+		var err error
+		out, err = liveSeries(ctx, t, table, where, args)
+		return err
 	})
 	return out, err
+}
+
+func liveSeries(ctx context.Context, t *txn, table, where string, args []any) ([]registry.LiveSeries, error) {
+	rows, err := t.query(ctx, `SELECT endpoint, model, version, metric, CAST(SUM(n) AS BIGINT), SUM(total), SUM(total_sq)
+		FROM `+table+` WHERE `+where+`
+		GROUP BY endpoint, model, version, metric
+		ORDER BY endpoint, model, version, metric`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []registry.LiveSeries
+	for rows.Next() {
+		var ls registry.LiveSeries
+		if err := rows.Scan(&ls.Endpoint, &ls.Model, &ls.Version, &ls.Metric, &ls.Count, &ls.Sum, &ls.SumSq); err != nil {
+			return nil, err
+		}
+		out = append(out, ls)
+	}
+	return out, rows.Err()
 }
 
 // VersionStageHistory lists the stage changes that gave the version a

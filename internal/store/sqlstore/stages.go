@@ -79,6 +79,15 @@ func (s *Store) stageCheck(ctx context.Context, t *txn, m *registry.Model, stage
 				return check, err
 			}
 		}
+		if len(p.MinLiveMetrics) > 0 {
+			from, to := registry.LiveWindow(check.Now, registry.PolicyLiveWindow)
+			series, err := liveSeries(ctx, t, "live_metrics_trusted", "bucket >= ? AND bucket < ? AND model = ? AND version = ?",
+				[]any{from.Unix(), to.Unix(), m.Name, v.Version})
+			if err != nil {
+				return check, err
+			}
+			check.Live = registry.LiveSumsByMetric(series)
+		}
 	}
 	return check, nil
 }

@@ -15,6 +15,73 @@ var feedbackCases = []testCase{
 	{"FeedbackMetricNameBound", testFeedbackMetricNameBound},
 	{"ReceiptKeys", testReceiptKeys},
 	{"VersionStageHistory", testVersionStageHistory},
+	{"FeedbackTrusted", testFeedbackTrusted},
+	{"LivePolicy", testLivePolicy},
+}
+
+// testFeedbackTrusted: every value counts in the live metrics; only the
+// trusted ones count in a TrustedOnly query.
+func testFeedbackTrusted(e *env) {
+	t := e.t
+	feedbackFixture(e)
+	start := e.clock.Now().UTC().Truncate(time.Minute)
+	var batch []registry.FeedbackRecord
+	for i := range 10 {
+		r := record(i, 2, start, map[string]float64{"correct": float64(i % 2)})
+		r.Trusted = i < 4
+		batch = append(batch, r)
+	}
+	res, err := e.s.RecordFeedback(e.ctx, e.actor, "churn-api", batch)
+	ok(t, err)
+	equal(t, "accepted", res.Accepted, 10)
+	q := registry.LiveQuery{Model: "churn", Version: 2, From: start, To: start.Add(time.Hour)}
+	all, err := e.s.LiveSeries(e.ctx, q)
+	ok(t, err)
+	q.TrustedOnly = true
+	trusted, err := e.s.LiveSeries(e.ctx, q)
+	ok(t, err)
+	equal(t, "all", registry.LiveSumsByMetric(all)["correct"], registry.LiveSums{Count: 10, Sum: 5, SumSq: 5})
+	equal(t, "trusted", registry.LiveSumsByMetric(trusted)["correct"], registry.LiveSums{Count: 4, Sum: 2, SumSq: 2})
+}
+
+// testLivePolicy: min_live_metrics judges the version's trusted feedback
+// of the last day inside the assignment's transaction, names the metric,
+// the mean, the count and the floor, and lets the version through once
+// enough good trusted feedback arrived.
+func testLivePolicy(e *env) {
+	t := e.t
+	feedbackFixture(e)
+	policy := map[string]registry.StagePolicy{"production": {MinLiveMetrics: map[string]float64{"correct": 0.9}, MinLiveCount: 10}}
+	_, err := e.s.UpdateModel(e.ctx, e.actor, "churn", registry.ModelPatch{StagePolicies: &policy}, registry.Precondition{})
+	ok(t, err)
+	start := e.clock.Now().UTC()
+	send := func(from, n int, trusted bool, correct func(i int) float64) {
+		t.Helper()
+		var batch []registry.FeedbackRecord
+		for i := from; i < from+n; i++ {
+			r := record(i, 2, start, map[string]float64{"correct": correct(i)})
+			r.Trusted = trusted
+			batch = append(batch, r)
+		}
+		res, err := e.s.RecordFeedback(e.ctx, e.actor, "churn-api", batch)
+		ok(t, err)
+		equal(t, "accepted", res.Accepted, n)
+	}
+	assign := func() error {
+		_, err := e.s.AssignStage(e.ctx, e.actor, "churn", "production", registry.StageAssign{Version: 2}, registry.AssignOptions{})
+		return err
+	}
+	// Serve-token feedback, however good, does not count.
+	send(0, 50, false, func(int) float64 { return 1 })
+	wantCode(t, assign(), registry.CodePolicyViolation, "min_live_metrics", `has 0 trusted feedback values of live metric "correct"`, "at least 10")
+	// Trusted feedback with a mean of 0.8 is below the floor.
+	send(100, 20, true, func(i int) float64 { return float64(min(1, i%5)) })
+	wantCode(t, assign(), registry.CodePolicyViolation, "live correct = 0.8 over 20 trusted feedback values", ">= 0.9")
+	// A day later that feedback is out of the window.
+	e.clock.Advance(registry.PolicyLiveWindow + 2*time.Minute)
+	start = e.clock.Now().UTC()
+	send(200, 10, true, func(int) float64 { return 1 })
+	ok(t, assign())
 }
 
 // feedbackFixture is endpoint churn-api over versions 1 and 2 of churn.
