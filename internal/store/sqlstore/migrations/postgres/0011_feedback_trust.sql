@@ -1,4 +1,4 @@
--- 0010_feedback_trust: live_metrics_trusted keeps the same sums as
+-- 0011_feedback_trust: live_metrics_trusted keeps the same sums as
 -- live_metrics for the feedback of write and admin tokens only (an
 -- operator's ground-truth pipeline). Automatic actions and stage policies
 -- judge these; feedback of serve tokens (the application's own clients)
@@ -14,5 +14,5 @@ CREATE TABLE live_metrics_trusted (
     total    DOUBLE PRECISION NOT NULL,
     total_sq DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (endpoint, model, version, metric, bucket)
-) WITHOUT ROWID;
+);
 CREATE INDEX live_metrics_trusted_version ON live_metrics_trusted (model, version, bucket);
