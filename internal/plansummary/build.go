@@ -663,9 +663,13 @@ func (b *builder) endpointChanges() error {
 		}
 		var running *RolloutStanding
 		if hasB {
-			if running = standing(rc.Address, before.Name, before.RolloutStatus); running != nil {
-				b.s.Rollouts = append(b.s.Rollouts, running)
-			}
+			running = standing(rc.Address, before.Name, before.RolloutStatus)
+		}
+		// A rollout that ended without completing stays the endpoint's
+		// latest until the next one; it matters while the plan touches
+		// the endpoint, not in every plan after.
+		if running.active() || running != nil && act != ActionNoop {
+			b.s.Rollouts = append(b.s.Rollouts, running)
 		}
 		if act == ActionNoop {
 			continue

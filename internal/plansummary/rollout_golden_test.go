@@ -73,6 +73,12 @@ func TestGolden_rollout(t *testing.T) {
 	md = e.summarise(aborted, "markdown")
 	seed(t, "rollout-aborted", aborted)
 	golden(t, "rollout-aborted.md", md)
+	// Once the configuration matches the weights in force, the aborted
+	// rollout is history (the drift's, until a refresh saves it): no
+	// warning, no rollout entry.
+	if md := e.summarise(e.planJSON(versions+endpoint(90, 10)), "markdown"); strings.Contains(md, "### Rollouts") || strings.Contains(md, "Warnings") {
+		t.Errorf("a plan that does not change the endpoint still warns of its aborted rollout:\n%s", md)
+	}
 	summaryHas(t, md,
 		"its last rollout was aborted (aborted by oncall: v2 mislabels churners)",
 		"This plan starts the same change again",
