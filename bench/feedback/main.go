@@ -136,7 +136,7 @@ func main() {
 		for i, x := range results[k] {
 			parts[i] = fmt.Sprintf("%.0f", x)
 		}
-		fmt.Printf("| %s | %s | %.0f | %s |\n", k.phase, k.what, v[len(v)/2], strings.Join(parts, ", "))
+		fmt.Printf("| %s | %s | %.0f | %s |\n", k.phase, k.what, (v[(len(v)-1)/2]+v[len(v)/2])/2, strings.Join(parts, ", "))
 	}
 }
 
