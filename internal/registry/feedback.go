@@ -374,7 +374,4 @@ type FeedbackStore interface {
 	// LiveSeries sums the buckets q selects per endpoint, version and
 	// metric.
 	LiveSeries(ctx context.Context, q LiveQuery) ([]LiveSeries, error)
-	// VersionStageHistory lists every stage change that gave the version a
-	// stage or took one from it, newest first.
-	VersionStageHistory(ctx context.Context, model string, version int64) ([]StageHistoryEntry, error)
 }

@@ -129,17 +129,31 @@ type EndpointRevision struct {
 	RolloutSeq int64
 }
 
-// Store is the registry's persistence. Every write runs in one transaction
-// together with its audit event; every rule that needs stored data (stage
-// policies, checksum uniqueness, version numbering, revisions) is decided
-// inside that transaction. Errors are *Error values with registry codes,
-// except when ctx ends before the store is done: then the error wraps
-// ctx.Err() (context.Canceled or context.DeadlineExceeded), because the
-// caller stopped waiting and the database did not fail.
+// Store is the registry's persistence: one interface per aggregate,
+// composed. Every write runs in one transaction together with its audit
+// event; every rule that needs stored data (stage policies, checksum
+// uniqueness, version numbering, revisions) is decided inside that
+// transaction. Errors are *Error values with registry codes, except when
+// ctx ends before the store is done: then the error wraps ctx.Err()
+// (context.Canceled or context.DeadlineExceeded), because the caller
+// stopped waiting and the database did not fail. These rules hold for
+// every part below; a consumer takes the parts it uses.
 type Store interface {
+	ModelStore
+	VersionStore
+	StageStore
+	EndpointStore
+	EventStore
+	TokenStore
+	IdempotencyStore
+	RolloutStore
 	FeedbackStore
+	Pinger
+	Close() error
+}
 
-	// Models.
+// ModelStore is the persistence of models.
+type ModelStore interface {
 	CreateModel(ctx context.Context, actor Actor, m ModelCreate) (*Model, error)
 	GetModel(ctx context.Context, name string) (*Model, error)
 	ListModels(ctx context.Context, opts ListOptions) (*Page[Model], error)
@@ -147,10 +161,12 @@ type Store interface {
 	// DeleteModel fails with conflict while versions exist (unless Force)
 	// or while an endpoint refers to the model.
 	DeleteModel(ctx context.Context, actor Actor, name string, opts DeleteModelOptions) error
+}
 
-	// Versions. CreateVersion assigns the next number, never reused, and
-	// fails with already_exists naming the live version with the same
-	// checksum.
+// VersionStore is the persistence of model versions.
+type VersionStore interface {
+	// CreateVersion assigns the next number, never reused, and fails with
+	// already_exists naming the live version with the same checksum.
 	CreateVersion(ctx context.Context, actor Actor, model string, v ModelVersionCreate) (*ModelVersion, error)
 	GetVersion(ctx context.Context, model string, version int64) (*ModelVersion, error)
 	ListVersions(ctx context.Context, model string, f VersionFilter) (*Page[ModelVersion], error)
@@ -171,8 +187,11 @@ type Store interface {
 	// DeleteVersion fails with conflict while the version holds a stage or
 	// an endpoint routes to it.
 	DeleteVersion(ctx context.Context, actor Actor, model string, version int64, pre Precondition) error
+}
 
-	// Stages. AssignStage enforces CheckAssignment inside the transaction.
+// StageStore is the persistence of stage assignments and their history.
+type StageStore interface {
+	// AssignStage enforces CheckAssignment inside the transaction.
 	// With DryRun it returns the assignment that would be written.
 	AssignStage(ctx context.Context, actor Actor, model, stage string, req StageAssign, opts AssignOptions) (*StageAssignment, error)
 	GetStage(ctx context.Context, model, stage string) (*StageAssignment, error)
@@ -182,13 +201,18 @@ type Store interface {
 	UnassignStage(ctx context.Context, actor Actor, model, stage, reason string, pre Precondition) error
 	// StageHistory lists a stage's changes, newest first.
 	StageHistory(ctx context.Context, model, stage string, opts ListOptions) (*Page[StageHistoryEntry], error)
+	// VersionStageHistory lists every stage change that gave the version a
+	// stage or took one from it, newest first.
+	VersionStageHistory(ctx context.Context, model string, version int64) ([]StageHistoryEntry, error)
+}
 
-	// Endpoints. Create and update check that the model exists and every
-	// route's version exists and, unless the route's weight is 0, is not
-	// flagged; when the endpoint names the stage it serves, every route's
-	// version with weight or unflagged holds that stage or satisfies its
-	// stage policy (a flagged version at weight 0 gets no traffic, so it
-	// is not judged).
+// EndpointStore is the persistence of endpoints. Create and update check
+// that the model exists and every route's version exists and, unless the
+// route's weight is 0, is not flagged; when the endpoint names the stage
+// it serves, every route's version with weight or unflagged holds that
+// stage or satisfies its stage policy (a flagged version at weight 0 gets
+// no traffic, so it is not judged).
+type EndpointStore interface {
 	CreateEndpoint(ctx context.Context, actor Actor, e EndpointCreate) (*Endpoint, error)
 	GetEndpoint(ctx context.Context, name string) (*Endpoint, error)
 	ListEndpoints(ctx context.Context, opts ListOptions) (*Page[Endpoint], error)
@@ -209,18 +233,23 @@ type Store interface {
 	// an endpoint.guard_degraded event is written, in one transaction,
 	// with the same precondition as RecordGuardRollback.
 	RecordGuardDegraded(ctx context.Context, actor Actor, name string, expectedRevision int64, message string) (*Endpoint, error)
-
 	// EndpointRevisions returns every endpoint's revision stamp, keyed by
 	// name, read in one statement. Every change to what an endpoint routes
 	// (create, update, guard rollback, delete) changes its stamp, so a
 	// reader that compares stamps with what it loaded misses no change,
 	// whatever order concurrent writes commit in.
 	EndpointRevisions(ctx context.Context) (map[string]EndpointRevision, error)
+}
 
-	// Events.
+// EventStore reads the audit log; events are written by the writes they
+// record, in their transactions.
+type EventStore interface {
 	ListEvents(ctx context.Context, f EventFilter) (*Page[Event], error)
+}
 
-	// Tokens. The secret itself is never stored; t.Hash is.
+// TokenStore is the persistence of API tokens. The secret itself is never
+// stored; t.Hash is.
+type TokenStore interface {
 	CreateToken(ctx context.Context, actor Actor, t Token) (*Token, error)
 	// TokenByHash returns an unrevoked token, or not_found. An expired
 	// token is returned (State expired): the caller refuses it.
@@ -235,24 +264,27 @@ type Store interface {
 	RevokeTokenByID(ctx context.Context, actor Actor, id int64) (*Token, error)
 	// TouchToken records the token's last use (best effort, may be coarse).
 	TouchToken(ctx context.Context, id int64, at time.Time) error
+}
 
-	// Idempotency. BeginIdempotent claims the key: when the token has no
-	// live record under it, it stores an in-flight record and returns
-	// (nil, nil); else it returns the existing record (completed or in
-	// flight, of this request or of another one the caller must refuse). Records older
+// IdempotencyStore keeps the outcomes of idempotent requests.
+//
+// The writes a client may retry (CreateModel, UpdateModel, DeleteModel,
+// CreateVersion, UpdateVersion, DeleteVersion, AssignStage but its dry
+// run, UnassignStage, CreateEndpoint, UpdateEndpoint, DeleteEndpoint)
+// complete the claim of an IdempotentWrite in their ctx
+// (WithIdempotentWrite) in their own transaction: they store
+// Response(written) as the completed record (written is nil after a
+// delete) and call MarkCommitted after the commit. When the claim is no
+// longer in flight (completed, or taken over by a retry after a minute)
+// the write fails with conflict and changes nothing. A write that fails
+// leaves the claim in flight for the caller to complete or abandon.
+type IdempotencyStore interface {
+	// BeginIdempotent claims the key: when the token has no live record
+	// under it, it stores an in-flight record and returns (nil, nil); else
+	// it returns the existing record (completed or in flight, of this
+	// request or of another one the caller must refuse). Records older
 	// than ttl are replaced. An in-flight record older than a minute is
 	// considered abandoned and is claimed again.
-	//
-	// The writes a client may retry (CreateModel, UpdateModel, DeleteModel,
-	// CreateVersion, UpdateVersion, DeleteVersion, AssignStage but its dry
-	// run, UnassignStage, CreateEndpoint, UpdateEndpoint, DeleteEndpoint)
-	// complete the claim of an IdempotentWrite in their ctx
-	// (WithIdempotentWrite) in their own transaction: they store
-	// Response(written) as the completed record (written is nil after a
-	// delete) and call MarkCommitted after the commit. When the claim is no
-	// longer in flight (completed, or taken over by a retry after a minute)
-	// the write fails with conflict and changes nothing. A write that fails
-	// leaves the claim in flight for the caller to complete or abandon.
 	BeginIdempotent(ctx context.Context, k IdempotencyKey, ttl time.Duration) (*IdempotencyRecord, error)
 	// CompleteIdempotent stores the outcome of a request that wrote nothing
 	// (a 4xx answer), or of one whose write did not complete the claim.
@@ -261,11 +293,9 @@ type Store interface {
 	// before writing anything), so a retry can run again.
 	AbandonIdempotent(ctx context.Context, k IdempotencyKey) error
 	PurgeIdempotency(ctx context.Context, olderThan time.Time) (int64, error)
+}
 
-	// Rollouts (progressive delivery).
-	RolloutStore
-
-	// Ping checks the database (readiness).
+// Pinger checks the database (readiness).
+type Pinger interface {
 	Ping(ctx context.Context) error
-	Close() error
 }
