@@ -74,7 +74,7 @@ func (in *TokenCreate) Validate(now time.Time) error {
 // IssueToken makes a fresh secret for in and stores the token (only the
 // secret's hash). The server's POST /api/v1/tokens and the CLI's
 // `token create --db` both come here, so the two cannot differ.
-func IssueToken(ctx context.Context, st Store, actor Actor, in TokenCreate, now time.Time) (*TokenCreated, error) {
+func IssueToken(ctx context.Context, st TokenStore, actor Actor, in TokenCreate, now time.Time) (*TokenCreated, error) {
 	if err := in.Validate(now); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -94,7 +95,7 @@ func (tf *tokenFlags) backend(cmd *cobra.Command) (tokenBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localTokens{st: st}, nil
+	return &localTokens{st: st, closer: st}, nil
 }
 
 type remoteTokens struct {
@@ -119,7 +120,12 @@ func (b *remoteTokens) revokeByID(ctx context.Context, id int64) (*registry.Toke
 
 func (b *remoteTokens) close() {}
 
-type localTokens struct{ st *sqlstore.Store }
+// localTokens works on the database; it needs its tokens and, to close it,
+// the store itself.
+type localTokens struct {
+	st     registry.TokenStore
+	closer io.Closer
+}
 
 func (b *localTokens) create(ctx context.Context, in registry.TokenCreate) (*registry.TokenCreated, error) {
 	return registry.IssueToken(ctx, b.st, cliActor(), in, time.Now())
@@ -133,7 +139,7 @@ func (b *localTokens) revokeByID(ctx context.Context, id int64) (*registry.Token
 	return b.st.RevokeTokenByID(ctx, cliActor(), id)
 }
 
-func (b *localTokens) close() { _ = b.st.Close() }
+func (b *localTokens) close() { _ = b.closer.Close() }
 
 func newTokenCreateCmd(tf *tokenFlags) *cobra.Command {
 	var (
