@@ -500,6 +500,7 @@ func (m *Main) startDriver(ctx context.Context, reg *prometheus.Registry) error 
 		Prometheus: prom,
 		Logger:     log,
 		Registerer: reg,
+		LiveGuard:  m.store,
 		OnChange: func(string) {
 			// This process's gateway serves the new step with its very next
 			// request; the others see the rollout's sequence move on their

@@ -185,7 +185,30 @@ func GuardLoosenings(before, after *Guard) []Loosening {
 	if soakShorter(before.Window, after.Window) {
 		out = append(out, Loosening{Rule: "guard.window", Before: before.Window, After: after.Window})
 	}
+	if b, a := before.LiveMetric, after.LiveMetric; b != nil {
+		switch {
+		case a == nil:
+			out = append(out, Loosening{Rule: "guard.live_metric", Before: describeLiveGuard(b), After: Removed})
+		case a.Metric != b.Metric:
+			// Another metric is a different rule, not a stricter one.
+			out = append(out, Loosening{Rule: "guard.live_metric.metric", Before: b.Metric, After: a.Metric})
+		default:
+			if a.Floor < b.Floor {
+				out = append(out, Loosening{Rule: "guard.live_metric.floor", Before: formatNumber(b.Floor), After: formatNumber(a.Floor)})
+			}
+			if a.MinCount > b.MinCount {
+				out = append(out, Loosening{Rule: "guard.live_metric.min_count", Before: strconv.FormatInt(b.MinCount, 10), After: strconv.FormatInt(a.MinCount, 10)})
+			}
+			if soakShorter(b.Window, a.Window) {
+				out = append(out, Loosening{Rule: "guard.live_metric.window", Before: b.Window, After: a.Window})
+			}
+		}
+	}
 	return out
+}
+
+func describeLiveGuard(g *GuardLiveMetric) string {
+	return fmt.Sprintf("{metric=%s, floor=%s, min_count=%d, window=%s}", g.Metric, formatNumber(g.Floor), g.MinCount, g.Window)
 }
 
 // StageBindingLoosenings lists the loosening in an endpoint's stage
@@ -201,7 +224,11 @@ func StageBindingLoosenings(before, after string) []Loosening {
 }
 
 func describeGuard(g *Guard) string {
-	return fmt.Sprintf("{max_error_rate=%s, min_requests=%d, window=%s}", formatNumber(g.MaxErrorRate), g.MinRequests, g.Window)
+	s := fmt.Sprintf("{max_error_rate=%s, min_requests=%d, window=%s", formatNumber(g.MaxErrorRate), g.MinRequests, g.Window)
+	if g.LiveMetric != nil {
+		s += ", live_metric=" + describeLiveGuard(g.LiveMetric)
+	}
+	return s + "}"
 }
 
 func orRemoved(s string) string {

@@ -259,6 +259,9 @@ type Guard struct {
 	MaxErrorRate float64 `json:"max_error_rate"`
 	MinRequests  int64   `json:"min_requests"`
 	Window       string  `json:"window"`
+	// LiveMetric, when set, also rolls back a route whose live metric
+	// falls below a floor.
+	LiveMetric *GuardLiveMetric `json:"live_metric,omitempty"`
 }
 
 // Endpoint serves a model's versions under /serve/{name}/.

@@ -508,7 +508,7 @@ func (g *Guard) Validate(field string) error {
 	if d < time.Second || d > 24*time.Hour {
 		return FieldError(field+".window", "range", "must be between 1s and 24h")
 	}
-	return nil
+	return g.LiveMetric.Validate(field + ".live_metric")
 }
 
 var headerNamePattern = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")

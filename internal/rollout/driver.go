@@ -68,6 +68,12 @@ type Options struct {
 	// OnChange is called with an endpoint's name after the driver changed
 	// its rollout, so this process's gateway applies it at once.
 	OnChange func(endpoint string)
+	// LiveGuard, when set, lets the leader judge the endpoints' live-metric
+	// guards too; nil leaves them unjudged.
+	LiveGuard LiveGuardStore
+	// LiveGuardEvery is how often (on Now's clock) the leader judges them.
+	// Default DefaultLiveGuardEvery.
+	LiveGuardEvery time.Duration
 }
 
 // Driver moves active rollouts forward on the replica that holds the lease.
@@ -79,6 +85,9 @@ type Driver struct {
 	// rollouts, so the log says so once, not every tick (Run's goroutine
 	// only).
 	failing bool
+	// lastLiveGuard is when (on Now) the live guards were last judged
+	// (Run's goroutine only).
+	lastLiveGuard time.Time
 }
 
 type driverMetrics struct {
@@ -103,6 +112,9 @@ func New(opts Options) (*Driver, error) {
 	}
 	if opts.LeaseTTL <= 0 {
 		opts.LeaseTTL = DefaultLeaseTTL
+	}
+	if opts.LiveGuardEvery <= 0 {
+		opts.LiveGuardEvery = DefaultLiveGuardEvery
 	}
 	if opts.LeaseTTL <= opts.Tick {
 		return nil, fmt.Errorf("rollout driver: lease TTL %s must exceed the tick %s, or the leader loses the lease between renewals", opts.LeaseTTL, opts.Tick)
@@ -232,6 +244,7 @@ func (d *Driver) tick(ctx context.Context) {
 			log.Warn("rollout driver", "endpoint", ep.Name, "err", err)
 		}
 	}
+	d.liveGuards(ctx)
 }
 
 // logFailure warns of the first of a run of database failures and logs
