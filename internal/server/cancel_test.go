@@ -35,7 +35,7 @@ func (l *logBuffer) String() string {
 // waitingStore holds GetModel until the request's context ends, then asks
 // the real store with that context, as a slow query would.
 type waitingStore struct {
-	registry.Store
+	Store
 	entered chan struct{}
 }
 

@@ -98,7 +98,7 @@ func TestIdempotencyKeyScopedToTokenAndRequest(t *testing.T) {
 // crashingStore loses every CompleteIdempotent, as a server that dies
 // between committing a create and recording its answer would.
 type crashingStore struct {
-	registry.Store
+	Store
 	completes atomic.Int32
 }
 
@@ -232,7 +232,7 @@ func TestIdempotentConditionalWrites(t *testing.T) {
 // gatedStore holds the first UpdateModel until released, so a request
 // can be kept in flight; later calls pass.
 type gatedStore struct {
-	registry.Store
+	Store
 	held             atomic.Bool
 	entered, release chan struct{}
 }

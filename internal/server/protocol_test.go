@@ -468,7 +468,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 }
 
-type pingFails struct{ registry.Store }
+type pingFails struct{ Store }
 
 func (pingFails) Ping(context.Context) error { return errors.New("dial tcp: connection refused") }
 

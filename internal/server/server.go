@@ -4,7 +4,7 @@
 // metrics. Other packages (the gateway, the UI) mount their handlers through
 // Server.Handle so they get the same middleware.
 //
-// It codes against registry.Store only: it must not import any storage
+// It codes against Store, the parts of registry.Store it uses: it must not import any storage
 // package (sqlstore) nor the gateway, the UI or the app; tests may.
 package server
 
@@ -30,7 +30,7 @@ import (
 
 // Options configures a Server.
 type Options struct {
-	Store  registry.Store
+	Store  Store
 	Logger *slog.Logger     // nil = discard
 	Now    func() time.Time // nil = time.Now
 	// PublicURL is the base URL clients reach the server on; it builds
@@ -106,7 +106,7 @@ const (
 
 // Server serves the registry API. Create it with New.
 type Server struct {
-	store          registry.Store
+	store          Store
 	log            *slog.Logger
 	now            func() time.Time
 	publicURL      string
