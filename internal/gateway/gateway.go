@@ -46,8 +46,8 @@ import (
 	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
-// Source is where the gateway reads endpoints and records guard actions.
-// *sqlstore.Store satisfies it.
+// Source is where the gateway reads endpoints and records guard actions:
+// the part of registry.EndpointStore it uses.
 type Source interface {
 	ListEndpoints(ctx context.Context, opts registry.ListOptions) (*registry.Page[registry.Endpoint], error)
 	// EndpointRevisions is every endpoint's revision stamp; Run polls it.
@@ -57,6 +57,8 @@ type Source interface {
 	// moved nothing).
 	RecordGuardDegraded(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, message string) (*registry.Endpoint, error)
 }
+
+var _ Source = registry.EndpointStore(nil)
 
 // Options configures a Gateway. Only Source is required.
 type Options struct {

@@ -21,11 +21,13 @@ import (
 // lives on the compiled route (stepObs), so an endpoint without a rollout
 // pays one nil check per request.
 
-// ObservationSink stores a process's cumulative rollout observations
-// (registry.RolloutStore's method); *sqlstore.Store satisfies it.
+// ObservationSink stores a process's cumulative rollout observations: the
+// part of registry.RolloutStore the gateway uses.
 type ObservationSink interface {
 	RecordRolloutObservations(ctx context.Context, process string, obs []registry.RolloutObservation) error
 }
+
+var _ ObservationSink = registry.RolloutStore(nil)
 
 // stepObs counts one in-force route's requests during one rollout step,
 // since this process compiled the step. It is shared by every compile of

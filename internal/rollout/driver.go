@@ -29,7 +29,8 @@ const (
 // Actor is who the driver's events name.
 var Actor = registry.Actor{Name: "system"}
 
-// Store is what the driver needs of the registry's store.
+// Store is what the driver needs of the registry's store: the part of
+// registry.RolloutStore it uses.
 type Store interface {
 	ActiveRollouts(ctx context.Context) ([]registry.Endpoint, error)
 	RecordRollout(ctx context.Context, actor registry.Actor, name string, id, expectedSeq int64, next registry.RolloutStatus, action string) (*registry.Endpoint, error)
@@ -37,6 +38,8 @@ type Store interface {
 	AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error)
 	ReleaseLease(ctx context.Context, name, holder string) error
 }
+
+var _ Store = registry.RolloutStore(nil)
 
 // Options configure a Driver.
 type Options struct {

@@ -33,8 +33,11 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Reader is what the pages read: the read methods of registry.Store.
+// Reader is what the pages read: the read methods of registry.Store's
+// parts, and the whole of its EventStore.
 type Reader interface {
+	registry.EventStore
+
 	GetModel(ctx context.Context, name string) (*registry.Model, error)
 	ListModels(ctx context.Context, opts registry.ListOptions) (*registry.Page[registry.Model], error)
 	GetVersion(ctx context.Context, model string, version int64) (*registry.ModelVersion, error)
@@ -43,10 +46,11 @@ type Reader interface {
 	StageHistory(ctx context.Context, model, stage string, opts registry.ListOptions) (*registry.Page[registry.StageHistoryEntry], error)
 	GetEndpoint(ctx context.Context, name string) (*registry.Endpoint, error)
 	ListEndpoints(ctx context.Context, opts registry.ListOptions) (*registry.Page[registry.Endpoint], error)
-	ListEvents(ctx context.Context, f registry.EventFilter) (*registry.Page[registry.Event], error)
 	// TokenByID lets a session end as soon as its token is revoked.
 	TokenByID(ctx context.Context, id int64) (*registry.Token, error)
 }
+
+var _ Reader = registry.Store(nil)
 
 // RouteWindow is one route's traffic in its guard window as the gateway
 // of this process counted it.
