@@ -199,9 +199,16 @@ func copyVersions(ctx context.Context, dsn string, through, copies int) error {
 	return tx.Commit()
 }
 
+// seedStore is what seeding writes through.
+type seedStore interface {
+	registry.ModelStore
+	registry.VersionStore
+	registry.StageStore
+}
+
 // seedModel creates model m, its versions and two stages (staging on the
 // next to last version, production on the last).
-func seedModel(ctx context.Context, st registry.Store, actor registry.Actor, m, versions int) error {
+func seedModel(ctx context.Context, st seedStore, actor registry.Actor, m, versions int) error {
 	name := modelName(m)
 	if _, err := st.CreateModel(ctx, actor, registry.ModelCreate{
 		Name: name, Description: "benchmark model " + name, Owner: "team-" + fmt.Sprint(m%10),

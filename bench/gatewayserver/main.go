@@ -115,13 +115,20 @@ func main() {
 	}
 }
 
+// seedStore is what seeding writes through.
+type seedStore interface {
+	registry.ModelStore
+	registry.VersionStore
+	registry.EndpointStore
+}
+
 // seed creates what the benchmark routes to; it is idempotent so the
 // script can run against a kept database. progressive adds what header
 // routing and rollouts cost every request: a route with a header match
 // that every request is checked against, and the split served from a
 // rollout in force (its only step baking for a day), whose observations
 // each request counts.
-func seed(ctx context.Context, s *sqlstore.Store, ups []string, progressive bool) error {
+func seed(ctx context.Context, s seedStore, ups []string, progressive bool) error {
 	actor := registry.Actor{Name: "bench"}
 	if _, err := s.CreateModel(ctx, actor, registry.ModelCreate{Name: "bench", Owner: "bench"}); err != nil && !errors.Is(err, registry.ErrAlreadyExists) {
 		return err

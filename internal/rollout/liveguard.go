@@ -10,13 +10,15 @@ import (
 )
 
 // LiveGuardStore is what the live-metric guard needs of the store: the
-// endpoints, their versions' trusted feedback, and the guard's rollback.
-// *sqlstore.Store satisfies it.
+// endpoints, their versions' trusted feedback, and the guard's rollback
+// (parts of registry.EndpointStore and registry.FeedbackStore).
 type LiveGuardStore interface {
 	ListEndpoints(ctx context.Context, opts registry.ListOptions) (*registry.Page[registry.Endpoint], error)
 	LiveSeries(ctx context.Context, q registry.LiveQuery) ([]registry.LiveSeries, error)
 	RecordGuardRollback(ctx context.Context, actor registry.Actor, name string, expectedRevision int64, routes []registry.Route, message string) (*registry.Endpoint, error)
 }
+
+var _ LiveGuardStore = registry.Store(nil)
 
 // DefaultLiveGuardEvery is how often the leader judges live-metric guards:
 // feedback is summed by the minute, so judging every tick would read the
