@@ -174,6 +174,21 @@ func TestCachedAnswersStayExact(t *testing.T) {
 			{"unflag", func() {
 				e.do(req{method: "PATCH", path: "/api/v1/models/churn/versions/3", token: e.admin, body: map[string]any{"flagged": false}}, http.StatusOK)
 			}},
+			{"flag draining a serving route", func() {
+				e.do(req{method: "PATCH", path: "/api/v1/models/churn/versions/1", token: e.admin, body: map[string]any{"flagged": true, "flag_reason": "drift"}}, http.StatusOK)
+				ep, err := e.store.GetEndpoint(ctx, "churn-api")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range ep.Routes {
+					if r.Version == 1 && r.Weight != 0 {
+						t.Fatalf("the flag left weight %d on version 1: the drain did not run", r.Weight)
+					}
+				}
+			}},
+			{"unflag the drained version", func() {
+				e.do(req{method: "PATCH", path: "/api/v1/models/churn/versions/1", token: e.admin, body: map[string]any{"flagged": false}}, http.StatusOK)
+			}},
 			{"endpoint delete", func() {
 				e.do(req{method: "DELETE", path: "/api/v1/endpoints/churn-api", token: e.writer}, http.StatusNoContent)
 			}},
