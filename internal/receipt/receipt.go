@@ -7,7 +7,7 @@
 // the newest key signs, older ones verify until the receipts they signed
 // expire.
 //
-// It imports registry only (the store comes in as registry.FeedbackStore).
+// It imports registry only (the store comes in as registry.ReceiptKeyStore).
 package receipt
 
 import (
@@ -95,7 +95,7 @@ type Options struct {
 
 // Keyring signs and verifies receipts with the keys the store holds.
 type Keyring struct {
-	store    registry.FeedbackStore
+	store    registry.ReceiptKeyStore
 	now      func() time.Time
 	validity time.Duration
 	ring     atomic.Pointer[ring]
@@ -107,7 +107,7 @@ type Keyring struct {
 
 // Open loads the store's keys, storing a fresh first key when there is
 // none.
-func Open(ctx context.Context, st registry.FeedbackStore, opts Options) (*Keyring, error) {
+func Open(ctx context.Context, st registry.ReceiptKeyStore, opts Options) (*Keyring, error) {
 	kr := &Keyring{store: st, now: opts.Now, validity: opts.Validity}
 	if kr.now == nil {
 		kr.now = time.Now

@@ -12,7 +12,7 @@ import (
 // keyStore holds keys in memory: enough for Sign and Verify, which only
 // read them.
 type keyStore struct {
-	registry.FeedbackStore
+	registry.ReceiptKeyStore
 	keys []registry.ReceiptKey
 }
 

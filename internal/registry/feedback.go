@@ -351,8 +351,9 @@ func LiveWindow(now time.Time, d time.Duration) (from, to time.Time) {
 	return to.Add(-d), to
 }
 
-// FeedbackStore is the persistence of receipt keys and feedback.
-type FeedbackStore interface {
+// ReceiptKeyStore is the persistence of the keys that sign and verify
+// prediction receipts.
+type ReceiptKeyStore interface {
 	// ReceiptKeys returns the keys that still verify, newest first.
 	ReceiptKeys(ctx context.Context) ([]ReceiptKey, error)
 	// EnsureReceiptKey stores secret as the first key when there is none
@@ -363,6 +364,12 @@ type FeedbackStore interface {
 	// retired longer ago than that, and writes a receipt_key.rotate event,
 	// in one transaction.
 	RotateReceiptKey(ctx context.Context, actor Actor, secret []byte) (*ReceiptKey, error)
+}
+
+// FeedbackStore is the persistence of feedback and of the receipt keys
+// that vouch for it.
+type FeedbackStore interface {
+	ReceiptKeyStore
 	// RecordFeedback records verified items of one endpoint in one
 	// transaction with an endpoint.feedback event: each request ID is
 	// recorded once (a second time is refused), an item naming a metric
