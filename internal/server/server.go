@@ -4,8 +4,9 @@
 // metrics. Other packages (the gateway, the UI) mount their handlers through
 // Server.Handle so they get the same middleware.
 //
-// It codes against Store, the parts of registry.Store it uses: it must not import any storage
-// package (sqlstore) nor the gateway, the UI or the app; tests may.
+// It codes against Store, the parts of registry.Store it uses: it must
+// not import any storage package (sqlstore) nor the gateway, the UI or
+// the app; tests may.
 package server
 
 import (
