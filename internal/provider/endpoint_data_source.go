@@ -83,6 +83,16 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 					"max_error_rate": schema.NumberAttribute{MarkdownDescription: "Error rate that trips the guard.", Computed: true},
 					"min_requests":   schema.Int64Attribute{MarkdownDescription: "Requests needed in the window before the guard judges a route.", Computed: true},
 					"window":         schema.StringAttribute{MarkdownDescription: "Sliding window of the error rate.", Computed: true},
+					"live_metric": schema.SingleNestedAttribute{
+						MarkdownDescription: "The rule on a live metric (trusted feedback only); null when the guard has none.",
+						Computed:            true,
+						Attributes: map[string]schema.Attribute{
+							"metric":    schema.StringAttribute{MarkdownDescription: "The live metric judged.", Computed: true},
+							"floor":     schema.NumberAttribute{MarkdownDescription: "The lowest mean a route may keep.", Computed: true},
+							"min_count": schema.Int64Attribute{MarkdownDescription: "Feedback values needed in the window before a route is judged.", Computed: true},
+							"window":    schema.StringAttribute{MarkdownDescription: "The span of feedback judged.", Computed: true},
+						},
+					},
 				},
 			},
 			"rollout": schema.SingleNestedAttribute{

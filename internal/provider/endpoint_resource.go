@@ -87,6 +87,14 @@ type guardModel struct {
 	MaxErrorRate types.Number `tfsdk:"max_error_rate"`
 	MinRequests  types.Int64  `tfsdk:"min_requests"`
 	Window       types.String `tfsdk:"window"`
+	LiveMetric   types.Object `tfsdk:"live_metric"`
+}
+
+type guardLiveMetricModel struct {
+	Metric   types.String `tfsdk:"metric"`
+	Floor    types.Number `tfsdk:"floor"`
+	MinCount types.Int64  `tfsdk:"min_count"`
+	Window   types.String `tfsdk:"window"`
 }
 
 var (
@@ -98,8 +106,12 @@ var (
 		"match": types.ObjectType{AttrTypes: matchAttrTypes}, "shadow": types.BoolType, "share": types.NumberType,
 	}
 	routeObjectType = types.ObjectType{AttrTypes: routeAttrTypes}
-	guardAttrTypes  = map[string]attr.Type{
+	guardLiveMetricAttrTypes = map[string]attr.Type{
+		"metric": types.StringType, "floor": types.NumberType, "min_count": types.Int64Type, "window": types.StringType,
+	}
+	guardAttrTypes = map[string]attr.Type{
 		"max_error_rate": types.NumberType, "min_requests": types.Int64Type, "window": types.StringType,
+		"live_metric": types.ObjectType{AttrTypes: guardLiveMetricAttrTypes},
 	}
 )
 
@@ -276,6 +288,36 @@ func (r *endpointResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 						Validators:          []validator.String{durationValidator{}},
 					},
 				},
+				Blocks: map[string]schema.Block{
+					"live_metric": schema.SingleNestedBlock{
+						MarkdownDescription: "Also roll back a route whose live metric falls: once the route's version has at least `min_count` values of `metric` in the " +
+							"**trusted** feedback sent for this endpoint (by write or admin tokens, an operator's ground-truth pipeline; never by serve tokens, whose holders make the requests) " +
+							"over `window`, counted from the minute the endpoint last changed, a mean below `floor` moves the route's weight to the best other route " +
+							"(not failing; highest mean among those with `min_count` values, else the larger weight). One process judges it (the rollout driver's leader, every few seconds); " +
+							"the endpoint becomes `rolled_back` and an `endpoint.guard_rollback` event names the metric, mean, count and floor. When every other route fails too, nothing moves.",
+						Attributes: map[string]schema.Attribute{
+							"metric": schema.StringAttribute{
+								MarkdownDescription: "Required. The live metric, e.g. `correct`, as the feedback names it.",
+								Optional:            true,
+							},
+							"floor": schema.NumberAttribute{
+								MarkdownDescription: "Required. The lowest mean the route may keep, e.g. `0.9`.",
+								Optional:            true,
+								PlanModifiers:       []planmodifier.Number{keepEquivalentNumbers{}},
+							},
+							"min_count": schema.Int64Attribute{
+								MarkdownDescription: "Required. Feedback values the route's version needs in the window before it is judged.",
+								Optional:            true,
+								Validators:          []validator.Int64{int64validator.Between(1, registry.MaxMinLiveCount)},
+							},
+							"window": schema.StringAttribute{
+								MarkdownDescription: "Required. The span of feedback judged, whole minutes (e.g. `15m`).",
+								Optional:            true,
+								Validators:          []validator.String{durationValidator{}},
+							},
+						},
+					},
+				},
 			},
 		},
 	}
@@ -353,13 +395,34 @@ func (r *endpointResource) ValidateConfig(ctx context.Context, req resource.Vali
 				fmt.Sprintf("guard.%s is required in a guard block: a guard needs max_error_rate, min_requests and window.", f.name))
 		}
 	}
+	var lm *registry.GuardLiveMetric
+	if isKnown(g.LiveMetric) {
+		var m guardLiveMetricModel
+		resp.Diagnostics.Append(g.LiveMetric.As(ctx, &m, objectAsOptions)...)
+		for _, f := range []struct {
+			name string
+			v    attr.Value
+		}{{"metric", m.Metric}, {"floor", m.Floor}, {"min_count", m.MinCount}, {"window", m.Window}} {
+			if f.v.IsNull() {
+				resp.Diagnostics.AddAttributeError(path.Root("guard").AtName("live_metric").AtName(f.name), "Missing required argument",
+					fmt.Sprintf("guard.live_metric.%s is required in a live_metric block: it needs metric, floor, min_count and window.", f.name))
+			}
+		}
+		if fullyKnown(ctx, g.LiveMetric) {
+			lm = guardLiveMetricFrom(m)
+		}
+	} else if g.LiveMetric.IsUnknown() {
+		return
+	}
 	if isKnown(g.MaxErrorRate) && isKnown(g.MinRequests) && isKnown(g.Window) {
-		rg := registry.Guard{MaxErrorRate: numberFloat64Of(g.MaxErrorRate), MinRequests: g.MinRequests.ValueInt64(), Window: g.Window.ValueString()}
+		rg := registry.Guard{MaxErrorRate: numberFloat64Of(g.MaxErrorRate), MinRequests: g.MinRequests.ValueInt64(), Window: g.Window.ValueString(), LiveMetric: lm}
 		var e *registry.Error
 		if err := rg.Validate("guard"); err != nil && asRegistryError(err, &e) {
 			p := path.Root("guard")
 			if _, field, ok := strings.Cut(e.Field, "."); ok {
-				p = p.AtName(field)
+				for _, part := range strings.Split(field, ".") {
+					p = p.AtName(part)
+				}
 			}
 			// The message names the attribute ("guard.max_error_rate: must
 			// be ..."): Terraform shows only the resource for a nested path.
@@ -768,10 +831,26 @@ func guardValue(ctx context.Context, g *registry.Guard, prior types.Object) (typ
 	if isKnown(prior) {
 		diags.Append(prior.As(ctx, &p, objectAsOptions)...)
 	}
+	live := types.ObjectNull(guardLiveMetricAttrTypes)
+	if lm := g.LiveMetric; lm != nil {
+		var pl guardLiveMetricModel
+		if isKnown(p.LiveMetric) {
+			diags.Append(p.LiveMetric.As(ctx, &pl, objectAsOptions)...)
+		}
+		var d diag.Diagnostics
+		live, d = types.ObjectValueFrom(ctx, guardLiveMetricAttrTypes, guardLiveMetricModel{
+			Metric:   types.StringValue(lm.Metric),
+			Floor:    numberValueLike(lm.Floor, pl.Floor),
+			MinCount: types.Int64Value(lm.MinCount),
+			Window:   durationValue(lm.Window, pl.Window),
+		})
+		diags.Append(d...)
+	}
 	v, d := types.ObjectValueFrom(ctx, guardAttrTypes, guardModel{
 		MaxErrorRate: numberValueLike(g.MaxErrorRate, p.MaxErrorRate),
 		MinRequests:  types.Int64Value(g.MinRequests),
 		Window:       durationValue(g.Window, p.Window),
+		LiveMetric:   live,
 	})
 	diags.Append(d...)
 	return v, diags
@@ -806,9 +885,23 @@ func guardFrom(ctx context.Context, o types.Object) (*registry.Guard, diag.Diagn
 	}
 	var g guardModel
 	diags := o.As(ctx, &g, objectAsOptions)
-	return &registry.Guard{
+	out := &registry.Guard{
 		MaxErrorRate: numberFloat64Of(g.MaxErrorRate),
 		MinRequests:  g.MinRequests.ValueInt64(),
 		Window:       g.Window.ValueString(),
-	}, diags
+	}
+	if isKnown(g.LiveMetric) {
+		var m guardLiveMetricModel
+		diags.Append(g.LiveMetric.As(ctx, &m, objectAsOptions)...)
+		out.LiveMetric = guardLiveMetricFrom(m)
+	}
+	return out, diags
+}
+
+func guardLiveMetricFrom(m guardLiveMetricModel) *registry.GuardLiveMetric {
+	out := &registry.GuardLiveMetric{Metric: m.Metric.ValueString(), MinCount: m.MinCount.ValueInt64(), Window: m.Window.ValueString()}
+	if isKnown(m.Floor) {
+		out.Floor = numberFloat64Of(m.Floor)
+	}
+	return out
 }

@@ -75,6 +75,12 @@ func TestAccEndpoint_basic(t *testing.T) {
     max_error_rate = 0.05
     min_requests   = 100
     window         = "5m"
+    live_metric {
+      metric    = "correct"
+      floor     = 0.9
+      min_count = 50
+      window    = "15m"
+    }
   }
 `
 	tfresource.ParallelTest(t, tfresource.TestCase{
@@ -95,6 +101,10 @@ func TestAccEndpoint_basic(t *testing.T) {
 						"match": knownvalue.Null(), "shadow": knownvalue.Null(), "share": knownvalue.Null(),
 					})),
 					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard").AtMapKey("max_error_rate"), knownvalue.Float64Exact(0.05)),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("guard").AtMapKey("live_metric"), knownvalue.ObjectExact(map[string]knownvalue.Check{
+						"metric": knownvalue.StringExact("correct"), "floor": knownvalue.Float64Exact(0.9),
+						"min_count": knownvalue.Int64Exact(50), "window": knownvalue.StringExact("15m"),
+					})),
 				},
 			},
 			{
@@ -288,6 +298,39 @@ func TestAccEndpoint_invalidValues(t *testing.T) {
   guard {
     window = "5m"
   }`), "guard.max_error_rate is required in a guard block"},
+		{"incomplete live_metric", endpointConfig("e", 90, `
+  guard {
+    max_error_rate = 0.1
+    min_requests   = 10
+    window         = "5m"
+    live_metric {
+      metric = "correct"
+    }
+  }`), "guard.live_metric.floor is required in a live_metric block"},
+		{"live_metric window", endpointConfig("e", 90, `
+  guard {
+    max_error_rate = 0.1
+    min_requests   = 10
+    window         = "5m"
+    live_metric {
+      metric    = "correct"
+      floor     = 0.9
+      min_count = 50
+      window    = "90s"
+    }
+  }`), "guard.live_metric.window: must be whole minutes"},
+		{"live_metric name", endpointConfig("e", 90, `
+  guard {
+    max_error_rate = 0.1
+    min_requests   = 10
+    window         = "5m"
+    live_metric {
+      metric    = "Correct"
+      floor     = 0.9
+      min_count = 50
+      window    = "15m"
+    }
+  }`), "guard.live_metric.metric: must match"},
 		{"no route", `
 resource "mlregistry_endpoint" "e" {
   name  = "e"

@@ -108,6 +108,7 @@ func stagePolicySetFromV0(ctx context.Context, m types.Map) (types.Set, diag.Dia
 		obj, d := types.ObjectValueFrom(ctx, stagePolicyAttrTypes, stagePolicyModel{
 			Stage: types.StringValue(stage), RequireStage: p.RequireStage, MinSoak: p.MinSoak,
 			MinMetrics: p.MinMetrics, MaxMetrics: p.MaxMetrics, RequireSignatureMatch: p.RequireSignatureMatch,
+			MinLiveMetrics: types.MapNull(types.NumberType), MinLiveCount: types.Int64Null(),
 		})
 		diags.Append(d...)
 		elems = append(elems, obj)
@@ -174,8 +175,20 @@ func upgradeEndpointV0(ctx context.Context, req resource.UpgradeStateRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// A version 0 guard has no live_metric: null in the current type.
+	fields := old.endpointFields
+	if o := fields.Guard; !o.IsNull() && !o.IsUnknown() {
+		attrs := map[string]attr.Value{"live_metric": types.ObjectNull(guardLiveMetricAttrTypes)}
+		for k, v := range o.Attributes() {
+			attrs[k] = v
+		}
+		fields.Guard, d = types.ObjectValue(guardAttrTypes, attrs)
+	} else {
+		fields.Guard = types.ObjectNull(guardAttrTypes)
+	}
+	resp.Diagnostics.Append(d...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, endpointResourceModel{
-		ID: old.ID, Name: old.Name, Model: old.Model, Route: routes, endpointFields: old.endpointFields,
+		ID: old.ID, Name: old.Name, Model: old.Model, Route: routes, endpointFields: fields,
 		endpointRolloutFields: endpointRolloutFields{
 			Rollout: types.ObjectNull(rolloutAttrTypes), RolloutStatus: types.ObjectNull(rolloutStatusAttrTypes),
 		},
