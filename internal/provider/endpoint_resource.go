@@ -105,7 +105,7 @@ var (
 		"name": types.StringType, "version": types.Int64Type, "upstream_url": types.StringType, "weight": types.Int64Type,
 		"match": types.ObjectType{AttrTypes: matchAttrTypes}, "shadow": types.BoolType, "share": types.NumberType,
 	}
-	routeObjectType = types.ObjectType{AttrTypes: routeAttrTypes}
+	routeObjectType          = types.ObjectType{AttrTypes: routeAttrTypes}
 	guardLiveMetricAttrTypes = map[string]attr.Type{
 		"metric": types.StringType, "floor": types.NumberType, "min_count": types.Int64Type, "window": types.StringType,
 	}
