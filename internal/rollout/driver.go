@@ -51,8 +51,9 @@ type Options struct {
 	// is alive, which only the wall clock tells: moving Now past a bake in
 	// a test must not hand the lease around. Default time.Now.
 	LeaseNow func() time.Time
-	// Tick is how often the leader evaluates (and every driver renews or
-	// tries the lease). Default DefaultTick.
+	// Tick is how often the leader evaluates. Every driver renews or
+	// tries the lease a third of LeaseTTL apart (at most a second, at
+	// least a tick). Default DefaultTick.
 	Tick time.Duration
 	// LeaseTTL is how long the lease outlives its last renewal: the
 	// longest rollouts stand still after a leader dies. Default
@@ -91,6 +92,18 @@ type Driver struct {
 	// lastLiveGuard is when (on Now) the live guards were last judged
 	// (Run's goroutine only).
 	lastLiveGuard time.Time
+	// asked is when this driver last took, renewed or tried the lease
+	// (LeaseNow's clock; Run's goroutine only).
+	asked time.Time
+}
+
+// renewEvery is how often a driver writes the lease: a third of its TTL
+// (so two renewals may fail before it lapses), at most a second and at
+// least a tick. Every process writes it, so writing it every tick would
+// put a database write per tick per process beside the registry's own
+// writes; between renewals the leader relies on the lease it holds.
+func (d *Driver) renewEvery() time.Duration {
+	return max(min(d.opts.LeaseTTL/3, time.Second), d.opts.Tick)
 }
 
 type driverMetrics struct {
@@ -216,23 +229,44 @@ func (d *Driver) setLeader(v bool) {
 	}
 }
 
-// tick is one round: the lease, then every active rollout.
+// tick is one round: the lease (when it is due), then, while this driver
+// leads, every active rollout.
 func (d *Driver) tick(ctx context.Context) {
-	log := d.opts.Logger
-	held, err := d.opts.Store.AcquireLease(ctx, LeaseName, d.opts.Holder, d.opts.LeaseNow(), d.opts.LeaseTTL)
+	now := d.opts.LeaseNow()
+	if !d.asked.IsZero() && now.Sub(d.asked) < d.renewEvery() && now.After(d.asked) {
+		if !d.leader.Load() {
+			return
+		}
+	} else if !d.lease(ctx, now) {
+		return
+	}
+	d.evaluate(ctx)
+}
+
+// lease takes, renews or tries the lease and reports whether this driver
+// holds it.
+func (d *Driver) lease(ctx context.Context, now time.Time) bool {
+	d.asked = now
+	held, err := d.opts.Store.AcquireLease(ctx, LeaseName, d.opts.Holder, now, d.opts.LeaseTTL)
 	if err != nil {
 		d.logFailure(ctx, "rollout driver: cannot take or renew the rollouts lease", err)
 		// Unsure whether the lease is still ours: act as if not, so two
 		// replicas never both act; RecordRollout's sequence check would
 		// refuse a stale leader's write anyway.
 		d.setLeader(false)
-		return
+		return false
 	}
 	d.setLeader(held)
 	if !held {
 		d.recovered()
-		return
+		return false
 	}
+	return true
+}
+
+// evaluate is the leader's part of a tick: every active rollout.
+func (d *Driver) evaluate(ctx context.Context) {
+	log := d.opts.Logger
 	eps, err := d.opts.Store.ActiveRollouts(ctx)
 	if err != nil {
 		d.logFailure(ctx, "rollout driver: cannot list the active rollouts", err)

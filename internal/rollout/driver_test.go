@@ -96,7 +96,9 @@ func TestDriverLease(t *testing.T) {
 	opts.Holder = "b"
 	b, stopB := startDriver(t, opts)
 	eventually(t, "one driver leads", func() bool { return a.Leader() || b.Leader() })
-	for range 20 {
+	// Lease writes come a second apart (see renewEvery): a few rounds of
+	// both drivers asking are enough.
+	for range 4 {
 		waitTicks(t, s, 2)
 		if a.Leader() == b.Leader() {
 			t.Fatalf("a leads: %v, b leads: %v; want exactly one", a.Leader(), b.Leader())
@@ -144,7 +146,7 @@ func TestDriverWithoutPrometheusWaits(t *testing.T) {
 	}
 	changed := make(chan string, 10)
 	cs := &countingStore{Store: s}
-	startDriver(t, rollout.Options{Store: cs, Now: clock.Now, Tick: 5 * time.Millisecond, Holder: "no-prom", OnChange: func(ep string) { changed <- ep }})
+	startDriver(t, rollout.Options{Store: cs, Now: clock.Now, Tick: 5 * time.Millisecond, LeaseTTL: 30 * time.Millisecond, Holder: "no-prom", OnChange: func(ep string) { changed <- ep }})
 	clock.Advance(time.Minute)
 	if ep := <-changed; ep != "ep" {
 		t.Fatalf("changed %q", ep)
@@ -239,7 +241,7 @@ func TestDriverLogsAFailingDatabaseOnce(t *testing.T) {
 	s := &refusing{countingStore: countingStore{Store: openStore(t, clock)}}
 	s.refuse.Store(true)
 	var logs lockedBuffer
-	d, _ := startDriver(t, rollout.Options{Store: s, Now: clock.Now, Tick: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	d, _ := startDriver(t, rollout.Options{Store: s, Now: clock.Now, Tick: 2 * time.Millisecond, LeaseTTL: 30 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	waitTicks(t, &s.countingStore, 20)
 	s.refuse.Store(false)
 	eventually(t, "the driver leads once the database answers", d.Leader)
@@ -264,4 +266,22 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestDriverRenewsEveryThirdOfTheLease: the lease is a database write in
+// every process, so a driver writes it a third of the TTL apart (at most a
+// second), not every tick, and still evaluates every tick while it leads.
+func TestDriverRenewsEveryThirdOfTheLease(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	s := &countingStore{Store: openStore(t, clock)}
+	d, _ := startDriver(t, rollout.Options{Store: s, Now: clock.Now, Tick: 2 * time.Millisecond, LeaseTTL: 600 * time.Millisecond})
+	eventually(t, "the driver leads", d.Leader)
+	start := time.Now()
+	waitTicks(t, s, 3)
+	if took := time.Since(start); took < 350*time.Millisecond {
+		t.Fatalf("3 lease writes in %s with a 600ms TTL: renewed more often than every 200ms", took)
+	}
+	if !d.Leader() {
+		t.Fatal("the driver lost the lease between renewals")
+	}
 }
