@@ -3,6 +3,7 @@ package registry
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -128,4 +129,45 @@ func CheckLiveGuard(ep *Endpoint, live map[int64]LiveSums) *LiveGuardAction {
 		return &LiveGuardAction{Routes: routes, Message: msg}
 	}
 	return nil
+}
+
+// GateMinLiveMetrics names the rollout gate on live metrics.
+const GateMinLiveMetrics = "min_live_metrics"
+
+// LiveGateVerdict is the rollout gate min_live_metrics on one gaining
+// route: Fail rolls the rollout back, Wait holds the step (too few
+// values); neither means it passed.
+type LiveGateVerdict struct {
+	Fail, Wait bool
+	Metric     string
+	Mean       float64
+	Count      int64
+	Floor      float64
+	Message    string
+}
+
+// CheckLiveGate judges the trusted feedback live (per metric) of one
+// gaining route's version since its step began against the spec's
+// min_live_metrics, metric by metric in name order; the first metric
+// short of values or below its floor decides.
+func CheckLiveGate(spec RolloutSpec, live map[string]LiveSums) LiveGateVerdict {
+	need := StagePolicy{MinLiveCount: spec.MinLiveCount}.LiveCount()
+	var passed []string
+	for _, name := range sortedKeys(spec.MinLiveMetrics) {
+		floor := spec.MinLiveMetrics[name]
+		m := live[name].Summarize()
+		v := LiveGateVerdict{Metric: name, Mean: m.Mean, Count: m.Count, Floor: floor}
+		switch {
+		case m.Count < need:
+			v.Wait = true
+			v.Message = fmt.Sprintf("waiting for feedback: %d of %d trusted values of live %s", m.Count, need, name)
+			return v
+		case m.Mean < floor:
+			v.Fail = true
+			v.Message = fmt.Sprintf("%s: live %s = %g over %d trusted feedback values is below the floor %g", GateMinLiveMetrics, name, m.Mean, m.Count, floor)
+			return v
+		}
+		passed = append(passed, fmt.Sprintf("live %s %g over %d values within %g", name, m.Mean, m.Count, floor))
+	}
+	return LiveGateVerdict{Message: strings.Join(passed, ", ")}
 }

@@ -99,3 +99,31 @@ func TestGuardLiveMetricValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCheckLiveGate(t *testing.T) {
+	spec := RolloutSpec{MinLiveMetrics: map[string]float64{"correct": 0.9, "within_sla": 0.5}, MinLiveCount: 20}
+	sums := func(n int64, mean float64) LiveSums { return LiveSums{Count: n, Sum: mean * float64(n), SumSq: mean * float64(n)} }
+	for _, c := range []struct {
+		name       string
+		live       map[string]LiveSums
+		fail, wait bool
+		msg        string
+	}{
+		{"passes", map[string]LiveSums{"correct": sums(20, 0.95), "within_sla": sums(40, 0.5)}, false, false, "live correct 0.95 over 20 values within 0.9"},
+		{"too few values", map[string]LiveSums{"correct": sums(19, 1)}, false, true, "waiting for feedback: 19 of 20 trusted values of live correct"},
+		{"no feedback", nil, false, true, "0 of 20"},
+		{"below the floor", map[string]LiveSums{"correct": sums(20, 0.5), "within_sla": sums(40, 1)}, true, false,
+			"min_live_metrics: live correct = 0.5 over 20 trusted feedback values is below the floor 0.9"},
+		{"second metric fails", map[string]LiveSums{"correct": sums(20, 1), "within_sla": sums(40, 0.25)}, true, false, "live within_sla = 0.25"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := CheckLiveGate(spec, c.live)
+			if v.Fail != c.fail || v.Wait != c.wait || !strings.Contains(v.Message, c.msg) {
+				t.Errorf("got %+v, want fail %v wait %v message containing %q", v, c.fail, c.wait, c.msg)
+			}
+		})
+	}
+	if v := CheckLiveGate(RolloutSpec{MinLiveMetrics: map[string]float64{"correct": 0.9}}, map[string]LiveSums{"correct": sums(99, 1)}); !v.Wait || !strings.Contains(v.Message, "99 of 100") {
+		t.Errorf("default count: %+v", v)
+	}
+}

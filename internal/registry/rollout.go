@@ -34,6 +34,13 @@ type RolloutSpec struct {
 	// registry was given (--prometheus-url), checked when a step's bake
 	// ends, once per gaining route.
 	Prometheus []PrometheusGate `json:"prometheus,omitempty"`
+	// MinLiveMetrics is checked when a step's bake ends, for each gaining
+	// route's version: its trusted feedback on this endpoint since the step
+	// began must hold at least MinLiveCount values (0 means
+	// DefaultMinLiveCount) of each metric with a mean >= the floor. Too
+	// few values hold the step; a lower mean rolls the rollout back.
+	MinLiveMetrics map[string]float64 `json:"min_live_metrics,omitempty"`
+	MinLiveCount   int64              `json:"min_live_count,omitempty"`
 }
 
 // PrometheusGate passes when the query's value compares to Threshold as

@@ -90,7 +90,7 @@ func (s *RolloutSpec) Validate(field string, guard *Guard) error {
 			return FieldError(f+".threshold", "finite", "must be a finite number")
 		}
 	}
-	return nil
+	return ValidateLiveRule(field, s.MinLiveMetrics, s.MinLiveCount)
 }
 
 // ValidateRolloutSteps checks a rollout's steps (RolloutStepsRule).

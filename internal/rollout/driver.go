@@ -328,6 +328,11 @@ func (d *Driver) step(ctx context.Context, ep registry.Endpoint) error {
 			return err
 		}
 	}
+	if advances(dec, st) && len(ep.Rollout.MinLiveMetrics) > 0 {
+		if dec, err = d.liveGate(ctx, ep, dec, now); err != nil {
+			return err
+		}
+	}
 	if dec.Action == "" {
 		return nil
 	}

@@ -99,3 +99,55 @@ func (d *Driver) liveGuard(ctx context.Context, ep *registry.Endpoint, now time.
 	}
 	return nil
 }
+
+// advances reports whether dec moves the rollout past its step: to the
+// next one or to completion.
+func advances(dec Decision, st *registry.RolloutStatus) bool {
+	switch dec.Action {
+	case registry.ActionEndpointRolloutCompleted:
+		return true
+	case registry.ActionEndpointRolloutStep:
+		return dec.Next.Step > st.Step
+	}
+	return false
+}
+
+// liveGate checks the rollout's min_live_metrics on each gaining route
+// before a baked step advances (registry.CheckLiveGate): the trusted
+// feedback of the route's version on this endpoint since the step began.
+// A route below a floor rolls the rollout back; one short of values holds
+// the step; otherwise dec stands.
+func (d *Driver) liveGate(ctx context.Context, ep registry.Endpoint, dec Decision, now time.Time) (Decision, error) {
+	st := *ep.Rollout.RolloutStatus
+	step := stepName(st)
+	routes := gainingRoutes(st, nil)
+	if d.opts.LiveGuard == nil {
+		if len(routes) == 0 {
+			return dec, nil
+		}
+		res := gateResult(registry.GateMinLiveMetrics, routes[0], 0, 0, now)
+		res.Message = "waiting: the leading process " + d.opts.Holder + " cannot read live metrics"
+		return wait(st, step, res, now), nil
+	}
+	_, to := registry.LiveWindow(now, registry.LiveBucket)
+	from := st.StepStarted.UTC().Truncate(registry.LiveBucket)
+	for _, g := range routes {
+		series, err := d.opts.LiveGuard.LiveSeries(ctx, registry.LiveQuery{
+			Endpoint: ep.Name, Model: ep.Model, Version: g.route.Version, From: from, To: to, TrustedOnly: true,
+		})
+		if err != nil {
+			return Decision{}, fmt.Errorf("live metrics: %w", err)
+		}
+		v := registry.CheckLiveGate(ep.Rollout.RolloutSpec, registry.LiveSumsByMetric(series))
+		if !v.Fail && !v.Wait {
+			continue
+		}
+		res := gateResult(registry.GateMinLiveMetrics, g, v.Mean, v.Floor, now)
+		res.Message = v.Message
+		if v.Fail {
+			return rollBack(st, step, res, now), nil
+		}
+		return wait(st, step, res, now), nil
+	}
+	return dec, nil
+}
