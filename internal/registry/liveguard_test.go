@@ -102,7 +102,9 @@ func TestGuardLiveMetricValidate(t *testing.T) {
 
 func TestCheckLiveGate(t *testing.T) {
 	spec := RolloutSpec{MinLiveMetrics: map[string]float64{"correct": 0.9, "within_sla": 0.5}, MinLiveCount: 20}
-	sums := func(n int64, mean float64) LiveSums { return LiveSums{Count: n, Sum: mean * float64(n), SumSq: mean * float64(n)} }
+	sums := func(n int64, mean float64) LiveSums {
+		return LiveSums{Count: n, Sum: mean * float64(n), SumSq: mean * float64(n)}
+	}
 	for _, c := range []struct {
 		name       string
 		live       map[string]LiveSums
