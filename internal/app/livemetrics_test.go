@@ -132,3 +132,45 @@ func TestLiveMetricsDecide(t *testing.T) {
 		t.Errorf("want one endpoint.guard_rollback event naming the metric, got %d", found)
 	}
 }
+
+// TestRolloutLiveMetricsGate: a rollout with min_live_metrics holds a
+// baked step until the gaining version has enough trusted feedback since
+// the step began, advances when its mean meets the floor, and rolls back
+// when it does not.
+func TestRolloutLiveMetricsGate(t *testing.T) {
+	r := apptest.Start(t, apptest.WithConfig(rolloutConfig))
+	v1, v2 := newModel(t, "v1"), newModel(t, "v2")
+	seedRollout(t, r, v1, map[string]any{"steps": []int{50, 100}, "bake": "1m", "min_live_metrics": map[string]any{"correct": 0.9}, "min_live_count": 10})
+	toV2(t, r, v2)
+	// feedback sends trusted feedback (an admin token) for n answers of v2.
+	feedback := func(n int, correct float64) {
+		t.Helper()
+		var items []feedbackItem
+		for len(items) < n {
+			if p := predict(t, r, "ep", r.AdminToken); p.version == 2 {
+				items = append(items, feedbackItem{Receipt: p.receipt, Metrics: map[string]any{"correct": correct}})
+			}
+		}
+		if res := sendFeedback(t, r, "ep", r.AdminToken, items); res.Accepted != n {
+			t.Fatalf("feedback: %+v", res)
+		}
+	}
+
+	r.Clock.Advance(bake)
+	e := waitRollout(t, r, "waiting for feedback", func(st *registry.RolloutStatus) bool {
+		return st.LastGate != nil && st.LastGate.Gate == registry.GateMinLiveMetrics && !st.LastGate.Passed
+	})
+	if st := status(e); st.Step != 1 || !strings.Contains(st.LastGate.Message, "waiting for feedback: 0 of 10 trusted values of live correct") {
+		t.Fatalf("baked step without feedback: %+v %+v", st, st.LastGate)
+	}
+	feedback(10, 1)
+	waitRollout(t, r, "reached step 2", atStep(2))
+
+	feedback(30, 0)
+	r.Clock.Advance(bake)
+	e = waitRollout(t, r, "rolled back", inState(registry.RolloutRolledBack))
+	if st := status(e); !strings.Contains(st.Message, "rollout rolled back at step 2 (100%): route main (v2): min_live_metrics: live correct = ") ||
+		!strings.Contains(st.Message, "is below the floor 0.9") {
+		t.Fatalf("message %q", st.Message)
+	}
+}
