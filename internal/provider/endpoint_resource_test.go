@@ -431,16 +431,17 @@ func TestEndpointGuardRateIsOneError(t *testing.T) {
 		attrs["name"] = tftypes.NewValue(tftypes.String, "e")
 		attrs["model"] = tftypes.NewValue(tftypes.String, "m")
 		routesType := typ.AttributeTypes["route"].(tftypes.List)
-		attrs["route"] = tftypes.NewValue(routesType, []tftypes.Value{tftypes.NewValue(routesType.ElementType, map[string]tftypes.Value{
-			"name": tftypes.NewValue(tftypes.String, "stable"), "version": tftypes.NewValue(tftypes.Number, 1),
-			"upstream_url": tftypes.NewValue(tftypes.String, "http://stable:8080"), "weight": tftypes.NewValue(tftypes.Number, 100),
-			"match": tftypes.NewValue(routesType.ElementType.(tftypes.Object).AttributeTypes["match"], nil),
-		})})
-		attrs["guard"] = tftypes.NewValue(guardType, map[string]tftypes.Value{
-			"max_error_rate": tftypes.NewValue(tftypes.Number, rate),
-			"min_requests":   tftypes.NewValue(tftypes.Number, 10),
-			"window":         tftypes.NewValue(tftypes.String, "5m"),
-		})
+		route := nulls(routesType.ElementType.(tftypes.Object))
+		route["name"] = tftypes.NewValue(tftypes.String, "stable")
+		route["version"] = tftypes.NewValue(tftypes.Number, 1)
+		route["upstream_url"] = tftypes.NewValue(tftypes.String, "http://stable:8080")
+		route["weight"] = tftypes.NewValue(tftypes.Number, 100)
+		attrs["route"] = tftypes.NewValue(routesType, []tftypes.Value{tftypes.NewValue(routesType.ElementType, route)})
+		guard := nulls(guardType)
+		guard["max_error_rate"] = tftypes.NewValue(tftypes.Number, rate)
+		guard["min_requests"] = tftypes.NewValue(tftypes.Number, 10)
+		guard["window"] = tftypes.NewValue(tftypes.String, "5m")
+		attrs["guard"] = tftypes.NewValue(guardType, guard)
 		config, err := tfprotov6.NewDynamicValue(typ, tftypes.NewValue(typ, attrs))
 		if err != nil {
 			t.Fatal(err)
@@ -459,6 +460,16 @@ func TestEndpointGuardRateIsOneError(t *testing.T) {
 			t.Errorf("max_error_rate = %v: want one error saying the rule, got %d: %q", rate, len(errs), errs)
 		}
 	}
+}
+
+// nulls is every attribute of typ set to null, so a test sets only what it
+// is about and keeps building when the schema gains attributes.
+func nulls(typ tftypes.Object) map[string]tftypes.Value {
+	out := make(map[string]tftypes.Value, len(typ.AttributeTypes))
+	for name, at := range typ.AttributeTypes {
+		out[name] = tftypes.NewValue(at, nil)
+	}
+	return out
 }
 
 // stageEndpoint is an endpoint of the churn model (see churn) serving
