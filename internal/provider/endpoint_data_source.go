@@ -99,11 +99,13 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 				MarkdownDescription: "How a change of the routes' weights or versions is rolled out; null when the endpoint has no rollout configuration.",
 				Computed:            true,
 				Attributes: map[string]schema.Attribute{
-					"steps":           schema.ListAttribute{MarkdownDescription: "Percent of the way to the configured weights at each step.", ElementType: types.Int64Type, Computed: true},
-					"bake":            schema.StringAttribute{MarkdownDescription: "How long each step holds.", Computed: true},
-					"max_error_rate":  schema.NumberAttribute{MarkdownDescription: "Gate: error rate of a gaining route that rolls the rollout back; null when not set.", Computed: true},
-					"max_latency_p99": schema.StringAttribute{MarkdownDescription: "Gate: p99 upstream latency of a gaining route that rolls the rollout back; null when not set.", Computed: true},
-					"min_requests":    schema.Int64Attribute{MarkdownDescription: "Requests a gaining route needs in a step before the gates judge it; null when not set.", Computed: true},
+					"steps":            schema.ListAttribute{MarkdownDescription: "Percent of the way to the configured weights at each step.", ElementType: types.Int64Type, Computed: true},
+					"bake":             schema.StringAttribute{MarkdownDescription: "How long each step holds.", Computed: true},
+					"max_error_rate":   schema.NumberAttribute{MarkdownDescription: "Gate: error rate of a gaining route that rolls the rollout back; null when not set.", Computed: true},
+					"max_latency_p99":  schema.StringAttribute{MarkdownDescription: "Gate: p99 upstream latency of a gaining route that rolls the rollout back; null when not set.", Computed: true},
+					"min_requests":     schema.Int64Attribute{MarkdownDescription: "Requests a gaining route needs in a step before the gates judge it; null when not set.", Computed: true},
+					"min_live_metrics": schema.MapAttribute{MarkdownDescription: "Gate: floor of the mean of each live metric over a gaining version's trusted feedback in the step; null when not set.", ElementType: types.NumberType, Computed: true},
+					"min_live_count":   schema.Int64Attribute{MarkdownDescription: "Trusted feedback values per metric `min_live_metrics` needs; null when not set (100).", Computed: true},
 					"prometheus": schema.ListNestedAttribute{
 						MarkdownDescription: "Prometheus gates, checked when a step's bake ends.",
 						Computed:            true,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -38,6 +39,8 @@ type rolloutModel struct {
 	MaxLatencyP99 types.String `tfsdk:"max_latency_p99"`
 	MinRequests   types.Int64  `tfsdk:"min_requests"`
 	Prometheus    types.List   `tfsdk:"prometheus"`
+	MinLive       types.Map    `tfsdk:"min_live_metrics"`
+	MinLiveCount  types.Int64  `tfsdk:"min_live_count"`
 }
 
 type prometheusGateModel struct {
@@ -73,7 +76,8 @@ var (
 	rolloutAttrTypes         = map[string]attr.Type{
 		"steps": types.ListType{ElemType: types.Int64Type}, "bake": types.StringType,
 		"max_error_rate": types.NumberType, "max_latency_p99": types.StringType, "min_requests": types.Int64Type,
-		"prometheus": types.ListType{ElemType: prometheusGateObjectType},
+		"prometheus":       types.ListType{ElemType: prometheusGateObjectType},
+		"min_live_metrics": types.MapType{ElemType: types.NumberType}, "min_live_count": types.Int64Type,
 	}
 	rolloutStatusAttrTypes = map[string]attr.Type{
 		"state": types.StringType, "step": types.Int64Type, "percent": types.Int64Type,
@@ -152,6 +156,12 @@ func rolloutValue(ctx context.Context, r *registry.EndpointRollout, prior types.
 	if r.MinRequests != 0 || isKnown(p.MinRequests) {
 		m.MinRequests = types.Int64Value(r.MinRequests)
 	}
+	m.MinLive, d = float64MapValue(ctx, r.MinLiveMetrics, p.MinLive)
+	diags.Append(d...)
+	m.MinLiveCount = types.Int64Null()
+	if r.MinLiveCount > 0 {
+		m.MinLiveCount = types.Int64Value(r.MinLiveCount)
+	}
 	v, d := types.ObjectValueFrom(ctx, rolloutAttrTypes, m)
 	diags.Append(d...)
 	return v, diags
@@ -182,6 +192,12 @@ func rolloutSpecFrom(ctx context.Context, o types.Object) (*registry.RolloutSpec
 		f := numberFloat64Of(m.MaxErrorRate)
 		spec.MaxErrorRate = &f
 	}
+	if isKnown(m.MinLive) {
+		var d diag.Diagnostics
+		spec.MinLiveMetrics, d = float64MapFrom(ctx, m.MinLive)
+		diags.Append(d...)
+	}
+	spec.MinLiveCount = m.MinLiveCount.ValueInt64()
 	if isKnown(m.Prometheus) {
 		var gates []prometheusGateModel
 		diags.Append(m.Prometheus.ElementsAs(ctx, &gates, false)...)
@@ -402,6 +418,22 @@ func rolloutBlock() schema.SingleNestedBlock {
 					"required with `max_error_rate` or `max_latency_p99`: there is no default. Until then the step waits, past its bake if need be, and `rollout_status.last_gate` says so.",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.AtLeast(1)},
+			},
+			"min_live_metrics": schema.MapAttribute{
+				MarkdownDescription: "Gate: floor of the mean of each named live metric, e.g. `{ correct = 0.9 }`, checked when a step's bake ends for each gaining route's version, " +
+					"over its **trusted** feedback on this endpoint since the step began (sent by write or admin tokens; never serve tokens). " +
+					"Too few values (`min_live_count`) hold the step, past its bake if need be; a lower mean rolls the rollout back. " + numbersNote,
+				ElementType: types.NumberType,
+				Optional:    true,
+				Validators:  []validator.Map{numberRange{}, mapvalidator.SizeAtMost(registry.MaxLiveMetricNames)},
+			},
+			"min_live_count": schema.Int64Attribute{
+				MarkdownDescription: fmt.Sprintf("Trusted feedback values per metric `min_live_metrics` needs in a step; unset means %d. Needs `min_live_metrics`.", registry.DefaultMinLiveCount),
+				Optional:            true,
+				Validators: []validator.Int64{
+					int64validator.Between(1, registry.MaxMinLiveCount),
+					int64validator.AlsoRequires(path.MatchRelative().AtParent().AtName("min_live_metrics")),
+				},
 			},
 		},
 		Blocks: map[string]schema.Block{

@@ -118,6 +118,12 @@ func TestAccEndpoint_rolloutInvalid(t *testing.T) {
 		{"shadow with weight", shadowRoute(10, "    shadow = true\n    share  = 0.5"), []string{"route[2].weight: must be 0 on a shadow route", "(rule shadow)"}},
 		{"shadow with match", shadowRoute(0, "    shadow = true\n    share  = 0.5\n    match {\n      header = \"X-Canary\"\n      value  = \"always\"\n    }"), []string{"route[2].match: may not be set on a shadow route", "(rule shadow)"}},
 		{"five shadows", fiveShadows.String(), []string{"route: has 5 shadow routes, at most 4 are allowed (rule max_shadows)"}},
+		{"live gate metric name", rolloutHCL(`    steps            = [50, 100]
+    bake             = "1m"
+    min_live_metrics = { "Correct" = 0.9 }`), []string{"rollout.min_live_metrics: key \"Correct\" must match", "(rule key_pattern)"}},
+		{"live count without metrics", rolloutHCL(`    steps          = [50, 100]
+    bake           = "1m"
+    min_live_count = 10`), []string{"min_live_metrics"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tfresource.ParallelTest(t, tfresource.TestCase{
@@ -845,5 +851,34 @@ resource "mlregistry_endpoint" "e" {
 			PlanOnly:    true,
 			ExpectError: expectError("Invalid endpoint", "rollout.prometheus: this registry has no Prometheus", "(rule unavailable)"),
 		}},
+	})
+}
+
+// TestAccEndpoint_rolloutLiveGate: a rollout block with the live-metrics
+// gate is created, read back, imported and re-planned without a change.
+func TestAccEndpoint_rolloutLiveGate(t *testing.T) {
+	r := testRegistry(t)
+	const name = "mlregistry_endpoint.e"
+	cfg := providerBlock(r, "") + endpointConfig("live", 90, rolloutHCL(`    steps            = [50, 100]
+    bake             = "10m"
+    min_live_metrics = { correct = 0.9 }
+    min_live_count   = 200`))
+	tfresource.ParallelTest(t, tfresource.TestCase{
+		ProtoV6ProviderFactories: testAccProviders,
+		CheckDestroy:             checkDestroyed(t, r),
+		Steps: []tfresource.TestStep{
+			{
+				Config: cfg,
+				ConfigPlanChecks: tfresource.ConfigPlanChecks{
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout").AtMapKey("min_live_metrics"),
+						knownvalue.MapExact(map[string]knownvalue.Check{"correct": knownvalue.Float64Exact(0.9)})),
+					statecheck.ExpectKnownValue(name, tfjsonpath.New("rollout").AtMapKey("min_live_count"), knownvalue.Int64Exact(200)),
+				},
+			},
+			{ResourceName: name, ImportState: true, ImportStateId: "live", ImportStateVerify: true, ImportStateVerifyIgnore: []string{"wait_for_rollout"}},
+		},
 	})
 }
