@@ -40,9 +40,13 @@ func TestRolloutWalksEveryStep(t *testing.T) {
 		if seen["main v2"] == 0 || (pct < 100 && seen["main@v1 v1"] == 0) {
 			t.Fatalf("step %d (%d%%): served %v", step+1, pct, seen)
 		}
-		// The bake ends once the driver can see the step's requests: the
-		// step moves on the first tick, without waiting for them.
-		flushed(t, r, "main", seen["main v2"])
+		// The bake ends once the driver can see min_requests of the
+		// step's requests: the step moves on the first tick, without
+		// waiting for them. Not all of seen: the driver's own process
+		// takes the step into its table just after the store has it, so
+		// the first requests sent after the step may still be served,
+		// and counted, under the step before.
+		flushed(t, r, "main", min(seen["main v2"], 10))
 		// Half a bake is not enough, whatever the traffic.
 		r.Clock.Advance(bake / 2)
 		if st := status(getEndpoint(t, r)); st.Step != step+1 {
