@@ -1,13 +1,17 @@
 package provider
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	tfresource "github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 const lookups = `
@@ -103,6 +107,7 @@ func TestAccDataSources_lookups(t *testing.T) {
 					statecheck.ExpectKnownValue("data.mlregistry_model_version.v2", tfjsonpath.New("checksum"), knownvalue.StringExact(checksum(101))),
 					statecheck.ExpectKnownValue("data.mlregistry_model_version.v2", tfjsonpath.New("metrics"), knownvalue.MapExact(map[string]knownvalue.Check{"auc": knownvalue.Float64Exact(0.92)})),
 					statecheck.ExpectKnownValue("data.mlregistry_model_version.v2", tfjsonpath.New("id"), knownvalue.StringExact("churn/2")),
+					statecheck.ExpectKnownValue("data.mlregistry_model_version.v2", tfjsonpath.New("live_metrics"), knownvalue.MapSizeExact(0)),
 					versions("by_auc", 2, 1, 3),
 					versions("in_staging", 1),
 					versions("flagged"),
@@ -145,6 +150,40 @@ func TestAccDataSources_lookups(t *testing.T) {
 					version("worst_auc", 1),
 					version("best_auc", 2),
 					versions("flagged", 3),
+				},
+			},
+			// Feedback for version 2 (through the registry's own store: 6
+			// values from a write token, 4 from a serve token) shows in
+			// its live metrics, the trusted part apart.
+			{
+				PreConfig: func() {
+					ctx := t.Context()
+					if _, err := r.Store.CreateEndpoint(ctx, registry.Actor{Name: "test"}, registry.EndpointCreate{Name: "live", Model: "churn",
+						Routes: []registry.Route{{Name: "main", Version: 2, UpstreamURL: "http://main.internal:8080", Weight: 100}}}); err != nil {
+						t.Fatal(err)
+					}
+					var items []registry.FeedbackRecord
+					for i := range 10 {
+						items = append(items, registry.FeedbackRecord{Index: i, Trusted: i < 6, Metrics: map[string]float64{"correct": float64(i % 2)},
+							Receipt: registry.Receipt{KeyID: 1, IssuedAt: r.Clock.Now().Add(-time.Minute), Endpoint: "live", Route: "main", Model: "churn", Version: 2,
+								RequestID: fmt.Sprintf("req-%d", i)}})
+					}
+					if res, err := r.Store.RecordFeedback(ctx, registry.Actor{Name: "test"}, "live", items); err != nil || res.Accepted != 10 {
+						t.Fatalf("feedback: %+v %v", res, err)
+					}
+				},
+				Config: providerBlock(r, "") + churn{staging: 1, production: 1, flagV3: true, extra: lookups}.hcl(),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("data.mlregistry_model_version.v2", tfjsonpath.New("live_metrics"), knownvalue.MapExact(map[string]knownvalue.Check{
+						"correct": knownvalue.ObjectExact(map[string]knownvalue.Check{
+							"count": knownvalue.Int64Exact(10), "mean": knownvalue.Float64Exact(0.5),
+							"trusted_count": knownvalue.Int64Exact(6), "trusted_mean": knownvalue.Float64Exact(0.5),
+						}),
+					})),
+				},
+				// The endpoint goes before the destroy deletes the versions.
+				Check: func(*terraformState) error {
+					return r.Store.DeleteEndpoint(t.Context(), registry.Actor{Name: "test"}, "live", registry.Precondition{})
 				},
 			},
 		},

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -40,6 +41,7 @@ type modelVersionDataSourceModel struct {
 	Latest        types.Bool   `tfsdk:"latest"`
 	BestMetric    types.String `tfsdk:"best_metric"`
 	BestDirection types.String `tfsdk:"best_direction"`
+	LiveMetrics   types.Map    `tfsdk:"live_metrics"`
 	versionFields
 }
 
@@ -87,6 +89,18 @@ func (d *modelVersionDataSource) Schema(_ context.Context, _ datasource.SchemaRe
 		MarkdownDescription: "Look up the version the stage (e.g. `production`) points at now.",
 		Optional:            true,
 		Validators:          []validator.String{stageValidator()},
+	}
+	attrs["live_metrics"] = schema.MapNestedAttribute{
+		MarkdownDescription: fmt.Sprintf("The version's live metrics over the last %s from every endpoint, keyed by metric: `count` and `mean` of every feedback value, "+
+			"`trusted_count` and `trusted_mean` of those sent by write and admin tokens (what stage policies and guards judge). Empty when no feedback arrived.",
+			registry.FormatWindow(registry.PolicyLiveWindow)),
+		Computed: true,
+		NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+			"count":         schema.Int64Attribute{MarkdownDescription: "Feedback values.", Computed: true},
+			"mean":          schema.Float64Attribute{MarkdownDescription: "Their mean.", Computed: true},
+			"trusted_count": schema.Int64Attribute{MarkdownDescription: "Feedback values from write and admin tokens.", Computed: true},
+			"trusted_mean":  schema.Float64Attribute{MarkdownDescription: "Their mean (0 when there are none).", Computed: true},
+		}},
 	}
 	attrs["latest"] = schema.BoolAttribute{
 		MarkdownDescription: "Set to `true` to look up the latest (highest-numbered) version that is not flagged.",
@@ -156,6 +170,14 @@ func (d *modelVersionDataSource) Read(ctx context.Context, req datasource.ReadRe
 	}
 	cfg.ID = types.StringValue(fmt.Sprintf("%s/%d", v.Model, v.Version))
 	resp.Diagnostics.Append(cfg.fromAPI(ctx, v, versionFields{})...)
+	lm, err := d.client.VersionLiveMetrics(ctx, v.Model, v.Version, registry.FormatWindow(registry.PolicyLiveWindow))
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "read the live metrics of", fmt.Sprintf("version %d of model %q", v.Version, v.Model), err)
+		return
+	}
+	var d2 diag.Diagnostics
+	cfg.LiveMetrics, d2 = liveMetricsValue(lm.Metrics, lm.Trusted)
+	resp.Diagnostics.Append(d2...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)
 }
 
@@ -259,4 +281,27 @@ func versionDataAttributes() map[string]schema.Attribute {
 		"updated_at":  schema.StringAttribute{MarkdownDescription: "When the version was last changed (RFC 3339).", Computed: true},
 		"revision":    schema.Int64Attribute{MarkdownDescription: "The version's revision (its ETag).", Computed: true},
 	}
+}
+
+var liveMetricAttrTypes = map[string]attr.Type{
+	"count": types.Int64Type, "mean": types.Float64Type, "trusted_count": types.Int64Type, "trusted_mean": types.Float64Type,
+}
+
+// liveMetricsValue is a live_metrics map: every metric of all, with its
+// trusted part.
+func liveMetricsValue(all, trusted map[string]registry.LiveMetric) (types.Map, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	elems := make(map[string]attr.Value, len(all))
+	for name, m := range all {
+		t := trusted[name]
+		obj, d := types.ObjectValue(liveMetricAttrTypes, map[string]attr.Value{
+			"count": types.Int64Value(m.Count), "mean": types.Float64Value(m.Mean),
+			"trusted_count": types.Int64Value(t.Count), "trusted_mean": types.Float64Value(t.Mean),
+		})
+		diags.Append(d...)
+		elems[name] = obj
+	}
+	v, d := types.MapValue(types.ObjectType{AttrTypes: liveMetricAttrTypes}, elems)
+	diags.Append(d...)
+	return v, diags
 }
