@@ -25,6 +25,7 @@ type facts struct {
 	models    map[string]*registry.Model
 	versions  map[string]*registry.ModelVersion
 	histories map[string][]registry.StageHistoryEntry
+	live      map[string]map[string]registry.LiveSums
 	stages    map[string]*registry.StageAssignment
 	endpoints []registry.Endpoint
 	fetched   map[string]bool
@@ -38,6 +39,7 @@ func newFacts(ctx context.Context, c *client.Client, offline string) *facts {
 		models:    map[string]*registry.Model{},
 		versions:  map[string]*registry.ModelVersion{},
 		histories: map[string][]registry.StageHistoryEntry{},
+		live:      map[string]map[string]registry.LiveSums{},
 		stages:    map[string]*registry.StageAssignment{},
 		fetched:   map[string]bool{},
 		seen:      map[string]bool{},
@@ -142,6 +144,32 @@ func (f *facts) history(model, stage, why string) ([]registry.StageHistoryEntry,
 	}
 	h, ok := f.histories[key]
 	return h, ok
+}
+
+// trustedLive returns a version's trusted live feedback per metric over
+// the window stage policies judge (registry.PolicyLiveWindow); ok false
+// when it could not be fetched.
+func (f *facts) trustedLive(model string, version int64, why string) (map[string]registry.LiveSums, bool) {
+	key := fmt.Sprintf("%s/%d", model, version)
+	if f.once("live " + key) {
+		if f.c == nil {
+			f.note(fmt.Sprintf("live metrics of version %d of %q (%s)", version, model, why), nil)
+			return nil, false
+		}
+		lm, err := f.c.VersionLiveMetrics(f.ctx, model, version, registry.FormatWindow(registry.PolicyLiveWindow))
+		if err != nil {
+			f.note(fmt.Sprintf("live metrics of version %d of %q (%s)", version, model, why), err)
+			return nil, false
+		}
+		sums := map[string]registry.LiveSums{}
+		for name, m := range lm.Trusted {
+			// The rule judges the count and the mean, which these carry.
+			sums[name] = registry.LiveSums{Count: m.Count, Sum: m.Sum}
+		}
+		f.live[key] = sums
+	}
+	l, ok := f.live[key]
+	return l, ok
 }
 
 // stage returns the current assignment of a stage: nil with ok when it is

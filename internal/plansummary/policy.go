@@ -160,6 +160,14 @@ func (b *builder) judge(m *ModelSummary, mv *StageMove, policies map[string]regi
 			}
 			c.RequiredHistory = h
 		}
+		if policy != nil && len(policy.MinLiveMetrics) > 0 {
+			if mv.To.New != "" {
+				// A version this plan creates has no feedback yet.
+				c.Live = map[string]registry.LiveSums{}
+			} else if live, ok := b.f.trustedLive(m.Name, mv.To.Version, "min_live_metrics check of the "+mv.Stage+" move"); ok {
+				c.Live = live
+			}
+		}
 		if policy != nil && policy.RequireSignatureMatch {
 			if a, ok := b.f.stage(m.Name, mv.Stage, "require_signature_match check"); ok && a != nil {
 				if cur := b.versionInfo(m.Name, &VersionRef{Version: a.Version}, "require_signature_match check"); cur != nil {

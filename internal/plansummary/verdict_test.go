@@ -270,3 +270,19 @@ func TestSummary_stageUnbinding(t *testing.T) {
 		t.Errorf("an unchanged binding warns:\n%s", md)
 	}
 }
+
+// TestSummary_liveMetricsPolicy: promoting a version the plan creates
+// into a stage whose policy sets min_live_metrics is refused by the
+// summary (a new version has no feedback), naming the rule and the count;
+// the plan itself cannot dry-run an assignment of a version not yet
+// created.
+func TestSummary_liveMetricsPolicy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	policy := "  stage_policy {\n    stage            = \"production\"\n    min_live_metrics = { correct = 0.9 }\n    min_live_count   = 50\n  }\n"
+	e.apply(modelHCL("churn", policy, "auc = 0.9"))
+	plan := e.planJSON(modelHCL("churn", policy, "auc = 0.9", "auc = 0.95") +
+		stageHCL("churn", "production", "mlregistry_model_version.churn_v2.version", ""))
+	md := e.summarise(plan, "markdown")
+	summaryHas(t, md, "min_live_metrics", `has 0 trusted feedback values of live metric "correct" in the last 24h`, "at least 50 (min_live_count)")
+}
