@@ -3,7 +3,9 @@ package provider
 import (
 	"context"
 	"fmt"
+	"strconv"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -31,6 +33,8 @@ type endpointDataSourceModel struct {
 	Name   types.String `tfsdk:"name"`
 	Model  types.String `tfsdk:"model"`
 	Routes types.List   `tfsdk:"routes"`
+	// LiveMetrics is keyed by version number.
+	LiveMetrics types.Map `tfsdk:"live_metrics"`
 	endpointFields
 	endpointRolloutFields
 }
@@ -76,6 +80,13 @@ func (d *endpointDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 			},
 			"sticky_header": schema.StringAttribute{MarkdownDescription: "Header whose value pins a caller to a route; null when not sticky.", Computed: true},
 			"timeout":       schema.StringAttribute{MarkdownDescription: "How long the gateway waits for an upstream's answer to start; null means the default, 30s.", Computed: true},
+			"live_metrics": schema.MapAttribute{
+				MarkdownDescription: fmt.Sprintf("Live metrics of the last %s on this endpoint, keyed by version number (as a string), then by metric: "+
+					"`count` and `mean` of every feedback value, `trusted_count` and `trusted_mean` of those sent by write and admin tokens (what guards and rollout gates judge). "+
+					"Versions without feedback are absent.", registry.FormatWindow(registry.PolicyLiveWindow)),
+				ElementType: types.MapType{ElemType: types.ObjectType{AttrTypes: liveMetricAttrTypes}},
+				Computed:    true,
+			},
 			"guard": schema.SingleNestedAttribute{
 				MarkdownDescription: "Automatic rollback settings; null when there is no guard.",
 				Computed:            true,
@@ -168,5 +179,18 @@ func (d *endpointDataSource) Read(ctx context.Context, req datasource.ReadReques
 	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(cfg.endpointFields.fromAPI(ctx, e, endpointFields{})...)
 	resp.Diagnostics.Append(cfg.endpointRolloutFields.fromAPI(ctx, e, endpointRolloutFields{})...)
+	lm, err := d.client.EndpointLiveMetrics(ctx, name, registry.FormatWindow(registry.PolicyLiveWindow))
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "read the live metrics of", fmt.Sprintf("endpoint %q", name), err)
+		return
+	}
+	perVersion := make(map[string]attr.Value, len(lm.Versions))
+	for _, v := range lm.Versions {
+		m, d := liveMetricsValue(v.Metrics, v.Trusted)
+		resp.Diagnostics.Append(d...)
+		perVersion[strconv.FormatInt(v.Version, 10)] = m
+	}
+	cfg.LiveMetrics, diags = types.MapValue(types.MapType{ElemType: types.ObjectType{AttrTypes: liveMetricAttrTypes}}, perVersion)
+	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &cfg)...)
 }

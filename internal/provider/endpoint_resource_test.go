@@ -139,6 +139,7 @@ data "mlregistry_endpoint" "e" {
 					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("routes"), knownvalue.ListSizeExact(2)),
 					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("model"), knownvalue.StringExact("churn")),
 					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("guard"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("data.mlregistry_endpoint.e", tfjsonpath.New("live_metrics"), knownvalue.MapSizeExact(0)),
 				},
 			},
 		},
