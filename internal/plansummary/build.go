@@ -3,6 +3,7 @@ package plansummary
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -571,6 +572,16 @@ func (b *builder) metrics(mv *StageMove) {
 	}
 	if to != nil {
 		mv.FlaggedTo = to.flagged
+	}
+	// Live metrics are shown when the registry has some: a plan read
+	// offline, or a version without feedback, adds nothing.
+	if mv.To.New == "" && b.f.online() {
+		if lm, err := b.f.versionLive(mv.Model, mv.To.Version); err == nil {
+			for _, name := range slices.Sorted(maps.Keys(lm.Metrics)) {
+				m, t := lm.Metrics[name], lm.Trusted[name]
+				mv.Live = append(mv.Live, LiveLine{Metric: name, Count: m.Count, Mean: m.Mean, TrustedCount: t.Count, TrustedMean: t.Mean})
+			}
+		}
 	}
 	var missing []string
 	if mv.From != nil && from == nil {

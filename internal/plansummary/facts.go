@@ -26,6 +26,7 @@ type facts struct {
 	versions  map[string]*registry.ModelVersion
 	histories map[string][]registry.StageHistoryEntry
 	live      map[string]map[string]registry.LiveSums
+	liveAll   map[string]*registry.LiveMetrics
 	stages    map[string]*registry.StageAssignment
 	endpoints []registry.Endpoint
 	fetched   map[string]bool
@@ -40,6 +41,7 @@ func newFacts(ctx context.Context, c *client.Client, offline string) *facts {
 		versions:  map[string]*registry.ModelVersion{},
 		histories: map[string][]registry.StageHistoryEntry{},
 		live:      map[string]map[string]registry.LiveSums{},
+		liveAll:   map[string]*registry.LiveMetrics{},
 		stages:    map[string]*registry.StageAssignment{},
 		fetched:   map[string]bool{},
 		seen:      map[string]bool{},
@@ -156,7 +158,7 @@ func (f *facts) trustedLive(model string, version int64, why string) (map[string
 			f.note(fmt.Sprintf("live metrics of version %d of %q (%s)", version, model, why), nil)
 			return nil, false
 		}
-		lm, err := f.c.VersionLiveMetrics(f.ctx, model, version, registry.FormatWindow(registry.PolicyLiveWindow))
+		lm, err := f.versionLive(model, version)
 		if err != nil {
 			f.note(fmt.Sprintf("live metrics of version %d of %q (%s)", version, model, why), err)
 			return nil, false
@@ -170,6 +172,20 @@ func (f *facts) trustedLive(model string, version int64, why string) (map[string
 	}
 	l, ok := f.live[key]
 	return l, ok
+}
+
+// versionLive fetches a version's live metrics of the policy window once.
+func (f *facts) versionLive(model string, version int64) (*registry.LiveMetrics, error) {
+	key := fmt.Sprintf("%s/%d", model, version)
+	if lm, ok := f.liveAll[key]; ok {
+		return lm, nil
+	}
+	lm, err := f.c.VersionLiveMetrics(f.ctx, model, version, registry.FormatWindow(registry.PolicyLiveWindow))
+	if err != nil {
+		return nil, err
+	}
+	f.liveAll[key] = lm
+	return lm, nil
 }
 
 // stage returns the current assignment of a stage: nil with ok when it is

@@ -5,8 +5,11 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/mlregistry/terraform-provider-mlregistry/internal/registry"
 )
 
 // barWidth is how many cells a 100% weight fills.
@@ -156,6 +159,14 @@ func writeMove(b *strings.Builder, mv *StageMove) {
 	}
 	if mv.MetricsNote != "" {
 		fmt.Fprintf(b, "  - metrics: %s\n", mv.MetricsNote)
+	}
+	if len(mv.Live) > 0 {
+		parts := make([]string, len(mv.Live))
+		for i, l := range mv.Live {
+			parts[i] = fmt.Sprintf("%s %s over %d (trusted: %s over %d)", l.Metric, strconv.FormatFloat(roundSig(l.Mean), 'g', -1, 64), l.Count,
+				strconv.FormatFloat(roundSig(l.TrustedMean), 'g', -1, 64), l.TrustedCount)
+		}
+		fmt.Fprintf(b, "  - live metrics of %s (last %s): %s\n", mv.To, registry.FormatWindow(registry.PolicyLiveWindow), strings.Join(parts, ", "))
 	}
 	if mv.DryRun != nil {
 		fmt.Fprintf(b, "  - stage policy (registry dry run): %s\n", verdictText(mv.DryRun))

@@ -90,6 +90,9 @@ type StageMove struct {
 	Metrics   []MetricDelta `json:"metrics"`
 	// MetricsNote says why metrics are missing, when they are.
 	MetricsNote string `json:"metrics_note,omitempty"`
+	// Live are the target version's live metrics of the last day, from
+	// every endpoint, when the registry has any.
+	Live []LiveLine `json:"live,omitempty"`
 	// DryRun is the registry's own verdict on the move as the registry is now.
 	DryRun *Verdict `json:"dry_run,omitempty"`
 	// WholePlan is the verdict once the plan's other moves are counted.
@@ -97,6 +100,16 @@ type StageMove struct {
 	// LeftEmpty: this unassign leaves the stage with no version, and
 	// nothing else in the plan assigns it.
 	LeftEmpty bool `json:"left_empty,omitempty"`
+}
+
+// LiveLine is one live metric of a version: every feedback value, and the
+// trusted part (write and admin tokens) that policies and guards judge.
+type LiveLine struct {
+	Metric       string  `json:"metric"`
+	Count        int64   `json:"count"`
+	Mean         float64 `json:"mean"`
+	TrustedCount int64   `json:"trusted_count"`
+	TrustedMean  float64 `json:"trusted_mean"`
 }
 
 // MetricDelta compares one metric of the two versions of a move.

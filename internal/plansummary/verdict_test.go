@@ -285,4 +285,22 @@ func TestSummary_liveMetricsPolicy(t *testing.T) {
 		stageHCL("churn", "production", "mlregistry_model_version.churn_v2.version", ""))
 	md := e.summarise(plan, "markdown")
 	summaryHas(t, md, "min_live_metrics", `has 0 trusted feedback values of live metric "correct" in the last 24h`, "at least 50 (min_live_count)")
+
+	// Feedback for version 1 (6 of 10 values trusted) shows beside a move
+	// of a stage without a live rule to it.
+	ctx := t.Context()
+	if _, err := e.r.Store.CreateEndpoint(ctx, registry.Actor{Name: "test"}, registry.EndpointCreate{Name: "live", Model: "churn",
+		Routes: []registry.Route{{Name: "main", Version: 1, UpstreamURL: "http://main.internal:8080", Weight: 100}}}); err != nil {
+		t.Fatal(err)
+	}
+	var items []registry.FeedbackRecord
+	for i := range 10 {
+		items = append(items, registry.FeedbackRecord{Index: i, Trusted: i < 6, Metrics: map[string]float64{"correct": float64(i % 2)},
+			Receipt: registry.Receipt{KeyID: 1, IssuedAt: e.r.Clock.Now(), Endpoint: "live", Route: "main", Model: "churn", Version: 1, RequestID: fmt.Sprint("req-", i)}})
+	}
+	if res, err := e.r.Store.RecordFeedback(ctx, registry.Actor{Name: "test"}, "live", items); err != nil || res.Accepted != 10 {
+		t.Fatalf("feedback: %+v %v", res, err)
+	}
+	md = e.summarise(e.planJSON(modelHCL("churn", policy, "auc = 0.9")+stageHCL("churn", "staging", "mlregistry_model_version.churn_v1.version", "")), "markdown")
+	summaryHas(t, md, "live metrics of v1 (last 24h): correct 0.5 over 10 (trusted: 0.5 over 6)")
 }
