@@ -73,7 +73,7 @@ func rolloutSeq(e *registry.Endpoint) int64 {
 	if e.Rollout == nil || e.Rollout.RolloutStatus == nil {
 		return 0
 	}
-	return e.Rollout.RolloutStatus.Seq
+	return e.Rollout.Seq
 }
 
 type guardConfig struct {
