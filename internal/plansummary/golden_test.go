@@ -217,12 +217,7 @@ func TestGolden_drift(t *testing.T) {
 	e := newEnv(t)
 	stable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }))
 	t.Cleanup(stable.Close)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken := "http://" + l.Addr().String() // refuses connections
-	l.Close()
+	broken := refusingURL(t)
 	config := modelHCL("churn", "", "auc = 0.9", "auc = 0.93") +
 		stageHCL("churn", "production", "mlregistry_model_version.churn_v1.version", "") +
 		endpointHCL(routeHCL("stable", "mlregistry_model_version.churn_v1.version", stable.URL, 50, "")+
@@ -274,4 +269,16 @@ func TestGolden_drift(t *testing.T) {
 	if code != ExitFailOn || !strings.Contains(errb.String(), "drift in 2 object(s)") {
 		t.Errorf("--fail-on drift: exit %d, stderr %q", code, errb.String())
 	}
+}
+
+// refusingURL is an upstream URL whose port was just closed: every request
+// to it fails with a refused connection, as a crashed model server would.
+func refusingURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "http://" + l.Addr().String()
 }

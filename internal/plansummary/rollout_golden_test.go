@@ -3,7 +3,6 @@ package plansummary
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -94,12 +93,7 @@ func TestGolden_rolloutRolledBack(t *testing.T) {
 	e := newEnv(t)
 	stable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }))
 	t.Cleanup(stable.Close)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	broken := "http://" + l.Addr().String() // refuses connections
-	l.Close()
+	broken := refusingURL(t)
 	config := func(stableW, canaryW int) string {
 		return modelHCL("churn", "", "auc = 0.9", "auc = 0.93") +
 			endpointHCL(routeHCL("stable", "mlregistry_model_version.churn_v1.version", stable.URL, stableW, "")+
